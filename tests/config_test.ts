@@ -1,0 +1,263 @@
+import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
+import {
+  defaultExperiment,
+  loadExperiment,
+  parseOverrides,
+  resolveExperiment,
+  suggestName,
+} from "../pipeline/config.ts";
+import {
+  EXPERIMENT_SCHEMA,
+  experimentHelp,
+  experimentJsonSchema,
+  forEachOption,
+  JSON_SCHEMA_PATH,
+} from "../pipeline/config_schema.ts";
+import { InputError } from "../pipeline/errors.ts";
+
+async function withFile(text: string, fn: (path: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/exp.json`;
+  await Deno.writeTextFile(path, text);
+  try {
+    await fn(path);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("the committed experiment.schema.json equals a fresh generation (run `deno task schema`)", async () => {
+  const committed = await Deno.readTextFile(new URL(`../${JSON_SCHEMA_PATH}`, import.meta.url));
+  assertEquals(committed, experimentJsonSchema());
+});
+
+Deno.test("the JSON Schema lists every option with its default, and rejects extra keys", () => {
+  const schema = JSON.parse(experimentJsonSchema());
+  let count = 0;
+  forEachOption((path, spec) => {
+    let node = schema;
+    for (const p of path) node = node.properties[p];
+    assertEquals(node.default, spec.default, path.join("."));
+    count++;
+  });
+  assertEquals(count, 40);
+  assertEquals(schema.additionalProperties, false);
+  assertEquals(schema.properties.train.additionalProperties, false);
+  assertEquals(schema.properties.train.properties.learningRate.exclusiveMinimum, 0);
+  assertEquals(schema.properties.train.properties.momentum.exclusiveMaximum, 1);
+  assertEquals(schema.properties.model.properties.cellType.enum, ["rnn", "lstm"]);
+  assertEquals(schema.properties.train.properties.workers.anyOf[1], { const: "auto" });
+});
+
+Deno.test("defaultExperiment() fills derived defaults from the source and the name", () => {
+  const cfg = defaultExperiment("demo");
+  assertEquals(cfg.name, "demo");
+  assertEquals(cfg.data.source, "synthetic");
+  assertEquals(cfg.data.dir, "datasets/synthetic");
+  assertEquals(cfg.output.dir, "runs/demo");
+  assertEquals(cfg.model.cellType, "lstm");
+  assertEquals(cfg.train.workers, "auto");
+  assertEquals(cfg.stages, ["train", "evaluate", "sample", "report"]);
+  const coco = resolveExperiment({ data: { source: "coco" } }, "dir/real.json");
+  assertEquals(coco.data.dir, "datasets/coco_captioning");
+  assertEquals(coco.name, "real");
+});
+
+Deno.test("resolveExperiment() deep-merges a partial file over the defaults", () => {
+  const cfg = resolveExperiment(
+    { train: { batchSize: 25 }, data: { synthetic: { numTrain: 50 } }, name: "x" },
+    "e.json",
+  );
+  assertEquals(cfg.train.batchSize, 25);
+  assertEquals(cfg.train.learningRate, 5e-3);
+  assertEquals(cfg.data.synthetic, { numTrain: 50, numVal: 500, seed: 0 });
+  // The defaults are not shared between calls.
+  cfg.stages.push("train");
+  assertEquals(defaultExperiment().stages.length, 4);
+});
+
+Deno.test("resolveExperiment() rejects bad values with one line naming the file and field", () => {
+  const cases: [unknown, string][] = [
+    [
+      { train: { learningRate: "fast" } },
+      `exp.json: train.learningRate: expected a positive number, got "fast"`,
+    ],
+    [
+      { train: { learningRate: 0 } },
+      "exp.json: train.learningRate: expected a positive number, got 0",
+    ],
+    [
+      { train: { batchSize: 2.5 } },
+      "exp.json: train.batchSize: expected a positive integer, got 2.5",
+    ],
+    [{ train: { momentum: 1 } }, "exp.json: train.momentum: expected a number in [0, 1), got 1"],
+    [
+      { train: { workers: "many" } },
+      `exp.json: train.workers: expected a positive integer or "auto", got "many"`,
+    ],
+    [
+      { model: { cellType: "gru" } },
+      `exp.json: model.cellType: expected one of "rnn", "lstm", got "gru"`,
+    ],
+    [
+      { data: { pcaFeatures: "yes" } },
+      `exp.json: data.pcaFeatures: expected true or false, got "yes"`,
+    ],
+    [
+      { data: { maxTrain: 0 } },
+      "exp.json: data.maxTrain: expected a positive integer or null, got 0",
+    ],
+    [
+      { evaluate: { metrics: ["bleu5"] } },
+      `exp.json: evaluate.metrics: expected a non-empty list of`,
+    ],
+    [{ stages: [] }, "exp.json: stages: expected a non-empty list of"],
+    [{ stages: ["train", "train"] }, `exp.json: stages: "train" is listed twice`],
+    [{ train: 3 }, "exp.json: train: expected an object, got 3"],
+    [[1, 2], "exp.json: expected an object, got [1,2]"],
+    [{ name: "a b" }, `exp.json: name: expected letters, digits`],
+  ];
+  for (const [input, message] of cases) {
+    const e = assertThrows(() => resolveExperiment(input, "exp.json"), InputError, message);
+    assert(!e.message.includes("\n"), e.message);
+  }
+});
+
+Deno.test("resolveExperiment() rejects unknown keys with a did-you-mean for near misses", () => {
+  assertThrows(
+    () => resolveExperiment({ train: { lerningRate: 1 } }, "exp.json"),
+    InputError,
+    `exp.json: train.lerningRate: unknown option (did you mean "train.learningRate"?)`,
+  );
+  assertThrows(
+    () => resolveExperiment({ modle: {} }, "exp.json"),
+    InputError,
+    `exp.json: modle: unknown option (did you mean "model"?)`,
+  );
+  assertThrows(
+    () => resolveExperiment({ data: { synthetic: { numtrain: 3 } } }, "exp.json"),
+    InputError,
+    `data.synthetic.numtrain: unknown option (did you mean "data.synthetic.numTrain"?)`,
+  );
+  assertThrows(
+    () => resolveExperiment({ model: { zzzzzzzz: 1 } }, "exp.json"),
+    InputError,
+    "exp.json: model.zzzzzzzz: unknown option (valid here: cellType, activation,",
+  );
+});
+
+Deno.test("suggestName() suggests only near misses", () => {
+  assertEquals(suggestName("batchsize", ["batchSize", "seed"]), "batchSize");
+  assertEquals(suggestName("learnignRate", ["learningRate"]), "learningRate");
+  assertEquals(suggestName("optimizer", ["learningRate", "seed"]), undefined);
+});
+
+Deno.test("parseOverrides() types values like the defaults", () => {
+  assertEquals(
+    parseOverrides([
+      "--train.learningRate=1e-3",
+      "--train.workers",
+      "2",
+      "--data.pcaFeatures",
+      "--evaluate.splits=train,val",
+      "--data.maxTrain=null",
+      "--model.cellType",
+      "rnn",
+      "--train.gradClip=-0", // a number, even though it starts like a flag
+    ]),
+    {
+      train: { learningRate: 1e-3, workers: 2, gradClip: -0 },
+      data: { pcaFeatures: true, maxTrain: null },
+      evaluate: { splits: ["train", "val"] },
+      model: { cellType: "rnn" },
+    },
+  );
+  assertEquals(parseOverrides(["--train.workers=auto", "--data.pcaFeatures=false"]), {
+    train: { workers: "auto" },
+    data: { pcaFeatures: false },
+  });
+});
+
+Deno.test("parseOverrides() rejects unknown options, missing and mistyped values", () => {
+  assertThrows(
+    () => parseOverrides(["--train.lr=1"]),
+    InputError,
+    "command line: --train.lr: unknown option",
+  );
+  assertThrows(
+    () => parseOverrides(["--train.learningrate=1"]),
+    InputError,
+    "(did you mean --train.learningRate?)",
+  );
+  assertThrows(
+    () => parseOverrides(["--train.batchSize=ten"]),
+    InputError,
+    `command line: --train.batchSize: expected a positive integer, got "ten"`,
+  );
+  assertThrows(
+    () => parseOverrides(["--train.batchSize"]),
+    InputError,
+    "command line: --train.batchSize: missing value",
+  );
+  assertThrows(
+    () => parseOverrides(["--model.dtype=float16"]),
+    InputError,
+    `expected one of "float32", "float64", got "float16"`,
+  );
+  assertThrows(() => parseOverrides(["train.seed=1"]), InputError, "unexpected argument");
+});
+
+Deno.test("loadExperiment() reads a file, applies overrides and validates", async () => {
+  await withFile(
+    JSON.stringify({ $schema: "./experiment.schema.json", train: { batchSize: 25 } }),
+    async (path) => {
+      const cfg = await loadExperiment(path, ["--train.learningRate=1e-3", "--train.workers", "2"]);
+      assertEquals(cfg.train.batchSize, 25);
+      assertEquals(cfg.train.learningRate, 1e-3);
+      assertEquals(cfg.train.workers, 2);
+      assertEquals(cfg.name, "exp");
+      assertEquals(cfg.output.dir, "runs/exp");
+      const coco = await loadExperiment(path, ["--data.source=coco"]);
+      assertEquals(coco.data.dir, "datasets/coco_captioning");
+    },
+  );
+});
+
+Deno.test("loadExperiment() names the file in errors: bad field, malformed JSON, missing file", async () => {
+  await withFile(`{"train": {"learningRate": "fast"}}`, async (path) => {
+    await assertRejects(
+      () => loadExperiment(path),
+      InputError,
+      `${path}: train.learningRate: expected a positive number, got "fast"`,
+    );
+  });
+  await withFile(`{\n  "train": {\n    "batchSize": 25,\n  }\n}\n`, async (path) => {
+    const e = await assertRejects(
+      () => loadExperiment(path),
+      InputError,
+      `${path}: invalid JSON at line 4, column 3`,
+    );
+    assert(!e.message.includes("\n"));
+  });
+  await withFile(`{"train": {"batchSize": 25}`, async (path) => {
+    await assertRejects(
+      () => loadExperiment(path),
+      InputError,
+      `${path}: invalid JSON at line 1, column`,
+    );
+  });
+  await assertRejects(
+    () => loadExperiment("/nonexistent/dir/exp.json"),
+    InputError,
+    "/nonexistent/dir/exp.json: experiment file not found",
+  );
+});
+
+Deno.test("experimentHelp() lists every option with its default", () => {
+  const help = experimentHelp();
+  assert(help.includes("--train.learningRate"));
+  assert(help.includes("(default 0.005)"));
+  assert(help.includes(`--model.cellType`));
+  assertEquals(help.split("\n").filter((l) => l.startsWith("  --")).length, 39);
+  assertEquals(typeof EXPERIMENT_SCHEMA.train.batchSize.help, "string");
+});
