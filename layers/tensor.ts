@@ -39,6 +39,22 @@ export function allocArray<D extends DType>(dtype: D, length: number, shared = f
 }
 
 /**
+ * Allocates a zeroed float array of a float dtype (unshared).
+ * @param dtype "float32" or "float64".
+ * @param length The number of elements.
+ * @returns The new array.
+ *
+ * @example
+ * ```ts
+ * import { allocFloat } from "./tensor.ts";
+ * console.assert(allocFloat("float64", 2) instanceof Float64Array);
+ * ```
+ */
+export function allocFloat(dtype: FloatDType, length: number): FloatArray {
+  return dtype === "float32" ? new Float32Array(length) : new Float64Array(length);
+}
+
+/**
  * The dtype of a typed array.
  * @param data A Float32Array, Float64Array or Int32Array.
  * @returns Its dtype name.

@@ -19,6 +19,7 @@ export class InputError extends Error {
   readonly exitCode = 2;
 
   /**
+   * Creates a bad-input error.
    * @param message One line: the file, the field, what is wrong and what to do.
    * @param options The underlying cause, if any.
    */

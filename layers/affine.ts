@@ -1,0 +1,108 @@
+/**
+ * Affine (fully connected) layer: out = x @ w + b.
+ *
+ * Dimension legend: N batch, D input (the product of x's trailing dims), M output.
+ * @module
+ */
+import { expectSameDtype, expectShape } from "./checks.ts";
+import { kernels } from "./kernels/mod.ts";
+import { type FloatDType, Tensor } from "./tensor.ts";
+
+/** What {@linkcode affineForward} keeps for the backward pass. */
+export interface AffineCache<D extends FloatDType> {
+  /** The input, (N, d_1, …, d_k). */
+  x: Tensor<D>;
+  /** The weights, (D, M). */
+  w: Tensor<D>;
+}
+
+/** Gradients from {@linkcode affineBackward}. */
+export interface AffineGrads<D extends FloatDType> {
+  /** Gradient of the input, shaped like x. */
+  dx: Tensor<D>;
+  /** Gradient of the weights, (D, M). */
+  dw: Tensor<D>;
+  /** Gradient of the bias, (M,). */
+  db: Tensor<D>;
+}
+
+/**
+ * Forward pass of an affine layer; x's trailing dimensions are flattened to D.
+ * @param x Input, (N, d_1, …, d_k) with D = d_1 ⋯ d_k.
+ * @param w Weights, (D, M).
+ * @param b Bias, (M,).
+ * @returns `[out, cache]` with out (N, M).
+ *
+ * @example
+ * ```ts
+ * import { affineForward, Tensor } from "../mod.ts";
+ * const [out] = affineForward(Tensor.zeros([2, 3]), Tensor.zeros([3, 4]), Tensor.linspace(0, 3, [4]));
+ * console.log(out.shape); // [2, 4]
+ * ```
+ */
+export function affineForward<D extends FloatDType>(
+  x: Tensor<D>,
+  w: Tensor<D>,
+  b: Tensor<D>,
+): [Tensor<D>, AffineCache<D>] {
+  expectSameDtype({ x, w, b });
+  const n = x.shape[0], d = x.size / n;
+  expectShape("w", w, [d, -1]);
+  const m = w.shape[1];
+  expectShape("b", b, [m]);
+  const out = Tensor.zeros([n, m], x.dtype);
+  // out = b broadcast over rows, then out += x @ w.
+  for (let i = 0; i < n; i++) out.data.set(b.data, i * m);
+  kernels().gemm(false, false, n, m, d, 1, x.data, 0, d, w.data, 0, m, 1, out.data, 0, m);
+  return [out, { x, w }];
+}
+
+/**
+ * Backward pass of an affine layer.
+ * @param dout Upstream gradient, (N, M).
+ * @param cache The cache from {@linkcode affineForward}.
+ * @returns `{ dx, dw, db }`.
+ *
+ * @example
+ * ```ts
+ * import { affineBackward, affineForward, Tensor } from "../mod.ts";
+ * const [out, cache] = affineForward(Tensor.randn([2, 3], 0), Tensor.randn([3, 4], 1), Tensor.zeros([4]));
+ * const { dx, dw, db } = affineBackward(Tensor.randn(out.shape, 2), cache);
+ * console.log(dx.shape, dw.shape, db.shape); // [2, 3] [3, 4] [4]
+ * ```
+ */
+export function affineBackward<D extends FloatDType>(
+  dout: Tensor<D>,
+  cache: AffineCache<D>,
+): AffineGrads<D> {
+  const { x, w } = cache;
+  const n = x.shape[0], d = x.size / n, m = w.shape[1];
+  expectShape("dout", dout, [n, m]);
+  const dx = Tensor.zeros(x.shape, x.dtype);
+  const dw = Tensor.zeros([d, m], x.dtype);
+  const db = Tensor.zeros([m], x.dtype);
+  const k = kernels();
+  k.gemm(false, true, n, d, m, 1, dout.data, 0, m, w.data, 0, m, 0, dx.data, 0, d); // dout @ wᵀ
+  k.gemm(true, false, d, m, n, 1, x.data, 0, d, dout.data, 0, m, 0, dw.data, 0, m); // xᵀ @ dout
+  sumRows(dout.data, n, m, db.data);
+  return { dx, dw, db };
+}
+
+/**
+ * Adds the rows of a (rows, cols) matrix into `out` (cols,): the bias gradient.
+ * @param a The matrix, row-major.
+ * @param rows The number of rows.
+ * @param cols The number of columns.
+ * @param out The accumulator, (cols,).
+ */
+export function sumRows(
+  a: Float32Array | Float64Array,
+  rows: number,
+  cols: number,
+  out: Float32Array | Float64Array,
+): void {
+  for (let i = 0; i < rows; i++) {
+    const r = i * cols;
+    for (let j = 0; j < cols; j++) out[j] += a[r + j];
+  }
+}

@@ -1,0 +1,475 @@
+/**
+ * The LSTM: one step, and a whole sequence (c0 = 0).
+ *
+ *   a = x @ Wx + prev_h @ Wh + b, split in order i, f, o, g (each H wide)
+ *   i, f, o = sigmoid(…), g = tanh(…)
+ *   next_c = f * prev_c + i * g,  next_h = o * tanh(next_c)
+ *
+ * Dimension legend: N batch, T time, D input, H hidden (the gates are 4H wide).
+ * The sequence functions compute the input projection of all T steps in one GEMM and the
+ * weight gradients as one GEMM over all steps, which is the same math as looping the step.
+ * @module
+ */
+import { sigmoid } from "./activations.ts";
+import { sumRows } from "./affine.ts";
+import { expectSameDtype, expectShape } from "./checks.ts";
+import { kernels } from "./kernels/mod.ts";
+import { shiftedHidden } from "./rnn.ts";
+import { allocFloat, type FloatArray, type FloatDType, Tensor } from "./tensor.ts";
+
+/** What {@linkcode lstmStepForward} keeps for the backward pass. */
+export interface LstmStepCache<D extends FloatDType> {
+  /** (N, D) */
+  x: Tensor<D>;
+  /** (N, H) */
+  prevH: Tensor<D>;
+  /** (N, H) */
+  prevC: Tensor<D>;
+  /** (D, 4H) */
+  Wx: Tensor<D>;
+  /** (H, 4H) */
+  Wh: Tensor<D>;
+  /** The activated gates i, f, o, g, (N, 4H). */
+  gates: Tensor<D>;
+  /** tanh(next_c), (N, H). */
+  tanhC: Tensor<D>;
+}
+
+/** Gradients from {@linkcode lstmStepBackward}. */
+export interface LstmStepGrads<D extends FloatDType> {
+  /** (N, D) */
+  dx: Tensor<D>;
+  /** (N, H) */
+  dprevH: Tensor<D>;
+  /** (N, H) */
+  dprevC: Tensor<D>;
+  /** (D, 4H) */
+  dWx: Tensor<D>;
+  /** (H, 4H) */
+  dWh: Tensor<D>;
+  /** (4H,) */
+  db: Tensor<D>;
+}
+
+/**
+ * One LSTM step.
+ * @param x Input, (N, D).
+ * @param prevH Previous hidden state, (N, H).
+ * @param prevC Previous cell state, (N, H).
+ * @param Wx Input-to-gates weights, (D, 4H).
+ * @param Wh Hidden-to-gates weights, (H, 4H).
+ * @param b Gate biases, (4H,).
+ * @returns `[nextH, nextC, cache]`, both states (N, H).
+ *
+ * @example
+ * ```ts
+ * import { lstmStepForward, Tensor } from "../mod.ts";
+ * const [nextH, nextC] = lstmStepForward(
+ *   Tensor.linspace(-0.4, 1.2, [3, 4]), Tensor.linspace(-0.3, 0.7, [3, 5]),
+ *   Tensor.linspace(-0.4, 0.9, [3, 5]), Tensor.linspace(-2.1, 1.3, [4, 20]),
+ *   Tensor.linspace(-0.7, 2.2, [5, 20]), Tensor.linspace(0.3, 0.7, [20]),
+ * );
+ * console.log(nextH.shape, nextC.shape); // [3, 5] [3, 5]
+ * ```
+ */
+export function lstmStepForward<D extends FloatDType>(
+  x: Tensor<D>,
+  prevH: Tensor<D>,
+  prevC: Tensor<D>,
+  Wx: Tensor<D>,
+  Wh: Tensor<D>,
+  b: Tensor<D>,
+): [Tensor<D>, Tensor<D>, LstmStepCache<D>] {
+  expectSameDtype({ x, prevH, prevC, Wx, Wh, b });
+  const [n, d] = x.shape, h = prevH.shape[1];
+  expectShape("prevH", prevH, [n, h]);
+  expectShape("prevC", prevC, [n, h]);
+  expectShape("Wx", Wx, [d, 4 * h]);
+  expectShape("Wh", Wh, [h, 4 * h]);
+  expectShape("b", b, [4 * h]);
+  const dtype = x.dtype, k = kernels();
+  const gates = Tensor.zeros([n, 4 * h], dtype);
+  for (let i = 0; i < n; i++) gates.data.set(b.data, i * 4 * h);
+  k.gemm(false, false, n, 4 * h, d, 1, x.data, 0, d, Wx.data, 0, 4 * h, 1, gates.data, 0, 4 * h);
+  k.gemm(
+    false,
+    false,
+    n,
+    4 * h,
+    h,
+    1,
+    prevH.data,
+    0,
+    h,
+    Wh.data,
+    0,
+    4 * h,
+    1,
+    gates.data,
+    0,
+    4 * h,
+  );
+  const nextH = Tensor.zeros([n, h], dtype), nextC = Tensor.zeros([n, h], dtype);
+  const tanhC = Tensor.zeros([n, h], dtype);
+  for (let i = 0; i < n; i++) {
+    cellForward(
+      gates.data,
+      i * 4 * h,
+      prevC.data,
+      i * h,
+      nextC.data,
+      nextH.data,
+      tanhC.data,
+      i * h,
+      h,
+    );
+  }
+  return [nextH, nextC, { x, prevH, prevC, Wx, Wh, gates, tanhC }];
+}
+
+/**
+ * Backward pass of one LSTM step.
+ * @param dnextH Gradient of the next hidden state, (N, H).
+ * @param dnextC Gradient of the next cell state, (N, H).
+ * @param cache The cache from {@linkcode lstmStepForward}.
+ * @returns `{ dx, dprevH, dprevC, dWx, dWh, db }`.
+ *
+ * @example
+ * ```ts
+ * import { lstmStepBackward, lstmStepForward, Tensor } from "../mod.ts";
+ * const [h, c, cache] = lstmStepForward(
+ *   Tensor.randn([2, 3], 0), Tensor.randn([2, 4], 1), Tensor.randn([2, 4], 2),
+ *   Tensor.randn([3, 16], 3), Tensor.randn([4, 16], 4), Tensor.randn([16], 5),
+ * );
+ * const { dx, dprevC } = lstmStepBackward(Tensor.randn(h.shape, 6), Tensor.randn(c.shape, 7), cache);
+ * console.log(dx.shape, dprevC.shape); // [2, 3] [2, 4]
+ * ```
+ */
+export function lstmStepBackward<D extends FloatDType>(
+  dnextH: Tensor<D>,
+  dnextC: Tensor<D>,
+  cache: LstmStepCache<D>,
+): LstmStepGrads<D> {
+  const { x, prevH, prevC, Wx, Wh, gates, tanhC } = cache;
+  const [n, d] = x.shape, h = prevH.shape[1];
+  expectShape("dnextH", dnextH, [n, h]);
+  expectShape("dnextC", dnextC, [n, h]);
+  const dtype = x.dtype, k = kernels();
+  const da = Tensor.zeros([n, 4 * h], dtype), dprevC = Tensor.zeros([n, h], dtype);
+  for (let i = 0; i < n; i++) {
+    cellBackward(
+      dnextH.data,
+      dnextC.data,
+      i * h,
+      gates.data,
+      i * 4 * h,
+      prevC.data,
+      tanhC.data,
+      i * h,
+      da.data,
+      i * 4 * h,
+      dprevC.data,
+      i * h,
+      h,
+    );
+  }
+  const dx = Tensor.zeros([n, d], dtype), dprevH = Tensor.zeros([n, h], dtype);
+  const dWx = Tensor.zeros([d, 4 * h], dtype), dWh = Tensor.zeros([h, 4 * h], dtype);
+  const db = Tensor.zeros([4 * h], dtype);
+  k.gemm(false, true, n, d, 4 * h, 1, da.data, 0, 4 * h, Wx.data, 0, 4 * h, 0, dx.data, 0, d);
+  k.gemm(false, true, n, h, 4 * h, 1, da.data, 0, 4 * h, Wh.data, 0, 4 * h, 0, dprevH.data, 0, h);
+  k.gemm(true, false, d, 4 * h, n, 1, x.data, 0, d, da.data, 0, 4 * h, 0, dWx.data, 0, 4 * h);
+  k.gemm(true, false, h, 4 * h, n, 1, prevH.data, 0, h, da.data, 0, 4 * h, 0, dWh.data, 0, 4 * h);
+  sumRows(da.data, n, 4 * h, db.data);
+  return { dx, dprevH, dprevC, dWx, dWh, db };
+}
+
+/** What {@linkcode lstmForward} keeps for the backward pass. */
+export interface LstmCache<D extends FloatDType> {
+  /** (N, T, D) */
+  x: Tensor<D>;
+  /** (N, H) */
+  h0: Tensor<D>;
+  /** (D, 4H) */
+  Wx: Tensor<D>;
+  /** (H, 4H) */
+  Wh: Tensor<D>;
+  /** All hidden states, (N, T, H). */
+  h: Tensor<D>;
+  /** All cell states, (N, T, H). */
+  c: Tensor<D>;
+  /** tanh of all cell states, (N, T, H). */
+  tanhC: Tensor<D>;
+  /** All activated gates i, f, o, g, (N, T, 4H). */
+  gates: Tensor<D>;
+}
+
+/** Gradients from {@linkcode lstmBackward}. */
+export interface LstmGrads<D extends FloatDType> {
+  /** (N, T, D) */
+  dx: Tensor<D>;
+  /** (N, H) */
+  dh0: Tensor<D>;
+  /** (D, 4H) */
+  dWx: Tensor<D>;
+  /** (H, 4H) */
+  dWh: Tensor<D>;
+  /** (4H,) */
+  db: Tensor<D>;
+}
+
+/**
+ * An LSTM over a whole sequence from h0, with the initial cell state c0 = 0.
+ * @param x Inputs, (N, T, D).
+ * @param h0 Initial hidden state, (N, H).
+ * @param Wx Input-to-gates weights, (D, 4H).
+ * @param Wh Hidden-to-gates weights, (H, 4H).
+ * @param b Gate biases, (4H,).
+ * @returns `[h, cache]` with h (N, T, H).
+ *
+ * @example
+ * ```ts
+ * import { lstmForward, Tensor } from "../mod.ts";
+ * const [h] = lstmForward(
+ *   Tensor.linspace(-0.4, 0.6, [2, 3, 5]), Tensor.linspace(-0.4, 0.8, [2, 4]),
+ *   Tensor.linspace(-0.2, 0.9, [5, 16]), Tensor.linspace(-0.3, 0.6, [4, 16]),
+ *   Tensor.linspace(0.2, 0.7, [16]),
+ * );
+ * console.log(h.shape); // [2, 3, 4]
+ * ```
+ */
+export function lstmForward<D extends FloatDType>(
+  x: Tensor<D>,
+  h0: Tensor<D>,
+  Wx: Tensor<D>,
+  Wh: Tensor<D>,
+  b: Tensor<D>,
+): [Tensor<D>, LstmCache<D>] {
+  expectSameDtype({ x, h0, Wx, Wh, b });
+  expectShape("x", x, [-1, -1, -1]);
+  const [n, t, d] = x.shape, hd = h0.shape[1], g4 = 4 * hd;
+  expectShape("h0", h0, [n, hd]);
+  expectShape("Wx", Wx, [d, g4]);
+  expectShape("Wh", Wh, [hd, g4]);
+  expectShape("b", b, [g4]);
+  const dtype = x.dtype, k = kernels();
+  const gates = Tensor.zeros([n, t, g4], dtype);
+  const ga = gates.data;
+  for (let r = 0; r < n * t; r++) ga.set(b.data, r * g4);
+  // All input projections at once: (N·T, D) @ (D, 4H).
+  k.gemm(false, false, n * t, g4, d, 1, x.data, 0, d, Wx.data, 0, g4, 1, ga, 0, g4);
+  const h = Tensor.zeros([n, t, hd], dtype), c = Tensor.zeros([n, t, hd], dtype);
+  const tanhC = Tensor.zeros([n, t, hd], dtype);
+  const c0 = allocFloat(dtype, hd); // zeros
+  const gStride = t * g4, hStride = t * hd;
+  for (let s = 0; s < t; s++) {
+    // gates[:, s] += prev_h @ Wh, prev_h = h0 or h[:, s-1] as a strided view.
+    if (s === 0) {
+      k.gemm(false, false, n, g4, hd, 1, h0.data, 0, hd, Wh.data, 0, g4, 1, ga, 0, gStride);
+    } else {
+      k.gemm(
+        false,
+        false,
+        n,
+        g4,
+        hd,
+        1,
+        h.data,
+        (s - 1) * hd,
+        hStride,
+        Wh.data,
+        0,
+        g4,
+        1,
+        ga,
+        s * g4,
+        gStride,
+      );
+    }
+    for (let i = 0; i < n; i++) {
+      const hOff = i * hStride + s * hd;
+      const prevC = s === 0 ? c0 : c.data, prevOff = s === 0 ? 0 : hOff - hd;
+      cellForward(ga, i * gStride + s * g4, prevC, prevOff, c.data, h.data, tanhC.data, hOff, hd);
+    }
+  }
+  return [h, { x, h0, Wx, Wh, h, c, tanhC, gates }];
+}
+
+/**
+ * Backward pass of an LSTM over a whole sequence (backpropagation through time).
+ * @param dh Upstream gradients of all hidden states, (N, T, H).
+ * @param cache The cache from {@linkcode lstmForward}.
+ * @returns `{ dx, dh0, dWx, dWh, db }`.
+ *
+ * @example
+ * ```ts
+ * import { lstmBackward, lstmForward, Tensor } from "../mod.ts";
+ * const [h, cache] = lstmForward(
+ *   Tensor.randn([2, 3, 4], 0), Tensor.randn([2, 5], 1), Tensor.randn([4, 20], 2),
+ *   Tensor.randn([5, 20], 3), Tensor.randn([20], 4),
+ * );
+ * const { dx, dWh } = lstmBackward(Tensor.randn(h.shape, 5), cache);
+ * console.log(dx.shape, dWh.shape); // [2, 3, 4] [5, 20]
+ * ```
+ */
+export function lstmBackward<D extends FloatDType>(
+  dh: Tensor<D>,
+  cache: LstmCache<D>,
+): LstmGrads<D> {
+  const { x, h0, Wx, Wh, h, c, tanhC, gates } = cache;
+  const [n, t, d] = x.shape, hd = h0.shape[1], g4 = 4 * hd;
+  expectShape("dh", dh, [n, t, hd]);
+  const dtype = x.dtype, k = kernels();
+  const gStride = t * g4, hStride = t * hd;
+  const da = Tensor.zeros([n, t, g4], dtype);
+  const dprevH = Tensor.zeros([n, hd], dtype);
+  const dprevC = Tensor.zeros([n, hd], dtype); // carried from step s+1 to s, in place
+  const dhTotal = allocFloat(dtype, hd);
+  const c0 = allocFloat(dtype, hd);
+  for (let s = t - 1; s >= 0; s--) {
+    for (let i = 0; i < n; i++) {
+      const hOff = i * hStride + s * hd;
+      for (let j = 0; j < hd; j++) dhTotal[j] = dh.data[hOff + j] + dprevH.data[i * hd + j];
+      const prevC = s === 0 ? c0 : c.data, prevOff = s === 0 ? 0 : hOff - hd;
+      cellBackwardAt(
+        dhTotal,
+        dprevC.data,
+        i * hd,
+        gates.data,
+        i * gStride + s * g4,
+        prevC,
+        prevOff,
+        tanhC.data,
+        hOff,
+        da.data,
+        i * gStride + s * g4,
+        hd,
+      );
+    }
+    // dprev_h = da[:, s] @ Whᵀ.
+    k.gemm(
+      false,
+      true,
+      n,
+      hd,
+      g4,
+      1,
+      da.data,
+      s * g4,
+      gStride,
+      Wh.data,
+      0,
+      g4,
+      0,
+      dprevH.data,
+      0,
+      hd,
+    );
+  }
+  const dx = Tensor.zeros([n, t, d], dtype);
+  const dWx = Tensor.zeros([d, g4], dtype), dWh = Tensor.zeros([hd, g4], dtype);
+  const db = Tensor.zeros([g4], dtype);
+  k.gemm(false, true, n * t, d, g4, 1, da.data, 0, g4, Wx.data, 0, g4, 0, dx.data, 0, d);
+  k.gemm(true, false, d, g4, n * t, 1, x.data, 0, d, da.data, 0, g4, 0, dWx.data, 0, g4);
+  const hPrev = shiftedHidden(h0, h);
+  k.gemm(true, false, hd, g4, n * t, 1, hPrev.data, 0, hd, da.data, 0, g4, 0, dWh.data, 0, g4);
+  sumRows(da.data, n * t, g4, db.data);
+  return { dx, dh0: dprevH, dWx, dWh, db };
+}
+
+/**
+ * The cell's elementwise part for one row: activates the gates in place (i, f, o sigmoid,
+ * g tanh), then next_c = f * prev_c + i * g, tanh_c = tanh(next_c), next_h = o * tanh_c.
+ */
+function cellForward(
+  g: FloatArray,
+  gOff: number,
+  prevC: FloatArray,
+  prevOff: number,
+  nextC: FloatArray,
+  nextH: FloatArray,
+  tanhC: FloatArray,
+  outOff: number,
+  h: number,
+): void {
+  for (let j = 0; j < h; j++) {
+    const i = sigmoid(g[gOff + j]);
+    const f = sigmoid(g[gOff + h + j]);
+    const o = sigmoid(g[gOff + 2 * h + j]);
+    const gg = Math.tanh(g[gOff + 3 * h + j]);
+    g[gOff + j] = i;
+    g[gOff + h + j] = f;
+    g[gOff + 2 * h + j] = o;
+    g[gOff + 3 * h + j] = gg;
+    const cNew = f * prevC[prevOff + j] + i * gg;
+    const tc = Math.tanh(cNew);
+    nextC[outOff + j] = cNew;
+    tanhC[outOff + j] = tc;
+    nextH[outOff + j] = o * tc;
+  }
+}
+
+/** The step backward's elementwise part for one row (dnext_h and dnext_c given separately). */
+function cellBackward(
+  dnextH: FloatArray,
+  dnextC: FloatArray,
+  dOff: number,
+  g: FloatArray,
+  gOff: number,
+  prevC: FloatArray,
+  tanhC: FloatArray,
+  cOff: number,
+  da: FloatArray,
+  daOff: number,
+  dprevC: FloatArray,
+  dcOff: number,
+  h: number,
+): void {
+  for (let j = 0; j < h; j++) dprevC[dcOff + j] = dnextC[dOff + j];
+  cellBackwardAt(
+    dnextH.subarray(dOff, dOff + h),
+    dprevC,
+    dcOff,
+    g,
+    gOff,
+    prevC,
+    cOff,
+    tanhC,
+    cOff,
+    da,
+    daOff,
+    h,
+  );
+}
+
+/**
+ * The cell backward for one row. `dc` holds dnext_c on entry and dprev_c on exit.
+ *   dc += dh * o * (1 - tanh_c²)
+ *   da_i = dc * g * i(1-i), da_f = dc * prev_c * f(1-f), da_o = dh * tanh_c * o(1-o),
+ *   da_g = dc * i * (1-g²), dprev_c = dc * f
+ */
+function cellBackwardAt(
+  dhRow: FloatArray,
+  dc: FloatArray,
+  dcOff: number,
+  g: FloatArray,
+  gOff: number,
+  prevC: FloatArray,
+  prevOff: number,
+  tanhC: FloatArray,
+  tcOff: number,
+  da: FloatArray,
+  daOff: number,
+  h: number,
+): void {
+  for (let j = 0; j < h; j++) {
+    const i = g[gOff + j], f = g[gOff + h + j], o = g[gOff + 2 * h + j], gg = g[gOff + 3 * h + j];
+    const tc = tanhC[tcOff + j], dhj = dhRow[j];
+    const dcj = dc[dcOff + j] + dhj * o * (1 - tc * tc);
+    da[daOff + j] = dcj * gg * i * (1 - i);
+    da[daOff + h + j] = dcj * prevC[prevOff + j] * f * (1 - f);
+    da[daOff + 2 * h + j] = dhj * tc * o * (1 - o);
+    da[daOff + 3 * h + j] = dcj * i * (1 - gg * gg);
+    dc[dcOff + j] = dcj * f;
+  }
+}

@@ -1,0 +1,343 @@
+/**
+ * The vanilla RNN: one step, and a whole sequence.
+ *
+ *   next_h = act(x @ Wx + prev_h @ Wh + b),  act = tanh (or sigmoid, to compare as the exercise does)
+ *
+ * Dimension legend: N batch, T time, D input, H hidden.
+ * The sequence functions compute the input projection of all T steps in one GEMM and the
+ * weight gradients as one GEMM over all steps, which is the same math as looping the step.
+ * @module
+ */
+import { type Activation, checkActivation, sigmoid } from "./activations.ts";
+import { sumRows } from "./affine.ts";
+import { expectSameDtype, expectShape } from "./checks.ts";
+import { kernels } from "./kernels/mod.ts";
+import { allocFloat, type FloatArray, type FloatDType, Tensor } from "./tensor.ts";
+
+/** What {@linkcode rnnStepForward} keeps for the backward pass. */
+export interface RnnStepCache<D extends FloatDType> {
+  /** Input, (N, D). */
+  x: Tensor<D>;
+  /** Previous hidden state, (N, H). */
+  prevH: Tensor<D>;
+  /** Input-to-hidden weights, (D, H). */
+  Wx: Tensor<D>;
+  /** Hidden-to-hidden weights, (H, H). */
+  Wh: Tensor<D>;
+  /** The step's output, (N, H). */
+  nextH: Tensor<D>;
+  /** The nonlinearity used. */
+  activation: Activation;
+}
+
+/** Gradients from {@linkcode rnnStepBackward}. */
+export interface RnnStepGrads<D extends FloatDType> {
+  /** (N, D) */
+  dx: Tensor<D>;
+  /** (N, H) */
+  dprevH: Tensor<D>;
+  /** (D, H) */
+  dWx: Tensor<D>;
+  /** (H, H) */
+  dWh: Tensor<D>;
+  /** (H,) */
+  db: Tensor<D>;
+}
+
+/**
+ * One vanilla-RNN step: next_h = act(x @ Wx + prev_h @ Wh + b).
+ * @param x Input, (N, D).
+ * @param prevH Previous hidden state, (N, H).
+ * @param Wx Input-to-hidden weights, (D, H).
+ * @param Wh Hidden-to-hidden weights, (H, H).
+ * @param b Bias, (H,).
+ * @param activation "tanh" (default) or "sigmoid".
+ * @returns `[nextH, cache]` with nextH (N, H).
+ *
+ * @example
+ * ```ts
+ * import { rnnStepForward, Tensor } from "../mod.ts";
+ * const [nextH] = rnnStepForward(
+ *   Tensor.linspace(-0.4, 0.7, [3, 10]), Tensor.linspace(-0.2, 0.5, [3, 4]),
+ *   Tensor.linspace(-0.1, 0.9, [10, 4]), Tensor.linspace(-0.3, 0.7, [4, 4]),
+ *   Tensor.linspace(-0.2, 0.4, [4]),
+ * );
+ * console.log(nextH.data[0]); // -0.58172089…
+ * ```
+ */
+export function rnnStepForward<D extends FloatDType>(
+  x: Tensor<D>,
+  prevH: Tensor<D>,
+  Wx: Tensor<D>,
+  Wh: Tensor<D>,
+  b: Tensor<D>,
+  activation: Activation = "tanh",
+): [Tensor<D>, RnnStepCache<D>] {
+  checkActivation(activation);
+  expectSameDtype({ x, prevH, Wx, Wh, b });
+  const [n, d] = x.shape, h = prevH.shape[1];
+  expectShape("prevH", prevH, [n, h]);
+  expectShape("Wx", Wx, [d, h]);
+  expectShape("Wh", Wh, [h, h]);
+  expectShape("b", b, [h]);
+  const nextH = Tensor.zeros([n, h], x.dtype);
+  const a = nextH.data; // the pre-activation, turned into next_h in place
+  for (let i = 0; i < n; i++) a.set(b.data, i * h);
+  const k = kernels();
+  k.gemm(false, false, n, h, d, 1, x.data, 0, d, Wx.data, 0, h, 1, a, 0, h); // += x @ Wx
+  k.gemm(false, false, n, h, h, 1, prevH.data, 0, h, Wh.data, 0, h, 1, a, 0, h); // += prev_h @ Wh
+  activateInPlace(a, 0, a.length, activation);
+  return [nextH, { x, prevH, Wx, Wh, nextH, activation }];
+}
+
+/**
+ * Backward pass of one vanilla-RNN step.
+ * @param dnextH Gradient of the step's output, (N, H).
+ * @param cache The cache from {@linkcode rnnStepForward}.
+ * @returns `{ dx, dprevH, dWx, dWh, db }`.
+ *
+ * @example
+ * ```ts
+ * import { rnnStepBackward, rnnStepForward, Tensor } from "../mod.ts";
+ * const [h, cache] = rnnStepForward(
+ *   Tensor.randn([2, 3], 0), Tensor.randn([2, 4], 1), Tensor.randn([3, 4], 2),
+ *   Tensor.randn([4, 4], 3), Tensor.randn([4], 4),
+ * );
+ * const { dx, dWh } = rnnStepBackward(Tensor.randn(h.shape, 5), cache);
+ * console.log(dx.shape, dWh.shape); // [2, 3] [4, 4]
+ * ```
+ */
+export function rnnStepBackward<D extends FloatDType>(
+  dnextH: Tensor<D>,
+  cache: RnnStepCache<D>,
+): RnnStepGrads<D> {
+  const { x, prevH, Wx, Wh, nextH, activation } = cache;
+  const [n, d] = x.shape, h = prevH.shape[1];
+  expectShape("dnextH", dnextH, [n, h]);
+  const dtype = x.dtype;
+  // da = dnext_h * act'(a), written with the output: tanh' = 1 - h², sigmoid' = h (1 - h).
+  const da = Tensor.zeros([n, h], dtype);
+  activationBackward(dnextH.data, 0, nextH.data, 0, da.data, 0, n * h, activation);
+  const dx = Tensor.zeros([n, d], dtype), dprevH = Tensor.zeros([n, h], dtype);
+  const dWx = Tensor.zeros([d, h], dtype), dWh = Tensor.zeros([h, h], dtype);
+  const db = Tensor.zeros([h], dtype);
+  const k = kernels();
+  k.gemm(false, true, n, d, h, 1, da.data, 0, h, Wx.data, 0, h, 0, dx.data, 0, d); // da @ Wxᵀ
+  k.gemm(false, true, n, h, h, 1, da.data, 0, h, Wh.data, 0, h, 0, dprevH.data, 0, h); // da @ Whᵀ
+  k.gemm(true, false, d, h, n, 1, x.data, 0, d, da.data, 0, h, 0, dWx.data, 0, h); // xᵀ @ da
+  k.gemm(true, false, h, h, n, 1, prevH.data, 0, h, da.data, 0, h, 0, dWh.data, 0, h); // prev_hᵀ @ da
+  sumRows(da.data, n, h, db.data);
+  return { dx, dprevH, dWx, dWh, db };
+}
+
+/** What {@linkcode rnnForward} keeps for the backward pass. */
+export interface RnnCache<D extends FloatDType> {
+  /** Inputs, (N, T, D). */
+  x: Tensor<D>;
+  /** Initial hidden state, (N, H). */
+  h0: Tensor<D>;
+  /** (D, H) */
+  Wx: Tensor<D>;
+  /** (H, H) */
+  Wh: Tensor<D>;
+  /** All hidden states, (N, T, H). */
+  h: Tensor<D>;
+  /** The nonlinearity used. */
+  activation: Activation;
+}
+
+/** Gradients from {@linkcode rnnBackward}. */
+export interface RnnGrads<D extends FloatDType> {
+  /** (N, T, D) */
+  dx: Tensor<D>;
+  /** (N, H) */
+  dh0: Tensor<D>;
+  /** (D, H) */
+  dWx: Tensor<D>;
+  /** (H, H) */
+  dWh: Tensor<D>;
+  /** (H,) */
+  db: Tensor<D>;
+}
+
+/**
+ * A vanilla RNN over a whole sequence: the step applied for t = 0 … T-1 from h0.
+ * @param x Inputs, (N, T, D).
+ * @param h0 Initial hidden state, (N, H).
+ * @param Wx Input-to-hidden weights, (D, H).
+ * @param Wh Hidden-to-hidden weights, (H, H).
+ * @param b Bias, (H,).
+ * @param activation "tanh" (default) or "sigmoid".
+ * @returns `[h, cache]` with h (N, T, H), the hidden state of every step.
+ *
+ * @example
+ * ```ts
+ * import { rnnForward, Tensor } from "../mod.ts";
+ * const [h] = rnnForward(
+ *   Tensor.linspace(-0.1, 0.3, [2, 3, 4]), Tensor.linspace(-0.3, 0.1, [2, 5]),
+ *   Tensor.linspace(-0.2, 0.4, [4, 5]), Tensor.linspace(-0.4, 0.1, [5, 5]),
+ *   Tensor.linspace(-0.7, 0.1, [5]),
+ * );
+ * console.log(h.shape); // [2, 3, 5]
+ * ```
+ */
+export function rnnForward<D extends FloatDType>(
+  x: Tensor<D>,
+  h0: Tensor<D>,
+  Wx: Tensor<D>,
+  Wh: Tensor<D>,
+  b: Tensor<D>,
+  activation: Activation = "tanh",
+): [Tensor<D>, RnnCache<D>] {
+  checkActivation(activation);
+  expectSameDtype({ x, h0, Wx, Wh, b });
+  expectShape("x", x, [-1, -1, -1]);
+  const [n, t, d] = x.shape, hd = h0.shape[1];
+  expectShape("h0", h0, [n, hd]);
+  expectShape("Wx", Wx, [d, hd]);
+  expectShape("Wh", Wh, [hd, hd]);
+  expectShape("b", b, [hd]);
+  const h = Tensor.zeros([n, t, hd], x.dtype);
+  const a = h.data; // pre-activations, turned into hidden states in place, step by step
+  for (let r = 0; r < n * t; r++) a.set(b.data, r * hd);
+  const k = kernels();
+  // All input projections at once: (N·T, D) @ (D, H).
+  k.gemm(false, false, n * t, hd, d, 1, x.data, 0, d, Wx.data, 0, hd, 1, a, 0, hd);
+  const rowStride = t * hd; // from (n, t) to (n + 1, t) in an (N, T, H) array
+  for (let s = 0; s < t; s++) {
+    // a[:, s] += prev_h @ Wh, where prev_h is h0 or h[:, s-1] (a strided view, no copy).
+    if (s === 0) {
+      k.gemm(false, false, n, hd, hd, 1, h0.data, 0, hd, Wh.data, 0, hd, 1, a, 0, rowStride);
+    } else {
+      k.gemm(
+        false,
+        false,
+        n,
+        hd,
+        hd,
+        1,
+        a,
+        (s - 1) * hd,
+        rowStride,
+        Wh.data,
+        0,
+        hd,
+        1,
+        a,
+        s * hd,
+        rowStride,
+      );
+    }
+    for (let i = 0; i < n; i++) activateInPlace(a, i * rowStride + s * hd, hd, activation);
+  }
+  return [h, { x, h0, Wx, Wh, h, activation }];
+}
+
+/**
+ * Backward pass of a vanilla RNN over a whole sequence (backpropagation through time).
+ * @param dh Upstream gradients of all hidden states, (N, T, H).
+ * @param cache The cache from {@linkcode rnnForward}.
+ * @returns `{ dx, dh0, dWx, dWh, db }`.
+ *
+ * @example
+ * ```ts
+ * import { rnnBackward, rnnForward, Tensor } from "../mod.ts";
+ * const [h, cache] = rnnForward(
+ *   Tensor.randn([2, 3, 4], 0), Tensor.randn([2, 5], 1), Tensor.randn([4, 5], 2),
+ *   Tensor.randn([5, 5], 3), Tensor.randn([5], 4),
+ * );
+ * const { dx, dh0 } = rnnBackward(Tensor.randn(h.shape, 5), cache);
+ * console.log(dx.shape, dh0.shape); // [2, 3, 4] [2, 5]
+ * ```
+ */
+export function rnnBackward<D extends FloatDType>(
+  dh: Tensor<D>,
+  cache: RnnCache<D>,
+): RnnGrads<D> {
+  const { x, h0, Wx, Wh, h, activation } = cache;
+  const [n, t, d] = x.shape, hd = h0.shape[1];
+  expectShape("dh", dh, [n, t, hd]);
+  const dtype = x.dtype, k = kernels();
+  const rowStride = t * hd;
+  const da = Tensor.zeros([n, t, hd], dtype); // gradient of every step's pre-activation
+  const dprev = Tensor.zeros([n, hd], dtype); // gradient flowing into h[:, s] from step s+1
+  const total = allocFloat(dtype, hd);
+  for (let s = t - 1; s >= 0; s--) {
+    for (let i = 0; i < n; i++) {
+      const o = i * rowStride + s * hd;
+      for (let j = 0; j < hd; j++) total[j] = dh.data[o + j] + dprev.data[i * hd + j];
+      activationBackward(total, 0, h.data, o, da.data, o, hd, activation);
+    }
+    // dprev = da[:, s] @ Whᵀ: the gradient of h[:, s-1] (or of h0 at s = 0).
+    k.gemm(
+      false,
+      true,
+      n,
+      hd,
+      hd,
+      1,
+      da.data,
+      s * hd,
+      rowStride,
+      Wh.data,
+      0,
+      hd,
+      0,
+      dprev.data,
+      0,
+      hd,
+    );
+  }
+  const dx = Tensor.zeros([n, t, d], dtype);
+  const dWx = Tensor.zeros([d, hd], dtype), dWh = Tensor.zeros([hd, hd], dtype);
+  const db = Tensor.zeros([hd], dtype);
+  // Over all steps at once: dx = da @ Wxᵀ, dWx = xᵀ @ da, dWh = h_prevᵀ @ da.
+  k.gemm(false, true, n * t, d, hd, 1, da.data, 0, hd, Wx.data, 0, hd, 0, dx.data, 0, d);
+  k.gemm(true, false, d, hd, n * t, 1, x.data, 0, d, da.data, 0, hd, 0, dWx.data, 0, hd);
+  const hPrev = shiftedHidden(h0, h);
+  k.gemm(true, false, hd, hd, n * t, 1, hPrev.data, 0, hd, da.data, 0, hd, 0, dWh.data, 0, hd);
+  sumRows(da.data, n * t, hd, db.data);
+  return { dx, dh0: dprev, dWx, dWh, db };
+}
+
+/**
+ * The hidden state each step starts from: h_prev[:, 0] = h0, h_prev[:, s] = h[:, s-1].
+ * @param h0 (N, H)
+ * @param h (N, T, H)
+ * @returns h_prev, (N, T, H).
+ */
+export function shiftedHidden<D extends FloatDType>(h0: Tensor<D>, h: Tensor<D>): Tensor<D> {
+  const [n, t, hd] = h.shape;
+  const out = Tensor.zeros([n, t, hd], h.dtype);
+  for (let i = 0; i < n; i++) {
+    const o = i * t * hd;
+    out.data.set(h0.data.subarray(i * hd, (i + 1) * hd), o);
+    out.data.set(h.data.subarray(o, o + (t - 1) * hd), o + hd);
+  }
+  return out;
+}
+
+/** Applies the activation to a[offset … offset+len) in place. */
+function activateInPlace(a: FloatArray, offset: number, len: number, activation: Activation): void {
+  const end = offset + len;
+  if (activation === "tanh") { for (let i = offset; i < end; i++) a[i] = Math.tanh(a[i]); }
+  else for (let i = offset; i < end; i++) a[i] = sigmoid(a[i]);
+}
+
+/** out = dout * act'(a), written with the activation's output y: tanh' = 1 - y², σ' = y (1 - y). */
+function activationBackward(
+  dout: FloatArray,
+  dOffset: number,
+  y: FloatArray,
+  yOffset: number,
+  out: FloatArray,
+  outOffset: number,
+  len: number,
+  activation: Activation,
+): void {
+  for (let j = 0; j < len; j++) {
+    const v = y[yOffset + j];
+    const slope = activation === "tanh" ? 1 - v * v : v * (1 - v);
+    out[outOffset + j] = dout[dOffset + j] * slope;
+  }
+}
