@@ -1,7 +1,10 @@
 /**
- * Backend selection: one backend is chosen once and used by every layer.
+ * Backend selection: one backend is chosen once (per process or worker) and used by every layer.
+ * `selectKernels()` picks blas if it loads, else wasm, else ts; `RECAP_BACKEND` overrides.
  * @module
  */
+import { loadBlasKernels } from "./blas.ts";
+import { readEnv } from "./env.ts";
 import { tsKernels } from "./ts.ts";
 import type { BackendName, Kernels } from "./types.ts";
 
@@ -27,6 +30,14 @@ export function kernels(): Kernels {
  * Makes the layers use the given kernels.
  * @param k The backend to use.
  * @returns The previous backend, to restore later.
+ *
+ * @example
+ * ```ts
+ * import { setKernels } from "./mod.ts";
+ * import { tsKernels } from "./ts.ts";
+ * const previous = setKernels(tsKernels);
+ * setKernels(previous);
+ * ```
  */
 export function setKernels(k: Kernels): Kernels {
   const previous = current;
@@ -37,7 +48,106 @@ export function setKernels(k: Kernels): Kernels {
 /**
  * The backend names, most preferred first.
  * @returns The names.
+ *
+ * @example
+ * ```ts
+ * import { backendNames } from "./mod.ts";
+ * console.log(backendNames()); // ["blas", "wasm", "ts"]
+ * ```
  */
 export function backendNames(): BackendName[] {
   return ["blas", "wasm", "ts"];
+}
+
+const LOADERS: Record<BackendName, () => Kernels> = {
+  blas: () => loadBlasKernels(),
+  wasm: () => {
+    throw new Error("Cannot load the wasm backend: not built yet");
+  },
+  ts: () => tsKernels,
+};
+
+/** Each backend's load outcome in this process or worker: loaded once, then reused. */
+const loaded = new Map<BackendName, Kernels | Error>();
+
+/**
+ * Loads a backend by name (once per process or worker; later calls return the same object).
+ * @param name The backend.
+ * @returns Its kernels.
+ * @throws {Error} If the backend cannot load here, saying why (e.g. no --allow-ffi, no BLAS).
+ *
+ * @example
+ * ```ts
+ * import { loadKernels } from "./mod.ts";
+ * console.log(loadKernels("ts").name); // "ts"
+ * ```
+ */
+export function loadKernels(name: BackendName): Kernels {
+  if (!(name in LOADERS)) throw unknownBackend(name);
+  let outcome = loaded.get(name);
+  if (outcome === undefined) {
+    try {
+      outcome = LOADERS[name]();
+    } catch (e) {
+      outcome = e instanceof Error ? e : new Error(String(e));
+    }
+    loaded.set(name, outcome);
+  }
+  if (outcome instanceof Error) throw outcome;
+  return outcome;
+}
+
+/**
+ * The backends that load on this machine with the current permissions, most preferred first.
+ * @returns Their names (always ends with "ts").
+ *
+ * @example
+ * ```ts
+ * import { availableBackends } from "./mod.ts";
+ * console.log(availableBackends()); // e.g. ["blas", "wasm", "ts"]
+ * ```
+ */
+export function availableBackends(): BackendName[] {
+  return backendNames().filter((name) => {
+    try {
+      loadKernels(name);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+}
+
+/**
+ * Chooses the backend the layers use and makes it current. "auto" takes the first of blas, wasm,
+ * ts that loads.
+ * @param choice "auto" or a backend name; defaults to the `RECAP_BACKEND` environment variable
+ * (when set and readable), else "auto".
+ * @returns The kernels now current.
+ * @throws {RangeError} If `choice` is not "auto" or a backend name.
+ * @throws {Error} If an explicitly chosen backend cannot load, saying why.
+ *
+ * @example
+ * ```ts
+ * import { selectKernels } from "./mod.ts";
+ * console.log(`backend: ${selectKernels().name}`);
+ * ```
+ */
+export function selectKernels(choice?: "auto" | BackendName): Kernels {
+  const wanted = choice ?? readEnv("RECAP_BACKEND") ?? "auto";
+  if (wanted === "auto") {
+    setKernels(loadKernels(availableBackends()[0]));
+    return current;
+  }
+  if (!backendNames().includes(wanted as BackendName)) throw unknownBackend(wanted);
+  setKernels(loadKernels(wanted as BackendName));
+  return current;
+}
+
+function unknownBackend(name: string): RangeError {
+  return new RangeError(
+    `Cannot select kernels: unknown backend "${name}", expected one of auto, ${
+      backendNames().join(", ")
+    }`,
+  );
 }

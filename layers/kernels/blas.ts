@@ -1,0 +1,165 @@
+/**
+ * The CBLAS backend: `cblas_sgemm` / `cblas_dgemm` of a native BLAS (OpenBLAS by default)
+ * through `Deno.dlopen`. Needs `--allow-ffi`. The library is told to use one thread: the
+ * parallelism comes from our own workers, each of which loads its own kernels.
+ * @module
+ */
+import type { FloatArray } from "../tensor.ts";
+import { checkGemm, scaleC } from "./check.ts";
+import { readEnv } from "./env.ts";
+import type { Kernels } from "./types.ts";
+
+/** Where to look for a CBLAS library when `RECAP_BLAS` is not set, in order. */
+export const BLAS_CANDIDATES: readonly string[] = [
+  "/usr/lib/x86_64-linux-gnu/libopenblas.so.0",
+  "libopenblas.so.0",
+  "libopenblas.so",
+  "libcblas.so.3",
+  "libblas.so.3",
+];
+
+const GEMM_PARAMS = [
+  "i32", // order
+  "i32", // transA
+  "i32", // transB
+  "i32", // m
+  "i32", // n
+  "i32", // k
+  "f32", // alpha (f64 for dgemm)
+  "buffer", // a
+  "i32", // lda
+  "buffer", // b
+  "i32", // ldb
+  "f32", // beta (f64 for dgemm)
+  "buffer", // c
+  "i32", // ldc
+] as const;
+
+const SYMBOLS = {
+  cblas_sgemm: { parameters: GEMM_PARAMS, result: "void" },
+  cblas_dgemm: {
+    parameters: GEMM_PARAMS.map((p) => p === "f32" ? "f64" : p) as unknown as readonly [
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "i32",
+      "f64",
+      "buffer",
+      "i32",
+      "buffer",
+      "i32",
+      "f64",
+      "buffer",
+      "i32",
+    ],
+    result: "void",
+  },
+  openblas_set_num_threads: { parameters: ["i32"], result: "void", optional: true },
+} as const;
+
+type BlasLibrary = Deno.DynamicLibrary<typeof SYMBOLS>;
+
+const ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112;
+
+/** A loaded BLAS backend: the kernels plus where they came from. */
+export interface BlasKernels extends Kernels {
+  /** The library path or name that was loaded. */
+  readonly library: string;
+  /** Unloads the library; the kernels must not be used afterwards. */
+  close(): void;
+}
+
+/**
+ * Loads the CBLAS backend. Tries `path` if given, else the `RECAP_BLAS` environment variable if
+ * set (and readable), else {@linkcode BLAS_CANDIDATES} in order, and sets the library to one
+ * thread (`openblas_set_num_threads(1)` when the library has it).
+ * @param path A library to load instead of the defaults.
+ * @returns The BLAS kernels.
+ * @throws {Error} If FFI is not allowed or no candidate library loads with cblas_sgemm and
+ * cblas_dgemm; the message lists what was tried.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadBlasKernels } from "./blas.ts";
+ * const blas = loadBlasKernels(); // needs --allow-ffi
+ * const c = new Float32Array(1);
+ * blas.gemm(false, false, 1, 1, 1, 1, new Float32Array([2]), 0, 1, new Float32Array([3]), 0, 1, 0, c, 0, 1);
+ * console.log(c[0]); // 6
+ * ```
+ */
+export function loadBlasKernels(path?: string): BlasKernels {
+  const fromEnv = path === undefined ? readEnv("RECAP_BLAS") : undefined;
+  const candidates = path !== undefined ? [path] : fromEnv ? [fromEnv] : BLAS_CANDIDATES;
+  const failures: string[] = [];
+  for (const candidate of candidates) {
+    if (!ffiGranted(candidate)) continue;
+    let lib: BlasLibrary;
+    try {
+      lib = Deno.dlopen(candidate, SYMBOLS);
+    } catch (e) {
+      failures.push(`${candidate}: ${(e as Error).message}`);
+      continue;
+    }
+    lib.symbols.openblas_set_num_threads?.(1);
+    return makeKernels(lib, candidate);
+  }
+  if (failures.length === 0) {
+    throw new Error("Cannot load the BLAS backend: FFI is not allowed (run with --allow-ffi)");
+  }
+  throw new Error(`Cannot load the BLAS backend: ${failures.join("; ")}`);
+}
+
+/** Whether FFI is granted for a library (never prompts: a prompt could hang a headless run). */
+function ffiGranted(library: string): boolean {
+  try {
+    if (Deno.permissions.querySync({ name: "ffi" }).state === "granted") return true;
+    return library.includes("/") &&
+      Deno.permissions.querySync({ name: "ffi", path: library }).state === "granted";
+  } catch {
+    return false;
+  }
+}
+
+function makeKernels(lib: BlasLibrary, library: string): BlasKernels {
+  const { cblas_sgemm, cblas_dgemm } = lib.symbols;
+  return {
+    name: "blas",
+    library,
+    close: () => lib.close(),
+    gemm(
+      transA: boolean,
+      transB: boolean,
+      m: number,
+      n: number,
+      k: number,
+      alpha: number,
+      a: FloatArray,
+      aOffset: number,
+      lda: number,
+      b: FloatArray,
+      bOffset: number,
+      ldb: number,
+      beta: number,
+      c: FloatArray,
+      cOffset: number,
+      ldc: number,
+    ): void {
+      checkGemm(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc);
+      if (m === 0 || n === 0) return;
+      if (k === 0 || alpha === 0) return scaleC(m, n, beta, c, cOffset, ldc);
+      // Views starting at the offsets: "buffer" parameters pass the view's own start address,
+      // for ArrayBuffer- and SharedArrayBuffer-backed arrays alike.
+      const av = aOffset === 0 ? a : a.subarray(aOffset);
+      const bv = bOffset === 0 ? b : b.subarray(bOffset);
+      const cv = cOffset === 0 ? c : c.subarray(cOffset);
+      const ta = transA ? TRANS : NO_TRANS, tb = transB ? TRANS : NO_TRANS;
+      if (c instanceof Float32Array) {
+        cblas_sgemm(ROW_MAJOR, ta, tb, m, n, k, alpha, av, lda, bv, ldb, beta, cv, ldc);
+      } else {
+        cblas_dgemm(ROW_MAJOR, ta, tb, m, n, k, alpha, av, lda, bv, ldb, beta, cv, ldc);
+      }
+    },
+  };
+}
