@@ -1,0 +1,316 @@
+/**
+ * CaptioningRNN: the exercise's image-captioning model. An image feature vector sets the
+ * initial hidden state through an affine projection; a vanilla RNN or LSTM then reads the
+ * caption word by word and scores the next word over the vocabulary.
+ *
+ * Dimension legend: N batch, T time, D image feature, W word vector, H hidden, V vocabulary.
+ * @module
+ */
+import { type Activation, checkActivation } from "../layers/activations.ts";
+import { affineBackward, affineForward } from "../layers/affine.ts";
+import { lstmBackward, lstmForward } from "../layers/lstm.ts";
+import { Rng } from "../layers/random.ts";
+import { rnnBackward, rnnForward } from "../layers/rnn.ts";
+import { allocArray, type ArrayOf, type FloatDType, Tensor } from "../layers/tensor.ts";
+import { temporalAffineBackward, temporalAffineForward } from "../layers/temporal_affine.ts";
+import { temporalSoftmaxLoss } from "../layers/temporal_softmax_loss.ts";
+import { wordEmbeddingBackward, wordEmbeddingForward } from "../layers/word_embedding.ts";
+import { makeLayout, PARAM_NAMES, type ParamLayout, type ParamName, viewParams } from "./params.ts";
+import { sampleCaptions, type SampleOptions, type SampleResult } from "./sampling.ts";
+
+/** The recurrent cell of the language model. */
+export type CellType = "rnn" | "lstm";
+
+/** How to build a {@linkcode CaptioningRNN}; every field but `wordToIdx` has a default. */
+export interface CaptioningRNNOptions<D extends FloatDType = FloatDType> {
+  /** The vocabulary: word → index, with `<NULL>` (and `<START>`, `<END>` to sample). */
+  wordToIdx: Record<string, number>;
+  /** D, the image feature size (default 512). */
+  inputDim?: number;
+  /** W, the word-vector size (default 128). */
+  wordvecDim?: number;
+  /** H, the hidden size (default 128). */
+  hiddenDim?: number;
+  /** "rnn" (default) or "lstm". */
+  cellType?: CellType;
+  /** The vanilla RNN's nonlinearity: "tanh" (default) or "sigmoid". */
+  activation?: Activation;
+  /** "float32" (default, for training speed) or "float64" (for gradient checks). */
+  dtype?: D;
+  /** The seed of the parameter initialisation (default 0). */
+  seed?: number;
+  /** An existing flat parameter buffer to use instead of a new one (e.g. shared by workers). */
+  paramBuffer?: ArrayOf<D>;
+}
+
+/** The resolved constructor arguments, as saved in checkpoints. */
+export interface ModelConfig {
+  /** D */
+  inputDim: number;
+  /** W */
+  wordvecDim: number;
+  /** H */
+  hiddenDim: number;
+  /** The recurrent cell. */
+  cellType: CellType;
+  /** The vanilla RNN's nonlinearity. */
+  activation: Activation;
+  /** The element type. */
+  dtype: FloatDType;
+  /** The initialisation seed. */
+  seed: number;
+}
+
+/** Options of {@linkcode CaptioningRNN.loss}. */
+export interface LossOptions<D extends FloatDType> {
+  /**
+   * What the summed loss is divided by (default N, the exercise's). A shard of a larger batch
+   * passes the whole batch's size so that shard losses and gradients add up to the batch's.
+   */
+  normalizer?: number;
+  /** A flat gradient buffer (the parameter layout) to write into instead of a new one. */
+  gradBuffer?: ArrayOf<D>;
+}
+
+/** What {@linkcode CaptioningRNN.loss} returns. */
+export interface LossResult<D extends FloatDType> {
+  /** The loss: masked cross-entropy summed over time, divided by N. */
+  loss: number;
+  /** The gradient of every parameter, as views into `gradFlat`. */
+  grads: Record<ParamName, Tensor<D>>;
+  /** All gradients in one flat buffer of the parameter layout. */
+  gradFlat: ArrayOf<D>;
+}
+
+/**
+ * The image-captioning RNN of the exercise, with all parameters in one flat buffer.
+ *
+ * @example Compute the loss and gradients of a tiny model
+ * ```ts
+ * import { CaptioningRNN, Tensor } from "../mod.ts";
+ * const wordToIdx = { "<NULL>": 0, "<START>": 1, "<END>": 2, cat: 3 };
+ * const model = new CaptioningRNN({ wordToIdx, inputDim: 4, wordvecDim: 3, hiddenDim: 5, cellType: "lstm" });
+ * const captions = Tensor.fromValues([1, 3, 2, 0], [1, 4], "int32");
+ * const { loss, grads } = model.loss(Tensor.randn([1, 4], 0, "float32"), captions);
+ * console.log(loss > 0, grads.Wx.shape); // true [3, 20]
+ * ```
+ */
+export class CaptioningRNN<D extends FloatDType = FloatDType> {
+  /** The resolved constructor arguments. */
+  readonly config: ModelConfig;
+  /** The vocabulary: word → index. */
+  readonly wordToIdx: Record<string, number>;
+  /** The vocabulary: index → word. */
+  readonly idxToWord: string[];
+  /** Where each parameter lives in {@linkcode CaptioningRNN.flat}. */
+  readonly layout: ParamLayout;
+  /** All parameters in one (SharedArrayBuffer-backed) buffer. */
+  readonly flat: ArrayOf<D>;
+  /** Named parameter views into {@linkcode CaptioningRNN.flat}: `params.W_embed` etc. */
+  readonly params: Record<ParamName, Tensor<D>>;
+  /** The index of `<NULL>`, the padding that the loss masks out. */
+  readonly nullIdx: number;
+  /** The index of `<START>`, or -1 when the vocabulary has none. */
+  readonly startIdx: number;
+  /** The index of `<END>`, or -1 when the vocabulary has none. */
+  readonly endIdx: number;
+
+  /**
+   * Builds the model and initialises its parameters as the exercise does.
+   * @param options The vocabulary and sizes; see {@linkcode CaptioningRNNOptions}.
+   */
+  constructor(options: CaptioningRNNOptions<D>) {
+    const { wordToIdx } = options;
+    const config: ModelConfig = {
+      inputDim: options.inputDim ?? 512,
+      wordvecDim: options.wordvecDim ?? 128,
+      hiddenDim: options.hiddenDim ?? 128,
+      cellType: options.cellType ?? "rnn",
+      activation: checkActivation(options.activation ?? "tanh"),
+      dtype: options.dtype ?? "float32",
+      seed: options.seed ?? 0,
+    };
+    if (config.cellType !== "rnn" && config.cellType !== "lstm") {
+      throw new RangeError(`Invalid cellType "${config.cellType}": expected "rnn" or "lstm"`);
+    }
+    for (const k of ["inputDim", "wordvecDim", "hiddenDim"] as const) {
+      if (!Number.isInteger(config[k]) || config[k] < 1) {
+        throw new RangeError(`Invalid ${k}: expected a positive integer, got ${config[k]}`);
+      }
+    }
+    if (!("<NULL>" in wordToIdx)) {
+      throw new RangeError(`Invalid vocabulary: wordToIdx has no "<NULL>" token`);
+    }
+    this.config = config;
+    this.wordToIdx = wordToIdx;
+    // V = len(word_to_idx), as the exercise defines it.
+    const vocabSize = Object.keys(wordToIdx).length;
+    this.idxToWord = new Array(vocabSize).fill("<UNK>");
+    for (const [w, i] of Object.entries(wordToIdx)) if (i < vocabSize) this.idxToWord[i] = w;
+    this.nullIdx = wordToIdx["<NULL>"];
+    this.startIdx = wordToIdx["<START>"] ?? -1;
+    this.endIdx = wordToIdx["<END>"] ?? -1;
+    const { inputDim: d, wordvecDim: w, hiddenDim: h } = config;
+    const k = config.cellType === "lstm" ? 4 : 1;
+    this.layout = makeLayout({
+      W_proj: [d, h],
+      b_proj: [h],
+      W_embed: [vocabSize, w],
+      Wx: [w, k * h],
+      Wh: [h, k * h],
+      b: [k * h],
+      W_vocab: [h, vocabSize],
+      b_vocab: [vocabSize],
+    });
+    const { flat, views } = viewParams(this.layout, config.dtype as D, options.paramBuffer);
+    this.flat = flat;
+    this.params = views;
+    if (!options.paramBuffer) this.#initParams(new Rng(config.seed));
+  }
+
+  /** V, the vocabulary size. */
+  get vocabSize(): number {
+    return this.idxToWord.length;
+  }
+
+  /** The element type of parameters and gradients. */
+  get dtype(): D {
+    return this.config.dtype as D;
+  }
+
+  /** The exercise's initialisation: randn scaled by 1/100 or 1/√fan-in, zero biases. */
+  #initParams(rng: Rng): void {
+    const { inputDim: d, wordvecDim: w, hiddenDim: h } = this.config;
+    const scale: Record<ParamName, number> = {
+      W_proj: 1 / Math.sqrt(d),
+      b_proj: 0,
+      W_embed: 1 / 100,
+      Wx: 1 / Math.sqrt(w),
+      Wh: 1 / Math.sqrt(h),
+      b: 0,
+      W_vocab: 1 / Math.sqrt(h),
+      b_vocab: 0,
+    };
+    // Draw in a fixed order so a seed always gives the same model.
+    for (const name of ["W_embed", "W_proj", "Wx", "Wh", "W_vocab"] as const) {
+      const v = this.params[name].data;
+      for (let i = 0; i < v.length; i++) v[i] = rng.randn() * scale[name];
+    }
+  }
+
+  /**
+   * The training loss and the gradient of every parameter, as the exercise computes them:
+   * captions_in = captions[:, :-1] is read, captions_out = captions[:, 1:] is predicted,
+   * `<NULL>` targets are masked out, and h0 is the projection of the image features.
+   * @param features Image features, (N, D).
+   * @param captions Word indices, (N, T + 1), int32.
+   * @param options A normalizer for sharded batches and a gradient buffer to fill.
+   * @returns `{ loss, grads, gradFlat }`.
+   */
+  loss(
+    features: Tensor<FloatDType>,
+    captions: Tensor<"int32">,
+    options: LossOptions<D> = {},
+  ): LossResult<D> {
+    const [n, t1] = captions.shape;
+    if (captions.dtype !== "int32" || captions.shape.length !== 2 || t1 < 2) {
+      throw new RangeError(
+        `Invalid captions: expected int32 (N, T+1) with T >= 1, got ${captions.dtype} [${captions.shape}]`,
+      );
+    }
+    if (
+      features.shape.length !== 2 || features.shape[0] !== n ||
+      features.shape[1] !== this.config.inputDim
+    ) {
+      throw new RangeError(
+        `Invalid features: expected [${n}, ${this.config.inputDim}], got [${features.shape}]`,
+      );
+    }
+    const p = this.params;
+    const feats =
+      (features.dtype === this.dtype ? features : features.astype(this.dtype)) as Tensor<D>;
+    const t = t1 - 1;
+    const capIn = Tensor.zeros([n, t], "int32"), capOut = Tensor.zeros([n, t], "int32");
+    const mask = Tensor.zeros([n, t], "int32");
+    for (let i = 0; i < n; i++) {
+      for (let s = 0; s < t; s++) {
+        capIn.data[i * t + s] = captions.data[i * t1 + s];
+        const target = captions.data[i * t1 + s + 1];
+        capOut.data[i * t + s] = target;
+        mask.data[i * t + s] = target !== this.nullIdx ? 1 : 0;
+      }
+    }
+    // Forward.
+    const [h0, projCache] = affineForward(feats, p.W_proj, p.b_proj);
+    const [x, embedCache] = wordEmbeddingForward(capIn, p.W_embed);
+    let backwardCell: (
+      dh: Tensor<D>,
+    ) => { dx: Tensor<D>; dh0: Tensor<D>; dWx: Tensor<D>; dWh: Tensor<D>; db: Tensor<D> };
+    let h: Tensor<D>;
+    if (this.config.cellType === "rnn") {
+      const [hh, cache] = rnnForward(x, h0, p.Wx, p.Wh, p.b, this.config.activation);
+      h = hh;
+      backwardCell = (dh) => rnnBackward(dh, cache);
+    } else {
+      const [hh, cache] = lstmForward(x, h0, p.Wx, p.Wh, p.b);
+      h = hh;
+      backwardCell = (dh) => lstmBackward(dh, cache);
+    }
+    const [scores, vocabCache] = temporalAffineForward(h, p.W_vocab, p.b_vocab);
+    const [rawLoss, dscores] = temporalSoftmaxLoss(scores, capOut, mask);
+    // Rescale from "divided by N" to "divided by normalizer" for shards of a larger batch.
+    const normalizer = options.normalizer ?? n;
+    const scale = n / normalizer;
+    if (scale !== 1) { for (let i = 0; i < dscores.size; i++) dscores.data[i] *= scale; }
+    // Backward.
+    const gradFlat = options.gradBuffer ?? allocArray(this.dtype, this.layout.total) as ArrayOf<D>;
+    const { views: grads } = viewParams(this.layout, this.dtype, gradFlat);
+    const vocab = temporalAffineBackward(dscores, vocabCache);
+    grads.W_vocab.data.set(vocab.dw.data);
+    grads.b_vocab.data.set(vocab.db.data);
+    const cell = backwardCell(vocab.dx);
+    grads.Wx.data.set(cell.dWx.data);
+    grads.Wh.data.set(cell.dWh.data);
+    grads.b.data.set(cell.db.data);
+    grads.W_embed.data.set(wordEmbeddingBackward(cell.dx, embedCache).dW.data);
+    const proj = affineBackward(cell.dh0, projCache);
+    grads.W_proj.data.set(proj.dw.data);
+    grads.b_proj.data.set(proj.db.data);
+    return { loss: rawLoss * scale, grads, gradFlat };
+  }
+
+  /**
+   * Generates captions for images: greedy decoding (beamSize 1, the exercise's) or beam search.
+   * @param features Image features, (N, D).
+   * @param options `maxLength` (default 30) and `beamSize` (default 1).
+   * @returns Word indices, (N, maxLength), int32.
+   */
+  sample(features: Tensor<FloatDType>, options: SampleOptions = {}): Tensor<"int32"> {
+    return sampleCaptions(this, features, options).captions;
+  }
+
+  /**
+   * Like {@linkcode CaptioningRNN.sample}, with each caption's total log-probability
+   * (summed up to and including its first `<END>`).
+   * @param features Image features, (N, D).
+   * @param options `maxLength` (default 30) and `beamSize` (default 1).
+   * @returns `{ captions, logProbs }`.
+   */
+  sampleWithScores(features: Tensor<FloatDType>, options: SampleOptions = {}): SampleResult {
+    return sampleCaptions(this, features, options);
+  }
+
+  /**
+   * Copies all parameters from another model with the same layout.
+   * @param other The model to copy from.
+   */
+  copyParamsFrom(other: CaptioningRNN<FloatDType>): void {
+    if (other.layout.total !== this.layout.total) {
+      throw new RangeError(`Cannot copy parameters: layouts differ in size`);
+    }
+    this.flat.set(other.flat);
+  }
+
+  /** The parameter names, in layout order. */
+  static readonly paramNames: readonly ParamName[] = PARAM_NAMES;
+}

@@ -1,0 +1,111 @@
+/**
+ * The parameter layout: every parameter of the model as a named, shaped range of ONE flat
+ * buffer (like llm.c's single allocation), so workers can share it through a
+ * SharedArrayBuffer and gradients and optimizer moments can use the same layout.
+ * @module
+ */
+import { allocArray, type ArrayOf, type FloatDType, shapeSize, Tensor } from "../layers/tensor.ts";
+
+/** The model's parameter names, in the exercise's order. */
+export const PARAM_NAMES = [
+  "W_proj",
+  "b_proj",
+  "W_embed",
+  "Wx",
+  "Wh",
+  "b",
+  "W_vocab",
+  "b_vocab",
+] as const;
+
+/** A parameter name of the captioning model. */
+export type ParamName = typeof PARAM_NAMES[number];
+
+/** Where one parameter lives in the flat buffer. */
+export interface ParamSlot {
+  /** The parameter's name. */
+  name: ParamName;
+  /** Its shape. */
+  shape: number[];
+  /** Its first element in the flat buffer. */
+  offset: number;
+  /** Its number of elements. */
+  size: number;
+}
+
+/** The whole layout: slots in order and the total number of elements. */
+export interface ParamLayout {
+  /** One slot per parameter, in {@linkcode PARAM_NAMES} order. */
+  slots: ParamSlot[];
+  /** The flat buffer's length. */
+  total: number;
+}
+
+/** Named views of one flat buffer: `views.W_embed` etc. share `flat`'s memory. */
+export interface ParamBuffer<D extends FloatDType = FloatDType> {
+  /** The flat buffer. */
+  flat: ArrayOf<D>;
+  /** One tensor view per parameter. */
+  views: Record<ParamName, Tensor<D>>;
+}
+
+/**
+ * The layout for given parameter shapes.
+ * @param shapes The shape of each parameter.
+ * @returns Offsets in {@linkcode PARAM_NAMES} order.
+ *
+ * @example
+ * ```ts
+ * import { makeLayout } from "./params.ts";
+ * const layout = makeLayout({
+ *   W_proj: [4, 3], b_proj: [3], W_embed: [5, 2], Wx: [2, 3], Wh: [3, 3], b: [3], W_vocab: [3, 5], b_vocab: [5],
+ * });
+ * console.log(layout.total); // 73
+ * ```
+ */
+export function makeLayout(shapes: Record<ParamName, number[]>): ParamLayout {
+  let offset = 0;
+  const slots = PARAM_NAMES.map((name) => {
+    const size = shapeSize(shapes[name]);
+    const slot = { name, shape: [...shapes[name]], offset, size };
+    offset += size;
+    return slot;
+  });
+  return { slots, total: offset };
+}
+
+/**
+ * Named tensor views over a flat buffer (allocated when not given).
+ * @param layout The layout.
+ * @param dtype The element type.
+ * @param flat An existing buffer to view (e.g. one shared by workers); must match the layout.
+ * @returns The buffer and its views.
+ *
+ * @example
+ * ```ts
+ * import { makeLayout, viewParams } from "./params.ts";
+ * const layout = makeLayout({
+ *   W_proj: [4, 3], b_proj: [3], W_embed: [5, 2], Wx: [2, 3], Wh: [3, 3], b: [3], W_vocab: [3, 5], b_vocab: [5],
+ * });
+ * const { flat, views } = viewParams(layout, "float32");
+ * views.b_vocab.data[0] = 1;
+ * console.log(flat[layout.total - 5]); // 1
+ * ```
+ */
+export function viewParams<D extends FloatDType>(
+  layout: ParamLayout,
+  dtype: D,
+  flat?: ArrayOf<D>,
+): ParamBuffer<D> {
+  const buffer = flat ?? allocArray(dtype, layout.total, true);
+  if (buffer.length !== layout.total) {
+    throw new RangeError(
+      `Cannot view parameters: buffer has ${buffer.length} elements, layout needs ${layout.total}`,
+    );
+  }
+  const views = {} as Record<ParamName, Tensor<D>>;
+  for (const s of layout.slots) {
+    views[s.name] = new Tensor(buffer.subarray(s.offset, s.offset + s.size) as ArrayOf<D>, s.shape);
+  }
+  return { flat: buffer, views };
+}
