@@ -18,6 +18,7 @@ import {
   setKernels,
 } from "../layers/kernels/mod.ts";
 import { gemmTs, tsKernels } from "../layers/kernels/ts.ts";
+import { loadWasmKernels } from "../layers/kernels/wasm.ts";
 import type { BackendName, Kernels } from "../layers/kernels/types.ts";
 
 const AVAILABLE = availableBackends();
@@ -316,6 +317,71 @@ for (const name of FAST) {
     },
   });
 }
+
+Deno.test({
+  name: "wasm gemm() matches ts across many cache blocks in every dimension, fused or not",
+  ignore: !AVAILABLE.includes("wasm"),
+  fn() {
+    // Tiny blocks so that m, n and k each span several blocks and end in a partial one.
+    const blocks = { mc: 8, kc: 12, nc: 32 };
+    const rng = new Rng(5);
+    for (const relaxed of [true, false]) {
+      const backend = loadWasmKernels({ relaxed, blocks: { f32: blocks, f64: blocks } });
+      for (const ctor of [Float32Array, Float64Array]) {
+        for (const [m, n, k] of [[37, 101, 53], [8, 32, 12], [9, 33, 13], [3, 70, 25]] as const) {
+          for (const [transA, transB] of TRANSPOSES) {
+            checkCase(backend, ctor, { m, n, k, transA, transB, alpha: 0.75, beta: 1 }, false, rng);
+            checkCase(backend, ctor, { m, n, k, transA, transB, alpha: 1, beta: 0 }, true, rng);
+          }
+        }
+      }
+    }
+  },
+});
+
+Deno.test({
+  name: "wasm gemm() grows its memory for large operands and keeps it for later calls",
+  ignore: !AVAILABLE.includes("wasm"),
+  fn() {
+    const backend = loadWasmKernels();
+    const before = backend.memoryBytes();
+    const rng = new Rng(6);
+    checkCase(
+      backend,
+      Float64Array,
+      {
+        m: 300,
+        n: 400,
+        k: 200,
+        transA: false,
+        transB: true,
+        alpha: 1,
+        beta: 0,
+      },
+      false,
+      rng,
+    );
+    const grown = backend.memoryBytes();
+    assert(grown >= 8 * (300 * 200 + 200 * 400 + 300 * 400), `memory is only ${grown} bytes`);
+    assert(grown > before);
+    checkCase(
+      backend,
+      Float32Array,
+      {
+        m: 30,
+        n: 40,
+        k: 20,
+        transA: false,
+        transB: false,
+        alpha: 1,
+        beta: 1,
+      },
+      false,
+      rng,
+    );
+    assertEquals(backend.memoryBytes(), grown);
+  },
+});
 
 Deno.test({
   name: "Two module workers running gemm at once on shared arrays get the right results",

@@ -6,6 +6,7 @@
 import { loadBlasKernels } from "./blas.ts";
 import { readEnv } from "./env.ts";
 import { tsKernels } from "./ts.ts";
+import { loadWasmKernels } from "./wasm.ts";
 import type { BackendName, Kernels } from "./types.ts";
 
 export type { BackendName, Kernels } from "./types.ts";
@@ -35,6 +36,7 @@ export function kernels(): Kernels {
  * ```ts
  * import { setKernels } from "./mod.ts";
  * import { tsKernels } from "./ts.ts";
+import { loadWasmKernels } from "./wasm.ts";
  * const previous = setKernels(tsKernels);
  * setKernels(previous);
  * ```
@@ -61,9 +63,7 @@ export function backendNames(): BackendName[] {
 
 const LOADERS: Record<BackendName, () => Kernels> = {
   blas: () => loadBlasKernels(),
-  wasm: () => {
-    throw new Error("Cannot load the wasm backend: not built yet");
-  },
+  wasm: () => loadWasmKernels(),
   ts: () => tsKernels,
 };
 

@@ -1,0 +1,244 @@
+/**
+ * The WebAssembly SIMD128 backend: the portable fast path when FFI is not allowed or no BLAS is
+ * installed. The module is generated from TypeScript ({@link ./wasm_gemm.ts}) and compiled
+ * synchronously at load; float32 and float64 both run SIMD micro-kernels (f32x4 and f64x2).
+ * Each call copies A, B (and C unless beta = 0) into the module's memory, which grows as needed
+ * and is reused across calls, then copies C back: O(n²) copying around O(n³) work.
+ * @module
+ */
+import type { FloatArray } from "../tensor.ts";
+import { checkGemm, scaleC } from "./check.ts";
+import type { Kernels } from "./types.ts";
+import { assemble, f32x4RelaxedMadd, Func, v128Zero } from "./wasm_asm.ts";
+import { gemmModuleBytes, TILES } from "./wasm_gemm.ts";
+
+/** Cache-blocking sizes in elements: MC rows of A, KC (the shared dimension), NC columns of B. */
+export interface BlockSizes {
+  /** Rows of op(A) packed per block (rounded up to the tile's rows). */
+  mc: number;
+  /** Depth of one packed block. */
+  kc: number;
+  /** Columns of op(B) packed per block (rounded up to the tile's columns). */
+  nc: number;
+}
+
+/** Block sizes per element type, tuned on a 48 KiB L1 / 2 MiB L2 core. */
+export const DEFAULT_BLOCKS: { f32: BlockSizes; f64: BlockSizes } = {
+  f32: { mc: 128, kc: 256, nc: 2048 },
+  f64: { mc: 96, kc: 192, nc: 1024 },
+};
+
+/** Options for {@linkcode loadWasmKernels}. */
+export interface WasmOptions {
+  /** Use relaxed SIMD fused multiply-add if the engine supports it (default true). */
+  relaxed?: boolean;
+  /** Override the cache-blocking sizes. */
+  blocks?: { f32?: Partial<BlockSizes>; f64?: Partial<BlockSizes> };
+}
+
+/** The wasm backend, with what it runs on. */
+export interface WasmKernels extends Kernels {
+  /** Whether the micro-kernels use relaxed SIMD fused multiply-add. */
+  readonly relaxed: boolean;
+  /** The module memory's current size in bytes. */
+  memoryBytes(): number;
+}
+
+type GemmExport = (
+  transA: number,
+  transB: number,
+  m: number,
+  n: number,
+  k: number,
+  alpha: number,
+  a: number,
+  lda: number,
+  b: number,
+  ldb: number,
+  c: number,
+  ldc: number,
+  packA: number,
+  packB: number,
+  tile: number,
+  mc: number,
+  kc: number,
+  nc: number,
+) => void;
+
+/** Whether the engine has relaxed SIMD: validates a one-function module using relaxed_madd. */
+function relaxedSupported(): boolean {
+  const probe = new Func([]);
+  probe.body = [...f32x4RelaxedMadd(v128Zero(), v128Zero(), v128Zero()), 0x1a /* drop */];
+  return WebAssembly.validate(assemble([probe], {}, 0));
+}
+
+/**
+ * Compiles the wasm backend (synchronously).
+ * @param options Relaxed SIMD on or off, block sizes.
+ * @returns The wasm kernels.
+ * @throws {Error} If this engine has no WebAssembly SIMD128.
+ *
+ * @example
+ * ```ts
+ * import { loadWasmKernels } from "./wasm.ts";
+ * const wasm = loadWasmKernels();
+ * const c = new Float32Array(1);
+ * wasm.gemm(false, false, 1, 1, 1, 1, new Float32Array([2]), 0, 1, new Float32Array([3]), 0, 1, 0, c, 0, 1);
+ * console.log(c[0]); // 6
+ * ```
+ */
+export function loadWasmKernels(options: WasmOptions = {}): WasmKernels {
+  if (typeof WebAssembly !== "object") {
+    throw new Error("Cannot load the wasm backend: this runtime has no WebAssembly");
+  }
+  const relaxed = (options.relaxed ?? true) && relaxedSupported();
+  const bytes = gemmModuleBytes(relaxed);
+  if (!WebAssembly.validate(bytes)) {
+    throw new Error(
+      "Cannot load the wasm backend: this engine does not support WebAssembly SIMD128",
+    );
+  }
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
+  const memory = instance.exports.memory as WebAssembly.Memory;
+  const sgemm = instance.exports.sgemm as GemmExport;
+  const dgemm = instance.exports.dgemm as GemmExport;
+  const blocks = {
+    f32: { ...DEFAULT_BLOCKS.f32, ...options.blocks?.f32 },
+    f64: { ...DEFAULT_BLOCKS.f64, ...options.blocks?.f64 },
+  };
+  let f32 = new Float32Array(memory.buffer);
+  let f64 = new Float64Array(memory.buffer);
+
+  function ensure(bytes: number): void {
+    const have = memory.buffer.byteLength;
+    if (bytes <= have) return;
+    if (bytes > 2 ** 32) {
+      throw new RangeError(
+        `Cannot run gemm: the wasm backend needs ${bytes} bytes of memory, more than 4 GiB`,
+      );
+    }
+    // Grow geometrically so a slowly growing workload does not regrow every call.
+    const pages = Math.min(
+      65536,
+      Math.max(Math.ceil(bytes / 65536), Math.ceil((have * 1.5) / 65536)),
+    );
+    memory.grow(pages - have / 65536);
+    f32 = new Float32Array(memory.buffer);
+    f64 = new Float64Array(memory.buffer);
+  }
+
+  return {
+    name: "wasm",
+    relaxed,
+    memoryBytes: () => memory.buffer.byteLength,
+    gemm(
+      transA: boolean,
+      transB: boolean,
+      m: number,
+      n: number,
+      k: number,
+      alpha: number,
+      a: FloatArray,
+      aOffset: number,
+      lda: number,
+      b: FloatArray,
+      bOffset: number,
+      ldb: number,
+      beta: number,
+      c: FloatArray,
+      cOffset: number,
+      ldc: number,
+    ): void {
+      checkGemm(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc);
+      if (m === 0 || n === 0) return;
+      if (k === 0 || alpha === 0) return scaleC(m, n, beta, c, cOffset, ldc);
+      const single = c instanceof Float32Array;
+      const es = single ? 4 : 8;
+      const tile = single ? TILES.f32 : TILES.f64;
+      const block = single ? blocks.f32 : blocks.f64;
+      // Balanced blocks: ceil(k / KC) blocks of nearly equal depth, and so on.
+      const kc = Math.ceil(k / Math.ceil(k / block.kc));
+      const mc = roundUp(Math.ceil(m / Math.ceil(m / block.mc)), tile.mr);
+      const nc = roundUp(Math.ceil(n / Math.ceil(n / block.nc)), tile.nr);
+      const [aRows, aCols] = transA ? [k, m] : [m, k];
+      const [bRows, bCols] = transB ? [n, k] : [k, n];
+      // Layout: tile | packed A | packed B | A | B | C, each 64-byte aligned.
+      const tileAt = 0;
+      const packAAt = roundUp(tile.mr * tile.nr * es, 64);
+      const packBAt = packAAt + roundUp(mc * kc * es, 64);
+      const aAt = packBAt + roundUp(kc * nc * es, 64);
+      const bAt = aAt + roundUp(aRows * aCols * es, 64);
+      const cAt = bAt + roundUp(bRows * bCols * es, 64);
+      ensure(cAt + m * n * es);
+      const view = single ? f32 : f64;
+      copyIn(a, aOffset, lda, aRows, aCols, view, aAt / es);
+      copyIn(b, bOffset, ldb, bRows, bCols, view, bAt / es);
+      if (beta === 0) view.fill(0, cAt / es, cAt / es + m * n);
+      else {
+        copyIn(c, cOffset, ldc, m, n, view, cAt / es);
+        if (beta !== 1) scaleC(1, m * n, beta, view, cAt / es, m * n);
+      }
+      (single ? sgemm : dgemm)(
+        transA ? 1 : 0,
+        transB ? 1 : 0,
+        m,
+        n,
+        k,
+        alpha,
+        aAt,
+        aCols,
+        bAt,
+        bCols,
+        cAt,
+        n,
+        packAAt,
+        packBAt,
+        tileAt,
+        mc,
+        kc,
+        nc,
+      );
+      copyOut(view, cAt / es, m, n, c, cOffset, ldc);
+    },
+  };
+}
+
+function roundUp(x: number, to: number): number {
+  return Math.ceil(x / to) * to;
+}
+
+/** Copies a rows x cols matrix at (src, offset, ld) to dst[at..] with its rows packed. */
+function copyIn(
+  src: FloatArray,
+  offset: number,
+  ld: number,
+  rows: number,
+  cols: number,
+  dst: FloatArray,
+  at: number,
+): void {
+  if (ld === cols) {
+    dst.set(src.subarray(offset, offset + rows * cols), at);
+    return;
+  }
+  for (let i = 0; i < rows; i++) {
+    dst.set(src.subarray(offset + i * ld, offset + i * ld + cols), at + i * cols);
+  }
+}
+
+/** Copies the packed m x n matrix at src[at..] to (dst, offset, ld). */
+function copyOut(
+  src: FloatArray,
+  at: number,
+  m: number,
+  n: number,
+  dst: FloatArray,
+  offset: number,
+  ld: number,
+): void {
+  if (ld === n) {
+    dst.set(src.subarray(at, at + m * n), offset);
+    return;
+  }
+  for (let i = 0; i < m; i++) dst.set(src.subarray(at + i * n, at + (i + 1) * n), offset + i * ld);
+}
