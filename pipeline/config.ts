@@ -300,11 +300,15 @@ export function resolveExperiment(input: unknown, file: string): ExperimentConfi
     data: { dir: string | null };
     output: { dir: string | null };
   };
-  const base = file.replace(/^.*[\\/]/, "").replace(/\.json$/i, "") || "experiment";
-  cfg.name ??= base;
-  if (!/^[\w.-]+$/.test(cfg.name)) {
+  if (cfg.name === null) {
+    // Derived from the file name: made safe for a directory name rather than rejected.
+    const base = file.replace(/^.*[\\/]/, "").replace(/\.json$/i, "");
+    cfg.name = base.replace(/[^\w.-]+/g, "_").replace(/^\.+/, "") || "experiment";
+  } else if (!/^[\w-][\w.-]*$/.test(cfg.name)) {
     throw new InputError(
-      `${file}: name: expected letters, digits, ".", "_" or "-" only, got ${shown(cfg.name)}`,
+      `${file}: name: expected letters, digits, ".", "_" or "-" only (not starting with "."), got ${
+        shown(cfg.name)
+      }`,
     );
   }
   cfg.data.dir ??= DEFAULT_DATA_DIRS[cfg.data.source];

@@ -61,6 +61,8 @@ Deno.test("defaultExperiment() fills derived defaults from the source and the na
   const coco = resolveExperiment({ data: { source: "coco" } }, "dir/real.json");
   assertEquals(coco.data.dir, "datasets/coco_captioning");
   assertEquals(coco.name, "real");
+  assertEquals(resolveExperiment({}, "runs/my exp (2).json").name, "my_exp_2_");
+  assertEquals(resolveExperiment({}, "..json").name, "experiment");
 });
 
 Deno.test("resolveExperiment() deep-merges a partial file over the defaults", () => {
@@ -116,6 +118,7 @@ Deno.test("resolveExperiment() rejects bad values with one line naming the file 
     [{ train: 3 }, "exp.json: train: expected an object, got 3"],
     [[1, 2], "exp.json: expected an object, got [1,2]"],
     [{ name: "a b" }, `exp.json: name: expected letters, digits`],
+    [{ name: ".." }, `exp.json: name: expected letters, digits`],
   ];
   for (const [input, message] of cases) {
     const e = assertThrows(() => resolveExperiment(input, "exp.json"), InputError, message);
