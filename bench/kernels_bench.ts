@@ -23,56 +23,73 @@ const TRANSPOSES: [string, boolean, boolean][] = [["NN", false, false], ["TN", t
   true,
 ]];
 
-function option(name: string, fallback: string): string {
+function option(args: string[], name: string, fallback: string): string {
   const prefix = `--${name}=`;
-  return Deno.args.find((a) => a.startsWith(prefix))?.slice(prefix.length) ?? fallback;
+  return args.find((a) => a.startsWith(prefix))?.slice(prefix.length) ?? fallback;
 }
 
-const dtype = option("dtype", "float32");
-if (dtype !== "float32" && dtype !== "float64") {
-  throw new RangeError(
-    `Cannot run the benchmark: unknown dtype "${dtype}", expected float32 or float64`,
-  );
-}
-const seconds = Number(option("seconds", "0.5"));
-const backends = option("backends", availableBackends().join(",")).split(",") as BackendName[];
-const rng = new Rng(1);
+/**
+ * Runs every (backend, shape, transposes) and prints one JSON line each.
+ * @param args Command-line options: --backends, --dtype, --seconds.
+ * @returns Nothing; results go to stdout.
+ * @example
+ * ```ts ignore
+ * import { main } from "./kernels_bench.ts";
+ * main(["--backends=wasm", "--seconds=0.1"]);
+ * ```
+ */
+export function main(args: string[]): void {
+  const dtype = option(args, "dtype", "float32");
+  if (dtype !== "float32" && dtype !== "float64") {
+    throw new RangeError(
+      `Cannot run the benchmark: unknown dtype "${dtype}", expected float32 or float64`,
+    );
+  }
+  const seconds = Number(option(args, "seconds", "0.5"));
+  const backends = option(args, "backends", availableBackends().join(",")).split(
+    ",",
+  ) as BackendName[];
+  const rng = new Rng(1);
 
-for (const name of backends) {
-  const kern = loadKernels(name);
-  for (const [m, n, k] of SHAPES) {
-    for (const [trans, transA, transB] of TRANSPOSES) {
-      const make = (length: number) => {
-        const x = dtype === "float32" ? new Float32Array(length) : new Float64Array(length);
-        for (let i = 0; i < length; i++) x[i] = rng.random() - 0.5;
-        return x;
-      };
-      const a = make(m * k), b = make(k * n), c = make(m * n);
-      const lda = transA ? m : k, ldb = transB ? k : n;
-      const run = () => kern.gemm(transA, transB, m, n, k, 1, a, 0, lda, b, 0, ldb, 0, c, 0, n);
-      run(); // warm-up: compile, grow memory
-      const times: number[] = [];
-      const start = performance.now();
-      while (
-        times.length < 3 || (performance.now() - start < seconds * 1000 && times.length < 1000)
-      ) {
-        const t = performance.now();
-        run();
-        times.push(performance.now() - t);
+  for (const name of backends) {
+    const kern = loadKernels(name);
+    for (const [m, n, k] of SHAPES) {
+      for (const [trans, transA, transB] of TRANSPOSES) {
+        const make = (length: number) => {
+          const x = dtype === "float32" ? new Float32Array(length) : new Float64Array(length);
+          for (let i = 0; i < length; i++) x[i] = rng.random() - 0.5;
+          return x;
+        };
+        const a = make(m * k), b = make(k * n), c = make(m * n);
+        const lda = transA ? m : k, ldb = transB ? k : n;
+        const run = () => kern.gemm(transA, transB, m, n, k, 1, a, 0, lda, b, 0, ldb, 0, c, 0, n);
+        run(); // warm-up: compile, grow memory
+        const times: number[] = [];
+        const start = performance.now();
+        while (
+          times.length < 3 || (performance.now() - start < seconds * 1000 && times.length < 1000)
+        ) {
+          const t = performance.now();
+          run();
+          times.push(performance.now() - t);
+        }
+        times.sort((x, y) => x - y);
+        const gflops = (ms: number) => Math.round((2 * m * n * k) / ms / 1e5) / 10;
+        console.log(JSON.stringify({
+          backend: name,
+          dtype,
+          m,
+          n,
+          k,
+          trans,
+          gflops: gflops(times[0]),
+          median_gflops: gflops(times[Math.floor(times.length / 2)]),
+          runs: times.length,
+        }));
       }
-      times.sort((x, y) => x - y);
-      const gflops = (ms: number) => Math.round((2 * m * n * k) / ms / 1e5) / 10;
-      console.log(JSON.stringify({
-        backend: name,
-        dtype,
-        m,
-        n,
-        k,
-        trans,
-        gflops: gflops(times[0]),
-        median_gflops: gflops(times[Math.floor(times.length / 2)]),
-        runs: times.length,
-      }));
     }
   }
 }
+
+// Only when run as a program: `deno bench` also loads *_bench.ts files, and must not run this.
+if (import.meta.main) main(Deno.args);
