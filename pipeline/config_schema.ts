@@ -3,7 +3,8 @@
  * default, range or choices, help). The defaults, the validation in `config.ts`, the help
  * text and `experiments/experiment.schema.json` all come from this table.
  *
- * Run `deno task schema` after changing it to regenerate the JSON Schema file.
+ * Run `deno task schema` after changing it: it regenerates the JSON Schema file and the
+ * options table of `docs/experiments.md` (tests check both are current).
  * @module
  */
 
@@ -43,6 +44,7 @@ export interface OptionSpec {
 
 /** A group of options (or nested groups), keyed by name. */
 export interface SectionSpec {
+  /** An option or a nested section. */
   [key: string]: OptionSpec | SectionSpec;
 }
 
@@ -370,9 +372,67 @@ export function experimentJsonSchema(): string {
 
 /** Where `deno task schema` writes the JSON Schema, relative to the repository root. */
 export const JSON_SCHEMA_PATH = "experiments/experiment.schema.json";
+/** The experiment-file reference whose options table `deno task schema` regenerates. */
+export const OPTIONS_DOC_PATH = "docs/experiments.md";
+/** The markers around the generated options table in {@linkcode OPTIONS_DOC_PATH}. */
+export const OPTIONS_DOC_MARKERS = [
+  "<!-- BEGIN generated options: deno task schema -->",
+  "<!-- END generated options -->",
+] as const;
+
+/**
+ * The options reference as a Markdown table, one row per option.
+ * @returns The table, ending with a newline.
+ *
+ * @example
+ * ```ts
+ * import { experimentOptionsMarkdown } from "./config_schema.ts";
+ * console.log(experimentOptionsMarkdown().includes("`train.learningRate`")); // true
+ * ```
+ */
+export function experimentOptionsMarkdown(): string {
+  const cell = (s: string) => s.replaceAll("|", "\\|");
+  const rows: string[][] = [["option", "accepts", "default", "meaning"]];
+  forEachOption((path, spec) => {
+    rows.push([
+      `\`${path.join(".")}\``,
+      cell(describeExpected(spec)),
+      `\`${JSON.stringify(spec.default)}\``,
+      cell(spec.help),
+    ]);
+  });
+  // Padded the way `deno fmt` pads Markdown tables, so the file stays fmt-clean.
+  const widths = rows[0].map((_, c) => Math.max(3, ...rows.map((r) => r[c].length)));
+  const line = (r: string[]) => `| ${r.map((x, c) => x.padEnd(widths[c])).join(" | ")} |`;
+  return [line(rows[0]), line(widths.map((w) => "-".repeat(w))), ...rows.slice(1).map(line)]
+    .join("\n") + "\n";
+}
+
+/**
+ * Replaces the generated options table between the markers of a Markdown document.
+ * @param doc The document text.
+ * @returns The document with a fresh table.
+ * @throws {Error} When the markers are missing.
+ *
+ * @example
+ * ```ts
+ * import { OPTIONS_DOC_MARKERS, withGeneratedOptions } from "./config_schema.ts";
+ * const doc = withGeneratedOptions(`# Options\n${OPTIONS_DOC_MARKERS[0]}\n${OPTIONS_DOC_MARKERS[1]}\n`);
+ * console.log(doc.includes("train.learningRate")); // true
+ * ```
+ */
+export function withGeneratedOptions(doc: string): string {
+  const [begin, end] = OPTIONS_DOC_MARKERS;
+  const i = doc.indexOf(begin), j = doc.indexOf(end);
+  if (i < 0 || j < i) throw new Error(`Cannot update the options table: markers not found`);
+  return `${doc.slice(0, i + begin.length)}\n\n${experimentOptionsMarkdown()}\n${doc.slice(j)}`;
+}
 
 if (import.meta.main) {
-  const url = new URL(`../${JSON_SCHEMA_PATH}`, import.meta.url);
-  await Deno.writeTextFile(url, experimentJsonSchema());
+  const root = new URL("../", import.meta.url);
+  await Deno.writeTextFile(new URL(JSON_SCHEMA_PATH, root), experimentJsonSchema());
   console.log(`Wrote ${JSON_SCHEMA_PATH}`);
+  const docUrl = new URL(OPTIONS_DOC_PATH, root);
+  await Deno.writeTextFile(docUrl, withGeneratedOptions(await Deno.readTextFile(docUrl)));
+  console.log(`Updated the options table in ${OPTIONS_DOC_PATH}`);
 }

@@ -84,6 +84,7 @@ export class ProgressReporter {
   #barShown = false;
 
   /**
+   * Starts the clock of a run's progress.
    * @param options Totals, output and clock; see {@linkcode ProgressOptions}.
    */
   constructor(options: ProgressOptions) {
@@ -277,6 +278,7 @@ export class MetricsLog {
   #close: () => void;
 
   /**
+   * Makes a log that hands each line to `sink` (see {@linkcode MetricsLog.open} for a file).
    * @param sink Receives each line, newline included.
    * @param clock Stamps each record; default the wall clock.
    * @param close Called by {@linkcode MetricsLog.close}.

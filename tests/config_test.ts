@@ -12,6 +12,8 @@ import {
   experimentJsonSchema,
   forEachOption,
   JSON_SCHEMA_PATH,
+  OPTIONS_DOC_PATH,
+  withGeneratedOptions,
 } from "../pipeline/config_schema.ts";
 import { InputError } from "../pipeline/errors.ts";
 
@@ -29,6 +31,12 @@ async function withFile(text: string, fn: (path: string) => Promise<void>): Prom
 Deno.test("the committed experiment.schema.json equals a fresh generation (run `deno task schema`)", async () => {
   const committed = await Deno.readTextFile(new URL(`../${JSON_SCHEMA_PATH}`, import.meta.url));
   assertEquals(committed, experimentJsonSchema());
+});
+
+Deno.test("the options table in docs/experiments.md is current (run `deno task schema`)", async () => {
+  const doc = await Deno.readTextFile(new URL(`../${OPTIONS_DOC_PATH}`, import.meta.url));
+  assertEquals(doc, withGeneratedOptions(doc));
+  assert(doc.includes("| `train.learningRate`"));
 });
 
 Deno.test("the JSON Schema lists every option with its default, and rejects extra keys", () => {
