@@ -205,7 +205,6 @@ function readPng(bytes: Uint8Array): { width: number; height: number; pixels: Ui
 Deno.test({
   name: "writeReport() output renders in headless Chromium to a non-trivial screenshot",
   ignore: !hasChromium,
-  sanitizeResources: false,
   fn: async () => {
     const dir = await Deno.makeTempDir({ prefix: "recap_report_" });
     try {
@@ -226,6 +225,7 @@ Deno.test({
           "--headless",
           "--no-sandbox",
           "--disable-gpu",
+          "--disable-dev-shm-usage",
           "--disable-quic",
           "--no-first-run",
           "--disable-background-networking",
