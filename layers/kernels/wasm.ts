@@ -10,7 +10,7 @@ import type { FloatArray } from "../tensor.ts";
 import { checkGemm, scaleC } from "./check.ts";
 import type { Kernels } from "./types.ts";
 import { assemble, f32x4RelaxedMadd, Func, v128Zero } from "./wasm_asm.ts";
-import { gemmModuleBytes, TILES } from "./wasm_gemm.ts";
+import { gemmModuleBytes, type TileConfig, TILES } from "./wasm_gemm.ts";
 
 /** Cache-blocking sizes in elements: MC rows of A, KC (the shared dimension), NC columns of B. */
 export interface BlockSizes {
@@ -34,6 +34,8 @@ export interface WasmOptions {
   relaxed?: boolean;
   /** Override the cache-blocking sizes. */
   blocks?: { f32?: Partial<BlockSizes>; f64?: Partial<BlockSizes> };
+  /** Override the register tiles (for tuning; nr must be a multiple of the vector lanes). */
+  tiles?: { f32?: TileConfig; f64?: TileConfig };
 }
 
 /** The wasm backend, with what it runs on. */
@@ -92,7 +94,8 @@ export function loadWasmKernels(options: WasmOptions = {}): WasmKernels {
     throw new Error("Cannot load the wasm backend: this runtime has no WebAssembly");
   }
   const relaxed = (options.relaxed ?? true) && relaxedSupported();
-  const bytes = gemmModuleBytes(relaxed);
+  const tiles = { f32: options.tiles?.f32 ?? TILES.f32, f64: options.tiles?.f64 ?? TILES.f64 };
+  const bytes = gemmModuleBytes(relaxed, tiles);
   if (!WebAssembly.validate(bytes)) {
     throw new Error(
       "Cannot load the wasm backend: this engine does not support WebAssembly SIMD128",
@@ -154,7 +157,7 @@ export function loadWasmKernels(options: WasmOptions = {}): WasmKernels {
       if (k === 0 || alpha === 0) return scaleC(m, n, beta, c, cOffset, ldc);
       const single = c instanceof Float32Array;
       const es = single ? 4 : 8;
-      const tile = single ? TILES.f32 : TILES.f64;
+      const tile = single ? tiles.f32 : tiles.f64;
       const block = single ? blocks.f32 : blocks.f64;
       // Balanced blocks: ceil(k / KC) blocks of nearly equal depth, and so on.
       const kc = Math.ceil(k / Math.ceil(k / block.kc));

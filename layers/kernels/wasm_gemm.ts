@@ -66,7 +66,7 @@ export interface TileConfig {
 
 /** The tiles the generated module uses, per element type. */
 export const TILES: { f32: TileConfig; f64: TileConfig } = {
-  f32: { mr: 4, nr: 16, unroll: 4 },
+  f32: { mr: 6, nr: 8, unroll: 8 },
   f64: { mr: 4, nr: 8, unroll: 4 },
 };
 
@@ -241,11 +241,14 @@ function packB(t: Typed, tile: TileConfig): Func {
  * either C += acc (full tile) or, for an edge tile, acc stored to `tile` and its valid mr x nr
  * corner added to C.
  * Params: (kc, pa, pb, c, ldcBytes) for the full kernel, plus (tile, mr, nr) for the edge one.
+ * A full kernel for `rows` < MR serves the last rows of a block (full columns) without wasted
+ * work on padding rows.
  */
-function micro(t: Typed, tile: TileConfig, edge: boolean): Func {
+function micro(t: Typed, tile: TileConfig, edge: boolean, rows = tile.mr): Func {
   const f = new Func(edge ? [I32, I32, I32, I32, I32, I32, I32, I32] : [I32, I32, I32, I32, I32]);
   const [kc, pa, pb, c, ldcb, tileP, mrP, nrP] = [0, 1, 2, 3, 4, 5, 6, 7];
-  const { mr, nr, unroll } = tile;
+  // `mr` rows are computed; the packed A panel is always tile.mr wide.
+  const { nr, unroll } = tile, mr = rows, panel = tile.mr;
   const es = t.es, nv = nr / t.lanes;
   const acc = Array.from({ length: mr * nv }, () => f.local(V128));
   const bv = Array.from({ length: nv }, () => f.local(V128));
@@ -254,12 +257,12 @@ function micro(t: Typed, tile: TileConfig, edge: boolean): Func {
   const step = (u: number): Code => [
     ...bv.flatMap((b, v) => set(b, v128Load(get(pb), (u * nr + v * t.lanes) * es))),
     ...Array.from({ length: mr }, (_, r) => [
-      ...set(av, t.splatLoad(get(pa), (u * mr + r) * es)),
+      ...set(av, t.splatLoad(get(pa), (u * panel + r) * es)),
       ...bv.flatMap((b, v) => set(acc[r * nv + v], t.madd(get(av), get(b), get(acc[r * nv + v])))),
     ]).flat(),
   ];
   const advance = (steps: number): Code => [
-    ...set(pa, add(get(pa), i32(steps * mr * es))),
+    ...set(pa, add(get(pa), i32(steps * panel * es))),
     ...set(pb, add(get(pb), i32(steps * nr * es))),
   ];
   const body: Code = [
@@ -338,7 +341,10 @@ function driver(t: Typed, tile: TileConfig, base: number): Func {
   );
   const [jc, nc, pc, kc, ic, mc, jr, ir, cp, ldcb] = Array.from({ length: 10 }, () => f.local(I32));
   const es = t.es;
-  const [fPackA, fPackB, fMicro, fEdge] = [base, base + 1, base + 2, base + 3];
+  // Function layout from `base`: packA, packB, micro for 1..MR rows, the edge kernel.
+  const [fPackA, fPackB, fEdge] = [base, base + 1, base + 2 + tile.mr];
+  const fRows = (r: number) => base + 1 + r;
+  const mrv = f.local(I32);
   f.body = [
     ...set(ldcb, mul(get(ldc), i32(es))),
     ...forLoop(jc, i32(0), get(n), get(NC), [
@@ -369,18 +375,25 @@ function driver(t: Typed, tile: TileConfig, base: number): Func {
                   mul(add(mul(add(get(ic), get(ir)), get(ldc)), add(get(jc), get(jr))), i32(es)),
                 ),
               ),
+              ...set(mrv, minS(i32(tile.mr), sub(get(mc), get(ir)))),
               ...ifElse(
-                and2(
-                  geS2(sub(get(mc), get(ir)), i32(tile.mr)),
-                  geS2(sub(get(nc), get(jr)), i32(tile.nr)),
-                ),
-                call(
-                  fMicro,
-                  get(kc),
-                  add(get(pA), mul(mul(get(ir), get(kc)), i32(es))),
-                  add(get(pB), mul(mul(get(jr), get(kc)), i32(es))),
-                  get(cp),
-                  get(ldcb),
+                geS2(sub(get(nc), get(jr)), i32(tile.nr)),
+                // Full columns: the kernel for exactly the valid rows (MR first, the common case).
+                [tile.mr, ...Array.from({ length: tile.mr - 1 }, (_, r) => r + 1)].reduceRight(
+                  (otherwise: Code, r: number) =>
+                    ifElse(
+                      eq(get(mrv), i32(r)),
+                      call(
+                        fRows(r),
+                        get(kc),
+                        add(get(pA), mul(mul(get(ir), get(kc)), i32(es))),
+                        add(get(pB), mul(mul(get(jr), get(kc)), i32(es))),
+                        get(cp),
+                        get(ldcb),
+                      ),
+                      otherwise,
+                    ),
+                  [] as Code,
                 ),
                 call(
                   fEdge,
@@ -390,7 +403,7 @@ function driver(t: Typed, tile: TileConfig, base: number): Func {
                   get(cp),
                   get(ldcb),
                   get(tileP),
-                  minS(i32(tile.mr), sub(get(mc), get(ir))),
+                  get(mrv),
                   minS(i32(tile.nr), sub(get(nc), get(jr))),
                 ),
               ),
@@ -435,7 +448,9 @@ export function gemmModuleBytes(
       throw new RangeError(`Cannot build gemm: nr must be a multiple of ${t.lanes}`);
     }
     const base = funcs.length;
-    funcs.push(packA(t, tile), packB(t, tile), micro(t, tile, false), micro(t, tile, true));
+    funcs.push(packA(t, tile), packB(t, tile));
+    for (let rows = 1; rows <= tile.mr; rows++) funcs.push(micro(t, tile, false, rows));
+    funcs.push(micro(t, tile, true));
     exports[kind === "f32" ? "sgemm" : "dgemm"] = funcs.length;
     funcs.push(driver(t, tile, base));
   }
