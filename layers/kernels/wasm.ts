@@ -65,6 +65,7 @@ type GemmExport = (
   mc: number,
   kc: number,
   nc: number,
+  overwrite: number,
 ) => void;
 
 /** Whether the engine has relaxed SIMD: validates a one-function module using relaxed_madd. */
@@ -176,8 +177,8 @@ export function loadWasmKernels(options: WasmOptions = {}): WasmKernels {
       const view = single ? f32 : f64;
       copyIn(a, aOffset, lda, aRows, aCols, view, aAt / es);
       copyIn(b, bOffset, ldb, bRows, bCols, view, bAt / es);
-      if (beta === 0) view.fill(0, cAt / es, cAt / es + m * n);
-      else {
+      // beta = 0: the kernel's first k block overwrites C, so C is neither copied in nor cleared.
+      if (beta !== 0) {
         copyIn(c, cOffset, ldc, m, n, view, cAt / es);
         if (beta !== 1) scaleC(1, m * n, beta, view, cAt / es, m * n);
       }
@@ -200,6 +201,7 @@ export function loadWasmKernels(options: WasmOptions = {}): WasmKernels {
         mc,
         kc,
         nc,
+        beta === 0 ? 1 : 0,
       );
       copyOut(view, cAt / es, m, n, c, cOffset, ldc);
     },

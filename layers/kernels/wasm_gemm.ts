@@ -6,7 +6,8 @@
  *
  * Exported functions (pointers are byte addresses in the module's memory; matrices row-major,
  * leading dimensions in elements): `sgemm`/`dgemm(transA, transB, m, n, k, alpha, a, lda, b,
- * ldb, c, ldc, packA, packB, tile, mc, kc, nc)` compute C += alpha * op(A) @ op(B); `packA`
+ * ldb, c, ldc, packA, packB, tile, mc, kc, nc, overwrite)` compute C += alpha * op(A) @ op(B),
+ * or C = alpha * op(A) @ op(B) without reading C when `overwrite` is non-zero; `packA`
  * must hold mc * kc elements, `packB` kc * nc, `tile` MR * NR (mc a multiple of MR, nc of NR).
  * @module
  */
@@ -67,7 +68,7 @@ export interface TileConfig {
 /** The tiles the generated module uses, per element type. */
 export const TILES: { f32: TileConfig; f64: TileConfig } = {
   f32: { mr: 6, nr: 8, unroll: 8 },
-  f64: { mr: 4, nr: 8, unroll: 4 },
+  f64: { mr: 6, nr: 4, unroll: 8 },
 };
 
 interface Typed {
@@ -245,8 +246,11 @@ function packB(t: Typed, tile: TileConfig): Func {
  * work on padding rows.
  */
 function micro(t: Typed, tile: TileConfig, edge: boolean, rows = tile.mr): Func {
-  const f = new Func(edge ? [I32, I32, I32, I32, I32, I32, I32, I32] : [I32, I32, I32, I32, I32]);
+  const f = new Func(
+    edge ? [I32, I32, I32, I32, I32, I32, I32, I32, I32] : [I32, I32, I32, I32, I32, I32],
+  );
   const [kc, pa, pb, c, ldcb, tileP, mrP, nrP] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const store = edge ? 8 : 5; // non-zero: C = acc (C's old contents never read), else C += acc
   // `mr` rows are computed; the packed A panel is always tile.mr wide.
   const { nr, unroll } = tile, mr = rows, panel = tile.mr;
   const es = t.es, nv = nr / t.lanes;
@@ -276,35 +280,35 @@ function micro(t: Typed, tile: TileConfig, edge: boolean, rows = tile.mr): Func 
     ...forLoop(p, get(p), get(kc), i32(1), [...step(0), ...advance(1)]),
   ];
   if (!edge) {
-    body.push(...set(cr, get(c)));
-    for (let r = 0; r < mr; r++) {
-      for (let v = 0; v < nv; v++) {
-        body.push(
-          ...v128Store(get(cr), t.vadd(v128Load(get(cr), v * 16), get(acc[r * nv + v])), v * 16),
-        );
+    const update = (overwrite: boolean): Code => {
+      const out: Code = [...set(cr, get(c))];
+      for (let r = 0; r < mr; r++) {
+        for (let v = 0; v < nv; v++) {
+          const x = get(acc[r * nv + v]);
+          out.push(
+            ...v128Store(get(cr), overwrite ? x : t.vadd(v128Load(get(cr), v * 16), x), v * 16),
+          );
+        }
+        out.push(...set(cr, add(get(cr), get(ldcb))));
       }
-      body.push(...set(cr, add(get(cr), get(ldcb))));
-    }
+      return out;
+    };
+    body.push(...ifElse(get(store), update(true), update(false)));
   } else {
     for (let r = 0; r < mr; r++) {
       for (let v = 0; v < nv; v++) {
         body.push(...v128Store(get(tileP), get(acc[r * nv + v]), (r * nr + v * t.lanes) * es));
       }
     }
-    body.push(
-      ...forLoop(i, i32(0), get(mrP), i32(1), [
+    const tileAt = t.load(add(get(tileP), mul(add(mul(get(i), i32(nr)), get(j)), i32(es))));
+    const update = (overwrite: boolean): Code =>
+      forLoop(i, i32(0), get(mrP), i32(1), [
         ...forLoop(j, i32(0), get(nrP), i32(1), [
           ...set(cij, add(add(get(c), mul(get(i), get(ldcb))), mul(get(j), i32(es)))),
-          ...t.store(
-            get(cij),
-            t.sadd(
-              t.load(get(cij)),
-              t.load(add(get(tileP), mul(add(mul(get(i), i32(nr)), get(j)), i32(es)))),
-            ),
-          ),
+          ...t.store(get(cij), overwrite ? tileAt : t.sadd(t.load(get(cij)), tileAt)),
         ]),
-      ]),
-    );
+      ]);
+    body.push(...ifElse(get(store), update(true), update(false)));
   }
   f.body = body;
   return f;
@@ -312,7 +316,7 @@ function micro(t: Typed, tile: TileConfig, edge: boolean, rows = tile.mr): Func 
 
 /**
  * The driver: (transA, transB, m, n, k, alpha, a, lda, b, ldb, c, ldc, packA, packB, tile,
- * mcBlock, kcBlock, ncBlock); C += alpha * op(A) @ op(B).
+ * mcBlock, kcBlock, ncBlock, overwrite); C += alpha * op(A) @ op(B), or C = … when overwrite.
  */
 function driver(t: Typed, tile: TileConfig, base: number): Func {
   const f = new Func([
@@ -334,23 +338,24 @@ function driver(t: Typed, tile: TileConfig, base: number): Func {
     I32,
     I32,
     I32,
+    I32,
   ]);
-  const [tA, tB, m, n, k, alpha, A, lda, B, ldb, C, ldc, pA, pB, tileP, MC, KC, NC] = Array.from(
-    { length: 18 },
-    (_, x) => x,
-  );
+  const [tA, tB, m, n, k, alpha, A, lda, B, ldb, C, ldc, pA, pB, tileP, MC, KC, NC, overwrite] =
+    Array.from({ length: 19 }, (_, x) => x);
   const [jc, nc, pc, kc, ic, mc, jr, ir, cp, ldcb] = Array.from({ length: 10 }, () => f.local(I32));
   const es = t.es;
   // Function layout from `base`: packA, packB, micro for 1..MR rows, the edge kernel.
   const [fPackA, fPackB, fEdge] = [base, base + 1, base + 2 + tile.mr];
   const fRows = (r: number) => base + 1 + r;
-  const mrv = f.local(I32);
+  const mrv = f.local(I32), store = f.local(I32);
   f.body = [
     ...set(ldcb, mul(get(ldc), i32(es))),
     ...forLoop(jc, i32(0), get(n), get(NC), [
       ...set(nc, minS(get(NC), sub(get(n), get(jc)))),
       ...forLoop(pc, i32(0), get(k), get(KC), [
         ...set(kc, minS(get(KC), sub(get(k), get(pc)))),
+        // The first k block overwrites C when the caller asked (beta = 0); later ones add.
+        ...set(store, and2(get(overwrite), eqz(get(pc)))),
         ...call(fPackB, get(tB), get(B), get(ldb), get(pc), get(jc), get(kc), get(nc), get(pB)),
         ...forLoop(ic, i32(0), get(m), get(MC), [
           ...set(mc, minS(get(MC), sub(get(m), get(ic)))),
@@ -390,6 +395,7 @@ function driver(t: Typed, tile: TileConfig, base: number): Func {
                         add(get(pB), mul(mul(get(jr), get(kc)), i32(es))),
                         get(cp),
                         get(ldcb),
+                        get(store),
                       ),
                       otherwise,
                     ),
@@ -405,6 +411,7 @@ function driver(t: Typed, tile: TileConfig, base: number): Func {
                   get(tileP),
                   get(mrv),
                   minS(i32(tile.nr), sub(get(nc), get(jr))),
+                  get(store),
                 ),
               ),
             ]),
