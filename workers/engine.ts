@@ -1,0 +1,140 @@
+/**
+ * The training-step engine: loss and gradients of a minibatch, reduced and applied to the
+ * parameters. The single-thread engine here and the worker pool share the same fixed shards,
+ * blocks and summation order, so they give bitwise-identical results.
+ * @module
+ */
+import { allocArray, type FloatArray, type FloatDType } from "../layers/tensor.ts";
+import type { CaptioningRNN } from "../model/captioning_rnn.ts";
+import type { Optimizer } from "../pipeline/optim.ts";
+import type { Minibatch } from "../pipeline/minibatch.ts";
+import { clipFactor, reduceShards, scaleRange, splitRange, sumSquares } from "./sharding.ts";
+import { Tensor } from "../layers/tensor.ts";
+
+/** What one training step reports. */
+export interface StepResult {
+  /** The minibatch loss. */
+  loss: number;
+  /** The global gradient norm before clipping. */
+  gradNorm: number;
+  /** Whether the parameters were updated (false when loss or gradient was not finite). */
+  applied: boolean;
+}
+
+/** Something that runs training steps on a model's shared parameters. */
+export interface TrainEngine {
+  /**
+   * Computes the batch's loss and gradient, clips it to `gradClip` (0 = off), and applies the
+   * optimizer — unless the loss or gradient is not finite, in which case nothing changes.
+   */
+  step(batch: Minibatch, optimizer: Optimizer, gradClip: number): StepResult | Promise<StepResult>;
+  /** The loss of a batch without changing anything (for validation). */
+  evalLoss(batch: Minibatch): number | Promise<number>;
+  /** Releases workers and buffers. */
+  close(): void | Promise<void>;
+}
+
+/** How many fixed shards a batch is split into by default (a multiple of 1, 2 and 4 workers). */
+export const DEFAULT_SHARDS = 4;
+/** How many fixed blocks the flat gradient is split into for reduction and norms. */
+export const GRAD_BLOCKS = 64;
+
+/**
+ * Rows [start, end) of a minibatch as its own minibatch (copies).
+ * @param batch The minibatch.
+ * @param start The first row.
+ * @param end One past the last row.
+ * @returns The shard.
+ */
+export function shardOf(batch: Minibatch, start: number, end: number): Minibatch {
+  const t1 = batch.captions.shape[1], d = batch.features.shape[1];
+  return {
+    captions: new Tensor(batch.captions.data.slice(start * t1, end * t1), [end - start, t1]),
+    features: new Tensor(batch.features.data.slice(start * d, end * d), [end - start, d]),
+    imageIdxs: batch.imageIdxs.slice(start, end),
+  };
+}
+
+/**
+ * The single-thread engine: runs the shards one after another in this thread.
+ *
+ * @example
+ * ```ts
+ * import { LocalEngine } from "./engine.ts";
+ * import { CaptioningRNN } from "../model/captioning_rnn.ts";
+ * const model = new CaptioningRNN({ wordToIdx: { "<NULL>": 0, "<START>": 1, "<END>": 2 }, inputDim: 4 });
+ * const engine = new LocalEngine(model);
+ * engine.close();
+ * ```
+ */
+export class LocalEngine<D extends FloatDType> implements TrainEngine {
+  readonly #model: CaptioningRNN<D>;
+  readonly #shards: number;
+  readonly #shardGrads: FloatArray[];
+  readonly #grad: FloatArray;
+
+  /**
+   * @param model The model whose parameters are trained.
+   * @param shards The number of fixed shards per batch (default {@linkcode DEFAULT_SHARDS}).
+   */
+  constructor(model: CaptioningRNN<D>, shards = DEFAULT_SHARDS) {
+    this.#model = model;
+    this.#shards = shards;
+    const total = model.layout.total;
+    this.#shardGrads = Array.from({ length: shards }, () => allocArray(model.dtype, total));
+    this.#grad = allocArray(model.dtype, total);
+  }
+
+  /** The reduced gradient of the last step (after clipping). */
+  get gradient(): FloatArray {
+    return this.#grad;
+  }
+
+  step(batch: Minibatch, optimizer: Optimizer, gradClip: number): StepResult {
+    const n = batch.captions.shape[0];
+    let loss = 0;
+    splitRange(n, this.#shards).forEach((r, s) => {
+      const shard = shardOf(batch, r.start, r.end);
+      if (r.end === r.start) this.#shardGrads[s].fill(0);
+      else {
+        loss += this.#model.loss(shard.features, shard.captions, {
+          normalizer: n,
+          gradBuffer: this.#shardGrads[s] as never,
+        }).loss;
+      }
+    });
+    const blocks = splitRange(this.#grad.length, GRAD_BLOCKS);
+    let sq = 0;
+    for (const b of blocks) {
+      reduceShards(this.#shardGrads, this.#grad, b.start, b.end);
+      sq += sumSquares(this.#grad, b.start, b.end);
+    }
+    const gradNorm = Math.sqrt(sq);
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+      return { loss, gradNorm, applied: false };
+    }
+    const factor = clipFactor(gradNorm, gradClip);
+    optimizer.beginStep();
+    for (const b of blocks) {
+      if (factor !== 1) scaleRange(this.#grad, factor, b.start, b.end);
+      optimizer.update(this.#model.flat, this.#grad, b.start, b.end);
+    }
+    return { loss, gradNorm, applied: true };
+  }
+
+  evalLoss(batch: Minibatch): number {
+    const n = batch.captions.shape[0];
+    let loss = 0;
+    for (const r of splitRange(n, this.#shards)) {
+      if (r.end === r.start) continue;
+      const shard = shardOf(batch, r.start, r.end);
+      loss += this.#model.loss(shard.features, shard.captions, {
+        normalizer: n,
+        gradBuffer: this.#shardGrads[0] as never,
+      }).loss;
+    }
+    return loss;
+  }
+
+  close(): void {}
+}
