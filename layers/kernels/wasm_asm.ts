@@ -169,6 +169,28 @@ export const f32x4Splat = (x: Code): Code => [...x, ...simd(0x13)];
 /** `f64x2.splat`. */
 export const f64x2Splat = (x: Code): Code => [...x, ...simd(0x14)];
 
+/**
+ * `i8x16.shuffle` of two vectors, with lanes given as indices of `laneBytes`-wide lanes into
+ * the concatenation a ++ b.
+ * @param a First vector code.
+ * @param b Second vector code.
+ * @param lanes Lane indices (4 for 32-bit lanes, 2 for 64-bit ones).
+ * @param laneBytes 4 or 8.
+ * @returns The instructions.
+ * @example
+ * ```ts
+ * import { shuffle, v128Zero } from "./wasm_asm.ts";
+ * // interleave the low halves: a0 b0 a1 b1
+ * console.log(shuffle(v128Zero(), v128Zero(), [0, 4, 1, 5], 4).length);
+ * ```
+ */
+export const shuffle = (a: Code, b: Code, lanes: number[], laneBytes: number): Code => [
+  ...a,
+  ...b,
+  ...simd(0x0d),
+  ...lanes.flatMap((l) => Array.from({ length: laneBytes }, (_, x) => l * laneBytes + x)),
+];
+
 /** Scalar float arithmetic: f32/f64 add and mul. */
 export const f32Add = bin(0x92), f32Mul = bin(0x94), f64Add = bin(0xa0), f64Mul = bin(0xa2);
 

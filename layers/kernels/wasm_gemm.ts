@@ -47,6 +47,7 @@ import {
   mul,
   ne,
   set,
+  shuffle,
   sub,
   uleb,
   V128,
@@ -204,6 +205,33 @@ function packB(t: Typed, tile: TileConfig): Func {
       ...set(dst, add(get(dst), i32(nr * es))),
     ]),
   ];
+  // Fast path: op(B) = Bᵀ, full panel: NR rows of B, each contiguous in k. Blocks of L x L
+  // (L = lanes) are loaded as L vectors along k, transposed in registers, stored along j.
+  const L = t.lanes;
+  const rowsIn = Array.from({ length: L }, () => f.local(V128));
+  const rowsOut = Array.from({ length: L }, () => f.local(V128));
+  const [ldbb, pEnd] = [f.local(I32), f.local(I32)];
+  const rowAddr = (jj: number): Code => add(get(src), mul(i32(jj), get(ldbb)));
+  const transposedFull = [
+    ...set(ldbb, mul(get(ldb), i32(es))),
+    ...set(src, add(get(B), mul(add(mul(add(get(jc), get(jr)), get(ldb)), get(pc)), i32(es)))),
+    ...set(pEnd, sub(get(kc), i32(L - 1))),
+    ...forLoop(p, i32(0), get(pEnd), i32(L), [
+      ...Array.from({ length: nr / L }, (_, g) => [
+        ...rowsIn.flatMap((x, q) => set(x, v128Load(rowAddr(g * L + q)))),
+        ...transpose(t, rowsIn, rowsOut, f),
+        ...rowsOut.flatMap((x, q) => v128Store(get(dst), get(x), (q * nr + g * L) * es)),
+      ]).flat(),
+      ...set(src, add(get(src), i32(L * es))),
+      ...set(dst, add(get(dst), i32(L * nr * es))),
+    ]),
+    ...forLoop(p, get(p), get(kc), i32(1), [
+      ...Array.from({ length: nr }, (_, jj) => t.store(get(dst), t.load(rowAddr(jj)), jj * es))
+        .flat(),
+      ...set(src, add(get(src), i32(es))),
+      ...set(dst, add(get(dst), i32(nr * es))),
+    ]),
+  ];
   const generic = [
     ...ifElse(ne(get(valid), i32(nr)), zeroFill(get(dst), panelBytes)),
     ...forLoop(j, i32(0), get(valid), i32(1), [
@@ -231,7 +259,11 @@ function packB(t: Typed, tile: TileConfig): Func {
     ...set(cs, ifElse2(get(tB), get(ldb), i32(1))),
     ...forLoop(jr, i32(0), get(nc), i32(nr), [
       ...set(valid, minS(i32(nr), sub(get(nc), get(jr)))),
-      ...ifElse(and2(eqz(get(tB)), eq(get(valid), i32(nr))), plainFull, generic),
+      ...ifElse(
+        eq(get(valid), i32(nr)),
+        ifElse(get(tB), transposedFull, plainFull),
+        generic,
+      ),
     ]),
   ];
   return f;
@@ -422,6 +454,32 @@ function driver(t: Typed, tile: TileConfig, base: number): Func {
   ];
   return f;
 }
+
+/**
+ * Transposes an L x L block held in L vectors (L = lanes): out[q] lane r = in[r] lane q.
+ * Uses `tmp` locals from `f` for the two-stage 4 x 4 case.
+ */
+function transpose(t: Typed, vin: number[], vout: number[], f: Func): Code {
+  if (t.lanes === 2) {
+    return [
+      ...set(vout[0], shuffle(get(vin[0]), get(vin[1]), [0, 2], 8)),
+      ...set(vout[1], shuffle(get(vin[0]), get(vin[1]), [1, 3], 8)),
+    ];
+  }
+  const tmp = transposeTemps.get(f) ?? Array.from({ length: 4 }, () => f.local(V128));
+  transposeTemps.set(f, tmp);
+  return [
+    ...set(tmp[0], shuffle(get(vin[0]), get(vin[1]), [0, 4, 1, 5], 4)), // a0 b0 a1 b1
+    ...set(tmp[1], shuffle(get(vin[0]), get(vin[1]), [2, 6, 3, 7], 4)), // a2 b2 a3 b3
+    ...set(tmp[2], shuffle(get(vin[2]), get(vin[3]), [0, 4, 1, 5], 4)), // c0 d0 c1 d1
+    ...set(tmp[3], shuffle(get(vin[2]), get(vin[3]), [2, 6, 3, 7], 4)), // c2 d2 c3 d3
+    ...set(vout[0], shuffle(get(tmp[0]), get(tmp[2]), [0, 1, 4, 5], 4)), // a0 b0 c0 d0
+    ...set(vout[1], shuffle(get(tmp[0]), get(tmp[2]), [2, 3, 6, 7], 4)), // a1 b1 c1 d1
+    ...set(vout[2], shuffle(get(tmp[1]), get(tmp[3]), [0, 1, 4, 5], 4)), // a2 b2 c2 d2
+    ...set(vout[3], shuffle(get(tmp[1]), get(tmp[3]), [2, 3, 6, 7], 4)), // a3 b3 c3 d3
+  ];
+}
+const transposeTemps = new WeakMap<Func, number[]>();
 
 // Small helpers on top of the assembler.
 const eqz = (a: Code): Code => [...a, 0x45];
