@@ -1,0 +1,179 @@
+import { join } from "node:path";
+import { CaptioningRNN } from "../model/captioning_rnn.ts";
+import { loadCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
+import { InputError } from "../pipeline/errors.ts";
+import { CaptioningSolver } from "../pipeline/solver.ts";
+import { assert, assertEquals, assertRejects } from "./assert.ts";
+import { randomCaptionData } from "./fixtures_data.ts";
+
+const data = randomCaptionData({ numTrain: 40, numVal: 10, vocab: 30, inputDim: 16, seed: 5 });
+
+function run(numEpochs: number, stopAt?: number) {
+  const model = new CaptioningRNN({
+    wordToIdx: data.word_to_idx,
+    inputDim: 16,
+    wordvecDim: 8,
+    hiddenDim: 12,
+    cellType: "lstm",
+    seed: 3,
+  });
+  const solver: CaptioningSolver = new CaptioningSolver(model, data, {
+    updateRule: "adam",
+    optimConfig: { learningRate: 5e-3 },
+    lrDecay: 0.9,
+    numEpochs,
+    batchSize: 10,
+    verbose: false,
+    valCaptions: 10,
+    onIteration: (i) => {
+      if (i.iteration === stopAt) solver.requestStop();
+    },
+  });
+  return { model, solver };
+}
+
+Deno.test("a checkpoint round-trips parameters, vocabulary, model arguments and solver state", async () => {
+  const dir = await Deno.makeTempDir();
+  const { model, solver } = run(1);
+  await solver.train();
+  const path = join(dir, "checkpoint.h5");
+  await saveCheckpoint(path, model, {
+    solver: solver.getState(),
+    experiment: { name: "x", train: { batchSize: 10 } },
+    info: { cider: 0.5 },
+  });
+  const loaded = await loadCheckpoint(path, { idxToWord: data.idx_to_word });
+  assertEquals(loaded.model.flat, model.flat);
+  assertEquals(loaded.model.config, model.config);
+  assertEquals(loaded.model.idxToWord, model.idxToWord);
+  assertEquals(loaded.solver, solver.getState());
+  assertEquals(loaded.experiment, { name: "x", train: { batchSize: 10 } });
+  assertEquals(loaded.info, { cider: 0.5 });
+  // No temporary files are left behind.
+  assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["checkpoint.h5"]);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("k iterations + checkpoint + resume + k iterations equals 2k iterations bitwise", async () => {
+  const dir = await Deno.makeTempDir();
+  const full = run(3);
+  await full.solver.train();
+  const part = run(3, 5);
+  await part.solver.train();
+  const path = join(dir, "checkpoint.h5");
+  await saveCheckpoint(path, part.model, { solver: part.solver.getState() });
+  const loaded = await loadCheckpoint(path);
+  const resumed = run(3);
+  resumed.model.flat.set(loaded.model.flat);
+  resumed.solver.setState(loaded.solver!);
+  await resumed.solver.train();
+  assertEquals(resumed.solver.lossHistory, full.solver.lossHistory);
+  assertEquals(resumed.solver.valLossHistory, full.solver.valLossHistory);
+  assertEquals(resumed.model.flat, full.model.flat);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("bad checkpoints fail with one-line messages naming the file and the problem", async () => {
+  const dir = await Deno.makeTempDir();
+  const { model } = run(1);
+  const path = join(dir, "good.h5");
+  await saveCheckpoint(path, model);
+  const bytes = Deno.readFileSync(path);
+  const truncated = join(dir, "truncated.h5");
+  Deno.writeFileSync(truncated, bytes.slice(0, Math.floor(bytes.length / 2)));
+  const empty = join(dir, "empty.h5");
+  Deno.writeFileSync(empty, new Uint8Array());
+  const text = join(dir, "notes.h5");
+  Deno.writeTextFileSync(text, "not hdf5 at all\n");
+  const cases: Array<[string, () => Promise<unknown>, RegExp]> = [
+    ["missing", () => loadCheckpoint(join(dir, "nope.h5")), /nope\.h5: the file does not exist/],
+    ["truncated", () => loadCheckpoint(truncated), /truncated\.h5: .*truncated/],
+    ["empty", () => loadCheckpoint(empty), /empty\.h5: it is not a readable HDF5 file/],
+    ["not hdf5", () => loadCheckpoint(text), /notes\.h5: it is not a readable HDF5 file/],
+    [
+      "other vocabulary",
+      () => loadCheckpoint(path, { idxToWord: [...data.idx_to_word.slice(0, 5), "zebra"] }),
+      /vocabulary \(30 words\) differs from the data's \(6 words\) at index 5 \("w5" vs "zebra"\)/,
+    ],
+    [
+      "other model size",
+      () => loadCheckpoint(path, { model: { hiddenDim: 64 } }),
+      /good\.h5: model\.hiddenDim is 12 but the experiment asks for 64/,
+    ],
+  ];
+  for (const [what, fn, pattern] of cases) {
+    const err = await assertRejects(fn, InputError);
+    assert(pattern.test(err.message), `${what}: ${err.message}`);
+    assert(!err.message.includes("\n"), `${what}: message is one line`);
+  }
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a failed checkpoint write leaves the previous checkpoint intact", async () => {
+  const dir = await Deno.makeTempDir();
+  const { model } = run(1);
+  const path = join(dir, "checkpoint.h5");
+  await saveCheckpoint(path, model);
+  const before = Deno.readFileSync(path);
+  await Deno.chmod(dir, 0o500); // no new files: the temporary file cannot be created
+  try {
+    const isRoot = Deno.uid() === 0;
+    if (!isRoot) {
+      await assertRejects(() => saveCheckpoint(path, model), InputError, "the previous checkpoint");
+    }
+  } finally {
+    await Deno.chmod(dir, 0o700);
+  }
+  // Writing into a path whose directory is missing fails the same way.
+  await assertRejects(
+    () => saveCheckpoint(join(dir, "missing", "checkpoint.h5"), model),
+    InputError,
+    "Cannot write checkpoint",
+  );
+  assertEquals(Deno.readFileSync(path), before);
+  assertEquals((await loadCheckpoint(path)).model.flat, model.flat);
+  await Deno.remove(dir, { recursive: true });
+});
+
+/** Debian's python3 with h5py (python3-h5py), when installed. */
+function h5pyPython(): string | null {
+  for (const py of ["/usr/bin/python3", "python3"]) {
+    try {
+      const out = new Deno.Command(py, { args: ["-c", "import h5py"], stderr: "null" })
+        .outputSync();
+      if (out.success) return py;
+    } catch { /* not installed */ }
+  }
+  return null;
+}
+
+Deno.test({
+  name: "a checkpoint is readable by Python's h5py under the exercise's parameter names",
+  ignore: h5pyPython() === null,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    const { model, solver } = run(1);
+    await solver.train();
+    const path = join(dir, "checkpoint.h5");
+    await saveCheckpoint(path, model, { solver: solver.getState() });
+    const script = `
+import h5py, json, sys
+f = h5py.File(sys.argv[1], "r")
+out = {k: [list(f[k].shape), str(f[k].dtype), float(f[k][()].ravel()[0])] for k in
+       ["W_proj", "b_proj", "W_embed", "Wx", "Wh", "b", "W_vocab", "b_vocab"]}
+out["vocab"] = json.loads(f.attrs["idx_to_word"])[:3]
+out["moments"] = sorted(f["optimizer"].keys())
+out["iterations"] = int(f["history/loss"].shape[0])
+print(json.dumps(out))`;
+    const res = new Deno.Command(h5pyPython()!, { args: ["-c", script, path] }).outputSync();
+    const text = new TextDecoder().decode(res.stdout);
+    assert(res.success, new TextDecoder().decode(res.stderr));
+    const out = JSON.parse(text);
+    assertEquals(out.Wx, [[8, 48], "float32", model.params.Wx.data[0]]);
+    assertEquals(out.W_vocab[0], [12, 30]);
+    assertEquals(out.vocab, ["<NULL>", "<START>", "<END>"]);
+    assertEquals(out.moments, ["m", "v"]);
+    assertEquals(out.iterations, 4);
+    await Deno.remove(dir, { recursive: true });
+  },
+});
