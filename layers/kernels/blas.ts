@@ -9,7 +9,15 @@ import { checkGemm, scaleC } from "./check.ts";
 import { readEnv } from "./env.ts";
 import type { Kernels } from "./types.ts";
 
-/** Where to look for a CBLAS library when `RECAP_BLAS` is not set, in order. */
+/**
+ * Where to look for a CBLAS library when `RECAP_BLAS` is not set, in order: Debian's OpenBLAS,
+ * then by name through the loader's search path.
+ * @example
+ * ```ts
+ * import { BLAS_CANDIDATES } from "./blas.ts";
+ * console.log(BLAS_CANDIDATES[0]);
+ * ```
+ */
 export const BLAS_CANDIDATES: readonly string[] = [
   "/usr/lib/x86_64-linux-gnu/libopenblas.so.0",
   "libopenblas.so.0",

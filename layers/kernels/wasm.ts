@@ -9,7 +9,7 @@
 import type { FloatArray } from "../tensor.ts";
 import { checkGemm, scaleC } from "./check.ts";
 import type { Kernels } from "./types.ts";
-import { assemble, f32x4RelaxedMadd, Func, v128Zero } from "./wasm_asm.ts";
+import { assemble, Func, op } from "./wasm_asm.ts";
 import { gemmModuleBytes, type TileConfig, TILES } from "./wasm_gemm.ts";
 
 /** Cache-blocking sizes in elements: MC rows of A, KC (the shared dimension), NC columns of B. */
@@ -22,7 +22,14 @@ export interface BlockSizes {
   nc: number;
 }
 
-/** Block sizes per element type, tuned on a 48 KiB L1 / 2 MiB L2 core. */
+/**
+ * Block sizes per element type, tuned on a 48 KiB L1 / 2 MiB L2 core (Sapphire Rapids).
+ * @example
+ * ```ts
+ * import { DEFAULT_BLOCKS, loadWasmKernels } from "./wasm.ts";
+ * const wasm = loadWasmKernels({ blocks: { f32: { kc: DEFAULT_BLOCKS.f32.kc * 2 } } });
+ * ```
+ */
 export const DEFAULT_BLOCKS: { f32: BlockSizes; f64: BlockSizes } = {
   f32: { mc: 128, kc: 256, nc: 2048 },
   f64: { mc: 96, kc: 192, nc: 1024 },
@@ -71,7 +78,7 @@ type GemmExport = (
 /** Whether the engine has relaxed SIMD: validates a one-function module using relaxed_madd. */
 function relaxedSupported(): boolean {
   const probe = new Func([]);
-  probe.body = [...f32x4RelaxedMadd(v128Zero(), v128Zero(), v128Zero()), 0x1a /* drop */];
+  probe.body = op.drop(op.f32x4RelaxedMadd(op.v128Zero(), op.v128Zero(), op.v128Zero()));
   return WebAssembly.validate(assemble([probe], {}, 0));
 }
 

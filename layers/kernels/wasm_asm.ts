@@ -2,15 +2,49 @@
  * A tiny WebAssembly assembler: just enough of the binary format (numeric, memory, control and
  * SIMD128 instructions) to emit the gemm module from TypeScript at load time, so the wasm
  * source is this repository's TypeScript and there is no build step or committed binary.
- * Instructions are plain byte arrays composed in stack order: `add(get(x), i32(1))`.
+ * Instructions are plain byte arrays composed in stack order: `op.add(op.get(x), op.i32(1))`.
  * @module
  */
 
 /** Encoded instructions: a flat list of bytes. */
 export type Code = number[];
 
-/** Value types. */
-export const I32 = 0x7f, F32 = 0x7d, F64 = 0x7c, V128 = 0x7b;
+/**
+ * The i32 value type (and F32, F64, V128 below), for {@linkcode Func} params and locals.
+ * @example
+ * ```ts
+ * import { F64, Func, I32 } from "./wasm_asm.ts";
+ * const f = new Func([I32, F64]);
+ * ```
+ */
+export const I32 = 0x7f;
+/**
+ * The f32 value type.
+ * @example
+ * ```ts
+ * import { Func, F32 } from "./wasm_asm.ts";
+ * const local = new Func([]).local(F32);
+ * ```
+ */
+export const F32 = 0x7d;
+/**
+ * The f64 value type.
+ * @example
+ * ```ts
+ * import { Func, F64 } from "./wasm_asm.ts";
+ * const local = new Func([]).local(F64);
+ * ```
+ */
+export const F64 = 0x7c;
+/**
+ * The v128 (SIMD) value type.
+ * @example
+ * ```ts
+ * import { Func, V128 } from "./wasm_asm.ts";
+ * const local = new Func([]).local(V128);
+ * ```
+ */
+export const V128 = 0x7b;
 /** A value type byte. */
 export type ValType = typeof I32 | typeof F32 | typeof F64 | typeof V128;
 
@@ -63,213 +97,204 @@ const flat = (parts: Code[]): Code => parts.flat();
 const simd = (op: number, ...rest: Code[]): Code => [0xfd, ...uleb(op), ...flat(rest)];
 /** memarg: alignment exponent and constant byte offset. */
 const memarg = (align: number, offset: number): Code => [...uleb(align), ...uleb(offset)];
+const bin = (opcode: number) => (a: Code, b: Code): Code => [...a, ...b, opcode];
+const vbin = (opcode: number) => (a: Code, b: Code): Code => [...a, ...b, ...simd(opcode)];
 
-// --- locals and constants ---
+/** An instruction builder taking two operand codes. */
+export type BinOp = (a: Code, b: Code) => Code;
+/** A load: address code and constant byte offset. */
+export type LoadOp = (addr: Code, off?: number) => Code;
+/** A store: address code, value code and constant byte offset. */
+export type StoreOp = (addr: Code, value: Code, off?: number) => Code;
+
 /**
- * `local.get`.
- * @param x Local index.
- * @returns The instruction.
+ * The instruction builders. Each takes its operands as code (so expressions nest in stack
+ * order) and returns the encoded instructions. Integer ops are i32 and signed; addresses are
+ * i32 byte offsets, with a constant offset folded into the load or store.
+ */
+export interface Ops {
+  /** `local.get x`. */
+  get(x: number): Code;
+  /** `local.set x` of the value left by `value`. */
+  set(x: number, ...value: Code[]): Code;
+  /** `i32.const n`. */
+  i32(n: number): Code;
+  /** i32 add. */
+  add: BinOp;
+  /** i32 sub. */
+  sub: BinOp;
+  /** i32 mul. */
+  mul: BinOp;
+  /** i32 bitwise and (logical and of 0/1 flags). */
+  and: BinOp;
+  /** i32 equal. */
+  eq: BinOp;
+  /** i32 not equal. */
+  ne: BinOp;
+  /** i32 signed less-than. */
+  ltS: BinOp;
+  /** i32 signed greater-or-equal. */
+  geS: BinOp;
+  /** i32 equal to zero. */
+  eqz(a: Code): Code;
+  /** `cond ? a : b` on values (`select`; both are evaluated). */
+  select(cond: Code, a: Code, b: Code): Code;
+  /** Signed minimum (operands are evaluated twice: pass locals or constants). */
+  minS: BinOp;
+  /** `f32.load`. */
+  f32Load: LoadOp;
+  /** `f64.load`. */
+  f64Load: LoadOp;
+  /** `f32.store`. */
+  f32Store: StoreOp;
+  /** `f64.store`. */
+  f64Store: StoreOp;
+  /** f32 add. */
+  f32Add: BinOp;
+  /** f32 mul. */
+  f32Mul: BinOp;
+  /** f64 add. */
+  f64Add: BinOp;
+  /** f64 mul. */
+  f64Mul: BinOp;
+  /** `v128.load`. */
+  v128Load: LoadOp;
+  /** `v128.store`. */
+  v128Store: StoreOp;
+  /** `v128.load32_splat`: one f32 into all four lanes. */
+  load32Splat: LoadOp;
+  /** `v128.load64_splat`: one f64 into both lanes. */
+  load64Splat: LoadOp;
+  /** `v128.const` of all zero bits. */
+  v128Zero(): Code;
+  /** `f32x4.splat` of a scalar. */
+  f32x4Splat(x: Code): Code;
+  /** `f64x2.splat` of a scalar. */
+  f64x2Splat(x: Code): Code;
+  /** f32x4 add. */
+  f32x4Add: BinOp;
+  /** f32x4 mul. */
+  f32x4Mul: BinOp;
+  /** f64x2 add. */
+  f64x2Add: BinOp;
+  /** f64x2 mul. */
+  f64x2Mul: BinOp;
+  /** `f32x4.relaxed_madd(a, b, c)` = a * b + c, fused where the CPU has FMA (relaxed SIMD). */
+  f32x4RelaxedMadd(a: Code, b: Code, c: Code): Code;
+  /** `f64x2.relaxed_madd(a, b, c)` = a * b + c (relaxed SIMD). */
+  f64x2RelaxedMadd(a: Code, b: Code, c: Code): Code;
+  /**
+   * `i8x16.shuffle` with lanes given as indices of `laneBytes`-wide lanes (4 or 8) into the
+   * concatenation a ++ b; e.g. [0, 4, 1, 5] with 4 interleaves the low halves of a and b.
+   */
+  shuffle(a: Code, b: Code, lanes: number[], laneBytes: number): Code;
+  /** `if (cond) { then } else { otherwise }` with no result. */
+  ifElse(cond: Code, then: Code, otherwise?: Code): Code;
+  /**
+   * `for (x = start; x < end; x += step) body` over a signed i32 local; `end` and `step` are
+   * re-evaluated every iteration (pass locals or constants); the body must not branch out.
+   */
+  forLoop(x: number, start: Code, end: Code, step: Code, body: Code): Code;
+  /** `call f` with the given argument codes. */
+  call(f: number, ...args: Code[]): Code;
+  /** `memory.fill(dst, 0, bytes)` (bulk memory). */
+  zeroFill(dst: Code, bytes: Code): Code;
+  /** `drop` the value left by `value`. */
+  drop(value: Code): Code;
+}
+
+/**
+ * The instruction builders (see {@linkcode Ops}).
+ *
  * @example
  * ```ts
- * import { get } from "./wasm_asm.ts";
- * console.log(get(0)); // [0x20, 0]
+ * import { op } from "./wasm_asm.ts";
+ * const { add, get, i32, set } = op;
+ * console.log(set(1, add(get(0), i32(1)))); // local1 = local0 + 1
  * ```
  */
-export const get = (x: number): Code => [0x20, ...uleb(x)];
+export const op: Ops = {
+  get: (x) => [0x20, ...uleb(x)],
+  set: (x, ...value) => [...flat(value), 0x21, ...uleb(x)],
+  i32: (n) => [0x41, ...sleb(n)],
+  add: bin(0x6a),
+  sub: bin(0x6b),
+  mul: bin(0x6c),
+  and: bin(0x71),
+  eq: bin(0x46),
+  ne: bin(0x47),
+  ltS: bin(0x48),
+  geS: bin(0x4e),
+  eqz: (a) => [...a, 0x45],
+  select: (cond, a, b) => [...a, ...b, ...cond, 0x1b],
+  minS: (a, b) => [...a, ...b, ...a, ...b, 0x48, 0x1b],
+  f32Load: (addr, off = 0) => [...addr, 0x2a, ...memarg(2, off)],
+  f64Load: (addr, off = 0) => [...addr, 0x2b, ...memarg(3, off)],
+  f32Store: (addr, value, off = 0) => [...addr, ...value, 0x38, ...memarg(2, off)],
+  f64Store: (addr, value, off = 0) => [...addr, ...value, 0x39, ...memarg(3, off)],
+  f32Add: bin(0x92),
+  f32Mul: bin(0x94),
+  f64Add: bin(0xa0),
+  f64Mul: bin(0xa2),
+  v128Load: (addr, off = 0) => [...addr, ...simd(0x00, memarg(4, off))],
+  v128Store: (addr, value, off = 0) => [...addr, ...value, ...simd(0x0b, memarg(4, off))],
+  load32Splat: (addr, off = 0) => [...addr, ...simd(0x09, memarg(2, off))],
+  load64Splat: (addr, off = 0) => [...addr, ...simd(0x0a, memarg(3, off))],
+  v128Zero: () => simd(0x0c, new Array(16).fill(0)),
+  f32x4Splat: (x) => [...x, ...simd(0x13)],
+  f64x2Splat: (x) => [...x, ...simd(0x14)],
+  f32x4Add: vbin(0xe4),
+  f32x4Mul: vbin(0xe6),
+  f64x2Add: vbin(0xf0),
+  f64x2Mul: vbin(0xf2),
+  f32x4RelaxedMadd: (a, b, c) => [...a, ...b, ...c, ...simd(0x105)],
+  f64x2RelaxedMadd: (a, b, c) => [...a, ...b, ...c, ...simd(0x107)],
+  shuffle: (a, b, lanes, laneBytes) => [
+    ...a,
+    ...b,
+    ...simd(0x0d),
+    ...lanes.flatMap((l) => Array.from({ length: laneBytes }, (_, x) => l * laneBytes + x)),
+  ],
+  ifElse: (cond, then, otherwise = []) => [
+    ...cond,
+    0x04, // if, no result
+    0x40,
+    ...then,
+    ...(otherwise.length ? [0x05, ...otherwise] : []),
+    0x0b,
+  ],
+  forLoop: (x, start, end, step, body) => [
+    ...op.set(x, start),
+    0x02, // block
+    0x40,
+    0x03, // loop
+    0x40,
+    ...op.geS(op.get(x), end),
+    0x0d, // br_if 1: leave the block
+    1,
+    ...body,
+    ...op.set(x, op.add(op.get(x), step)),
+    0x0c, // br 0: next iteration
+    0,
+    0x0b,
+    0x0b,
+  ],
+  call: (f, ...args) => [...flat(args), 0x10, ...uleb(f)],
+  zeroFill: (dst, bytes) => [...dst, 0x41, 0, ...bytes, 0xfc, ...uleb(11), 0],
+  drop: (value) => [...value, 0x1a],
+};
+
 /**
- * `local.set` of a computed value.
- * @param x Local index.
- * @param value Code leaving the value on the stack.
- * @returns The instructions.
+ * A function under construction: typed params, then locals added as needed; no results.
+ *
  * @example
  * ```ts
- * import { i32, set } from "./wasm_asm.ts";
- * console.log(set(1, i32(5)));
+ * import { Func, I32, op } from "./wasm_asm.ts";
+ * const f = new Func([I32]); // local 0 is the param
+ * const tmp = f.local(I32);
+ * f.body = op.set(tmp, op.get(0));
  * ```
  */
-export const set = (x: number, ...value: Code[]): Code => [...flat(value), 0x21, ...uleb(x)];
-/**
- * `i32.const`.
- * @param n The value.
- * @returns The instruction.
- * @example
- * ```ts
- * import { i32 } from "./wasm_asm.ts";
- * console.log(i32(5)); // [0x41, 5]
- * ```
- */
-export const i32 = (n: number): Code => [0x41, ...sleb(n)];
-
-/**
- * A binary i32 operation on two operands.
- * @param op The opcode.
- * @returns A function emitting `a`, `b`, then the opcode.
- */
-const bin = (op: number) => (a: Code, b: Code): Code => [...a, ...b, op];
-
-/** i32 arithmetic and comparisons (signed), as `op(a, b)`. */
-export const add = bin(0x6a),
-  sub = bin(0x6b),
-  mul = bin(0x6c),
-  divS = bin(0x6d),
-  and = bin(0x71),
-  eq = bin(0x46),
-  ne = bin(0x47),
-  ltS = bin(0x48),
-  geS = bin(0x4e);
-
-/**
- * min of two signed i32 (evaluates both operands; they must have no side effects).
- * @param a First operand code.
- * @param b Second operand code.
- * @returns The instructions.
- * @example
- * ```ts
- * import { i32, minS } from "./wasm_asm.ts";
- * console.log(minS(i32(1), i32(2)).length > 0);
- * ```
- */
-export const minS = (a: Code, b: Code): Code => [...a, ...b, ...a, ...b, 0x48, 0x1b];
-
-// --- memory (addresses are byte offsets in i32) ---
-/** Scalar and vector loads/stores, with a constant byte offset folded into the instruction. */
-export const f32Load = (addr: Code, off = 0): Code => [...addr, 0x2a, ...memarg(2, off)];
-/** `f64.load`. */
-export const f64Load = (addr: Code, off = 0): Code => [...addr, 0x2b, ...memarg(3, off)];
-/** `f32.store`. */
-export const f32Store = (addr: Code, value: Code, off = 0): Code => [
-  ...addr,
-  ...value,
-  0x38,
-  ...memarg(2, off),
-];
-/** `f64.store`. */
-export const f64Store = (addr: Code, value: Code, off = 0): Code => [
-  ...addr,
-  ...value,
-  0x39,
-  ...memarg(3, off),
-];
-/** `v128.load`. */
-export const v128Load = (addr: Code, off = 0): Code => [...addr, ...simd(0x00, memarg(4, off))];
-/** `v128.store`. */
-export const v128Store = (addr: Code, value: Code, off = 0): Code => [
-  ...addr,
-  ...value,
-  ...simd(0x0b, memarg(4, off)),
-];
-/** `v128.load32_splat`. */
-export const load32Splat = (addr: Code, off = 0): Code => [...addr, ...simd(0x09, memarg(2, off))];
-/** `v128.load64_splat`. */
-export const load64Splat = (addr: Code, off = 0): Code => [...addr, ...simd(0x0a, memarg(3, off))];
-/** `v128.const` of all zero bits. */
-export const v128Zero = (): Code => [0xfd, ...uleb(0x0c), ...new Array(16).fill(0)];
-/** `f32x4.splat` / `f64x2.splat` of a scalar. */
-export const f32x4Splat = (x: Code): Code => [...x, ...simd(0x13)];
-/** `f64x2.splat`. */
-export const f64x2Splat = (x: Code): Code => [...x, ...simd(0x14)];
-
-/**
- * `i8x16.shuffle` of two vectors, with lanes given as indices of `laneBytes`-wide lanes into
- * the concatenation a ++ b.
- * @param a First vector code.
- * @param b Second vector code.
- * @param lanes Lane indices (4 for 32-bit lanes, 2 for 64-bit ones).
- * @param laneBytes 4 or 8.
- * @returns The instructions.
- * @example
- * ```ts
- * import { shuffle, v128Zero } from "./wasm_asm.ts";
- * // interleave the low halves: a0 b0 a1 b1
- * console.log(shuffle(v128Zero(), v128Zero(), [0, 4, 1, 5], 4).length);
- * ```
- */
-export const shuffle = (a: Code, b: Code, lanes: number[], laneBytes: number): Code => [
-  ...a,
-  ...b,
-  ...simd(0x0d),
-  ...lanes.flatMap((l) => Array.from({ length: laneBytes }, (_, x) => l * laneBytes + x)),
-];
-
-/** Scalar float arithmetic: f32/f64 add and mul. */
-export const f32Add = bin(0x92), f32Mul = bin(0x94), f64Add = bin(0xa0), f64Mul = bin(0xa2);
-
-/** Vector float arithmetic. `relaxed_madd(a, b, c)` is a * b + c, fused where the CPU can. */
-export const f32x4Add = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe4)],
-  f32x4Mul = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xe6)],
-  f64x2Add = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xf0)],
-  f64x2Mul = (a: Code, b: Code): Code => [...a, ...b, ...simd(0xf2)],
-  f32x4RelaxedMadd = (a: Code, b: Code, c: Code): Code => [...a, ...b, ...c, ...simd(0x105)],
-  f64x2RelaxedMadd = (a: Code, b: Code, c: Code): Code => [...a, ...b, ...c, ...simd(0x107)];
-
-// --- control ---
-/**
- * `if (cond) { then } else { otherwise }` with no result.
- * @param cond Code leaving an i32.
- * @param then Instructions when non-zero.
- * @param otherwise Instructions when zero.
- * @returns The instructions.
- * @example
- * ```ts
- * import { i32, ifElse, set } from "./wasm_asm.ts";
- * console.log(ifElse(i32(1), set(0, i32(2))).length > 0);
- * ```
- */
-export const ifElse = (cond: Code, then: Code, otherwise: Code = []): Code => [
-  ...cond,
-  0x04,
-  0x40,
-  ...then,
-  ...(otherwise.length ? [0x05, ...otherwise] : []),
-  0x0b,
-];
-
-/**
- * `for (x = start; x < end; x += step) body` over a signed i32 local. `end` and `step` are
- * re-evaluated each iteration, so pass locals or constants. The body must not branch out.
- * @param x The loop variable's local index.
- * @param start Code for the first value.
- * @param end Code for the bound (exclusive).
- * @param step Code for the increment.
- * @param body The loop body.
- * @returns The instructions.
- * @example
- * ```ts
- * import { forLoop, i32 } from "./wasm_asm.ts";
- * console.log(forLoop(0, i32(0), i32(10), i32(1), []).length > 0);
- * ```
- */
-export const forLoop = (x: number, start: Code, end: Code, step: Code, body: Code): Code => [
-  ...set(x, start),
-  0x02, // block
-  0x40,
-  0x03, // loop
-  0x40,
-  ...geS(get(x), end),
-  0x0d, // br_if 1 (exit the block)
-  1,
-  ...body,
-  ...set(x, add(get(x), step)),
-  0x0c, // br 0 (next iteration)
-  0,
-  0x0b,
-  0x0b,
-];
-
-/**
- * `call` a function by index with the given argument codes.
- * @param f Function index.
- * @param args Argument codes.
- * @returns The instructions.
- * @example
- * ```ts
- * import { call, i32 } from "./wasm_asm.ts";
- * console.log(call(0, i32(1)));
- * ```
- */
-export const call = (f: number, ...args: Code[]): Code => [...flat(args), 0x10, ...uleb(f)];
-
-/** A function under construction: typed params, then locals added as needed. */
 export class Func {
   /** Parameter types. */
   readonly params: ValType[];

@@ -11,13 +11,14 @@
  * must hold mc * kc elements, `packB` kc * nc, `tile` MR * NR (mc a multiple of MR, nc of NR).
  * @module
  */
-import {
+import { assemble, type Code, F32, F64, Func, I32, op, V128 } from "./wasm_asm.ts";
+
+const {
   add,
-  assemble,
+  and,
   call,
-  type Code,
   eq,
-  F32,
+  eqz,
   f32Add,
   f32Load,
   f32Mul,
@@ -26,7 +27,6 @@ import {
   f32x4Mul,
   f32x4RelaxedMadd,
   f32x4Splat,
-  F64,
   f64Add,
   f64Load,
   f64Mul,
@@ -36,9 +36,8 @@ import {
   f64x2RelaxedMadd,
   f64x2Splat,
   forLoop,
-  Func,
+  geS,
   get,
-  I32,
   i32,
   ifElse,
   load32Splat,
@@ -46,15 +45,15 @@ import {
   minS,
   mul,
   ne,
+  select,
   set,
   shuffle,
   sub,
-  uleb,
-  V128,
   v128Load,
   v128Store,
   v128Zero,
-} from "./wasm_asm.ts";
+  zeroFill,
+} = op;
 
 /** Shape of the register tile and unrolling of one element type's micro-kernel. */
 export interface TileConfig {
@@ -66,7 +65,16 @@ export interface TileConfig {
   unroll: number;
 }
 
-/** The tiles the generated module uses, per element type. */
+/**
+ * The register tiles the generated module uses by default, per element type: 6 x 8 f32 (12
+ * f32x4 accumulators) and 6 x 4 f64 (12 f64x2 accumulators), k unrolled 8 times; chosen by
+ * measurement among 3..8 x 8..16 tiles (V8 has 16 xmm registers on x64).
+ * @example
+ * ```ts
+ * import { gemmModuleBytes, TILES } from "./wasm_gemm.ts";
+ * const bytes = gemmModuleBytes(false, { ...TILES, f32: { mr: 4, nr: 8, unroll: 4 } });
+ * ```
+ */
 export const TILES: { f32: TileConfig; f64: TileConfig } = {
   f32: { mr: 6, nr: 8, unroll: 8 },
   f64: { mr: 6, nr: 4, unroll: 8 },
@@ -117,12 +125,6 @@ function typed(kind: "f32" | "f64", relaxed: boolean): Typed {
   };
 }
 
-/** `memory.fill(dst, 0, bytes)` (bulk memory). */
-const zeroFill = (
-  dst: Code,
-  bytes: Code,
-): Code => [...dst, ...i32(0), ...bytes, 0xfc, ...uleb(11), 0];
-
 /**
  * packA(transA, a, lda, ic, pc, mc, kc, alpha, dst): alpha * op(A)[ic.., pc..] (mc x kc) into
  * MR-row micro-panels, each kc columns of MR consecutive elements; short panels zero-padded.
@@ -170,13 +172,13 @@ function packA(t: Typed, tile: TileConfig): Func {
     ...set(dst, add(get(dst), panelBytes)),
   ];
   f.body = [
-    ...set(rs, ifElse2(get(tA), i32(1), get(lda))),
-    ...set(cs, ifElse2(get(tA), get(lda), i32(1))),
+    ...set(rs, select(get(tA), i32(1), get(lda))),
+    ...set(cs, select(get(tA), get(lda), i32(1))),
     ...set(alphaV, t.splat(get(alpha))),
     ...forLoop(ir, i32(0), get(mc), i32(mr), [
       ...set(valid, minS(i32(mr), sub(get(mc), get(ir)))),
       ...(mr % t.lanes === 0
-        ? ifElse(and2(get(tA), eq(get(valid), i32(mr))), transposedFull, generic)
+        ? ifElse(and(get(tA), eq(get(valid), i32(mr))), transposedFull, generic)
         : generic),
     ]),
   ];
@@ -255,8 +257,8 @@ function packB(t: Typed, tile: TileConfig): Func {
     ...set(dst, add(get(dst), panelBytes)),
   ];
   f.body = [
-    ...set(rs, ifElse2(get(tB), i32(1), get(ldb))),
-    ...set(cs, ifElse2(get(tB), get(ldb), i32(1))),
+    ...set(rs, select(get(tB), i32(1), get(ldb))),
+    ...set(cs, select(get(tB), get(ldb), i32(1))),
     ...forLoop(jr, i32(0), get(nc), i32(nr), [
       ...set(valid, minS(i32(nr), sub(get(nc), get(jr)))),
       ...ifElse(
@@ -387,7 +389,7 @@ function driver(t: Typed, tile: TileConfig, base: number): Func {
       ...forLoop(pc, i32(0), get(k), get(KC), [
         ...set(kc, minS(get(KC), sub(get(k), get(pc)))),
         // The first k block overwrites C when the caller asked (beta = 0); later ones add.
-        ...set(store, and2(get(overwrite), eqz(get(pc)))),
+        ...set(store, and(get(overwrite), eqz(get(pc)))),
         ...call(fPackB, get(tB), get(B), get(ldb), get(pc), get(jc), get(kc), get(nc), get(pB)),
         ...forLoop(ic, i32(0), get(m), get(MC), [
           ...set(mc, minS(get(MC), sub(get(m), get(ic)))),
@@ -414,7 +416,7 @@ function driver(t: Typed, tile: TileConfig, base: number): Func {
               ),
               ...set(mrv, minS(i32(tile.mr), sub(get(mc), get(ir)))),
               ...ifElse(
-                geS2(sub(get(nc), get(jr)), i32(tile.nr)),
+                geS(sub(get(nc), get(jr)), i32(tile.nr)),
                 // Full columns: the kernel for exactly the valid rows (MR first, the common case).
                 [tile.mr, ...Array.from({ length: tile.mr - 1 }, (_, r) => r + 1)].reduceRight(
                   (otherwise: Code, r: number) =>
@@ -482,11 +484,6 @@ function transpose(t: Typed, vin: number[], vout: number[], f: Func): Code {
 const transposeTemps = new WeakMap<Func, number[]>();
 
 // Small helpers on top of the assembler.
-const eqz = (a: Code): Code => [...a, 0x45];
-const and2 = (a: Code, b: Code): Code => [...a, ...b, 0x71];
-const geS2 = (a: Code, b: Code): Code => [...a, ...b, 0x4e];
-/** `cond ? a : b` on i32 (both evaluated). */
-const ifElse2 = (cond: Code, a: Code, b: Code): Code => [...a, ...b, ...cond, 0x1b];
 const vmul = (t: Typed, a: Code, b: Code): Code => t.es === 4 ? f32x4Mul(a, b) : f64x2Mul(a, b);
 
 /**
