@@ -252,6 +252,11 @@ export class CocoStream {
     const seq = this.#seq++;
     const slot = seq % this.#ring.slots;
     const ok = await Promise.race([this.#ring.waitReady(slot), this.#failed]);
+    if (!ok && !this.#error && !this.#isClosed) {
+      // The worker flagged an error in shared memory; its message is still on the way.
+      await within(this.#failed.catch(() => {}), 5000);
+      if (!this.#error) this.#setError(new Error("COCO loader worker failed without a message"));
+    }
     if (this.#error) throw this.#error;
     if (!ok || this.#isClosed) throw new Error("Cannot read from COCO stream: it was closed");
     const ring = this.#ring, c = ring.control;

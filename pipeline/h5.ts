@@ -19,6 +19,10 @@ export type H5DType = DType;
 /** An open mode: read-only, read-write (existing file), or write (create/truncate). */
 export type H5Mode = "r" | "a" | "w";
 
+/** HDF5 file-format bounds for a new file (h5wasm's `libver`): one bound, or [low, high]. */
+export type H5LibverBounds = LibverBound | [LibverBound, LibverBound];
+type LibverBound = "earliest" | "v108" | "v110" | "v112" | "v114" | "v200" | "latest";
+
 /** What a dataset holds, from its metadata (no data read). */
 export interface DatasetInfo {
   /** The dataset's path inside the file, e.g. `"features"`. */
@@ -152,6 +156,8 @@ export class H5File {
    * truncates.
    * @param path The file path on the host filesystem.
    * @param mode `"r"` read-only (default), `"a"` read-write, `"w"` create/truncate.
+   * @param options `libver`: the HDF5 format bounds of a new file, e.g. `["v110", "v110"]`
+   *   for the faster chunk indexes of HDF5 1.10+ (default: the most compatible format).
    * @returns The open file.
    * @throws InputError when the file is missing, not HDF5, truncated or unreadable.
    *
@@ -162,7 +168,11 @@ export class H5File {
    * f.close();
    * ```
    */
-  static async open(path: string, mode: H5Mode = "r"): Promise<H5File> {
+  static async open(
+    path: string,
+    mode: H5Mode = "r",
+    options: { libver?: H5LibverBounds } = {},
+  ): Promise<H5File> {
     await initH5();
     if (mode !== "w") {
       let stat: Deno.FileInfo;
@@ -175,7 +185,9 @@ export class H5File {
     }
     let raw: H5RawFile;
     try {
-      raw = new h5wasm.File(path, mode);
+      raw = options.libver
+        ? new h5wasm.File(path, mode, { libver: options.libver })
+        : new h5wasm.File(path, mode);
     } catch (e) {
       throw wrapError(path, "open the file", e);
     }

@@ -118,7 +118,10 @@ export function drawScene(scene: Scene): string {
   let body = `<rect width="${W}" height="${H}" fill="${sky}"/>` +
     `<rect y="${H * horizon}" width="${W}" height="${H * (1 - horizon)}" fill="${ground}"/>`;
   if (scene.time === 1) body += `<circle cx="135" cy="18" r="8" fill="#f5f3ce"/>`;
-  else if (place.group !== "home" && place.group !== "kitchen") {
+  else if (
+    place.group !== "home" && place.group !== "kitchen" &&
+    (scene.weather === 0 || scene.weather === 3)
+  ) {
     body += `<circle cx="135" cy="18" r="9" fill="#ffd966"/>`;
   }
   if (scene.weather === 1) {

@@ -21,7 +21,7 @@
  * @module
  */
 import { Rng } from "../../layers/random.ts";
-import { H5File } from "../h5.ts";
+import { H5File, type H5LibverBounds } from "../h5.ts";
 import { writeCaption } from "./captions.ts";
 import { FeatureProjector, FULL_DIM, type NoiseOptions, PCA_DIM } from "./features.ts";
 import { packScene, sampleScene, SCENE_WORDS, unpackScene } from "./scene.ts";
@@ -88,6 +88,11 @@ interface SplitText {
 }
 
 const WORDS_PER_ROW = CAPTION_LENGTH - 2;
+/**
+ * HDF5 1.10 file format: its fixed-array chunk index makes a random row read about twice as
+ * fast as the 1.8 B-tree (h5py and any HDF5 >= 1.10 read it).
+ */
+const LIBVER: H5LibverBounds = ["v110", "v110"];
 
 function makeSplit(
   n: number,
@@ -215,9 +220,9 @@ export async function writeSyntheticDataset(options: SynthOptions): Promise<Synt
 
   // 3. Captions file.
   const captionsPath = `${dir}/coco2014_captions.h5`;
-  const cf = await H5File.open(captionsPath, "w");
+  const cf = await H5File.open(captionsPath, "w", { libver: LIBVER });
   try {
-    const capOpts = { chunks: [256, CAPTION_LENGTH], gzip: 4 };
+    const capOpts = { chunks: [32, CAPTION_LENGTH], gzip: 4 };
     cf.write("train_captions", {
       data: trainEnc.captions,
       shape: [train.imageIdxs.length, CAPTION_LENGTH],
@@ -246,8 +251,10 @@ export async function writeSyntheticDataset(options: SynthOptions): Promise<Synt
     const n = split.scenes.length / SCENE_WORDS;
     const noiseRng = new Rng(seed * 31 + (name === "train" ? 1 : 2));
     const pcaName = `${name}2014_vgg16_fc7_pca.h5`, fullName = `${name}2014_vgg16_fc7.h5`;
-    const pf = await H5File.open(`${dir}/${pcaName}`, "w");
-    const ff = fullFeatures ? await H5File.open(`${dir}/${fullName}`, "w") : null;
+    const pf = await H5File.open(`${dir}/${pcaName}`, "w", { libver: LIBVER });
+    const ff = fullFeatures
+      ? await H5File.open(`${dir}/${fullName}`, "w", { libver: LIBVER })
+      : null;
     try {
       pf.createDataset("features", "float32", [n, PCA_DIM], { chunks: [32, PCA_DIM] });
       ff?.createDataset("features", "float32", [n, FULL_DIM], { chunks: [4, FULL_DIM] });
