@@ -19,9 +19,14 @@ import {
 } from "../layers/kernels/mod.ts";
 import { gemmTs, tsKernels } from "../layers/kernels/ts.ts";
 import { loadWasmKernels } from "../layers/kernels/wasm.ts";
+import { op, sleb, uleb } from "../layers/kernels/wasm_asm.ts";
 import type { BackendName, Kernels } from "../layers/kernels/types.ts";
 
 const AVAILABLE = availableBackends();
+const granted = (d: Deno.PermissionDescriptor) => Deno.permissions.querySync(d).state === "granted";
+/** Env-writing tests and worker tests (a blob worker reads the module files) need these. */
+const CAN_ENV = granted({ name: "env" });
+const CAN_READ = granted({ name: "read" });
 const FAST: BackendName[] = ["blas", "wasm"];
 
 type Ctor = Float32ArrayConstructor | Float64ArrayConstructor;
@@ -385,7 +390,7 @@ Deno.test({
 
 Deno.test({
   name: "Two module workers running gemm at once on shared arrays get the right results",
-  ignore: !AVAILABLE.some((name) => FAST.includes(name)),
+  ignore: !AVAILABLE.some((name) => FAST.includes(name)) || !CAN_READ,
   async fn() {
     const names = AVAILABLE.filter((name) => FAST.includes(name));
     const m = 128, n = 96, k = 160, rounds = 150;
@@ -466,7 +471,7 @@ Deno.test("selectKernels() picks the first available backend and honours an expl
 
 Deno.test({
   name: "loadBlasKernels() fails with a clear error without FFI permission or library",
-  permissions: { ffi: false, env: true, read: true },
+  permissions: { ffi: false, env: "inherit", read: "inherit" },
   fn() {
     assertThrows(() => loadBlasKernels(), Error, "FFI is not allowed (run with --allow-ffi)");
   },
@@ -491,4 +496,64 @@ Deno.test({
     const missing = backendNames().find((name) => !AVAILABLE.includes(name))!;
     assertThrows(() => selectKernels(missing), Error, "Cannot load the");
   },
+});
+
+Deno.test({
+  name: "selectKernels() reads RECAP_BACKEND when no choice is given and rejects bad values",
+  ignore: !CAN_ENV,
+}, () => {
+  const previous = kernels();
+  const saved = Deno.env.get("RECAP_BACKEND");
+  try {
+    Deno.env.set("RECAP_BACKEND", "ts");
+    assertEquals(selectKernels().name, "ts");
+    Deno.env.set("RECAP_BACKEND", "gpu");
+    assertThrows(() => selectKernels(), RangeError, 'unknown backend "gpu"');
+    Deno.env.delete("RECAP_BACKEND");
+    assertEquals(selectKernels().name, AVAILABLE[0]);
+  } finally {
+    if (saved === undefined) Deno.env.delete("RECAP_BACKEND");
+    else Deno.env.set("RECAP_BACKEND", saved);
+    setKernels(previous);
+  }
+});
+
+Deno.test({
+  name: "selectKernels() works without env permission, as auto",
+  permissions: { env: false, ffi: "inherit", read: "inherit" },
+  fn() {
+    const previous = kernels();
+    try {
+      assertEquals(selectKernels().name, AVAILABLE[0]);
+    } finally {
+      setKernels(previous);
+    }
+  },
+});
+
+Deno.test({
+  name: "loadBlasKernels() tries only RECAP_BLAS when it is set",
+  ignore: !AVAILABLE.includes("blas") || !CAN_ENV,
+  fn() {
+    const saved = Deno.env.get("RECAP_BLAS");
+    try {
+      Deno.env.set("RECAP_BLAS", "/nonexistent/librecap_blas.so");
+      assertThrows(() => loadBlasKernels(), Error, "/nonexistent/librecap_blas.so:");
+    } finally {
+      if (saved === undefined) Deno.env.delete("RECAP_BLAS");
+      else Deno.env.set("RECAP_BLAS", saved);
+    }
+  },
+});
+
+Deno.test("The wasm assembler encodes LEB128 integers and nests instructions in stack order", () => {
+  assertEquals(uleb(0), [0]);
+  assertEquals(uleb(624485), [0xe5, 0x8e, 0x26]);
+  assertEquals(uleb(2 ** 32 - 1), [0xff, 0xff, 0xff, 0xff, 0x0f]);
+  assertEquals(sleb(-1), [0x7f]);
+  assertEquals(sleb(63), [0x3f]);
+  assertEquals(sleb(64), [0xc0, 0x00]);
+  assertEquals(sleb(-123456), [0xc0, 0xbb, 0x78]);
+  assertEquals(op.set(1, op.add(op.get(0), op.i32(1))), [0x20, 0, 0x41, 1, 0x6a, 0x21, 1]);
+  assertEquals(op.f32x4RelaxedMadd([], [], []), [0xfd, 0x85, 0x02]);
 });

@@ -133,7 +133,15 @@ export function loadWasmKernels(options: WasmOptions = {}): WasmKernels {
       65536,
       Math.max(Math.ceil(bytes / 65536), Math.ceil((have * 1.5) / 65536)),
     );
-    memory.grow(pages - have / 65536);
+    try {
+      memory.grow(pages - have / 65536);
+    } catch (e) {
+      throw new RangeError(
+        `Cannot run gemm: the wasm backend could not grow its memory to ${bytes} bytes: ${
+          (e as Error).message
+        }`,
+      );
+    }
     f32 = new Float32Array(memory.buffer);
     f64 = new Float64Array(memory.buffer);
   }
