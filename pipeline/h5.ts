@@ -21,7 +21,8 @@ export type H5Mode = "r" | "a" | "w";
 
 /** HDF5 file-format bounds for a new file (h5wasm's `libver`): one bound, or [low, high]. */
 export type H5LibverBounds = LibverBound | [LibverBound, LibverBound];
-type LibverBound = "earliest" | "v108" | "v110" | "v112" | "v114" | "v200" | "latest";
+/** One HDF5 file-format version bound. */
+export type LibverBound = "earliest" | "v108" | "v110" | "v112" | "v114" | "v200" | "latest";
 
 /** What a dataset holds, from its metadata (no data read). */
 export interface DatasetInfo {
@@ -53,7 +54,7 @@ let module: H5Module = null;
 /**
  * Initialises h5wasm once (later calls return the same promise) and switches HDF5's error
  * printing to thrown errors, so failures never spill diagnostics onto stderr.
- * @returns The h5wasm module.
+ * @returns Resolves when h5wasm is ready.
  *
  * @example
  * ```ts
@@ -61,7 +62,7 @@ let module: H5Module = null;
  * await initH5();
  * ```
  */
-export function initH5(): Promise<H5Module> {
+export function initH5(): Promise<void> {
   if (!modulePromise) {
     modulePromise = h5wasm.ready.then((m: H5Module) => {
       m.activate_throwing_error_handler();
@@ -69,7 +70,7 @@ export function initH5(): Promise<H5Module> {
       return m;
     });
   }
-  return modulePromise;
+  return modulePromise.then(() => {});
 }
 
 const ELEMENT_BYTES = { float32: 4, float64: 8, int32: 4 } as const;

@@ -54,7 +54,7 @@ const PLACE_BASE = MAX_OBJECTS * SLOT.width;
 const TIME_BASE = PLACE_BASE + PLACES.length;
 const WEATHER_BASE = TIME_BASE + TIMES.length;
 /** The number of attribute columns. */
-export const NUM_ATTRIBUTES = WEATHER_BASE + WEATHERS.length;
+export const NUM_ATTRIBUTES: number = WEATHER_BASE + WEATHERS.length;
 
 const SLOT_GAIN = [1, 0.8, 0.65];
 

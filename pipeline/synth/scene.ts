@@ -51,7 +51,7 @@ export interface Scene {
 /** The most object groups a scene has. */
 export const MAX_OBJECTS = 3;
 /** Int16 words per packed scene: 4 header words + 7 per object slot. */
-export const SCENE_WORDS = 4 + 7 * MAX_OBJECTS;
+export const SCENE_WORDS: number = 4 + 7 * MAX_OBJECTS;
 
 const KINDS: Kind[] = [
   "person",
