@@ -324,14 +324,22 @@ for (const name of FAST) {
 }
 
 Deno.test({
-  name: "wasm gemm() matches ts across many cache blocks in every dimension, fused or not",
+  name: "wasm gemm() matches ts across many cache blocks in every dimension, fused or not, " +
+    "with B packed or read in place",
   ignore: !AVAILABLE.includes("wasm"),
   fn() {
     // Tiny blocks so that m, n and k each span several blocks and end in a partial one.
     const blocks = { mc: 8, kc: 12, nc: 32 };
     const rng = new Rng(5);
-    for (const relaxed of [true, false]) {
-      const backend = loadWasmKernels({ relaxed, blocks: { f32: blocks, f64: blocks } });
+    // directRows 0: B always packed; 1e9: an untransposed B always read in place.
+    for (
+      const [relaxed, directRows] of [[true, 0], [false, 0], [true, 1e9], [false, 1e9]] as const
+    ) {
+      const backend = loadWasmKernels({
+        relaxed,
+        directRows,
+        blocks: { f32: blocks, f64: blocks },
+      });
       for (const ctor of [Float32Array, Float64Array]) {
         for (const [m, n, k] of [[37, 101, 53], [8, 32, 12], [9, 33, 13], [3, 70, 25]] as const) {
           for (const [transA, transB] of TRANSPOSES) {

@@ -41,6 +41,8 @@ export interface WasmOptions {
   relaxed?: boolean;
   /** Override the cache-blocking sizes. */
   blocks?: { f32?: Partial<BlockSizes>; f64?: Partial<BlockSizes> };
+  /** Up to how many rows of op(A) an untransposed B is read in place, not packed (default 32). */
+  directRows?: number;
   /** Override the register tiles (for tuning; nr must be a multiple of the vector lanes). */
   tiles?: { f32?: TileConfig; f64?: TileConfig };
 }
@@ -73,6 +75,7 @@ type GemmExport = (
   kc: number,
   nc: number,
   overwrite: number,
+  direct: number,
 ) => void;
 
 /** Whether the engine has relaxed SIMD: validates a one-function module using relaxed_madd. */
@@ -117,6 +120,7 @@ export function loadWasmKernels(options: WasmOptions = {}): WasmKernels {
     f32: { ...DEFAULT_BLOCKS.f32, ...options.blocks?.f32 },
     f64: { ...DEFAULT_BLOCKS.f64, ...options.blocks?.f64 },
   };
+  const directRows = options.directRows ?? 32;
   let f32 = new Float32Array(memory.buffer);
   let f64 = new Float64Array(memory.buffer);
 
@@ -181,6 +185,9 @@ export function loadWasmKernels(options: WasmOptions = {}): WasmKernels {
       const nc = roundUp(Math.ceil(n / Math.ceil(n / block.nc)), tile.nr);
       const [aRows, aCols] = transA ? [k, m] : [m, k];
       const [bRows, bCols] = transB ? [n, k] : [k, n];
+      // Few rows of A: each B panel serves only a few tiles, so packing B costs more than it
+      // saves; the kernel then reads op(B) = B in place (its rows are contiguous).
+      const direct = !transB && m <= directRows;
       // Layout: tile | packed A | packed B | A | B | C, each 64-byte aligned.
       const tileAt = 0;
       const packAAt = roundUp(tile.mr * tile.nr * es, 64);
@@ -188,7 +195,9 @@ export function loadWasmKernels(options: WasmOptions = {}): WasmKernels {
       const aAt = packBAt + roundUp(kc * nc * es, 64);
       const bAt = aAt + roundUp(aRows * aCols * es, 64);
       const cAt = bAt + roundUp(bRows * bCols * es, 64);
-      ensure(cAt + m * n * es);
+      // + 64: reading B in place, an edge tile's vectors may run up to NR - 1 elements past B's
+      // last row (into C, or this slack); those lanes are never stored.
+      ensure(cAt + m * n * es + 64);
       const view = single ? f32 : f64;
       copyIn(a, aOffset, lda, aRows, aCols, view, aAt / es);
       copyIn(b, bOffset, ldb, bRows, bCols, view, bAt / es);
@@ -217,6 +226,7 @@ export function loadWasmKernels(options: WasmOptions = {}): WasmKernels {
         kc,
         nc,
         beta === 0 ? 1 : 0,
+        direct ? 1 : 0,
       );
       copyOut(view, cAt / es, m, n, c, cOffset, ldc);
     },

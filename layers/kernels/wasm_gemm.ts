@@ -6,9 +6,12 @@
  *
  * Exported functions (pointers are byte addresses in the module's memory; matrices row-major,
  * leading dimensions in elements): `sgemm`/`dgemm(transA, transB, m, n, k, alpha, a, lda, b,
- * ldb, c, ldc, packA, packB, tile, mc, kc, nc, overwrite)` compute C += alpha * op(A) @ op(B),
- * or C = alpha * op(A) @ op(B) without reading C when `overwrite` is non-zero; `packA`
- * must hold mc * kc elements, `packB` kc * nc, `tile` MR * NR (mc a multiple of MR, nc of NR).
+ * ldb, c, ldc, packA, packB, tile, mc, kc, nc, overwrite, direct)` compute
+ * C += alpha * op(A) @ op(B), or C = alpha * op(A) @ op(B) without reading C when `overwrite` is
+ * non-zero; `packA` must hold mc * kc elements, `packB` kc * nc, `tile` MR * NR (mc a multiple
+ * of MR, nc of NR). With `direct` non-zero (only for transB = 0) B is not packed: the kernel
+ * reads its rows in place, which pays off when A has few rows; an edge tile may then read up to
+ * NR - 1 elements past B's last row, so that memory must exist (its lanes are discarded).
  * @module
  */
 import { assemble, type Code, F32, F64, Func, I32, op, V128 } from "./wasm_asm.ts";
@@ -281,10 +284,11 @@ function packB(t: Typed, tile: TileConfig): Func {
  */
 function micro(t: Typed, tile: TileConfig, edge: boolean, rows = tile.mr): Func {
   const f = new Func(
-    edge ? [I32, I32, I32, I32, I32, I32, I32, I32, I32] : [I32, I32, I32, I32, I32, I32],
+    edge ? [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32] : [I32, I32, I32, I32, I32, I32, I32],
   );
   const [kc, pa, pb, c, ldcb, tileP, mrP, nrP] = [0, 1, 2, 3, 4, 5, 6, 7];
   const store = edge ? 8 : 5; // non-zero: C = acc (C's old contents never read), else C += acc
+  const pbStride = edge ? 9 : 6; // bytes from one k row of the B panel to the next
   // `mr` rows are computed; the packed A panel is always tile.mr wide.
   const { nr, unroll } = tile, mr = rows, panel = tile.mr;
   const es = t.es, nv = nr / t.lanes;
@@ -293,16 +297,14 @@ function micro(t: Typed, tile: TileConfig, edge: boolean, rows = tile.mr): Func 
   const av = f.local(V128);
   const [p, kEnd, cr, i, j, cij] = Array.from({ length: 6 }, () => f.local(I32));
   const step = (u: number): Code => [
-    ...bv.flatMap((b, v) => set(b, v128Load(get(pb), (u * nr + v * t.lanes) * es))),
+    ...bv.flatMap((b, v) => set(b, v128Load(get(pb), v * t.lanes * es))),
+    ...set(pb, add(get(pb), get(pbStride))),
     ...Array.from({ length: mr }, (_, r) => [
       ...set(av, t.splatLoad(get(pa), (u * panel + r) * es)),
       ...bv.flatMap((b, v) => set(acc[r * nv + v], t.madd(get(av), get(b), get(acc[r * nv + v])))),
     ]).flat(),
   ];
-  const advance = (steps: number): Code => [
-    ...set(pa, add(get(pa), i32(steps * panel * es))),
-    ...set(pb, add(get(pb), i32(steps * nr * es))),
-  ];
+  const advance = (steps: number): Code => set(pa, add(get(pa), i32(steps * panel * es)));
   const body: Code = [
     ...acc.flatMap((x) => set(x, v128Zero())),
     // Unrolled main loop, then the remaining k steps one at a time.
@@ -350,7 +352,8 @@ function micro(t: Typed, tile: TileConfig, edge: boolean, rows = tile.mr): Func 
 
 /**
  * The driver: (transA, transB, m, n, k, alpha, a, lda, b, ldb, c, ldc, packA, packB, tile,
- * mcBlock, kcBlock, ncBlock, overwrite); C += alpha * op(A) @ op(B), or C = … when overwrite.
+ * mcBlock, kcBlock, ncBlock, overwrite, direct); C += alpha * op(A) @ op(B), or C = … when
+ * overwrite; B read in place when direct.
  */
 function driver(t: Typed, tile: TileConfig, base: number): Func {
   const f = new Func([
@@ -373,24 +376,30 @@ function driver(t: Typed, tile: TileConfig, base: number): Func {
     I32,
     I32,
     I32,
+    I32,
   ]);
   const [tA, tB, m, n, k, alpha, A, lda, B, ldb, C, ldc, pA, pB, tileP, MC, KC, NC, overwrite] =
     Array.from({ length: 19 }, (_, x) => x);
+  const direct = 19; // non-zero (only with transB = 0): read B in place instead of packing it
   const [jc, nc, pc, kc, ic, mc, jr, ir, cp, ldcb] = Array.from({ length: 10 }, () => f.local(I32));
   const es = t.es;
   // Function layout from `base`: packA, packB, micro for 1..MR rows, the edge kernel.
   const [fPackA, fPackB, fEdge] = [base, base + 1, base + 2 + tile.mr];
   const fRows = (r: number) => base + 1 + r;
-  const mrv = f.local(I32), store = f.local(I32);
+  const mrv = f.local(I32), store = f.local(I32), pbPanel = f.local(I32), pbStride = f.local(I32);
   f.body = [
     ...set(ldcb, mul(get(ldc), i32(es))),
+    ...set(pbStride, select(get(direct), mul(get(ldb), i32(es)), i32(tile.nr * es))),
     ...forLoop(jc, i32(0), get(n), get(NC), [
       ...set(nc, minS(get(NC), sub(get(n), get(jc)))),
       ...forLoop(pc, i32(0), get(k), get(KC), [
         ...set(kc, minS(get(KC), sub(get(k), get(pc)))),
         // The first k block overwrites C when the caller asked (beta = 0); later ones add.
         ...set(store, and(get(overwrite), eqz(get(pc)))),
-        ...call(fPackB, get(tB), get(B), get(ldb), get(pc), get(jc), get(kc), get(nc), get(pB)),
+        ...ifElse(
+          eqz(get(direct)),
+          call(fPackB, get(tB), get(B), get(ldb), get(pc), get(jc), get(kc), get(nc), get(pB)),
+        ),
         ...forLoop(ic, i32(0), get(m), get(MC), [
           ...set(mc, minS(get(MC), sub(get(m), get(ic)))),
           ...call(
@@ -406,6 +415,14 @@ function driver(t: Typed, tile: TileConfig, base: number): Func {
             get(pA),
           ),
           ...forLoop(jr, i32(0), get(nc), i32(tile.nr), [
+            ...set(
+              pbPanel,
+              select(
+                get(direct),
+                add(get(B), mul(add(mul(get(pc), get(ldb)), add(get(jc), get(jr))), i32(es))),
+                add(get(pB), mul(mul(get(jr), get(kc)), i32(es))),
+              ),
+            ),
             ...forLoop(ir, i32(0), get(mc), i32(tile.mr), [
               ...set(
                 cp,
@@ -426,10 +443,11 @@ function driver(t: Typed, tile: TileConfig, base: number): Func {
                         fRows(r),
                         get(kc),
                         add(get(pA), mul(mul(get(ir), get(kc)), i32(es))),
-                        add(get(pB), mul(mul(get(jr), get(kc)), i32(es))),
+                        get(pbPanel),
                         get(cp),
                         get(ldcb),
                         get(store),
+                        get(pbStride),
                       ),
                       otherwise,
                     ),
@@ -439,13 +457,14 @@ function driver(t: Typed, tile: TileConfig, base: number): Func {
                   fEdge,
                   get(kc),
                   add(get(pA), mul(mul(get(ir), get(kc)), i32(es))),
-                  add(get(pB), mul(mul(get(jr), get(kc)), i32(es))),
+                  get(pbPanel),
                   get(cp),
                   get(ldcb),
                   get(tileP),
                   get(mrv),
                   minS(i32(tile.nr), sub(get(nc), get(jr))),
                   get(store),
+                  get(pbStride),
                 ),
               ),
             ]),
