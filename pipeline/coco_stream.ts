@@ -13,7 +13,7 @@
  */
 import { Rng, type RngState } from "../layers/random.ts";
 import { Tensor } from "../layers/tensor.ts";
-import { BatchRing, CTRL_ERROR, CTRL_STOP, SLOT } from "../workers/batch_ring.ts";
+import { BatchRing, CTRL_ERROR, CTRL_STOP, type RingBuffers, SLOT } from "../workers/batch_ring.ts";
 import type { LoaderInit, LoaderMessage } from "../workers/loader_worker.ts";
 import { CAPTION_LENGTH, loadUrls, type Split } from "./coco_layout.ts";
 import { InputError } from "./errors.ts";
@@ -227,6 +227,15 @@ export class CocoStream {
       }
     }
     return stream;
+  }
+
+  /**
+   * The ring's shared buffers: post them once to compute workers, which wrap them with
+   * `BatchRing.fromBuffers` and read a batch in place as `ring.captions(batch.slot)` etc.
+   * @returns The SharedArrayBuffers and the ring's dimensions.
+   */
+  get ringBuffers(): RingBuffers {
+    return this.#ring.buffers;
   }
 
   #setError(e: Error): void {

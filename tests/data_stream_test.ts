@@ -5,6 +5,7 @@ import { loadCocoData, sampleCocoMinibatch } from "../pipeline/coco.ts";
 import { writeSyntheticDataset } from "../pipeline/synth/writer.ts";
 import { withH5File } from "../pipeline/h5.ts";
 import { InputError } from "../pipeline/errors.ts";
+import { BatchRing } from "../workers/batch_ring.ts";
 import { Rng } from "../layers/random.ts";
 
 /** A tiny synthetic dataset with both feature sizes, shared by this file's tests. */
@@ -93,6 +94,63 @@ for (const pcaFeatures of [true, false]) {
     }
   });
 }
+
+Deno.test("CocoStream reads contiguous (h5py-style) files like chunked gzip ones, in place in the ring", async () => {
+  const src = await base;
+  const dir = await Deno.makeTempDir();
+  try {
+    // Rewrite every HDF5 file with contiguous datasets in the oldest format, as h5py writes them.
+    for await (const e of Deno.readDir(src)) {
+      if (!e.isFile) continue;
+      if (!e.name.endsWith(".h5")) {
+        await Deno.copyFile(`${src}/${e.name}`, `${dir}/${e.name}`);
+        continue;
+      }
+      const all = await withH5File(
+        `${src}/${e.name}`,
+        "r",
+        (f) => f.keys().map((k) => [k, f.read(k)] as const),
+      );
+      await withH5File(`${dir}/${e.name}`, "w", (f) => all.forEach(([k, t]) => f.write(k, t)));
+      await withH5File(
+        `${dir}/${e.name}`,
+        "r",
+        (f) => assertEquals(f.info(f.keys()[0]).chunks, null),
+      );
+    }
+    const a = await CocoStream.open({
+      baseDir: src,
+      split: "val",
+      batchSize: 20,
+      seed: 8,
+      pcaFeatures: false,
+    });
+    const b = await CocoStream.open({
+      baseDir: dir,
+      split: "val",
+      batchSize: 20,
+      seed: 8,
+      pcaFeatures: false,
+    });
+    try {
+      for (let k = 0; k < 3; k++) {
+        const [x, y] = [await a.next(), await b.next()];
+        assertEquals(y.captions.data, x.captions.data);
+        assertEquals(y.features.data, x.features.data);
+        // The batch is a view of the shared ring: what a compute worker would map once.
+        const ring = BatchRing.fromBuffers(b.ringBuffers);
+        assertEquals(ring.features(y.slot), y.features.data);
+        assert(y.features.data.buffer instanceof SharedArrayBuffer);
+        a.release(x);
+        b.release(y);
+      }
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
 
 Deno.test("CocoStream order is fixed by the seed, whatever the prefetch depth", async () => {
   const baseDir = await base;
