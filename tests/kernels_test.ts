@@ -8,7 +8,7 @@
 import { assert, assertEquals, assertThrows } from "./assert.ts";
 import { Rng } from "../layers/random.ts";
 import type { FloatArray } from "../layers/tensor.ts";
-import { loadBlasKernels } from "../layers/kernels/blas.ts";
+import { type BlasKernels, loadBlasKernels } from "../layers/kernels/blas.ts";
 import {
   availableBackends,
   backendNames,
@@ -482,6 +482,27 @@ Deno.test({
   permissions: { ffi: false, env: "inherit", read: "inherit" },
   fn() {
     assertThrows(() => loadBlasKernels(), Error, "FFI is not allowed (run with --allow-ffi)");
+  },
+});
+
+Deno.test({
+  name: "The BLAS backend sets its library to one thread",
+  ignore: !AVAILABLE.includes("blas"),
+  fn() {
+    const blas = loadKernels("blas") as BlasKernels;
+    if (blas.threads !== "openblas_set_num_threads") {
+      assert(["MKL_Set_Num_Threads", "bli_thread_set_num_threads", "none"].includes(blas.threads));
+      return;
+    }
+    // A second handle to the same library sees the same, process-wide thread setting.
+    const lib = Deno.dlopen(blas.library, {
+      openblas_get_num_threads: { parameters: [], result: "i32" },
+    });
+    try {
+      assertEquals(lib.symbols.openblas_get_num_threads(), 1);
+    } finally {
+      lib.close();
+    }
   },
 });
 

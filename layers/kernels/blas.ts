@@ -64,7 +64,10 @@ const SYMBOLS = {
     ],
     result: "void",
   },
+  // One of these sets the library's thread count, depending on which BLAS it is.
   openblas_set_num_threads: { parameters: ["i32"], result: "void", optional: true },
+  MKL_Set_Num_Threads: { parameters: ["i32"], result: "void", optional: true },
+  bli_thread_set_num_threads: { parameters: ["i64"], result: "void", optional: true },
 } as const;
 
 type BlasLibrary = Deno.DynamicLibrary<typeof SYMBOLS>;
@@ -75,6 +78,11 @@ const ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112;
 export interface BlasKernels extends Kernels {
   /** The library path or name that was loaded. */
   readonly library: string;
+  /**
+   * The function that set the library to one thread, or "none" if it has no known one (then
+   * its own environment variable, e.g. OPENBLAS_NUM_THREADS=1, is the way).
+   */
+  readonly threads: string;
   /** Unloads the library; the kernels must not be used afterwards. */
   close(): void;
 }
@@ -82,7 +90,8 @@ export interface BlasKernels extends Kernels {
 /**
  * Loads the CBLAS backend. Tries `path` if given, else the `RECAP_BLAS` environment variable if
  * set (and readable), else {@linkcode BLAS_CANDIDATES} in order, and sets the library to one
- * thread (`openblas_set_num_threads(1)` when the library has it).
+ * thread (`openblas_set_num_threads(1)`, `MKL_Set_Num_Threads(1)` or
+ * `bli_thread_set_num_threads(1)`, whichever the library has).
  * @param path A library to load instead of the defaults.
  * @returns The BLAS kernels.
  * @throws {Error} If FFI is not allowed or no candidate library loads with cblas_sgemm and
@@ -110,8 +119,7 @@ export function loadBlasKernels(path?: string): BlasKernels {
       failures.push(`${candidate}: ${(e as Error).message}`);
       continue;
     }
-    lib.symbols.openblas_set_num_threads?.(1);
-    return makeKernels(lib, candidate);
+    return makeKernels(lib, candidate, oneThread(lib));
   }
   if (failures.length === 0) {
     throw new Error("Cannot load the BLAS backend: FFI is not allowed (run with --allow-ffi)");
@@ -130,11 +138,30 @@ function ffiGranted(library: string): boolean {
   }
 }
 
-function makeKernels(lib: BlasLibrary, library: string): BlasKernels {
+/** Sets the library to one thread; returns the function used, or "none". */
+function oneThread(lib: BlasLibrary): string {
+  const { openblas_set_num_threads, MKL_Set_Num_Threads, bli_thread_set_num_threads } = lib.symbols;
+  if (openblas_set_num_threads) {
+    openblas_set_num_threads(1);
+    return "openblas_set_num_threads";
+  }
+  if (MKL_Set_Num_Threads) {
+    MKL_Set_Num_Threads(1);
+    return "MKL_Set_Num_Threads";
+  }
+  if (bli_thread_set_num_threads) {
+    bli_thread_set_num_threads(1n);
+    return "bli_thread_set_num_threads";
+  }
+  return "none";
+}
+
+function makeKernels(lib: BlasLibrary, library: string, threads: string): BlasKernels {
   const { cblas_sgemm, cblas_dgemm } = lib.symbols;
   return {
     name: "blas",
     library,
+    threads,
     close: () => lib.close(),
     gemm(
       transA: boolean,
