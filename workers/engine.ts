@@ -8,6 +8,7 @@ import { allocArray, type FloatArray, type FloatDType } from "../layers/tensor.t
 import type { CaptioningRNN } from "../model/captioning_rnn.ts";
 import type { Optimizer } from "../pipeline/optim.ts";
 import type { Minibatch } from "../pipeline/minibatch.ts";
+import type { SampleOptions, SampleResult } from "../model/sampling.ts";
 import { clipFactor, reduceShards, scaleRange, splitRange, sumSquares } from "./sharding.ts";
 import { Tensor } from "../layers/tensor.ts";
 
@@ -30,6 +31,11 @@ export interface TrainEngine {
   step(batch: Minibatch, optimizer: Optimizer, gradClip: number): StepResult | Promise<StepResult>;
   /** The loss of a batch without changing anything (for validation). */
   evalLoss(batch: Minibatch): number | Promise<number>;
+  /** Captions images as `model.sampleWithScores(features, options)` does (optional). */
+  sample?(
+    features: Tensor<FloatDType>,
+    options?: SampleOptions,
+  ): SampleResult | Promise<SampleResult>;
   /** Releases workers and buffers. */
   close(): void | Promise<void>;
 }
@@ -74,6 +80,7 @@ export class LocalEngine<D extends FloatDType> implements TrainEngine {
   readonly #grad: FloatArray;
 
   /**
+   * Allocates one gradient buffer per shard and the reduced gradient.
    * @param model The model whose parameters are trained.
    * @param shards The number of fixed shards per batch (default {@linkcode DEFAULT_SHARDS}).
    */
@@ -134,6 +141,16 @@ export class LocalEngine<D extends FloatDType> implements TrainEngine {
       }).loss;
     }
     return loss;
+  }
+
+  /**
+   * Captions images on this thread: `model.sampleWithScores(features, options)`.
+   * @param features Image features, (N, D).
+   * @param options `maxLength` (default 30) and `beamSize` (default 1).
+   * @returns `{ captions, logProbs }`.
+   */
+  sample(features: Tensor<FloatDType>, options: SampleOptions = {}): SampleResult {
+    return this.#model.sampleWithScores(features, options);
   }
 
   close(): void {}

@@ -1,0 +1,273 @@
+import { availableBackends, kernels, selectKernels } from "../layers/kernels/mod.ts";
+import type { BackendName } from "../layers/kernels/types.ts";
+import { Tensor } from "../layers/tensor.ts";
+import { CaptioningRNN, type CellType } from "../model/captioning_rnn.ts";
+import { type CaptionData, InMemoryBatches, type Minibatch } from "../pipeline/minibatch.ts";
+import { Optimizer, type UpdateRule } from "../pipeline/optim.ts";
+import { CaptioningSolver, TrainingDivergedError } from "../pipeline/solver.ts";
+import { LocalEngine, type StepResult } from "../workers/engine.ts";
+import { createEngine, PoolEngine } from "../workers/pool.ts";
+import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
+import { randomCaptionData } from "./fixtures_data.ts";
+
+selectKernels(); // the fastest backend here; the pool's workers select the same one
+
+const D = 24;
+
+function smallModel(data: CaptionData, cellType: CellType = "lstm"): CaptioningRNN<"float32"> {
+  return new CaptioningRNN({
+    wordToIdx: data.word_to_idx,
+    inputDim: D,
+    wordvecDim: 16,
+    hiddenDim: 20,
+    cellType,
+    seed: 7,
+  });
+}
+
+/** The indices where two arrays differ bitwise (NaN equals NaN), at most 5 of them. */
+function bitDiffs(a: ArrayLike<number>, b: ArrayLike<number>): number[] {
+  assertEquals(a.length, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < a.length && out.length < 5; i++) if (!Object.is(a[i], b[i])) out.push(i);
+  return out;
+}
+
+function assertSameStep(got: StepResult, want: StepResult): void {
+  assert(Object.is(got.loss, want.loss), `loss ${got.loss} != ${want.loss}`);
+  assert(Object.is(got.gradNorm, want.gradNorm), `norm ${got.gradNorm} != ${want.gradNorm}`);
+  assertEquals(got.applied, want.applied);
+}
+
+/** Runs the same steps on LocalEngine and a pool, checking results, gradients and parameters. */
+async function compareSteps(
+  workers: number,
+  options: { rule: UpdateRule; gradClip: number; batches: number[]; cell?: CellType },
+): Promise<void> {
+  const data = randomCaptionData({ numTrain: 40, vocab: 30, inputDim: D, seed: 3 });
+  const local = smallModel(data, options.cell), pooled = smallModel(data, options.cell);
+  const le = new LocalEngine(local);
+  const pe = new PoolEngine(pooled, { workers });
+  try {
+    const lo = new Optimizer(options.rule, {}, local.layout.total, local.dtype);
+    const po = new Optimizer(options.rule, {}, pooled.layout.total, pooled.dtype);
+    for (const [i, n] of options.batches.entries()) {
+      const batch = new InMemoryBatches(data, n, i).next();
+      const want = le.step(batch, lo, options.gradClip);
+      const got = await pe.step(batch, po, options.gradClip);
+      assertSameStep(got, want);
+      assertEquals(bitDiffs(pe.gradient, le.gradient), [], `gradient, step ${i + 1}`);
+      assertEquals(bitDiffs(pooled.flat, local.flat), [], `parameters, step ${i + 1}`);
+      for (const [k, m] of po.moments.entries()) {
+        assertEquals(bitDiffs(m, lo.moments[k]), [], `moment ${k}, step ${i + 1}`);
+      }
+      assertEquals(po.t, lo.t);
+    }
+  } finally {
+    await pe.close();
+  }
+}
+
+for (const workers of [1, 2, 4]) {
+  Deno.test(`PoolEngine.step() with ${workers} worker(s) equals LocalEngine bitwise (gradients, parameters, moments)`, async () => {
+    // Batches of 10 (shards 3/3/2/2), 4 (one row each) and 3 (one empty shard).
+    await compareSteps(workers, { rule: "adam", gradClip: 0, batches: [10, 4, 3, 10] });
+  });
+}
+
+for (const backend of availableBackends().filter((b) => b !== kernels().name)) {
+  Deno.test(`PoolEngine.step() equals LocalEngine bitwise on the ${backend} backend too`, async () => {
+    const previous = kernels().name;
+    selectKernels(backend as BackendName);
+    try {
+      await compareSteps(2, { rule: "rmsprop", gradClip: 0, batches: [10, 7], cell: "rnn" });
+    } finally {
+      selectKernels(previous);
+    }
+  });
+}
+
+Deno.test("PoolEngine clips the gradient exactly as LocalEngine (sgd_momentum and sgd)", async () => {
+  await compareSteps(2, { rule: "sgd_momentum", gradClip: 0.5, batches: [10, 10, 5] });
+  await compareSteps(4, { rule: "sgd", gradClip: 0.25, batches: [9, 10] });
+});
+
+Deno.test("a non-finite loss is reported, not applied, and leaves the pool usable", async () => {
+  const data = randomCaptionData({ numTrain: 40, vocab: 30, inputDim: D, seed: 3 });
+  const local = smallModel(data), pooled = smallModel(data);
+  const le = new LocalEngine(local), pe = new PoolEngine(pooled, { workers: 2 });
+  try {
+    const lo = new Optimizer("adam", {}, local.layout.total, local.dtype);
+    const po = new Optimizer("adam", {}, pooled.layout.total, pooled.dtype);
+    const batches = new InMemoryBatches(data, 8, 1);
+    const good = batches.next(), bad = batches.next();
+    assertSameStep(await pe.step(good, po, 5), le.step(good, lo, 5));
+    // A NaN feature poisons one shard's loss and gradients.
+    bad.features.data[3] = NaN;
+    const before = pooled.flat.slice(), moments = po.moments.map((m) => m.slice());
+    const want = le.step(bad, lo, 5), got = await pe.step(bad, po, 5);
+    assertSameStep(got, want);
+    assertEquals(got.applied, false);
+    assert(Number.isNaN(got.loss));
+    assertEquals(bitDiffs(pooled.flat, before), [], "parameters changed by a NaN step");
+    po.moments.forEach((m, k) => assertEquals(bitDiffs(m, moments[k]), [], `moment ${k} changed`));
+    assertEquals(po.t, 1);
+    // The next good step is again the same as LocalEngine's.
+    assertSameStep(await pe.step(good, po, 5), le.step(good, lo, 5));
+    assertEquals(bitDiffs(pooled.flat, local.flat), []);
+  } finally {
+    await pe.close();
+  }
+});
+
+Deno.test("evalLoss() and sample() on the pool equal LocalEngine.evalLoss() and model.sampleWithScores()", async () => {
+  const data = randomCaptionData({ numTrain: 30, vocab: 30, inputDim: D, seed: 5 });
+  const model = smallModel(data, "rnn");
+  const pe = new PoolEngine(model, { workers: 2 });
+  try {
+    const batch = new InMemoryBatches(data, 13, 2).next();
+    assert(Object.is(await pe.evalLoss(batch), new LocalEngine(model).evalLoss(batch)));
+    // 7 images: uneven rows per worker (4 + 3), greedy and beam search.
+    const features = new Tensor<"float32">(
+      data.train_features.data.slice(0, 7 * D) as Float32Array,
+      [7, D],
+    );
+    for (const beamSize of [1, 3]) {
+      const want = model.sampleWithScores(features, { maxLength: 9, beamSize });
+      const got = await pe.sample(features, { maxLength: 9, beamSize });
+      assertEquals(got.captions.shape, [7, 9]);
+      assertEquals(
+        bitDiffs(got.captions.data, want.captions.data),
+        [],
+        `captions, beam ${beamSize}`,
+      );
+      assertEquals(bitDiffs(got.logProbs, want.logProbs), [], `log-probs, beam ${beamSize}`);
+    }
+    // A larger call grows the shared buffers; a bad one is an error here, not a dead worker.
+    const all = data.train_features;
+    const want = model.sampleWithScores(all, { maxLength: 5 });
+    assertEquals(
+      bitDiffs((await pe.sample(all, { maxLength: 5 })).captions.data, want.captions.data),
+      [],
+    );
+    await assertRejects(() => pe.sample(all, { beamSize: 0 }), RangeError, "Invalid beamSize");
+    await assertRejects(() => pe.sample(features, { maxLength: 1.5 }), RangeError, "maxLength");
+    const after = await pe.sample(features, { maxLength: 9 });
+    assertEquals(after.captions.shape, [7, 9]);
+  } finally {
+    await pe.close();
+  }
+});
+
+Deno.test("the solver's loss history is identical across runs and across 1, 2 and 4 workers", async () => {
+  const data = randomCaptionData({ numTrain: 60, numVal: 12, vocab: 30, inputDim: D, seed: 9 });
+  const run = async (workers: number) => {
+    const model = smallModel(data);
+    const solver = new CaptioningSolver(model, data, {
+      engine: createEngine(model, { workers }),
+      updateRule: "adam",
+      optimConfig: { learningRate: 2e-2 },
+      lrDecay: 0.9,
+      batchSize: 20,
+      numEpochs: 4,
+      gradClip: 2,
+      valCaptions: 12,
+      verbose: false,
+    });
+    try {
+      await solver.train();
+    } finally {
+      await solver.close();
+    }
+    return { losses: solver.lossHistory, val: solver.valLossHistory, params: model.flat };
+  };
+  const reference = await run(1);
+  assertEquals(reference.losses.length, 12);
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b) / xs.length;
+  const [first, last] = [mean(reference.losses.slice(0, 3)), mean(reference.losses.slice(9))];
+  assert(last < first, `the run should learn: ${first} -> ${last}`);
+  assertEquals(reference.val.length, 4);
+  for (const workers of [2, 4, 2]) {
+    const got = await run(workers);
+    assertEquals(got.losses, reference.losses, `losses with ${workers} workers`);
+    assertEquals(got.val, reference.val, `validation losses with ${workers} workers`);
+    assertEquals(bitDiffs(got.params, reference.params), [], `parameters with ${workers} workers`);
+  }
+});
+
+for (const phase of ["loss", "reduce", "update"] as const) {
+  Deno.test(`a worker that throws in the ${phase} phase rejects the step with its error and stack, and the pool shuts down`, async () => {
+    const data = randomCaptionData({ numTrain: 40, vocab: 30, inputDim: D, seed: 3 });
+    const model = smallModel(data);
+    const pe = new PoolEngine(model, { workers: 2, faultAt: { step: 2, worker: 1, phase } });
+    try {
+      const opt = new Optimizer("adam", {}, model.layout.total, model.dtype);
+      const batches = new InMemoryBatches(data, 10, 0);
+      await pe.step(batches.next(), opt, 0);
+      const before = model.flat.slice();
+      const err = await assertRejects(
+        () => pe.step(batches.next(), opt, 0),
+        Error,
+        `Compute worker 1 failed in the ${phase} phase: Error: Injected fault (testing only)`,
+      );
+      assert(err.stack?.includes("compute_worker.ts"), `no worker stack in ${err.stack}`);
+      assert((err.cause as Error).message.startsWith("Injected fault"));
+      if (phase !== "update") {
+        assertEquals(bitDiffs(model.flat, before), [], "a failed step changed the parameters");
+        assertEquals(opt.t, 1);
+      }
+      await assertRejects(() => pe.evalLoss(batches.next()), Error, "shut down after a failure");
+    } finally {
+      await pe.close();
+    }
+  });
+}
+
+Deno.test("a worker failure stops CaptioningSolver.train() with the worker's message", async () => {
+  const data = randomCaptionData({ numTrain: 40, vocab: 30, inputDim: D, seed: 3 });
+  const model = smallModel(data);
+  const engine = createEngine(model, { workers: 2, faultAt: { step: 3, worker: 0 } });
+  const solver = new CaptioningSolver(model, data, { engine, batchSize: 10, verbose: false });
+  try {
+    const err = await assertRejects(() => solver.train(), Error, "Injected fault");
+    assert(!(err instanceof TrainingDivergedError));
+    assertEquals(solver.iteration, 2);
+  } finally {
+    await solver.close();
+  }
+});
+
+Deno.test("a worker that cannot start rejects the first call, and bad arguments are errors", async () => {
+  const data = randomCaptionData({ numTrain: 10, vocab: 30, inputDim: D, seed: 3 });
+  const model = smallModel(data);
+  const pe = new PoolEngine(model, { workers: 2, backend: "nope" as BackendName });
+  try {
+    await assertRejects(() => pe.ready, Error, `unknown backend "nope"`);
+    await assertRejects(() => pe.evalLoss(new InMemoryBatches(data, 4, 0).next()), Error, "nope");
+  } finally {
+    await pe.close();
+  }
+  const unshared = new CaptioningRNN({
+    ...model.config,
+    wordToIdx: data.word_to_idx,
+    paramBuffer: new Float32Array(model.layout.total),
+  });
+  assertThrows(() => new PoolEngine(unshared, { workers: 2 }), TypeError, "SharedArrayBuffer");
+  assertThrows(() => new PoolEngine(model, { workers: 0 }), RangeError, "Invalid workers");
+  assertThrows(() => createEngine(model, { workers: 1.5 }), RangeError, "Invalid workers");
+  assert(createEngine(model, { workers: 1 }) instanceof LocalEngine);
+  const pool = new PoolEngine(model, { workers: 2 });
+  try {
+    const batch: Minibatch = new InMemoryBatches(data, 4, 0).next();
+    const wrong = { ...batch, features: new Tensor<"float32">(new Float32Array(4 * 3), [4, 3]) };
+    await assertRejects(() => pool.evalLoss(wrong), RangeError, "Invalid features");
+    assert(Number.isFinite(await pool.evalLoss(batch)), "the pool survives a bad call");
+    const opt = new Optimizer("sgd", {}, model.layout.total, model.dtype);
+    const first = pool.step(batch, opt, 0);
+    await assertRejects(() => pool.step(batch, opt, 0), Error, "previous one has not finished");
+    assert((await first).applied);
+  } finally {
+    await pool.close();
+  }
+  await assertRejects(() => pool.evalLoss(new InMemoryBatches(data, 4, 0).next()), Error, "closed");
+});

@@ -1,0 +1,591 @@
+/**
+ * The worker pool: data-parallel training steps across module Web Workers that share the
+ * model's parameters, the shard gradients, the reduced gradient, the optimizer moments and the
+ * batch through SharedArrayBuffers. Buffers are handed over once; per step the main thread
+ * copies the minibatch into the shared batch buffer and coordinates the three phases with
+ * Atomics only (it waits with `Atomics.waitAsync`, so it stays responsive to worker errors):
+ *
+ * 1. loss: each worker computes loss + gradients of its fixed shards into the shard buffers;
+ * 2. reduce: each worker sums its fixed gradient blocks over the shards in shard order, with
+ *    each block's Σ g²; the main thread adds those in block order (the norm), checks that loss
+ *    and norm are finite and computes the clip factor;
+ * 3. update: each worker clips and applies the optimizer to its blocks.
+ *
+ * Shards, blocks and the order of every sum are the same as {@linkcode LocalEngine}'s, so the
+ * results are bitwise the same for any number of workers.
+ * @module
+ */
+import { kernels, selectKernels } from "../layers/kernels/mod.ts";
+import type { BackendName } from "../layers/kernels/types.ts";
+import { allocArray, type FloatArray, type FloatDType, Tensor } from "../layers/tensor.ts";
+import type { CaptioningRNN } from "../model/captioning_rnn.ts";
+import type { SampleOptions, SampleResult } from "../model/sampling.ts";
+import type { Minibatch } from "../pipeline/minibatch.ts";
+import type { Optimizer, UpdateRule } from "../pipeline/optim.ts";
+import {
+  DEFAULT_SHARDS,
+  GRAD_BLOCKS,
+  LocalEngine,
+  type StepResult,
+  type TrainEngine,
+} from "./engine.ts";
+import {
+  CMD_LOSS,
+  CMD_REDUCE,
+  CMD_SAMPLE,
+  CMD_STOP,
+  CMD_UPDATE,
+  CMD_YIELD,
+  CTRL_BEAM,
+  CTRL_CMD,
+  CTRL_DONE,
+  CTRL_GEN,
+  CTRL_MAX_LENGTH,
+  CTRL_N,
+  CTRL_STEP,
+  CTRL_T1,
+  CTRL_TRAINING,
+  CTRL_WORDS,
+  type FaultSpec,
+  SC_BETA1,
+  SC_BETA2,
+  SC_DECAY,
+  SC_EPS,
+  SC_FACTOR,
+  SC_LR,
+  SC_MOMENTUM,
+  SC_T,
+  SC_WORDS,
+  type WorkerBuffers,
+  type WorkerInit,
+  type WorkerReply,
+} from "./pool_protocol.ts";
+import { clipFactor, splitRange } from "./sharding.ts";
+
+export type { FaultSpec } from "./pool_protocol.ts";
+
+/** How long one `Atomics.waitAsync` lasts before the main thread re-checks (ms). */
+const WAIT_MS = 1000;
+/** How long workers may take to load their modules and kernels (ms). */
+const START_TIMEOUT_MS = 120_000;
+/** How long workers may take to acknowledge new buffers (ms). */
+const ACK_TIMEOUT_MS = 30_000;
+
+/** Options of {@linkcode PoolEngine}. */
+export interface PoolOptions {
+  /** The number of compute workers (default `navigator.hardwareConcurrency`). */
+  workers?: number;
+  /** The kernel backend of the workers (default: the one this thread uses now). */
+  backend?: BackendName;
+  /** The fixed shards per batch (default {@linkcode DEFAULT_SHARDS}; independent of workers). */
+  shards?: number;
+  /**
+   * Testing only: make worker `worker` throw in `phase` (default "loss") of training step
+   * `step` (1 = the first step of this pool), to exercise failure handling.
+   */
+  faultAt?: FaultSpec;
+}
+
+/**
+ * A {@linkcode TrainEngine} that runs each step on a pool of compute workers sharing the
+ * model's parameters through SharedArrayBuffers. Results are bitwise identical to
+ * {@linkcode LocalEngine} with the same shard count, for any number of workers.
+ *
+ * The workers start in the constructor; the first call waits for them. If a worker throws,
+ * the call rejects with the worker's message and stack, and the pool shuts down (all workers
+ * terminated). A failure in the loss or reduce phase leaves the parameters and the optimizer
+ * untouched; one in the update phase may leave a partial update.
+ *
+ * @example Train one step on two workers
+ * ```ts
+ * import { PoolEngine } from "./pool.ts";
+ * import { CaptioningRNN } from "../model/captioning_rnn.ts";
+ * import { Optimizer } from "../pipeline/optim.ts";
+ * import { Tensor } from "../layers/tensor.ts";
+ * const wordToIdx = { "<NULL>": 0, "<START>": 1, "<END>": 2, cat: 3 };
+ * const model = new CaptioningRNN({ wordToIdx, inputDim: 4, wordvecDim: 3, hiddenDim: 5 });
+ * const pool = new PoolEngine(model, { workers: 2 });
+ * const opt = new Optimizer("adam", {}, model.layout.total, model.dtype);
+ * const batch = {
+ *   captions: Tensor.fromValues([1, 3, 2, 0, 1, 3, 3, 2], [2, 4], "int32"),
+ *   features: Tensor.randn([2, 4], 0, "float32"),
+ *   imageIdxs: new Int32Array([0, 1]),
+ * };
+ * const { loss } = await pool.step(batch, opt, 0);
+ * console.log(loss > 0); // true
+ * await pool.close();
+ * ```
+ */
+export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngine {
+  /** The number of compute workers. */
+  readonly workers: number;
+  /** The fixed shards per batch. */
+  readonly shards: number;
+  /** The kernel backend the workers use. */
+  readonly backend: BackendName;
+  readonly #model: CaptioningRNN<D>;
+  readonly #workers: Worker[] = [];
+  readonly #control: Int32Array;
+  readonly #shardGrads: FloatArray[];
+  readonly #grad: FloatArray;
+  readonly #shardLoss: Float64Array;
+  readonly #blockSq: Float64Array;
+  readonly #scalars: Float64Array;
+  readonly #ready: Promise<void>;
+  #captions: Int32Array = new Int32Array(0);
+  #features: FloatArray = new Float32Array(0);
+  #sampleCaptions: Int32Array = new Int32Array(0);
+  #sampleLogProbs: Float64Array = new Float64Array(0);
+  #rule: UpdateRule | null = null;
+  #moments: FloatArray[] | null = null;
+  #steps = 0;
+  #busy = false;
+  #closed = false;
+  #failure: Error | null = null;
+  #replies = 0;
+  #wake: () => void = () => {};
+  #stopped!: Promise<void>;
+  #stop!: () => void;
+
+  /**
+   * Starts the workers and hands them the shared buffers.
+   * @param model The model; its `flat` parameters must be SharedArrayBuffer-backed (they are
+   * unless the model was built over a non-shared `paramBuffer`).
+   * @param options See {@linkcode PoolOptions}.
+   */
+  constructor(model: CaptioningRNN<D>, options: PoolOptions = {}) {
+    const workers = options.workers ?? navigator.hardwareConcurrency;
+    const shards = options.shards ?? DEFAULT_SHARDS;
+    if (!Number.isInteger(workers) || workers < 1) {
+      throw new RangeError(`Invalid workers: expected a positive integer, got ${workers}`);
+    }
+    if (!Number.isInteger(shards) || shards < 1) {
+      throw new RangeError(`Invalid shards: expected a positive integer, got ${shards}`);
+    }
+    if (!(model.flat.buffer instanceof SharedArrayBuffer)) {
+      throw new TypeError(
+        "Cannot share parameters: model.flat is not SharedArrayBuffer-backed; build the model without a paramBuffer or over a shared one",
+      );
+    }
+    this.workers = workers;
+    this.shards = shards;
+    this.backend = options.backend ?? kernels().name;
+    this.#model = model;
+    const total = model.layout.total, dtype = model.dtype;
+    this.#control = allocArray("int32", CTRL_WORDS, true);
+    this.#shardGrads = Array.from({ length: shards }, () => allocArray(dtype, total, true));
+    this.#grad = allocArray(dtype, total, true);
+    this.#shardLoss = allocArray("float64", shards, true);
+    this.#blockSq = allocArray("float64", GRAD_BLOCKS, true);
+    this.#scalars = allocArray("float64", SC_WORDS, true);
+    this.#stopped = new Promise<void>((resolve) => (this.#stop = resolve));
+    for (let i = 0; i < workers; i++) {
+      const w = new Worker(new URL("./compute_worker.ts", import.meta.url), { type: "module" });
+      w.onmessage = (e: MessageEvent<WorkerReply>) => this.#onReply(e.data);
+      w.onerror = (e: ErrorEvent) => {
+        e.preventDefault();
+        const where = e.filename ? ` (${e.filename}:${e.lineno}:${e.colno})` : "";
+        this.#fail(new Error(`Compute worker ${i} failed: ${e.message}${where}`));
+      };
+      w.onmessageerror = () => {
+        this.#fail(new Error(`Compute worker ${i} failed: a message could not be deserialized`));
+      };
+      this.#workers.push(w);
+    }
+    this.#workers.forEach((w, index) => {
+      const init: WorkerInit = {
+        type: "init",
+        index,
+        workers,
+        shards,
+        backend: this.backend,
+        config: model.config,
+        wordToIdx: model.wordToIdx,
+        params: model.flat,
+        shardGrads: this.#shardGrads,
+        grad: this.#grad,
+        control: this.#control,
+        shardLoss: this.#shardLoss,
+        blockSq: this.#blockSq,
+        scalars: this.#scalars,
+        faultAt: options.faultAt,
+      };
+      w.postMessage(init);
+    });
+    this.#ready = this.#waitReplies(workers, START_TIMEOUT_MS, "start");
+    // A failed start is reported by the first call; don't let it go unhandled meanwhile.
+    this.#ready.catch(() => {});
+  }
+
+  /** The reduced gradient of the last step (after clipping), shared with the workers. */
+  get gradient(): FloatArray {
+    return this.#grad;
+  }
+
+  /** Resolves once every worker has loaded the model and its kernels (rejects if one failed). */
+  get ready(): Promise<void> {
+    return this.#ready;
+  }
+
+  /**
+   * One training step on the workers: loss and gradients of the batch, reduced, clipped to
+   * `gradClip` (0 = off) and applied — unless the loss or gradient norm is not finite.
+   * @param batch The minibatch.
+   * @param optimizer The optimizer; its moments must be SharedArrayBuffer-backed.
+   * @param gradClip The bound of the global gradient norm (0 = no clipping).
+   * @returns The loss, the norm before clipping, and whether the update was applied.
+   */
+  step(batch: Minibatch, optimizer: Optimizer, gradClip: number): Promise<StepResult> {
+    return this.#exclusive(async () => {
+      this.#bindOptimizer(optimizer);
+      await this.#loadBatch(batch);
+      const c = this.#control, n = batch.captions.shape[0];
+      Atomics.store(c, CTRL_TRAINING, 1);
+      Atomics.store(c, CTRL_STEP, ++this.#steps);
+      await this.#job(CMD_LOSS);
+      const loss = this.#sumLoss(n);
+      await this.#job(CMD_REDUCE);
+      let sq = 0;
+      for (let k = 0; k < GRAD_BLOCKS; k++) sq += this.#blockSq[k];
+      const gradNorm = Math.sqrt(sq);
+      if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+        return { loss, gradNorm, applied: false };
+      }
+      const factor = clipFactor(gradNorm, gradClip);
+      optimizer.beginStep();
+      const sc = this.#scalars, cfg = optimizer.config;
+      sc[SC_LR] = cfg.learningRate;
+      sc[SC_T] = optimizer.t;
+      sc[SC_FACTOR] = factor;
+      sc[SC_MOMENTUM] = cfg.momentum;
+      sc[SC_DECAY] = cfg.decayRate;
+      sc[SC_BETA1] = cfg.beta1;
+      sc[SC_BETA2] = cfg.beta2;
+      sc[SC_EPS] = cfg.epsilon;
+      await this.#job(CMD_UPDATE);
+      return { loss, gradNorm, applied: true };
+    });
+  }
+
+  /**
+   * The loss of a batch on the workers, changing no parameters (for validation).
+   * @param batch The minibatch.
+   * @returns The loss, bitwise equal to {@linkcode LocalEngine.evalLoss}'s.
+   */
+  evalLoss(batch: Minibatch): Promise<number> {
+    return this.#exclusive(async () => {
+      await this.#loadBatch(batch);
+      Atomics.store(this.#control, CTRL_TRAINING, 0);
+      await this.#job(CMD_LOSS);
+      return this.#sumLoss(batch.captions.shape[0]);
+    });
+  }
+
+  /**
+   * Captions images on the workers (each takes a contiguous run of rows): the same result as
+   * `model.sampleWithScores(features, options)`.
+   * @param features Image features, (N, D).
+   * @param options `maxLength` (default 30) and `beamSize` (default 1 = greedy).
+   * @returns `{ captions, logProbs }`.
+   */
+  sample(features: Tensor<FloatDType>, options: SampleOptions = {}): Promise<SampleResult> {
+    return this.#exclusive(async () => {
+      const maxLength = options.maxLength ?? 30, beamSize = options.beamSize ?? 1;
+      checkSampleArgs(this.#model, features, maxLength, beamSize);
+      const n = features.shape[0];
+      const msg: WorkerBuffers = { type: "buffers" };
+      this.#ensureFeatures(n, msg);
+      if (this.#sampleCaptions.length < n * maxLength) {
+        msg.sampleCaptions = this.#sampleCaptions = allocArray("int32", n * maxLength, true);
+      }
+      if (this.#sampleLogProbs.length < n) {
+        msg.sampleLogProbs = this.#sampleLogProbs = allocArray("float64", n, true);
+      }
+      await this.#sendBuffers(msg);
+      this.#features.set(features.data);
+      const c = this.#control;
+      Atomics.store(c, CTRL_N, n);
+      Atomics.store(c, CTRL_MAX_LENGTH, maxLength);
+      Atomics.store(c, CTRL_BEAM, beamSize);
+      Atomics.store(c, CTRL_TRAINING, 0);
+      await this.#job(CMD_SAMPLE);
+      return {
+        captions: new Tensor(this.#sampleCaptions.slice(0, n * maxLength), [n, maxLength]),
+        logProbs: this.#sampleLogProbs.slice(0, n),
+      };
+    });
+  }
+
+  /**
+   * Stops and terminates the workers (idempotent). The shared buffers stay valid.
+   * @returns Resolves once the workers are terminated.
+   */
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      if (!this.#failure) this.#shutdown();
+    }
+    return Promise.resolve();
+  }
+
+  /** Runs one call at a time, after the workers are ready, failing fast once shut down. */
+  async #exclusive<T>(body: () => Promise<T>): Promise<T> {
+    if (this.#busy) {
+      throw new Error(
+        "Cannot start a pool call: the previous one has not finished; await it first",
+      );
+    }
+    this.#busy = true;
+    try {
+      this.#checkOpen();
+      await this.#ready;
+      this.#checkOpen();
+      return await body();
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  /** During a call: throws the failure itself (or a closed error) once the pool has stopped. */
+  #checkRunning(): void {
+    if (this.#failure) throw this.#failure;
+    if (this.#closed) throw new Error("Cannot finish the pool call: the pool was closed meanwhile");
+  }
+
+  #checkOpen(): void {
+    if (this.#failure) {
+      throw new Error(
+        `Cannot use the worker pool: it shut down after a failure: ${this.#failure.message}`,
+        {
+          cause: this.#failure,
+        },
+      );
+    }
+    if (this.#closed) throw new Error("Cannot use the worker pool: it is closed");
+  }
+
+  /** Hands the optimizer's rule and moment buffers to the workers when they change. */
+  #bindOptimizer(optimizer: Optimizer): void {
+    const same = this.#rule === optimizer.rule && this.#moments !== null &&
+      this.#moments.length === optimizer.moments.length &&
+      this.#moments.every((m, i) => m === optimizer.moments[i]);
+    if (same) return;
+    for (const m of optimizer.moments) {
+      if (!(m.buffer instanceof SharedArrayBuffer) || m.length !== this.#grad.length) {
+        throw new TypeError(
+          "Cannot share optimizer state: its moments must be SharedArrayBuffer-backed arrays of the parameter layout (use the Optimizer class)",
+        );
+      }
+    }
+    this.#pending.rule = optimizer.rule;
+    this.#pending.moments = optimizer.moments;
+    this.#rule = optimizer.rule;
+    this.#moments = [...optimizer.moments];
+  }
+
+  /** Buffer changes not yet sent to the workers. */
+  #pending: WorkerBuffers = { type: "buffers" };
+
+  /** Validates a minibatch and copies it into the shared batch buffer (growing it if needed). */
+  async #loadBatch(batch: Minibatch): Promise<void> {
+    const { captions, features } = batch;
+    const d = this.#model.config.inputDim;
+    if (captions.dtype !== "int32" || captions.shape.length !== 2 || captions.shape[1] < 2) {
+      throw new RangeError(
+        `Invalid captions: expected int32 (N, T+1) with T >= 1, got ${captions.dtype} [${captions.shape}]`,
+      );
+    }
+    const [n, t1] = captions.shape;
+    if (features.shape.length !== 2 || features.shape[0] !== n || features.shape[1] !== d) {
+      throw new RangeError(`Invalid features: expected [${n}, ${d}], got [${features.shape}]`);
+    }
+    const msg = this.#pending;
+    if (this.#captions.length < n * t1) {
+      msg.captions = this.#captions = allocArray("int32", n * t1, true);
+    }
+    this.#ensureFeatures(n, msg);
+    await this.#sendBuffers(msg);
+    this.#captions.set(captions.data);
+    this.#features.set(features.data);
+    Atomics.store(this.#control, CTRL_N, n);
+    Atomics.store(this.#control, CTRL_T1, t1);
+  }
+
+  #ensureFeatures(n: number, msg: WorkerBuffers): void {
+    const need = n * this.#model.config.inputDim;
+    if (this.#features.length < need) {
+      msg.features = this.#features = allocArray(this.#model.dtype, need, true);
+    }
+  }
+
+  /** Sends buffer changes (if any) to every worker and waits for all to acknowledge. */
+  async #sendBuffers(msg: WorkerBuffers): Promise<void> {
+    const pending = { ...this.#pending, ...msg };
+    this.#pending = { type: "buffers" };
+    if (Object.keys(pending).length === 1) return;
+    this.#replies = 0;
+    for (const w of this.#workers) w.postMessage(pending);
+    this.#signal(CMD_YIELD);
+    await this.#waitReplies(this.workers, ACK_TIMEOUT_MS, "take new buffers");
+  }
+
+  /** Starts a job on every worker. */
+  #signal(cmd: number): void {
+    const c = this.#control;
+    Atomics.store(c, CTRL_DONE, 0);
+    Atomics.store(c, CTRL_CMD, cmd);
+    Atomics.add(c, CTRL_GEN, 1);
+    Atomics.notify(c, CTRL_GEN);
+  }
+
+  /** Runs a job on every worker and waits until all are done (or one fails). */
+  async #job(cmd: number): Promise<void> {
+    this.#signal(cmd);
+    const c = this.#control;
+    for (;;) {
+      this.#checkRunning();
+      const done = Atomics.load(c, CTRL_DONE);
+      if (done >= this.workers) return;
+      const r = Atomics.waitAsync(c, CTRL_DONE, done, WAIT_MS);
+      if (r.async) await Promise.race([r.value, this.#stopped]);
+    }
+  }
+
+  /** The batch loss: shard losses added in shard order, skipping empty shards. */
+  #sumLoss(n: number): number {
+    let loss = 0;
+    splitRange(n, this.shards).forEach((r, s) => {
+      if (r.end > r.start) loss += this.#shardLoss[s];
+    });
+    return loss;
+  }
+
+  #onReply(m: WorkerReply): void {
+    if (m.type === "error") {
+      const cause = new Error(m.message);
+      cause.name = m.name;
+      cause.stack = m.stack;
+      const err = new Error(
+        `Compute worker ${m.index} failed in the ${m.phase} phase: ${m.name}: ${m.message}`,
+        { cause },
+      );
+      err.stack = `${err.stack}\nWorker ${m.index} stack:\n${m.stack}`;
+      this.#fail(err);
+      return;
+    }
+    this.#replies++;
+    this.#wake();
+  }
+
+  /** Waits until `count` replies arrived since the last reset, the pool stops, or a timeout. */
+  async #waitReplies(count: number, ms: number, what: string): Promise<void> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timedOut = false;
+    const timeout = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        timedOut = true;
+        resolve();
+      }, ms);
+    });
+    try {
+      while (this.#replies < count) {
+        this.#checkRunning();
+        if (timedOut) {
+          const err = new Error(
+            `Compute workers did not ${what} within ${
+              ms / 1000
+            } s (${this.#replies} of ${count} replied)`,
+          );
+          this.#fail(err);
+          throw err;
+        }
+        await Promise.race([
+          new Promise<void>((resolve) => (this.#wake = resolve)),
+          this.#stopped,
+          timeout,
+        ]);
+      }
+    } finally {
+      clearTimeout(timer);
+      this.#wake = () => {};
+    }
+  }
+
+  /** Records the first failure and shuts the pool down. */
+  #fail(err: Error): void {
+    if (this.#failure || this.#closed) return;
+    this.#failure = err;
+    this.#shutdown();
+  }
+
+  /** Terminates every worker and wakes every wait of the main thread. */
+  #shutdown(): void {
+    const c = this.#control;
+    Atomics.store(c, CTRL_CMD, CMD_STOP);
+    Atomics.add(c, CTRL_GEN, 1);
+    Atomics.notify(c, CTRL_GEN);
+    for (const w of this.#workers) w.terminate();
+    Atomics.notify(c, CTRL_DONE);
+    this.#stop();
+    this.#wake();
+  }
+}
+
+/** Checks sampling arguments here, so a bad call is an error, not a failed worker. */
+function checkSampleArgs(
+  model: CaptioningRNN<FloatDType>,
+  features: Tensor<FloatDType>,
+  maxLength: number,
+  beamSize: number,
+): void {
+  if (!Number.isInteger(maxLength) || maxLength < 1) {
+    throw new RangeError(`Invalid maxLength: expected a positive integer, got ${maxLength}`);
+  }
+  if (!Number.isInteger(beamSize) || beamSize < 1) {
+    throw new RangeError(`Invalid beamSize: expected a positive integer, got ${beamSize}`);
+  }
+  if (model.startIdx < 0) throw new RangeError(`Cannot sample: the vocabulary has no "<START>"`);
+  if (features.shape.length !== 2 || features.shape[1] !== model.config.inputDim) {
+    throw new RangeError(
+      `Invalid features: expected [N, ${model.config.inputDim}], got [${features.shape}]`,
+    );
+  }
+}
+
+/** Options of {@linkcode createEngine}. */
+export interface EngineOptions extends Omit<PoolOptions, "workers"> {
+  /** Compute workers: 1 for the single-thread engine, "auto" for one per core (default 1). */
+  workers?: number | "auto";
+}
+
+/**
+ * The training engine for a worker count: {@linkcode LocalEngine} (this thread) for 1 worker,
+ * a {@linkcode PoolEngine} otherwise. Both give bitwise the same results for the same `shards`.
+ * @param model The model to train.
+ * @param options `workers` (default 1; "auto" = `navigator.hardwareConcurrency`), `backend`
+ * (selected on this thread too, so both engines use it), `shards`, and the testing-only
+ * `faultAt` (pool only).
+ * @returns The engine; pass it as `engine` to `CaptioningSolver`, and close it when done
+ * (`solver.close()` does).
+ *
+ * @example
+ * ```ts
+ * import { createEngine } from "./pool.ts";
+ * import { CaptioningRNN } from "../model/captioning_rnn.ts";
+ * const model = new CaptioningRNN({ wordToIdx: { "<NULL>": 0, "<START>": 1, "<END>": 2 }, inputDim: 4 });
+ * const engine = createEngine(model, { workers: 2 });
+ * await engine.close();
+ * ```
+ */
+export function createEngine<D extends FloatDType>(
+  model: CaptioningRNN<D>,
+  options: EngineOptions = {},
+): LocalEngine<D> | PoolEngine<D> {
+  const workers = options.workers === "auto" ? navigator.hardwareConcurrency : options.workers ?? 1;
+  if (!Number.isInteger(workers) || workers < 1) {
+    throw new RangeError(`Invalid workers: expected a positive integer or "auto", got ${workers}`);
+  }
+  if (options.backend !== undefined) selectKernels(options.backend);
+  if (workers === 1) return new LocalEngine(model, options.shards ?? DEFAULT_SHARDS);
+  return new PoolEngine(model, { ...options, workers });
+}
