@@ -12,6 +12,7 @@ import { type BlasKernels, loadBlasKernels } from "../layers/kernels/blas.ts";
 import {
   availableBackends,
   backendNames,
+  describeKernels,
   kernels,
   loadKernels,
   selectKernels,
@@ -585,4 +586,15 @@ Deno.test("The wasm assembler encodes LEB128 integers and nests instructions in 
   assertEquals(sleb(-123456), [0xc0, 0xbb, 0x78]);
   assertEquals(op.set(1, op.add(op.get(0), op.i32(1))), [0x20, 0, 0x41, 1, 0x6a, 0x21, 1]);
   assertEquals(op.f32x4RelaxedMadd([], [], []), [0xfd, 0x85, 0x02]);
+});
+
+Deno.test("describeKernels() names the backend and what it runs on", () => {
+  assertEquals(describeKernels(tsKernels), "ts (plain TypeScript)");
+  if (AVAILABLE.includes("wasm")) {
+    assert(/^wasm \(SIMD128(, relaxed FMA)?\)$/.test(describeKernels(loadKernels("wasm"))));
+  }
+  if (AVAILABLE.includes("blas")) {
+    const blas = loadKernels("blas") as BlasKernels;
+    assert(describeKernels(blas).startsWith(`blas (${blas.library}, `));
+  }
 });

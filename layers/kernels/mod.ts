@@ -3,10 +3,10 @@
  * `selectKernels()` picks blas if it loads, else wasm, else ts; `RECAP_BACKEND` overrides.
  * @module
  */
-import { loadBlasKernels } from "./blas.ts";
+import { type BlasKernels, loadBlasKernels } from "./blas.ts";
 import { readEnv } from "./env.ts";
 import { tsKernels } from "./ts.ts";
-import { loadWasmKernels } from "./wasm.ts";
+import { loadWasmKernels, type WasmKernels } from "./wasm.ts";
 import type { BackendName, Kernels } from "./types.ts";
 
 export type { BackendName, Kernels } from "./types.ts";
@@ -36,7 +36,7 @@ export function kernels(): Kernels {
  * ```ts
  * import { setKernels } from "./mod.ts";
  * import { tsKernels } from "./ts.ts";
-import { loadWasmKernels } from "./wasm.ts";
+import { loadWasmKernels, type WasmKernels } from "./wasm.ts";
  * const previous = setKernels(tsKernels);
  * setKernels(previous);
  * ```
@@ -142,6 +142,32 @@ export function selectKernels(choice?: "auto" | BackendName): Kernels {
   if (!backendNames().includes(wanted as BackendName)) throw unknownBackend(wanted);
   setKernels(loadKernels(wanted as BackendName));
   return current;
+}
+
+/**
+ * A one-line description of a backend, for the "backend:" line a run prints at start.
+ * @param k The kernels (default: the current ones).
+ * @returns E.g. "blas (/usr/lib/x86_64-linux-gnu/libopenblas.so.0, 1 thread)",
+ * "wasm (SIMD128, relaxed FMA)" or "ts (plain TypeScript)".
+ *
+ * @example
+ * ```ts
+ * import { describeKernels, selectKernels } from "./mod.ts";
+ * console.log(`backend: ${describeKernels(selectKernels())}`);
+ * ```
+ */
+export function describeKernels(k: Kernels = current): string {
+  const extra = k as Partial<BlasKernels & WasmKernels>;
+  switch (k.name) {
+    case "blas":
+      return `blas (${extra.library ?? "CBLAS"}, ${
+        extra.threads === "none" ? "library's own threading" : "1 thread"
+      })`;
+    case "wasm":
+      return `wasm (SIMD128${extra.relaxed ? ", relaxed FMA" : ""})`;
+    default:
+      return `${k.name} (plain TypeScript)`;
+  }
 }
 
 function unknownBackend(name: string): RangeError {
