@@ -278,7 +278,10 @@ function packB(t: Typed, tile: TileConfig): Func {
  * The micro-kernel: acc (MR x NR) = sum over kc of packed A column times packed B row, then
  * either C += acc (full tile) or, for an edge tile, acc stored to `tile` and its valid mr x nr
  * corner added to C.
- * Params: (kc, pa, pb, c, ldcBytes) for the full kernel, plus (tile, mr, nr) for the edge one.
+ * Params: (kc, pa, pb, c, ldcBytes, store, pbStride) for a full kernel; (kc, pa, pb, c,
+ * ldcBytes, tile, mr, nr, store, pbStride) for the edge one. `store` non-zero writes C without
+ * reading it; `pbStride` is the byte distance between k rows of the B panel (NR * element size
+ * when packed, ldb * element size when B is read in place).
  * A full kernel for `rows` < MR serves the last rows of a block (full columns) without wasted
  * work on padding rows.
  */
