@@ -354,6 +354,50 @@ Deno.test({
 });
 
 Deno.test({
+  name: "wasm gemm() gives each row of C the same bits however the rows are split into calls",
+  ignore: !AVAILABLE.includes("wasm"),
+  fn() {
+    // What data-parallel sharding relies on: a row's result depends only on k, not on m or n.
+    const backend = loadKernels("wasm");
+    const rng = new Rng(7);
+    const m = 100, n = 77, k = 300;
+    for (const ctor of [Float32Array, Float64Array]) {
+      for (const [transA, transB] of TRANSPOSES) {
+        const a = new ctor(m * k).map(() => rng.random() - 0.5);
+        const b = new ctor(k * n).map(() => rng.random() - 0.5);
+        const lda = transA ? m : k, ldb = transB ? k : n;
+        const whole = new ctor(m * n).fill(1);
+        backend.gemm(transA, transB, m, n, k, 1, a, 0, lda, b, 0, ldb, 1, whole, 0, n);
+        const parts = new ctor(m * n).fill(1);
+        for (const [start, rows] of [[0, 25], [25, 7], [32, 1], [33, 50], [83, 17]]) {
+          // Rows start.. of op(A): row offset in A, or column offset when A is stored transposed.
+          const aOffset = transA ? start : start * k;
+          backend.gemm(
+            transA,
+            transB,
+            rows,
+            n,
+            k,
+            1,
+            a,
+            aOffset,
+            lda,
+            b,
+            0,
+            ldb,
+            1,
+            parts,
+            start * n,
+            n,
+          );
+        }
+        assertEquals(parts, whole, `${ctor.name} transA=${transA} transB=${transB}`);
+      }
+    }
+  },
+});
+
+Deno.test({
   name: "wasm gemm() grows its memory for large operands and keeps it for later calls",
   ignore: !AVAILABLE.includes("wasm"),
   fn() {
