@@ -45,3 +45,99 @@ export {
 export { kernels, setKernels } from "./layers/kernels/mod.ts";
 export type { BackendName, Kernels } from "./layers/kernels/mod.ts";
 export { InputError } from "./pipeline/errors.ts";
+export {
+  availableBackends,
+  backendNames,
+  loadKernels,
+  selectKernels,
+} from "./layers/kernels/mod.ts";
+export { CaptioningRNN } from "./model/captioning_rnn.ts";
+export type {
+  CaptioningRNNOptions,
+  CellType,
+  LossOptions,
+  LossResult,
+  ModelConfig,
+} from "./model/captioning_rnn.ts";
+export { makeLayout, PARAM_NAMES, viewParams } from "./model/params.ts";
+export type { ParamBuffer, ParamLayout, ParamName, ParamSlot } from "./model/params.ts";
+export { sampleCaptions } from "./model/sampling.ts";
+export type { SampleOptions, SampleResult } from "./model/sampling.ts";
+export { decodeCaptions } from "./model/decode.ts";
+export {
+  CHECKPOINT_FORMAT,
+  CHECKPOINT_VERSION,
+  loadCheckpoint,
+  saveCheckpoint,
+} from "./model/checkpoint.ts";
+export type {
+  CheckpointExpectation,
+  CheckpointExtras,
+  LoadedCheckpoint,
+} from "./model/checkpoint.ts";
+export {
+  applyUpdate,
+  momentCount,
+  optimDefaults,
+  Optimizer,
+  UPDATE_RULES,
+} from "./pipeline/optim.ts";
+export type { OptimConfig, OptimizerState, UpdateRule } from "./pipeline/optim.ts";
+export { CaptioningSolver, TrainingDivergedError } from "./pipeline/solver.ts";
+export type {
+  EpochInfo,
+  IterationInfo,
+  SolverOptions,
+  SolverState,
+  ValLossPoint,
+} from "./pipeline/solver.ts";
+export { gatherMinibatch, InMemoryBatches } from "./pipeline/minibatch.ts";
+export type { BatchSource, CaptionData, Minibatch, Split } from "./pipeline/minibatch.ts";
+export { LocalEngine } from "./workers/engine.ts";
+export type { StepResult, TrainEngine } from "./workers/engine.ts";
+export { loadCocoData, sampleCocoMinibatch } from "./pipeline/coco.ts";
+export type { CocoData, CocoMinibatch, LoadCocoOptions } from "./pipeline/coco.ts";
+export { writeSyntheticDataset } from "./pipeline/synth/writer.ts";
+export type { SynthOptions, SynthSummary } from "./pipeline/synth/writer.ts";
+export type { NoiseOptions } from "./pipeline/synth/features.ts";
+export {
+  defaultExperiment,
+  loadExperiment,
+  parseOverrides,
+  resolveExperiment,
+} from "./pipeline/config.ts";
+export type {
+  DataConfig,
+  EvaluateConfig,
+  ExperimentConfig,
+  MetricName,
+  ModelConfig as ExperimentModelConfig,
+  StageName,
+  TrainConfig,
+} from "./pipeline/config.ts";
+export {
+  ciderD,
+  corpusBleu,
+  evaluateCaptions,
+  mostFrequentCaptionBaseline,
+  unigramBleu,
+} from "./pipeline/metrics/mod.ts";
+export type { BleuScores, CaptionsById, Metric, MetricScores } from "./pipeline/metrics/mod.ts";
+export { METRIC_NAMES, STAGE_NAMES } from "./pipeline/config_schema.ts";
+export { evaluateSplit } from "./pipeline/evaluate.ts";
+export type {
+  CaptionedImage,
+  Captioner,
+  EvaluateOptions,
+  SplitEvaluation,
+} from "./pipeline/evaluate.ts";
+export { runExperiment } from "./pipeline/run.ts";
+export type { RunOptions, RunResult } from "./pipeline/run.ts";
+export { renderReport, writeReport } from "./pipeline/report.ts";
+export type {
+  BaselineInfo,
+  LossPoint,
+  MetricsRow,
+  ReportData,
+  SampleItem,
+} from "./pipeline/report.ts";

@@ -74,7 +74,7 @@ export interface TrainConfig {
   numEpochs: number;
   /** Captions per minibatch. */
   batchSize: number;
-  /** Elementwise gradient clip value; 0 = off. */
+  /** Bound on the global gradient norm; 0 = off. */
   gradClip: number;
   /** Number of compute workers, or "auto" (one per core). */
   workers: number | "auto";

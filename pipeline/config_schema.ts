@@ -160,7 +160,7 @@ export const EXPERIMENT_SCHEMA = {
     lrDecay: num(0.95, "(0,1]", "Learning rate multiplier after each epoch"),
     numEpochs: int(10, ">=1", "Passes over the training captions"),
     batchSize: int(100, ">=1", "Captions per minibatch"),
-    gradClip: num(0, ">=0", "Clip each gradient element to [-c, c] (0 = off)"),
+    gradClip: num(0, ">=0", "Clip the global gradient norm (L2, all parameters) to this (0 = off)"),
     workers: { type: "intOrAuto", default: "auto", min: 1, help: "Compute workers, or auto" },
     seed: int(231, ">=0", "Seed of the minibatch order"),
     printEvery: int(10, ">=1", "Log the loss every this many iterations"),

@@ -8,8 +8,9 @@
 import { Rng, type RngState } from "../layers/random.ts";
 import { allocArray, type ArrayOf, type FloatDType, Tensor } from "../layers/tensor.ts";
 
-/** A split of the captioning data. */
-export type Split = "train" | "val";
+import type { Split } from "./coco_layout.ts";
+
+export type { Split };
 
 /** The exercise's data dictionary (as `load_coco_data` returns it). */
 export interface CaptionData {
@@ -127,6 +128,7 @@ export class InMemoryBatches implements BatchSource {
   readonly #rng: Rng;
 
   /**
+   * Draws minibatches of a split with a seeded generator.
    * @param data The data dictionary.
    * @param batchSize N, captions per minibatch.
    * @param seed The seed of the minibatch sampler.

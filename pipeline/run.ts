@@ -1,0 +1,463 @@
+/**
+ * Runs an experiment: prepares the data (generating the synthetic set when it is absent),
+ * then the stages in order — train (progress, metrics.jsonl, periodic and best checkpoints,
+ * Ctrl-C safe), evaluate (COCO metrics against the trivial baseline), sample, report.
+ *
+ * A run directory holds: config.json, metrics.jsonl, checkpoint.h5 (latest), best.h5 (best
+ * CIDEr-D on val), evaluation.json, samples.json and report.html.
+ * @module
+ */
+import { isAbsolute, join, relative } from "node:path";
+import { kernels, selectKernels } from "../layers/kernels/mod.ts";
+import type { BackendName } from "../layers/kernels/types.ts";
+import type { FloatDType } from "../layers/tensor.ts";
+import { CaptioningRNN } from "../model/captioning_rnn.ts";
+import { loadCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
+import { createEngine } from "../workers/pool.ts";
+import { type CocoData, loadCocoData } from "./coco.ts";
+import type { ExperimentConfig } from "./config.ts";
+import { InputError } from "./errors.ts";
+import { evaluateSplit, formatEvaluation, type SplitEvaluation } from "./evaluate.ts";
+import type { Metric } from "./metrics/mod.ts";
+import { MetricsLog, ProgressReporter, readMetricsLog } from "./progress.ts";
+import { lossCurvesFromRecords, type MetricsRow, type SampleItem, writeReport } from "./report.ts";
+import { CaptioningSolver } from "./solver.ts";
+import { writeSyntheticDataset } from "./synth/writer.ts";
+
+/** How to run an experiment. */
+export interface RunOptions {
+  /** Continue from the run directory's checkpoint.h5 instead of starting over. */
+  resume?: boolean;
+  /** Where messages go (default: console.log). */
+  log?: (line: string) => void;
+  /** Where the progress bar or progress lines go (default: stderr). */
+  progressWrite?: (text: string) => void;
+  /** Whether progress is drawn as a bar (default: stderr is a terminal). */
+  isTTY?: boolean;
+  /** Stop training on SIGINT/SIGTERM with a checkpoint (default true). */
+  handleSignals?: boolean;
+}
+
+/** What a run produced. */
+export interface RunResult {
+  /** The run directory. */
+  runDir: string;
+  /** Whether training was interrupted (a checkpoint was written; resume continues it). */
+  interrupted: boolean;
+  /** Iterations trained in total. */
+  iterations: number;
+  /** The evaluations of the evaluate stage. */
+  evaluations: SplitEvaluation[];
+  /** The report, when the report stage ran. */
+  reportPath?: string;
+}
+
+/** The file names inside a run directory. */
+export const RUN_FILES = {
+  config: "config.json",
+  metrics: "metrics.jsonl",
+  checkpoint: "checkpoint.h5",
+  best: "best.h5",
+  evaluation: "evaluation.json",
+  samples: "samples.json",
+  report: "report.html",
+} as const;
+
+/**
+ * Loads the experiment's data, generating the synthetic dataset first when its files are absent.
+ * @param config The experiment.
+ * @param log Where progress messages go.
+ * @returns The data dictionary.
+ */
+export async function prepareData(
+  config: ExperimentConfig,
+  log: (line: string) => void,
+): Promise<CocoData> {
+  const { data } = config;
+  const captionsFile = join(data.dir, "coco2014_captions.h5");
+  if (data.source === "synthetic" && !(await exists(captionsFile))) {
+    log(
+      `Generating the synthetic dataset in ${data.dir} (${data.synthetic.numTrain} train / ` +
+        `${data.synthetic.numVal} val images, seed ${data.synthetic.seed})`,
+    );
+    const summary = await writeSyntheticDataset({
+      dir: data.dir,
+      numTrain: data.synthetic.numTrain,
+      numVal: data.synthetic.numVal,
+      seed: data.synthetic.seed,
+    });
+    log(
+      `  ${summary.trainCaptions} train captions, vocabulary of ${summary.vocabSize} words, ` +
+        `${summary.seconds.toFixed(1)}s`,
+    );
+  }
+  if (data.source === "coco" && !(await exists(captionsFile))) {
+    throw new InputError(
+      `${captionsFile}: file not found; put the CS231n COCO captioning files in ${data.dir} ` +
+        `(or set data.dir), or use data.source "synthetic"`,
+    );
+  }
+  return await loadCocoData({
+    baseDir: data.dir,
+    pcaFeatures: data.pcaFeatures,
+    ...(data.maxTrain !== null ? { maxTrain: data.maxTrain } : {}),
+    rng: config.train.seed,
+  });
+}
+
+/**
+ * Runs the experiment's stages in order.
+ * @param config The resolved experiment.
+ * @param options Resume, output and signal handling.
+ * @returns What the run produced.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadExperiment } from "./config.ts";
+ * import { runExperiment } from "./run.ts";
+ * const result = await runExperiment(await loadExperiment("experiments/overfit_lstm.json"));
+ * console.log(result.reportPath);
+ * ```
+ */
+export async function runExperiment(
+  config: ExperimentConfig,
+  options: RunOptions = {},
+): Promise<RunResult> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const runDir = config.output.dir;
+  await ensureWritableDir(runDir);
+  await Deno.writeTextFile(join(runDir, RUN_FILES.config), JSON.stringify(config, null, 2) + "\n");
+  const backend = selectKernels(config.train.backend as BackendName | "auto").name;
+  log(`recap: run ${config.name} in ${runDir} (backend: ${backend})`);
+  const data = await prepareData(config, log);
+  const result: RunResult = { runDir, interrupted: false, iterations: 0, evaluations: [] };
+  const checkpointPath = join(runDir, RUN_FILES.checkpoint);
+  const bestPath = join(runDir, RUN_FILES.best);
+  const metrics = MetricsLog.open(runDir);
+  try {
+    let model: CaptioningRNN<FloatDType>;
+    if (config.stages.includes("train")) {
+      model = await train(config, data, options, metrics, log, result);
+      if (result.interrupted) return result;
+    } else {
+      const path = (await exists(bestPath)) ? bestPath : checkpointPath;
+      if (!(await exists(path))) {
+        throw new InputError(
+          `${runDir}: no checkpoint to evaluate; add "train" to stages or train this run first`,
+        );
+      }
+      model = (await loadCheckpoint(path, { idxToWord: data.idx_to_word })).model;
+    }
+    // Evaluate the best checkpoint by CIDEr-D when there is one.
+    let label = `latest (iter ${result.iterations})`;
+    if (await exists(bestPath)) {
+      const best = await loadCheckpoint(bestPath, { idxToWord: data.idx_to_word });
+      model = best.model;
+      label = `best (iter ${(best.solver?.iteration ?? best.info?.iteration) ?? "?"})`;
+    }
+    if (config.stages.includes("evaluate")) {
+      for (const split of config.evaluate.splits) {
+        const ev = await evaluateSplit(model, data, {
+          split,
+          numImages: config.evaluate.numImages,
+          beamSize: config.evaluate.beamSize,
+          maxLength: config.evaluate.maxLength,
+          metrics: config.evaluate.metrics as Metric[],
+        });
+        result.evaluations.push(ev);
+        for (const [decoder, scores] of [["greedy", ev.greedy], ["beam", ev.beam]] as const) {
+          if (!scores) continue;
+          metrics.write({
+            kind: "eval",
+            iteration: result.iterations,
+            split,
+            checkpoint: label,
+            decoder,
+            metrics: scores as Record<string, number>,
+          });
+        }
+        log(formatEvaluation(ev));
+      }
+      await Deno.writeTextFile(
+        join(runDir, RUN_FILES.evaluation),
+        JSON.stringify({ checkpoint: label, evaluations: result.evaluations }, null, 2) + "\n",
+      );
+    }
+    if (config.stages.includes("sample")) {
+      const samples = result.evaluations[0]?.images.slice(0, 8) ??
+        (await evaluateSplit(model, data, {
+          split: "val",
+          numImages: 8,
+          beamSize: config.evaluate.beamSize,
+          maxLength: config.evaluate.maxLength,
+          metrics: [],
+        })).images;
+      for (const s of samples) {
+        log(`  image ${s.imageIdx}: ${s.beam ?? s.greedy}\n    reference: ${s.references[0]}`);
+      }
+      await Deno.writeTextFile(
+        join(runDir, RUN_FILES.samples),
+        JSON.stringify(samples, null, 2) + "\n",
+      );
+    }
+    if (config.stages.includes("report")) {
+      result.reportPath = await report(config, data, result, label);
+      log(`Report: ${result.reportPath}`);
+    }
+    return result;
+  } finally {
+    metrics.close();
+  }
+}
+
+async function train(
+  config: ExperimentConfig,
+  data: CocoData,
+  options: RunOptions,
+  metrics: MetricsLog,
+  log: (line: string) => void,
+  result: RunResult,
+): Promise<CaptioningRNN<FloatDType>> {
+  const runDir = config.output.dir;
+  const checkpointPath = join(runDir, RUN_FILES.checkpoint);
+  const bestPath = join(runDir, RUN_FILES.best);
+  const t = config.train;
+  const resumed = options.resume
+    ? await loadCheckpoint(checkpointPath, { idxToWord: data.idx_to_word, model: config.model })
+    : null;
+  const model = resumed?.model ?? new CaptioningRNN({
+    wordToIdx: data.word_to_idx,
+    inputDim: data.train_features.shape[1],
+    ...config.model,
+  });
+  const workers = t.workers === "auto" ? navigator.hardwareConcurrency : t.workers;
+  const engine = createEngine(model, { workers, backend: kernels().name });
+  let best = -Infinity;
+  let bestInfo = resumed?.info;
+  if (typeof bestInfo?.cider === "number") best = bestInfo.cider;
+  // Assigned below; the callbacks run only once training has started.
+  let solver: CaptioningSolver = undefined as unknown as CaptioningSolver;
+  let progressReporter: ProgressReporter = undefined as unknown as ProgressReporter;
+  const save = async (path: string, info?: Record<string, unknown>) =>
+    await saveCheckpoint(path, model, {
+      solver: solver.getState(),
+      experiment: config,
+      ...(info ? { info } : {}),
+    });
+  const quickEval = async (iteration: number) => {
+    if (!data.val_captions) return;
+    const ev = await evaluateSplit(model, data, {
+      split: "val",
+      numImages: Math.min(config.evaluate.numImages, 200),
+      beamSize: 1,
+      maxLength: config.evaluate.maxLength,
+      metrics: ["bleu4", "cider"],
+    });
+    metrics.write({
+      kind: "eval",
+      iteration,
+      split: "val",
+      checkpoint: "training",
+      decoder: "greedy",
+      metrics: ev.greedy as Record<string, number>,
+    });
+    const cider = ev.greedy.cider ?? -Infinity;
+    progressReporter.log(
+      `  val (200 images, greedy): BLEU-4 ${fmt(ev.greedy.bleu4)} CIDEr-D ${fmt(cider)}` +
+        (cider > best ? " (best so far)" : ""),
+    );
+    if (cider > best) {
+      best = cider;
+      bestInfo = { iteration, cider, bleu4: ev.greedy.bleu4 };
+      await save(bestPath, bestInfo);
+    }
+  };
+  solver = new CaptioningSolver(model, data, {
+    updateRule: t.updateRule,
+    optimConfig: {
+      learningRate: t.learningRate,
+      momentum: t.momentum,
+      decayRate: t.decayRate,
+      beta1: t.beta1,
+      beta2: t.beta2,
+      epsilon: t.epsilon,
+    },
+    lrDecay: t.lrDecay,
+    batchSize: t.batchSize,
+    numEpochs: t.numEpochs,
+    seed: t.seed,
+    gradClip: t.gradClip,
+    verbose: false,
+    engine,
+    onIteration: async (info) => {
+      progressReporter.update(info.iteration, info.loss);
+      const last = info.iteration === info.numIterations;
+      if (info.iteration % t.printEvery === 0 || last || info.iteration === 1) {
+        metrics.write({
+          kind: "train",
+          iteration: info.iteration,
+          epoch: info.iteration / solver.iterationsPerEpoch,
+          loss: info.loss,
+          smoothedLoss: progressReporter.smoothedLoss,
+          learningRate: solver.optimizer.config.learningRate,
+        });
+      }
+      if (t.checkpointEvery > 0 && info.iteration % t.checkpointEvery === 0) {
+        await save(checkpointPath, bestInfo);
+      }
+      if (t.evalEvery > 0 && info.iteration % t.evalEvery === 0) await quickEval(info.iteration);
+    },
+    onEpoch: async (info) => {
+      if (info.valLoss !== null) {
+        metrics.write({
+          kind: "val",
+          iteration: info.iteration,
+          epoch: info.epoch,
+          loss: info.valLoss,
+        });
+        progressReporter.log(
+          `epoch ${info.epoch}: val loss ${info.valLoss.toFixed(4)}, lr ${
+            info.learningRate.toExponential(2)
+          }`,
+        );
+      }
+      if (t.checkpointEvery === 0) await save(checkpointPath, bestInfo);
+      if (t.evalEvery === 0) await quickEval(info.iteration);
+    },
+  });
+  progressReporter = new ProgressReporter({
+    total: solver.numIterations,
+    batchSize: t.batchSize,
+    itersPerEpoch: solver.iterationsPerEpoch,
+    printEvery: t.printEvery,
+    ...(options.progressWrite ? { write: options.progressWrite } : {}),
+    ...(options.isTTY !== undefined ? { isTTY: options.isTTY } : {}),
+  });
+  if (resumed?.solver) {
+    solver.setState(resumed.solver);
+    log(`Resuming at iteration ${solver.iteration} of ${solver.numIterations}`);
+  }
+  log(
+    `Training ${config.model.cellType} (H=${config.model.hiddenDim}, W=${config.model.wordvecDim}) on ` +
+      `${data.train_captions.shape[0]} captions: ${solver.numIterations} iterations, ` +
+      `batch ${t.batchSize}, ${workers} worker(s)`,
+  );
+  const stop = () => solver.requestStop();
+  const signals: Deno.Signal[] = options.handleSignals === false ? [] : ["SIGINT", "SIGTERM"];
+  for (const s of signals) Deno.addSignalListener(s, stop);
+  try {
+    await solver.train();
+  } finally {
+    for (const s of signals) Deno.removeSignalListener(s, stop);
+    progressReporter.finish();
+    await solver.close();
+  }
+  result.iterations = solver.iteration;
+  await save(checkpointPath, bestInfo);
+  if (solver.stopped) {
+    result.interrupted = true;
+    log(
+      `Interrupted at iteration ${solver.iteration} of ${solver.numIterations}; checkpoint saved to ` +
+        `${checkpointPath}. Resume with: deno task resume ${runDir}`,
+    );
+    return model;
+  }
+  if (t.evalEvery !== 0 || solver.numIterations % solver.iterationsPerEpoch !== 0) {
+    await quickEval(solver.iteration);
+  }
+  return model;
+}
+
+async function report(
+  config: ExperimentConfig,
+  data: CocoData,
+  result: RunResult,
+  label: string,
+): Promise<string> {
+  const runDir = config.output.dir;
+  const records = await readMetricsLog(join(runDir, RUN_FILES.metrics));
+  const { trainLoss, valLoss } = lossCurvesFromRecords(records);
+  const rows: MetricsRow[] = [];
+  const baselineScores: Record<string, Record<string, number>> = {};
+  const samples: SampleItem[] = [];
+  for (const ev of result.evaluations) {
+    rows.push({
+      split: ev.split,
+      checkpoint: label,
+      decoder: "greedy",
+      scores: ev.greedy as Record<string, number>,
+    });
+    if (ev.beam) {
+      rows.push({
+        split: ev.split,
+        checkpoint: label,
+        decoder: "beam",
+        scores: ev.beam as Record<string, number>,
+      });
+    }
+    baselineScores[ev.split] = ev.baseline as Record<string, number>;
+    for (const img of ev.images.slice(0, 24)) {
+      samples.push({
+        split: ev.split,
+        imageId: img.imageIdx,
+        ...(img.url ? { imageUrl: imageUrlFor(img.url, data, config, runDir) } : {}),
+        greedy: img.greedy,
+        ...(img.beam ? { beam: img.beam } : {}),
+        references: img.references,
+      });
+    }
+  }
+  const baselineCaption = result.evaluations[0]?.baselineCaption;
+  return await writeReport(runDir, {
+    title: `recap: ${config.name}`,
+    config,
+    trainLoss,
+    valLoss,
+    metrics: rows,
+    ...(baselineCaption !== undefined
+      ? { baseline: { caption: baselineCaption, scores: baselineScores } }
+      : {}),
+    samples,
+  });
+}
+
+/** An image URL as the report (in runDir) can load it: web URLs as they are, dataset paths made relative. */
+function imageUrlFor(
+  url: string,
+  _data: CocoData,
+  config: ExperimentConfig,
+  runDir: string,
+): string {
+  if (/^[a-z]+:\/\//i.test(url) || isAbsolute(url)) return url;
+  return relative(runDir, join(config.data.dir, url));
+}
+
+function fmt(v: number | undefined): string {
+  return v === undefined ? "-" : v.toFixed(3);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Creates the run directory and checks it is writable, before any work starts. */
+async function ensureWritableDir(dir: string): Promise<void> {
+  try {
+    await Deno.mkdir(dir, { recursive: true });
+    const probe = join(dir, `.write-test-${Deno.pid}`);
+    await Deno.writeTextFile(probe, "");
+    await Deno.remove(probe);
+  } catch (e) {
+    throw new InputError(
+      `${dir}: the output directory is not writable (${
+        (e as Error).message
+      }); set output.dir to a writable place`,
+      { cause: e },
+    );
+  }
+}

@@ -1,0 +1,135 @@
+import { join } from "node:path";
+import { loadCheckpoint } from "../model/checkpoint.ts";
+import { resolveExperiment } from "../pipeline/config.ts";
+import { readMetricsLog } from "../pipeline/progress.ts";
+import { escapeHtml } from "../pipeline/report.ts";
+import { RUN_FILES, runExperiment } from "../pipeline/run.ts";
+import { assert, assertEquals } from "./assert.ts";
+
+const CLI = new URL("../pipeline/cli.ts", import.meta.url).pathname;
+
+/** A tiny experiment on a tiny synthetic dataset, in a temporary directory. */
+function tinyExperiment(root: string, extra: Record<string, unknown> = {}) {
+  return resolveExperiment({
+    name: "tiny",
+    data: {
+      source: "synthetic",
+      dir: join(root, "data"),
+      synthetic: { numTrain: 60, numVal: 20, seed: 3 },
+    },
+    model: { cellType: "lstm", hiddenDim: 32, wordvecDim: 16 },
+    train: { numEpochs: 2, batchSize: 50, printEvery: 2, workers: 1 },
+    evaluate: { splits: ["val"], numImages: 20, beamSize: 2, maxLength: 12 },
+    output: { dir: join(root, "run") },
+    ...extra,
+  }, "tiny.json");
+}
+
+Deno.test("a short run on a tiny synthetic dataset leaves checkpoint, metrics.jsonl and report.html", async () => {
+  const root = await Deno.makeTempDir();
+  const lines: string[] = [];
+  const progress: string[] = [];
+  const result = await runExperiment(tinyExperiment(root), {
+    log: (l) => lines.push(l),
+    progressWrite: (t) => progress.push(t),
+    isTTY: false,
+    handleSignals: false,
+  });
+  const run = join(root, "run");
+  assertEquals(result.runDir, run);
+  assertEquals(result.iterations, 12); // 300 captions / 50 per batch × 2 epochs
+  for (const f of Object.values(RUN_FILES)) assert((await Deno.stat(join(run, f))).isFile, f);
+  // The checkpoint resumes: it holds the solver state at the last iteration.
+  const ckpt = await loadCheckpoint(join(run, RUN_FILES.checkpoint));
+  assertEquals(ckpt.solver!.iteration, 12);
+  assertEquals(ckpt.solver!.lossHistory.length, 12);
+  const records = await readMetricsLog(join(run, RUN_FILES.metrics));
+  const kinds = new Set(records.map((r) => r.kind));
+  assertEquals([...kinds].sort(), ["eval", "train", "val"]);
+  assertEquals(records.filter((r) => r.kind === "val").length, 2);
+  const evaluation = JSON.parse(await Deno.readTextFile(join(run, RUN_FILES.evaluation)));
+  const ev = evaluation.evaluations[0];
+  assertEquals(ev.split, "val");
+  assertEquals(ev.numImages, 20);
+  for (const k of ["bleu1", "bleu4", "cider"]) {
+    assert(
+      typeof ev.greedy[k] === "number" && typeof ev.beam[k] === "number" &&
+        typeof ev.baseline[k] === "number",
+      k,
+    );
+  }
+  assert(ev.images[0].references.length === 5, "all five captions of an image are its references");
+  const html = await Deno.readTextFile(join(run, RUN_FILES.report));
+  assert(
+    html.includes("<svg") && html.includes("baseline") &&
+      html.includes(escapeHtml(ev.images[0].references[0])),
+  );
+  assert(html.includes('src="../data/images/val/'), "sample images point at the dataset's SVGs");
+  assert(lines.some((l) => l.startsWith("Evaluation on val (20 images)")), lines.join("\n"));
+  assert(
+    progress.some((p) => p.includes("(Iteration 12 / 12) loss:")),
+    "plain progress lines when not a terminal",
+  );
+  await Deno.remove(root, { recursive: true });
+});
+
+async function cli(args: string[], cwd?: string) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", CLI, ...args],
+    cwd,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test("the CLI exits 2 with a one-line message for bad input, and 0 for --help", async () => {
+  const root = await Deno.makeTempDir();
+  const bad = join(root, "bad.json");
+  await Deno.writeTextFile(bad, JSON.stringify({ train: { learningRate: "fast" } }));
+  const cases: Array<[string[], RegExp]> = [
+    [["train", bad], /bad\.json: train\.learningRate: expected a positive number, got "fast"/],
+    [["train", join(root, "missing.json")], /missing\.json: experiment file not found/],
+    [
+      ["train", "--train.batchSise=3"],
+      /--train\.batchSise: unknown option \(did you mean --train\.batchSize\?\)/,
+    ],
+    [["evaluate", join(root, "nope.h5")], /nope\.h5: the file does not exist/],
+    [["resume", root], /config\.json: not found/],
+    [["frobnicate"], /unknown command "frobnicate"/],
+  ];
+  for (const [args, pattern] of cases) {
+    const r = await cli(args, root);
+    assertEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert(pattern.test(r.stderr), `${args.join(" ")}: ${r.stderr}`);
+    assertEquals(r.stderr.trim().split("\n").length, 1, `one line: ${r.stderr}`);
+    assert(!r.stderr.includes("    at "), "no stack trace");
+  }
+  for (const verb of ["train", "evaluate", "sample", "resume", "dataset"]) {
+    const r = await cli([verb, "--help"]);
+    assertEquals(r.code, 0, `${verb} --help: ${r.stderr}`);
+    assert(r.stdout.includes("Usage") || r.stdout.includes("usage"), `${verb}: ${r.stdout}`);
+  }
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("evaluate and sample read a run's checkpoint and its data", async () => {
+  const root = await Deno.makeTempDir();
+  await runExperiment(tinyExperiment(root, { stages: ["train"] }), {
+    log: () => {},
+    progressWrite: () => {},
+    handleSignals: false,
+  });
+  const ckpt = join(root, "run", RUN_FILES.checkpoint);
+  const ev = await cli(["evaluate", ckpt, "--numImages", "10", "--beamSize", "2"]);
+  assertEquals(ev.code, 0, ev.stderr);
+  assert(/on val \(10 images\)/.test(ev.stdout) && /beam\s+bleu1/.test(ev.stdout), ev.stdout);
+  const sample = await cli(["sample", ckpt, "--n", "3"]);
+  assertEquals(sample.code, 0, sample.stderr);
+  assertEquals(sample.stdout.split("\n").filter((l) => l.includes("generated:")).length, 3);
+  const badSplit = await cli(["sample", ckpt, "--split", "test"]);
+  assertEquals(badSplit.code, 2);
+  assert(badSplit.stderr.includes('--split: expected "train" or "val"'), badSplit.stderr);
+  await Deno.remove(root, { recursive: true });
+});
