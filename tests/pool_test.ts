@@ -7,6 +7,8 @@ import { Optimizer, type UpdateRule } from "../pipeline/optim.ts";
 import { CaptioningSolver, TrainingDivergedError } from "../pipeline/solver.ts";
 import { LocalEngine, type StepResult } from "../workers/engine.ts";
 import { createEngine, PoolEngine } from "../workers/pool.ts";
+import { reduceBlock } from "../workers/reduce.ts";
+import { reduceShards, sumSquares } from "../workers/sharding.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
 import { randomCaptionData } from "./fixtures_data.ts";
 
@@ -270,4 +272,30 @@ Deno.test("a worker that cannot start rejects the first call, and bad arguments 
     await pool.close();
   }
   await assertRejects(() => pool.evalLoss(new InMemoryBatches(data, 4, 0).next()), Error, "closed");
+});
+
+Deno.test("reduceBlock() equals reduceShards() + sumSquares() bitwise for any shard count and dtype", () => {
+  let seed = 1;
+  const rand = () => ((seed = (seed * 16807) % 2147483647) / 2147483647 - 0.5) * 3;
+  for (const dtype of ["float32", "float64"] as const) {
+    const make = (n: number) => {
+      const a = dtype === "float32" ? new Float32Array(n) : new Float64Array(n);
+      for (let i = 0; i < n; i++) a[i] = rand();
+      return a;
+    };
+    for (const count of [1, 2, 3, 4, 5]) {
+      const shards = Array.from({ length: count }, () => make(50));
+      shards[0][7] = -0;
+      shards[count - 1][9] = NaN;
+      shards[0][11] = 1e30; // overflows float32 when squared in float32, not in float64
+      const want = dtype === "float32" ? new Float32Array(50) : new Float64Array(50);
+      const got = want.slice();
+      reduceShards(shards, want, 3, 41);
+      const wantSq = sumSquares(want, 3, 8), gotSq = reduceBlock(shards, got, 3, 8);
+      assert(Object.is(gotSq, wantSq), `${dtype} x${count}: ${gotSq} != ${wantSq}`);
+      reduceBlock(shards, got, 8, 41);
+      assertEquals(bitDiffs(got, want), [], `${dtype} x${count}`);
+      assert(Object.is(reduceBlock(shards, got, 3, 41), sumSquares(want, 3, 41)));
+    }
+  }
 });

@@ -45,7 +45,8 @@ import {
   type WorkerInit,
   type WorkerReply,
 } from "./pool_protocol.ts";
-import { ownedItems, reduceShards, scaleRange, splitRange, sumSquares } from "./sharding.ts";
+import { ownedItems, scaleRange, splitRange } from "./sharding.ts";
+import { reduceBlock } from "./reduce.ts";
 
 /** How long one blocking wait lasts before the worker re-checks the control words (ms). */
 const WAIT_MS = 1000;
@@ -184,8 +185,7 @@ class ComputeWorker {
     const own = ownedItems(GRAD_BLOCKS, init.workers, init.index);
     for (let k = own.start; k < own.end; k++) {
       const b = blocks[k];
-      reduceShards(init.shardGrads, init.grad, b.start, b.end);
-      init.blockSq[k] = sumSquares(init.grad, b.start, b.end);
+      init.blockSq[k] = reduceBlock(init.shardGrads, init.grad, b.start, b.end);
     }
   }
 

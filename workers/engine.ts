@@ -9,7 +9,8 @@ import type { CaptioningRNN } from "../model/captioning_rnn.ts";
 import type { Optimizer } from "../pipeline/optim.ts";
 import type { Minibatch } from "../pipeline/minibatch.ts";
 import type { SampleOptions, SampleResult } from "../model/sampling.ts";
-import { clipFactor, reduceShards, scaleRange, splitRange, sumSquares } from "./sharding.ts";
+import { clipFactor, scaleRange, splitRange } from "./sharding.ts";
+import { reduceBlock } from "./reduce.ts";
 import { Tensor } from "../layers/tensor.ts";
 
 /** What one training step reports. */
@@ -112,10 +113,7 @@ export class LocalEngine<D extends FloatDType> implements TrainEngine {
     });
     const blocks = splitRange(this.#grad.length, GRAD_BLOCKS);
     let sq = 0;
-    for (const b of blocks) {
-      reduceShards(this.#shardGrads, this.#grad, b.start, b.end);
-      sq += sumSquares(this.#grad, b.start, b.end);
-    }
+    for (const b of blocks) sq += reduceBlock(this.#shardGrads, this.#grad, b.start, b.end);
     const gradNorm = Math.sqrt(sq);
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
       return { loss, gradNorm, applied: false };

@@ -71,6 +71,18 @@ const START_TIMEOUT_MS = 120_000;
 /** How long workers may take to acknowledge new buffers (ms). */
 const ACK_TIMEOUT_MS = 30_000;
 
+/** Where a pool step's time went, in milliseconds. */
+export interface StepTimings {
+  /** Checking and copying the batch into the shared buffer (and handing over new buffers). */
+  load: number;
+  /** The loss phase: forward and backward of every shard. */
+  loss: number;
+  /** The reduce phase: summing shard gradients, with the blocks' sums of squares. */
+  reduce: number;
+  /** The update phase: clipping and the optimizer (0 when the step was not applied). */
+  update: number;
+}
+
 /** Options of {@linkcode PoolEngine}. */
 export interface PoolOptions {
   /** The number of compute workers (default `navigator.hardwareConcurrency`). */
@@ -139,6 +151,7 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
   #rule: UpdateRule | null = null;
   #moments: FloatArray[] | null = null;
   #steps = 0;
+  #timings: StepTimings = { load: 0, loss: 0, reduce: 0, update: 0 };
   #busy = false;
   #closed = false;
   #failure: Error | null = null;
@@ -222,6 +235,11 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
     return this.#grad;
   }
 
+  /** Where the last training step's time went, in milliseconds (wall clock, main thread). */
+  get timings(): StepTimings {
+    return { ...this.#timings };
+  }
+
   /** Resolves once every worker has loaded the model and its kernels (rejects if one failed). */
   get ready(): Promise<void> {
     return this.#ready;
@@ -237,14 +255,23 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
    */
   step(batch: Minibatch, optimizer: Optimizer, gradClip: number): Promise<StepResult> {
     return this.#exclusive(async () => {
+      const tm = this.#timings;
+      tm.loss = tm.reduce = tm.update = 0;
+      let t0 = performance.now();
       this.#bindOptimizer(optimizer);
       await this.#loadBatch(batch);
       const c = this.#control, n = batch.captions.shape[0];
       Atomics.store(c, CTRL_TRAINING, 1);
       Atomics.store(c, CTRL_STEP, ++this.#steps);
+      let t1 = performance.now();
+      tm.load = t1 - t0;
       await this.#job(CMD_LOSS);
       const loss = this.#sumLoss(n);
+      t0 = performance.now();
+      tm.loss = t0 - t1;
       await this.#job(CMD_REDUCE);
+      t1 = performance.now();
+      tm.reduce = t1 - t0;
       let sq = 0;
       for (let k = 0; k < GRAD_BLOCKS; k++) sq += this.#blockSq[k];
       const gradNorm = Math.sqrt(sq);
@@ -263,6 +290,7 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
       sc[SC_BETA2] = cfg.beta2;
       sc[SC_EPS] = cfg.epsilon;
       await this.#job(CMD_UPDATE);
+      tm.update = performance.now() - t1;
       return { loss, gradNorm, applied: true };
     });
   }
