@@ -31,7 +31,7 @@ export interface BlockSizes {
  * ```
  */
 export const DEFAULT_BLOCKS: { f32: BlockSizes; f64: BlockSizes } = {
-  f32: { mc: 128, kc: 256, nc: 2048 },
+  f32: { mc: 72, kc: 512, nc: 2048 },
   f64: { mc: 96, kc: 192, nc: 1024 },
 };
 
