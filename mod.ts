@@ -94,6 +94,8 @@ export type {
 export { gatherMinibatch, InMemoryBatches } from "./pipeline/minibatch.ts";
 export type { BatchSource, CaptionData, Minibatch, Split } from "./pipeline/minibatch.ts";
 export { LocalEngine } from "./workers/engine.ts";
+export { createEngine, PoolEngine } from "./workers/pool.ts";
+export type { EngineOptions, PoolOptions } from "./workers/pool.ts";
 export type { StepResult, TrainEngine } from "./workers/engine.ts";
 export { loadCocoData, sampleCocoMinibatch } from "./pipeline/coco.ts";
 export type { CocoData, CocoMinibatch, LoadCocoOptions } from "./pipeline/coco.ts";

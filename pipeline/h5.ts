@@ -9,8 +9,7 @@
  * other dimensions).
  * @module
  */
-import h5wasm from "h5wasm/node";
-import type { Dataset as H5Dataset, File as H5RawFile, Metadata } from "h5wasm/node";
+import type { Dataset as H5Dataset, File as H5RawFile, Metadata } from "npm:h5wasm@0.10.3/node";
 import { allocArray, type ArrayOf, type DType, shapeSize, Tensor } from "../layers/tensor.ts";
 import { InputError } from "./errors.ts";
 
@@ -48,6 +47,9 @@ export interface WriteOptions {
 
 // deno-lint-ignore no-explicit-any
 type H5Module = any;
+type H5Lib = typeof import("npm:h5wasm@0.10.3/node").default;
+/** The h5wasm library (File, Dataset classes), set once initH5() has loaded it. */
+let h5wasm: H5Lib;
 let modulePromise: Promise<H5Module> | null = null;
 let module: H5Module = null;
 
@@ -64,11 +66,18 @@ let module: H5Module = null;
  */
 export function initH5(): Promise<void> {
   if (!modulePromise) {
-    modulePromise = h5wasm.ready.then((m: H5Module) => {
-      m.activate_throwing_error_handler();
-      module = m;
-      return m;
-    });
+    // Loaded on first use, so importing recap costs nothing (and needs no permission) until
+    // an HDF5 file is opened.
+    modulePromise = import("npm:h5wasm@0.10.3/node").then((lib) => {
+      h5wasm = lib.default;
+      return h5wasm.ready;
+    }).then(
+      (m: H5Module) => {
+        m.activate_throwing_error_handler();
+        module = m;
+        return m;
+      },
+    );
   }
   return modulePromise.then(() => {});
 }
