@@ -1,3 +1,4 @@
+import "./backend.ts";
 import { affineForward } from "../layers/affine.ts";
 import { relError } from "../layers/gradient_check.ts";
 import { lstmBackward, lstmForward, lstmStepForward } from "../layers/lstm.ts";

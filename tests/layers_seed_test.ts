@@ -1,3 +1,4 @@
+import "./backend.ts";
 import { lstmForward, lstmStepForward } from "../layers/lstm.ts";
 import { rnnForward, rnnStepForward } from "../layers/rnn.ts";
 import { Rng } from "../layers/random.ts";

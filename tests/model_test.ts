@@ -1,3 +1,4 @@
+import "./backend.ts";
 import { evalNumericalGradient, relError } from "../layers/gradient_check.ts";
 import { Rng } from "../layers/random.ts";
 import { Tensor } from "../layers/tensor.ts";
