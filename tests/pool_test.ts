@@ -225,6 +225,26 @@ for (const phase of ["loss", "reduce", "update"] as const) {
   });
 }
 
+Deno.test("a worker that crashes (uncaught error event) rejects the step without hanging", async () => {
+  const data = randomCaptionData({ numTrain: 40, vocab: 30, inputDim: D, seed: 3 });
+  const model = smallModel(data);
+  const faultAt = { step: 1, worker: 0, uncaught: true };
+  const pe = new PoolEngine(model, { workers: 2, faultAt });
+  try {
+    const before = model.flat.slice();
+    const opt = new Optimizer("adam", {}, model.layout.total, model.dtype);
+    await assertRejects(
+      () => pe.step(new InMemoryBatches(data, 10, 0).next(), opt, 0),
+      Error,
+      /Compute worker 0 failed: .*Injected uncaught fault \(testing only\) in worker 0/,
+    );
+    assertEquals(bitDiffs(model.flat, before), []);
+    assertEquals(opt.t, 0);
+  } finally {
+    await pe.close();
+  }
+});
+
 Deno.test("a worker failure stops CaptioningSolver.train() with the worker's message", async () => {
   const data = randomCaptionData({ numTrain: 40, vocab: 30, inputDim: D, seed: 3 });
   const model = smallModel(data);

@@ -101,6 +101,10 @@ class ComputeWorker {
       this.seenGen = gen;
       const cmd = Atomics.load(c, CTRL_CMD);
       if (cmd === CMD_YIELD || cmd === CMD_STOP) return;
+      if (this.faultNow(cmd) && this.init.faultAt?.uncaught) {
+        // Testing only: escape the job's error handling, as a crash of the worker would.
+        throw new Error(`Injected uncaught fault (testing only) in worker ${this.init.index}`);
+      }
       try {
         this.run(cmd);
       } catch (e) {
@@ -120,16 +124,20 @@ class ComputeWorker {
     }
   }
 
+  /** Whether the testing-only fault is due now, in the phase of `cmd`. */
+  faultNow(cmd: number): boolean {
+    const { init } = this;
+    const fault = init.faultAt, c = init.control;
+    return fault !== undefined && fault.worker === init.index &&
+      Atomics.load(c, CTRL_TRAINING) === 1 && fault.step === Atomics.load(c, CTRL_STEP) &&
+      (fault.phase ?? "loss") === PHASE_NAMES[cmd];
+  }
+
   run(cmd: number): void {
     const { init } = this;
-    const c = init.control;
-    const fault = init.faultAt;
-    if (
-      fault && fault.worker === init.index && Atomics.load(c, CTRL_TRAINING) === 1 &&
-      fault.step === Atomics.load(c, CTRL_STEP) && (fault.phase ?? "loss") === PHASE_NAMES[cmd]
-    ) {
+    if (this.faultNow(cmd)) {
       throw new Error(
-        `Injected fault (testing only) in worker ${init.index} at step ${fault.step}, ${
+        `Injected fault (testing only) in worker ${init.index} at step ${init.faultAt?.step}, ${
           PHASE_NAMES[cmd]
         } phase`,
       );

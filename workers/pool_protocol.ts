@@ -80,6 +80,8 @@ export interface FaultSpec {
   worker: number;
   /** The phase in which it throws (default "loss"). */
   phase?: "loss" | "reduce" | "update";
+  /** Throw outside the job's error handling, as if the worker crashed (default false). */
+  uncaught?: boolean;
 }
 
 /** The first message to a compute worker: everything it needs, once. */
