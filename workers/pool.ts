@@ -46,7 +46,6 @@ import {
   CTRL_T1,
   CTRL_TRAINING,
   CTRL_WORDS,
-  type FaultSpec,
   SC_BETA1,
   SC_BETA2,
   SC_DECAY,
@@ -62,26 +61,12 @@ import {
 } from "./pool_protocol.ts";
 import { clipFactor, splitRange } from "./sharding.ts";
 
-export type { FaultSpec } from "./pool_protocol.ts";
-
 /** How long one `Atomics.waitAsync` lasts before the main thread re-checks (ms). */
 const WAIT_MS = 1000;
 /** How long workers may take to load their modules and kernels (ms). */
 const START_TIMEOUT_MS = 120_000;
 /** How long workers may take to acknowledge new buffers (ms). */
 const ACK_TIMEOUT_MS = 30_000;
-
-/** Where a pool step's time went, in milliseconds. */
-export interface StepTimings {
-  /** Checking and copying the batch into the shared buffer (and handing over new buffers). */
-  load: number;
-  /** The loss phase: forward and backward of every shard. */
-  loss: number;
-  /** The reduce phase: summing shard gradients, with the blocks' sums of squares. */
-  reduce: number;
-  /** The update phase: clipping and the optimizer (0 when the step was not applied). */
-  update: number;
-}
 
 /** Options of {@linkcode PoolEngine}. */
 export interface PoolOptions {
@@ -93,9 +78,15 @@ export interface PoolOptions {
   shards?: number;
   /**
    * Testing only: make worker `worker` throw in `phase` (default "loss") of training step
-   * `step` (1 = the first step of this pool), to exercise failure handling.
+   * `step` (1 = the first step of this pool), to exercise failure handling; with `uncaught`,
+   * the error escapes the worker's error handling, as a crash would.
    */
-  faultAt?: FaultSpec;
+  faultAt?: {
+    step: number;
+    worker: number;
+    phase?: "loss" | "reduce" | "update";
+    uncaught?: boolean;
+  };
 }
 
 /**
@@ -151,7 +142,7 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
   #rule: UpdateRule | null = null;
   #moments: FloatArray[] | null = null;
   #steps = 0;
-  #timings: StepTimings = { load: 0, loss: 0, reduce: 0, update: 0 };
+  #timings = { load: 0, loss: 0, reduce: 0, update: 0 };
   #busy = false;
   #closed = false;
   #failure: Error | null = null;
@@ -235,8 +226,13 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
     return this.#grad;
   }
 
-  /** Where the last training step's time went, in milliseconds (wall clock, main thread). */
-  get timings(): StepTimings {
+  /**
+   * Where the last training step's time went, in milliseconds (wall clock, main thread):
+   * `load` (checking and copying the batch), `loss` (forward + backward of every shard),
+   * `reduce` (shard sums and the blocks' sums of squares), `update` (clipping and the
+   * optimizer; 0 when the step was not applied).
+   */
+  get timings(): { load: number; loss: number; reduce: number; update: number } {
     return { ...this.#timings };
   }
 
