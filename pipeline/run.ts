@@ -52,6 +52,9 @@ export interface RunResult {
   reportPath?: string;
 }
 
+/** The longest training goes without returning to the event loop (ms), so signals get through. */
+const YIELD_MS = 50;
+
 /** The file names inside a run directory. */
 export const RUN_FILES = {
   config: "config.json",
@@ -272,6 +275,7 @@ async function train(
       await save(bestPath, bestInfo);
     }
   };
+  let lastYield = performance.now();
   solver = new CaptioningSolver(model, data, {
     updateRule: t.updateRule,
     optimConfig: {
@@ -290,6 +294,12 @@ async function train(
     verbose: false,
     engine,
     onIteration: async (info) => {
+      // A step on this thread never returns to the event loop by itself; let it run now and
+      // then so Ctrl-C (and timers) are seen between steps, not only at the next checkpoint.
+      if (performance.now() - lastYield >= YIELD_MS) {
+        await new Promise((resolve) => setTimeout(resolve, 0));
+        lastYield = performance.now();
+      }
       progressReporter.update(info.iteration, info.loss);
       const last = info.iteration === info.numIterations;
       if (info.iteration % t.printEvery === 0 || last || info.iteration === 1) {

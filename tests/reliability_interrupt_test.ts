@@ -1,0 +1,82 @@
+/**
+ * Ctrl-C and SIGTERM while the CLI trains: a checkpoint is written, the process exits 130,
+ * `resume` continues, and interrupted + resumed equals an uninterrupted run bit for bit.
+ */
+import { join } from "node:path";
+import { loadCheckpoint } from "../model/checkpoint.ts";
+import { resolveExperiment } from "../pipeline/config.ts";
+import { RUN_FILES, runExperiment } from "../pipeline/run.ts";
+import { assert, assertEquals } from "./assert.ts";
+import {
+  listDir,
+  runCli,
+  spawnCli,
+  tinyDataset,
+  tinyExperiment,
+  waitForTrainRecord,
+  writeExperiment,
+} from "./reliability_fixtures.ts";
+
+/** 10 epochs of 30 iterations: a few seconds, so a signal sent early lands mid-training. */
+const EPOCHS = 10, ITERATIONS = 300;
+
+const setup = (async () => {
+  const root = await Deno.makeTempDir({ prefix: "recap_interrupt_" });
+  const data = await tinyDataset(join(root, "data"));
+  // The uninterrupted reference, in this process.
+  const ref = tinyExperiment(data, join(root, "ref"), { train: { numEpochs: EPOCHS } });
+  await runExperiment(resolveExperiment(ref, "ref.json"), {
+    log: () => {},
+    progressWrite: () => {},
+    handleSignals: false,
+  });
+  const reference = await loadCheckpoint(join(root, "ref", RUN_FILES.checkpoint));
+  assertEquals(reference.solver!.iteration, ITERATIONS);
+  return { root, data, reference };
+})();
+
+for (
+  const [signal, checkpointEvery] of [["SIGINT", 1_000_000], ["SIGTERM", 2]] as [
+    Deno.Signal,
+    number,
+  ][]
+) {
+  Deno.test(`${signal} during training (checkpointEvery ${checkpointEvery}) saves, exits 130, and resume continues bitwise`, async () => {
+    const { root, data, reference } = await setup;
+    const runDir = join(root, signal);
+    const exp = await writeExperiment(
+      join(root, `${signal}.json`),
+      tinyExperiment(data, runDir, { train: { numEpochs: EPOCHS, checkpointEvery } }),
+    );
+    const { child, done } = spawnCli(["train", exp]);
+    await waitForTrainRecord(runDir, 5);
+    child.kill(signal);
+    const interrupted = await done;
+    assertEquals(interrupted.code, 130, interrupted.stderr);
+    assert(
+      /Interrupted at iteration \d+ of 300; checkpoint saved to .*Resume with: deno task resume/
+        .test(interrupted.stdout),
+      interrupted.stdout,
+    );
+    const partial = await loadCheckpoint(join(runDir, RUN_FILES.checkpoint));
+    const k = partial.solver!.iteration;
+    assert(k >= 5 && k < ITERATIONS, `interrupted mid-training, at iteration ${k}`);
+    assertEquals(partial.solver!.lossHistory, reference.solver!.lossHistory.slice(0, k));
+    // Only finished files: no temporary checkpoint left behind.
+    assertEquals(await listDir(runDir), ["checkpoint.h5", "config.json", "metrics.jsonl"]);
+
+    const resumed = await runCli(["resume", runDir]);
+    assertEquals(resumed.code, 0, resumed.stderr);
+    assert(resumed.stdout.includes(`Resuming at iteration ${k} of 300`), resumed.stdout);
+    const final = await loadCheckpoint(join(runDir, RUN_FILES.checkpoint));
+    assertEquals(final.solver!.iteration, ITERATIONS);
+    assertEquals(final.solver!.lossHistory, reference.solver!.lossHistory);
+    assertEquals(final.solver!.valLossHistory, reference.solver!.valLossHistory);
+    assertEquals(final.solver!.optimizer.moments, reference.solver!.optimizer.moments);
+    assertEquals(final.model.flat, reference.model.flat);
+  });
+}
+
+Deno.test("interrupt test cleanup: remove the temporary runs", async () => {
+  await Deno.remove((await setup).root, { recursive: true });
+});
