@@ -10,6 +10,11 @@
  * With several worker counts, each config gets one engine per count (1 = the single-thread
  * LocalEngine, more = the PoolEngine), all on the same batches, and their steps are
  * interleaved (in rotating order) so that a noisy machine slows all of them alike.
+ *
+ * On Linux it also reads each thread's CPU time (/proc/self/task/<tid>/schedstat) around every
+ * step: `cpu_ms_per_iter` is the CPU time of all threads, `busiest_thread_ms` that of the
+ * busiest thread — what a step would take on otherwise idle cores, so a shared, busy machine
+ * still shows how well the work splits (`cpu_speedup_vs_first`).
  * @module
  */
 import { parseArgs } from "node:util";
@@ -45,7 +50,29 @@ interface Run {
   engine: TrainEngine;
   opt: Optimizer;
   times: number[];
+  cpu: number[];
+  busiest: number[];
   startupMs: number;
+}
+
+/** CPU time (ms) of every thread of this process, or null where /proc is not readable. */
+function threadCpu(): Map<string, number> | null {
+  const out = new Map<string, number>();
+  try {
+    for (const e of Deno.readDirSync("/proc/self/task")) {
+      try {
+        const ns = Number(
+          Deno.readTextFileSync(`/proc/self/task/${e.name}/schedstat`).split(" ")[0],
+        );
+        out.set(e.name, ns / 1e6);
+      } catch {
+        // the thread ended meanwhile
+      }
+    }
+  } catch {
+    return null;
+  }
+  return out;
 }
 
 for (const [cell, n] of configs) {
@@ -63,7 +90,15 @@ for (const [cell, n] of configs) {
     const engine = createEngine(model, { workers, shards });
     if (engine instanceof PoolEngine) await engine.ready;
     const opt = new Optimizer("adam", { learningRate: 1e-3 }, model.layout.total, "float32");
-    runs.push({ workers, engine, opt, times: [], startupMs: performance.now() - t0 });
+    runs.push({
+      workers,
+      engine,
+      opt,
+      times: [],
+      cpu: [],
+      busiest: [],
+      startupMs: performance.now() - t0,
+    });
   }
   const batches = new InMemoryBatches(data, n, 0);
   const iters = Number(values.iters), warmup = 2;
@@ -71,9 +106,16 @@ for (const [cell, n] of configs) {
     const batch = batches.next();
     for (let k = 0; k < runs.length; k++) {
       const run = runs[(i + k) % runs.length];
+      const before = threadCpu();
       const t0 = performance.now();
       await run.engine.step(batch, run.opt, 0);
       run.times.push(performance.now() - t0);
+      const after = threadCpu();
+      if (before && after) {
+        const used = [...after].map(([tid, ms]) => ms - (before.get(tid) ?? ms));
+        run.cpu.push(used.reduce((a, b) => a + b, 0));
+        run.busiest.push(Math.max(...used));
+      }
     }
   }
   const k = cell === "lstm" ? 4 : 1;
@@ -83,8 +125,12 @@ for (const [cell, n] of configs) {
     return sorted[Math.floor(sorted.length / 2)];
   };
   const base = median(runs[0].times);
+  const baseBusiest = runs[0].busiest.length ? median(runs[0].busiest) : NaN;
+  const round = (x: number, digits = 2) => Number(x.toFixed(digits));
   for (const run of runs) {
     const ms = median(run.times);
+    const busiest = run.busiest.length ? median(run.busiest) : NaN;
+    const first = runs.length > 1 && run === runs[0];
     console.log(JSON.stringify({
       impl: "recap",
       backend,
@@ -97,10 +143,14 @@ for (const [cell, n] of configs) {
       ms_per_iter: Number(ms.toFixed(2)),
       captions_per_s: Number((n / ms * 1000).toFixed(1)),
       gflops: Number((flops / ms / 1e6).toFixed(2)),
-      ...(runs.length > 1 && run !== runs[0]
-        ? { speedup_vs_first: Number((base / ms).toFixed(2)) }
+      ...(runs.length > 1 && !first ? { speedup_vs_first: round(base / ms) } : {}),
+      ...(run.cpu.length
+        ? { cpu_ms_per_iter: round(median(run.cpu), 1), busiest_thread_ms: round(busiest, 1) }
         : {}),
-      ...(run.workers > 1 ? { startup_ms: Number(run.startupMs.toFixed(0)) } : {}),
+      ...(runs.length > 1 && !first && run.cpu.length
+        ? { cpu_speedup_vs_first: round(baseBusiest / busiest) }
+        : {}),
+      ...(run.workers > 1 ? { startup_ms: round(run.startupMs, 0) } : {}),
     }));
     await run.engine.close();
   }
