@@ -136,8 +136,15 @@ export function availableBackends(): BackendName[] {
 export function selectKernels(choice?: "auto" | BackendName): Kernels {
   const wanted = choice ?? readEnv("RECAP_BACKEND") ?? "auto";
   if (wanted === "auto") {
-    setKernels(loadKernels(availableBackends()[0]));
-    return current;
+    // The first that loads; later ones are not even tried (ts always loads).
+    for (const name of backendNames()) {
+      try {
+        setKernels(loadKernels(name));
+        return current;
+      } catch {
+        // Not available here: try the next one.
+      }
+    }
   }
   if (!backendNames().includes(wanted as BackendName)) throw unknownBackend(wanted);
   setKernels(loadKernels(wanted as BackendName));
