@@ -10,21 +10,28 @@ import { readEnv } from "./env.ts";
 import type { Kernels } from "./types.ts";
 
 /**
- * Where to look for a CBLAS library when `RECAP_BLAS` is not set, in order: Debian's OpenBLAS,
- * then by name through the loader's search path.
+ * Where to look for a CBLAS library when `RECAP_BLAS` is not set, in order: on Linux Debian's
+ * OpenBLAS, then by name through the loader's search path; on macOS Homebrew's OpenBLAS, then
+ * Accelerate.
  * @example
  * ```ts
  * import { BLAS_CANDIDATES } from "./blas.ts";
  * console.log(BLAS_CANDIDATES[0]);
  * ```
  */
-export const BLAS_CANDIDATES: readonly string[] = [
-  "/usr/lib/x86_64-linux-gnu/libopenblas.so.0",
-  "libopenblas.so.0",
-  "libopenblas.so",
-  "libcblas.so.3",
-  "libblas.so.3",
-];
+export const BLAS_CANDIDATES: readonly string[] = Deno.build.os === "darwin"
+  ? [
+    "/opt/homebrew/opt/openblas/lib/libopenblas.dylib",
+    "/usr/local/opt/openblas/lib/libopenblas.dylib",
+    "/System/Library/Frameworks/Accelerate.framework/Accelerate",
+  ]
+  : [
+    "/usr/lib/x86_64-linux-gnu/libopenblas.so.0",
+    "libopenblas.so.0",
+    "libopenblas.so",
+    "libcblas.so.3",
+    "libblas.so.3",
+  ];
 
 const GEMM_PARAMS = [
   "i32", // order
