@@ -183,39 +183,47 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
     this.#blockSq = allocArray("float64", GRAD_BLOCKS, true);
     this.#scalars = allocArray("float64", SC_WORDS, true);
     this.#stopped = new Promise<void>((resolve) => (this.#stop = resolve));
-    for (let i = 0; i < workers; i++) {
-      const w = new Worker(new URL("./compute_worker.ts", import.meta.url), { type: "module" });
-      w.onmessage = (e: MessageEvent<WorkerReply>) => this.#onReply(e.data);
-      w.onerror = (e: ErrorEvent) => {
-        e.preventDefault();
-        const where = e.filename ? ` (${e.filename}:${e.lineno}:${e.colno})` : "";
-        this.#fail(new Error(`Compute worker ${i} failed: ${e.message}${where}`));
-      };
-      w.onmessageerror = () => {
-        this.#fail(new Error(`Compute worker ${i} failed: a message could not be deserialized`));
-      };
-      this.#workers.push(w);
+    try {
+      for (let i = 0; i < workers; i++) {
+        const w = new Worker(new URL("./compute_worker.ts", import.meta.url), { type: "module" });
+        w.onmessage = (e: MessageEvent<WorkerReply>) => this.#onReply(e.data);
+        w.onerror = (e: ErrorEvent) => {
+          e.preventDefault();
+          const where = e.filename ? ` (${e.filename}:${e.lineno}:${e.colno})` : "";
+          this.#fail(new Error(`Compute worker ${i} failed: ${e.message}${where}`));
+        };
+        w.onmessageerror = () => {
+          this.#fail(new Error(`Compute worker ${i} failed: a message could not be deserialized`));
+        };
+        this.#workers.push(w);
+      }
+      this.#workers.forEach((w, index) => {
+        const init: WorkerInit = {
+          type: "init",
+          index,
+          workers,
+          shards,
+          backend: this.backend,
+          config: model.config,
+          wordToIdx: model.wordToIdx,
+          params: model.flat,
+          shardGrads: this.#shardGrads,
+          grad: this.#grad,
+          control: this.#control,
+          shardLoss: this.#shardLoss,
+          blockSq: this.#blockSq,
+          scalars: this.#scalars,
+          faultAt: options.faultAt,
+        };
+        w.postMessage(init);
+      });
+    } catch (e) {
+      // E.g. no permission to load the worker module, or a buffer that cannot be posted.
+      for (const w of this.#workers) w.terminate();
+      throw new Error(`Cannot start the compute workers: ${(e as Error)?.message ?? e}`, {
+        cause: e,
+      });
     }
-    this.#workers.forEach((w, index) => {
-      const init: WorkerInit = {
-        type: "init",
-        index,
-        workers,
-        shards,
-        backend: this.backend,
-        config: model.config,
-        wordToIdx: model.wordToIdx,
-        params: model.flat,
-        shardGrads: this.#shardGrads,
-        grad: this.#grad,
-        control: this.#control,
-        shardLoss: this.#shardLoss,
-        blockSq: this.#blockSq,
-        scalars: this.#scalars,
-        faultAt: options.faultAt,
-      };
-      w.postMessage(init);
-    });
     this.#ready = this.#waitReplies(workers, START_TIMEOUT_MS, "start");
     // A failed start is reported by the first call; don't let it go unhandled meanwhile.
     this.#ready.catch(() => {});
