@@ -75,7 +75,7 @@ export async function saveCheckpoint(
   model: CaptioningRNN<FloatDType>,
   extras: CheckpointExtras = {},
 ): Promise<string> {
-  const tmp = `${path}.tmp-${Deno.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const tmp = temporaryName(path);
   try {
     const f = await H5File.open(tmp, "w");
     try {
@@ -125,6 +125,47 @@ export async function saveCheckpoint(
       { cause: e },
     );
   }
+}
+
+/** The temporary file name of a save in progress: `<path>.tmp-<pid>-<random>`. */
+function temporaryName(path: string): string {
+  return `${path}.tmp-${Deno.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/**
+ * Removes the temporary files that saves of `path` by other processes left behind when they
+ * were killed mid-save (they are never valid checkpoints; the checkpoint itself is intact).
+ * @param path The checkpoint path, e.g. `runs/x/checkpoint.h5`.
+ * @returns The names removed.
+ *
+ * @example
+ * ```ts
+ * import { removeStaleTemporaries } from "./checkpoint.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/checkpoint.h5.tmp-1-abcdef`, "partial");
+ * console.log(await removeStaleTemporaries(`${dir}/checkpoint.h5`)); // ["checkpoint.h5.tmp-1-abcdef"]
+ * ```
+ */
+export async function removeStaleTemporaries(path: string): Promise<string[]> {
+  const slash = path.lastIndexOf("/");
+  const dir = slash < 0 ? "." : path.slice(0, slash) || "/";
+  const prefix = `${path.slice(slash + 1)}.tmp-`;
+  const removed: string[] = [];
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(dir));
+  } catch {
+    return removed; // no directory, nothing to clean
+  }
+  for (const e of entries) {
+    const m = e.isFile && e.name.startsWith(prefix)
+      ? /^(\d+)-[0-9a-z]+$/.exec(e.name.slice(prefix.length))
+      : null;
+    if (!m || Number(m[1]) === Deno.pid) continue;
+    await Deno.remove(`${dir}/${e.name}`).catch(() => {});
+    removed.push(e.name);
+  }
+  return removed;
 }
 
 /**

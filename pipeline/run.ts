@@ -12,8 +12,8 @@ import { kernels, selectKernels } from "../layers/kernels/mod.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
 import type { FloatDType } from "../layers/tensor.ts";
 import { CaptioningRNN } from "../model/captioning_rnn.ts";
-import { loadCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
-import { createEngine } from "../workers/pool.ts";
+import { loadCheckpoint, removeStaleTemporaries, saveCheckpoint } from "../model/checkpoint.ts";
+import { createEngine, type PoolOptions } from "../workers/pool.ts";
 import { type CocoData, loadCocoData } from "./coco.ts";
 import type { ExperimentConfig } from "./config.ts";
 import { InputError } from "./errors.ts";
@@ -21,7 +21,7 @@ import { evaluateSplit, formatEvaluation, type SplitEvaluation } from "./evaluat
 import type { Metric } from "./metrics/mod.ts";
 import { MetricsLog, ProgressReporter, readMetricsLog } from "./progress.ts";
 import { lossCurvesFromRecords, type MetricsRow, type SampleItem, writeReport } from "./report.ts";
-import { CaptioningSolver } from "./solver.ts";
+import { CaptioningSolver, TrainingDivergedError } from "./solver.ts";
 import { writeSyntheticDataset } from "./synth/writer.ts";
 
 /** How to run an experiment. */
@@ -36,6 +36,8 @@ export interface RunOptions {
   isTTY?: boolean;
   /** Stop training on SIGINT/SIGTERM with a checkpoint (default true). */
   handleSignals?: boolean;
+  /** Testing only: make a compute worker fail (see `PoolOptions.faultAt`; needs workers > 1). */
+  faultAt?: PoolOptions["faultAt"];
 }
 
 /** What a run produced. */
@@ -225,6 +227,9 @@ async function train(
   const checkpointPath = join(runDir, RUN_FILES.checkpoint);
   const bestPath = join(runDir, RUN_FILES.best);
   const t = config.train;
+  // Temporary files of saves cut short by a kill: never valid checkpoints, safe to drop.
+  await removeStaleTemporaries(checkpointPath);
+  await removeStaleTemporaries(bestPath);
   const resumed = options.resume
     ? await loadCheckpoint(checkpointPath, { idxToWord: data.idx_to_word, model: config.model })
     : null;
@@ -234,19 +239,27 @@ async function train(
     ...config.model,
   });
   const workers = t.workers === "auto" ? navigator.hardwareConcurrency : t.workers;
-  const engine = createEngine(model, { workers, backend: kernels().name });
+  const engine = createEngine(model, {
+    workers,
+    backend: kernels().name,
+    ...(options.faultAt ? { faultAt: options.faultAt } : {}),
+  });
   let best = -Infinity;
   let bestInfo = resumed?.info;
   if (typeof bestInfo?.cider === "number") best = bestInfo.cider;
   // Assigned below; the callbacks run only once training has started.
   let solver: CaptioningSolver = undefined as unknown as CaptioningSolver;
   let progressReporter: ProgressReporter = undefined as unknown as ProgressReporter;
-  const save = async (path: string, info?: Record<string, unknown>) =>
+  // The iteration of the checkpoint.h5 on disk (null: none yet), for messages after a failure.
+  let savedIteration: number | null = resumed?.solver?.iteration ?? null;
+  const save = async (path: string, info?: Record<string, unknown>) => {
     await saveCheckpoint(path, model, {
       solver: solver.getState(),
       experiment: config,
       ...(info ? { info } : {}),
     });
+    if (path === checkpointPath) savedIteration = solver.iteration;
+  };
   const quickEval = async (iteration: number) => {
     if (!data.val_captions) return;
     const ev = await evaluateSplit(model, data, {
@@ -357,6 +370,18 @@ async function train(
   for (const s of signals) Deno.addSignalListener(s, stop);
   try {
     await solver.train();
+  } catch (e) {
+    const kept = savedIteration === null
+      ? "no checkpoint was saved by this run yet"
+      : `the last good checkpoint (iteration ${savedIteration}) is ${checkpointPath}`;
+    if (e instanceof TrainingDivergedError) {
+      throw new TrainingDivergedError(`${e.message}; ${kept}`);
+    }
+    progressReporter.log(
+      `Training stopped at iteration ${solver.iteration + 1} by an error; ${kept}` +
+        (savedIteration === null ? "" : ` (resume with: deno task resume ${runDir})`),
+    );
+    throw e;
   } finally {
     for (const s of signals) Deno.removeSignalListener(s, stop);
     progressReporter.finish();
