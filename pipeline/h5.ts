@@ -9,6 +9,9 @@
  * other dimensions).
  * @module
  */
+// The full npm: specifier (same version as deno.json's import map) keeps recap importable from
+// a URL, where the importer's import map does not apply.
+// deno-lint-ignore no-import-prefix
 import type { Dataset as H5Dataset, File as H5RawFile, Metadata } from "npm:h5wasm@0.10.3/node";
 import { allocArray, type ArrayOf, type DType, shapeSize, Tensor } from "../layers/tensor.ts";
 import { InputError } from "./errors.ts";
@@ -68,6 +71,7 @@ export function initH5(): Promise<void> {
   if (!modulePromise) {
     // Loaded on first use, so importing recap costs nothing (and needs no permission) until
     // an HDF5 file is opened.
+    // deno-lint-ignore no-import-prefix
     modulePromise = import("npm:h5wasm@0.10.3/node").then((lib) => {
       h5wasm = lib.default;
       return h5wasm.ready;
