@@ -48,9 +48,15 @@ export { InputError } from "./pipeline/errors.ts";
 export {
   availableBackends,
   backendNames,
+  describeKernels,
   loadKernels,
   selectKernels,
 } from "./layers/kernels/mod.ts";
+export { BLAS_CANDIDATES, loadBlasKernels } from "./layers/kernels/blas.ts";
+export type { BlasKernels } from "./layers/kernels/blas.ts";
+export { DEFAULT_BLOCKS, loadWasmKernels } from "./layers/kernels/wasm.ts";
+export type { BlockSizes, WasmKernels, WasmOptions } from "./layers/kernels/wasm.ts";
+export type { TileConfig } from "./layers/kernels/wasm_gemm.ts";
 export { CaptioningRNN } from "./model/captioning_rnn.ts";
 export type {
   CaptioningRNNOptions,
@@ -98,6 +104,12 @@ export { createEngine, PoolEngine } from "./workers/pool.ts";
 export type { EngineOptions, PoolOptions } from "./workers/pool.ts";
 export type { StepResult, TrainEngine } from "./workers/engine.ts";
 export { loadCocoData, sampleCocoMinibatch } from "./pipeline/coco.ts";
+export { CocoStream } from "./pipeline/coco_stream.ts";
+export type { CocoStreamOptions, StreamBatch, StreamPosition } from "./pipeline/coco_stream.ts";
+export { StreamBatches } from "./pipeline/stream_batches.ts";
+export type { RingBuffers } from "./workers/batch_ring.ts";
+export { H5File, initH5, withH5File } from "./pipeline/h5.ts";
+export type { DatasetInfo, H5DType, H5Mode, WriteOptions } from "./pipeline/h5.ts";
 export type { CocoData, CocoMinibatch, LoadCocoOptions } from "./pipeline/coco.ts";
 export { writeSyntheticDataset } from "./pipeline/synth/writer.ts";
 export type { SynthOptions, SynthSummary } from "./pipeline/synth/writer.ts";
