@@ -15,7 +15,15 @@ import { allocArray, type ArrayOf, type FloatDType, Tensor } from "../layers/ten
 import { temporalAffineBackward, temporalAffineForward } from "../layers/temporal_affine.ts";
 import { temporalSoftmaxLoss } from "../layers/temporal_softmax_loss.ts";
 import { wordEmbeddingBackward, wordEmbeddingForward } from "../layers/word_embedding.ts";
-import { makeLayout, PARAM_NAMES, type ParamLayout, type ParamName, viewParams } from "./params.ts";
+import {
+  makeLayout,
+  PARAM_NAMES,
+  type ParamBuffer,
+  type ParamLayout,
+  type ParamName,
+  viewParams,
+} from "./params.ts";
+import { TrainStep } from "./train_step.ts";
 import { sampleCaptions, type SampleOptions, type SampleResult } from "./sampling.ts";
 
 /** The recurrent cell of the language model. */
@@ -114,6 +122,10 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
   readonly startIdx: number;
   /** The index of `<END>`, or -1 when the vocabulary has none. */
   readonly endIdx: number;
+  /** The fused training step, made at the first loss. */
+  #step: TrainStep | undefined;
+  /** The gradient views of the last gradient buffer. */
+  #gradViews: ParamBuffer<D> | undefined;
 
   /**
    * Builds the model and initialises its parameters as the exercise does.
@@ -202,6 +214,8 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
    * The training loss and the gradient of every parameter, as the exercise computes them:
    * captions_in = captions[:, :-1] is read, captions_out = captions[:, 1:] is predicted,
    * `<NULL>` targets are masked out, and h0 is the projection of the image features.
+   * Runs the fused, preallocated step ({@linkcode TrainStep}); {@linkcode
+   * CaptioningRNN.lossReference} computes the same by composing the layers.
    * @param features Image features, (N, D).
    * @param captions Word indices, (N, T + 1), int32.
    * @param options A normalizer for sharded batches and a gradient buffer to fill.
@@ -212,6 +226,24 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
     captions: Tensor<"int32">,
     options: LossOptions<D> = {},
   ): LossResult<D> {
+    this.#checkBatch(features, captions);
+    const gradFlat = options.gradBuffer ?? allocArray(this.dtype, this.layout.total) as ArrayOf<D>;
+    if (this.#gradViews?.flat !== gradFlat) {
+      this.#gradViews = viewParams(this.layout, this.dtype, gradFlat);
+    }
+    const grads = this.#gradViews.views;
+    this.#step ??= new TrainStep({
+      ...this.config,
+      vocabSize: this.vocabSize,
+      nullIdx: this.nullIdx,
+    });
+    const normalizer = options.normalizer ?? captions.shape[0];
+    const loss = this.#step.run(this.params, features, captions, normalizer, grads);
+    return { loss, grads, gradFlat };
+  }
+
+  /** Checks the shapes and dtypes of a batch. */
+  #checkBatch(features: Tensor<FloatDType>, captions: Tensor<"int32">): void {
     const [n, t1] = captions.shape;
     if (captions.dtype !== "int32" || captions.shape.length !== 2 || t1 < 2) {
       throw new RangeError(
@@ -226,6 +258,23 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
         `Invalid features: expected [${n}, ${this.config.inputDim}], got [${features.shape}]`,
       );
     }
+  }
+
+  /**
+   * {@linkcode CaptioningRNN.loss} computed by composing the layer functions, as the exercise's
+   * notebook does: the readable reference that the fused step is tested against.
+   * @param features Image features, (N, D).
+   * @param captions Word indices, (N, T + 1), int32.
+   * @param options A normalizer for sharded batches and a gradient buffer to fill.
+   * @returns `{ loss, grads, gradFlat }`.
+   */
+  lossReference(
+    features: Tensor<FloatDType>,
+    captions: Tensor<"int32">,
+    options: LossOptions<D> = {},
+  ): LossResult<D> {
+    this.#checkBatch(features, captions);
+    const [n, t1] = captions.shape;
     const p = this.params;
     const feats =
       (features.dtype === this.dtype ? features : features.astype(this.dtype)) as Tensor<D>;

@@ -1,0 +1,159 @@
+/**
+ * Elementwise kernels of the training step: the nonlinearities, the fused LSTM cell forward and
+ * softmax rows, in place on (array, offset) ranges. Two implementations: these plain `Math`
+ * loops (exact, the float64 path and the reference) and WebAssembly SIMD for float32
+ * (`elementwise_wasm.ts`). An arena hands out the work arrays the kernels run on.
+ *
+ * Dimension legend: H hidden, V vocabulary.
+ * @module
+ */
+import { sigmoid } from "../activations.ts";
+import type { FloatArray, FloatDType } from "../tensor.ts";
+
+/** The elementwise kernels; all work in place on `a[off …]`. */
+export interface ElementwiseKernels {
+  /** "ts" (plain Math) or "wasm" (SIMD polynomials, float32). */
+  readonly name: "ts" | "wasm";
+  /** a[off … off+len) = exp(a). */
+  exp(a: FloatArray, off: number, len: number): void;
+  /** a[off … off+len) = sigmoid(a). */
+  sigmoid(a: FloatArray, off: number, len: number): void;
+  /** a[off … off+len) = tanh(a). */
+  tanh(a: FloatArray, off: number, len: number): void;
+  /**
+   * The LSTM cell forward over `rows` rows: gates (rows, 4H) at g[gOff] hold the
+   * pre-activations i, f, o, g and are activated in place; then c = f ⊙ prevC + i ⊙ g,
+   * tanhC = tanh(c), h = o ⊙ tanhC, all (rows, H) at offset `outOff`. prevC (rows, H) at
+   * `pOff`, or null for a zero initial cell.
+   */
+  lstmCell(
+    g: FloatArray,
+    gOff: number,
+    prevC: FloatArray | null,
+    pOff: number,
+    c: FloatArray,
+    tanhC: FloatArray,
+    h: FloatArray,
+    outOff: number,
+    rows: number,
+    hd: number,
+  ): void;
+  /**
+   * Each of `rows` rows of V values at a[off] becomes scale · softmax(row);
+   * stats[sOff + 2r] = the row's max, stats[sOff + 2r + 1] = Σ exp(x - max), so the caller
+   * can form -log p[target] = log(sum) - (x[target] - max) from the target's raw score.
+   */
+  softmaxRows(
+    a: FloatArray,
+    off: number,
+    rows: number,
+    v: number,
+    stats: FloatArray,
+    sOff: number,
+    scale: number,
+  ): void;
+}
+
+/** Hands out work arrays; `carve` may invalidate the arrays it handed out before. */
+export interface FloatArena<A extends FloatArray = FloatArray> {
+  /**
+   * Views of one region, one per requested length (zero-filled only when new memory is used).
+   * Calling it again re-carves the same region: earlier views may be detached or overlap.
+   */
+  carve(lengths: number[]): A[];
+}
+
+/**
+ * The plain `Math` kernels (the float64 path, and float32 where WebAssembly is unavailable).
+ *
+ * @example
+ * ```ts
+ * import { tsElementwise } from "./elementwise.ts";
+ * const x = new Float64Array([0, 1]);
+ * tsElementwise.sigmoid(x, 0, 2);
+ * console.log(x[0]); // 0.5
+ * ```
+ */
+export const tsElementwise: ElementwiseKernels = {
+  name: "ts",
+  exp(a, off, len) {
+    for (let i = off; i < off + len; i++) a[i] = Math.exp(a[i]);
+  },
+  sigmoid(a, off, len) {
+    for (let i = off; i < off + len; i++) a[i] = sigmoid(a[i]);
+  },
+  tanh(a, off, len) {
+    for (let i = off; i < off + len; i++) a[i] = Math.tanh(a[i]);
+  },
+  lstmCell(g, gOff, prevC, pOff, c, tanhC, h, outOff, rows, hd) {
+    for (let r = 0; r < rows; r++) {
+      const go = gOff + 4 * hd * r, po = pOff + hd * r, o = outOff + hd * r;
+      for (let j = 0; j < hd; j++) {
+        const i = sigmoid(g[go + j]);
+        const f = sigmoid(g[go + hd + j]);
+        const og = sigmoid(g[go + 2 * hd + j]);
+        const gg = Math.tanh(g[go + 3 * hd + j]);
+        g[go + j] = i;
+        g[go + hd + j] = f;
+        g[go + 2 * hd + j] = og;
+        g[go + 3 * hd + j] = gg;
+        const cNew = (prevC ? f * prevC[po + j] : 0) + i * gg;
+        const tc = Math.tanh(cNew);
+        c[o + j] = cNew;
+        tanhC[o + j] = tc;
+        h[o + j] = og * tc;
+      }
+    }
+  },
+  softmaxRows(a, off, rows, v, stats, sOff, scale) {
+    for (let r = 0; r < rows; r++) {
+      const o = off + r * v;
+      let max = -Infinity;
+      for (let j = 0; j < v; j++) if (a[o + j] > max) max = a[o + j];
+      let sum = 0;
+      for (let j = 0; j < v; j++) {
+        const e = Math.exp(a[o + j] - max);
+        a[o + j] = e;
+        sum += e;
+      }
+      const k = scale / sum;
+      for (let j = 0; j < v; j++) a[o + j] *= k;
+      stats[sOff + 2 * r] = max;
+      stats[sOff + 2 * r + 1] = sum;
+    }
+  },
+};
+
+/**
+ * An arena of plain typed arrays over one growable ArrayBuffer.
+ * @param dtype The element type of the arrays it hands out.
+ * @returns The arena.
+ *
+ * @example
+ * ```ts
+ * import { typedArena } from "./elementwise.ts";
+ * const [a, b] = typedArena("float64").carve([3, 5]);
+ * console.log(a.length, b.length); // 3 5
+ * ```
+ */
+export function typedArena(dtype: FloatDType): FloatArena {
+  const bytesPer = dtype === "float32" ? 4 : 8;
+  let buffer = new ArrayBuffer(0);
+  return {
+    carve(lengths: number[]): FloatArray[] {
+      const total = lengths.reduce((a, b) => a + b, 0);
+      if (total * bytesPer > buffer.byteLength) buffer = new ArrayBuffer(total * bytesPer);
+      const out: FloatArray[] = [];
+      let at = 0;
+      for (const n of lengths) {
+        out.push(
+          dtype === "float32"
+            ? new Float32Array(buffer, at * 4, n)
+            : new Float64Array(buffer, at * 8, n),
+        );
+        at += n;
+      }
+      return out;
+    },
+  };
+}

@@ -1,0 +1,444 @@
+/**
+ * WebAssembly SIMD128 elementwise kernels for float32: exp, sigmoid, tanh, the fused LSTM cell
+ * forward and softmax rows, emitted from TypeScript (with the project's assembler) at load time.
+ *
+ * The transcendental functions are polynomial approximations (Cephes expf/tanhf coefficients)
+ * accurate to about 2e-7 relative, i.e. to float32 rounding; they are used for float32 only —
+ * float64 stays on `Math` (see {@linkcode tsElementwise}). The kernels work in place on arrays
+ * that live in the module's own memory: an {@linkcode ElementwiseArena} hands out Float32Array
+ * views of that memory, and the BLAS backend multiplies into them directly (no copies).
+ * @module
+ */
+import { assemble, type Code, F32, Func, I32, sleb, uleb, V128 } from "./wasm_asm.ts";
+import type { ElementwiseKernels, FloatArena } from "./elementwise.ts";
+import { tsElementwise } from "./elementwise.ts";
+import type { FloatArray } from "../tensor.ts";
+
+const simd = (opcode: number, ...args: Code[]): Code => [...args.flat(), 0xfd, ...uleb(opcode)];
+const memarg = (align: number, offset: number): Code => [align, ...uleb(offset)];
+/** The scalar, memory and control instructions used here (operands in stack order). */
+const op = {
+  get: (x: number): Code => [0x20, ...uleb(x)],
+  set: (x: number, value: Code): Code => [...value, 0x21, ...uleb(x)],
+  i32: (n: number): Code => [0x41, ...sleb(n)],
+  add: (a: Code, b: Code): Code => [...a, ...b, 0x6a],
+  sub: (a: Code, b: Code): Code => [...a, ...b, 0x6b],
+  mul: (a: Code, b: Code): Code => [...a, ...b, 0x6c],
+  ne: (a: Code, b: Code): Code => [...a, ...b, 0x47],
+  geS: (a: Code, b: Code): Code => [...a, ...b, 0x4e],
+  f32Add: (a: Code, b: Code): Code => [...a, ...b, 0x92],
+  f32Store: (addr: Code, x: Code, off = 0): Code => [...addr, ...x, 0x38, ...memarg(2, off)],
+  v128Load: (addr: Code): Code => [...addr, 0xfd, ...uleb(0x00), ...memarg(4, 0)],
+  v128Store: (addr: Code, x: Code): Code => [...addr, ...x, 0xfd, ...uleb(0x0b), ...memarg(4, 0)],
+  load32Splat: (addr: Code): Code => [...addr, 0xfd, ...uleb(0x09), ...memarg(2, 0)],
+  f32x4Lane: (x: Code, lane: number): Code => [...simd(0x1f, x), lane],
+  f32x4Splat: (x: Code): Code => simd(0x13, x),
+  v128Zero: (): Code => [0xfd, ...uleb(0x0c), ...new Array(16).fill(0)],
+  /** `if (cond) { then }`, no result. */
+  ifElse: (cond: Code, then: Code): Code => [...cond, 0x04, 0x40, ...then, 0x0b],
+  /** `for (x = start; x < end; x += step) body` (end and step re-evaluated each time). */
+  forLoop: (x: number, start: Code, end: Code, step: Code, body: Code): Code => [
+    ...op.set(x, start),
+    0x02, // block
+    0x40,
+    0x03, // loop
+    0x40,
+    ...op.geS(op.get(x), end),
+    0x0d, // br_if 1: leave the block
+    1,
+    ...body,
+    ...op.set(x, op.add(op.get(x), step)),
+    0x0c, // br 0: next iteration
+    0,
+    0x0b,
+    0x0b,
+  ],
+};
+const f32c = (x: number): Code => [0x43, ...new Uint8Array(new Float32Array([x]).buffer)];
+const v = {
+  /** v128.const with x in all four lanes. */
+  splat: (x: number): Code => [
+    0xfd,
+    ...uleb(0x0c),
+    ...new Uint8Array(new Float32Array([x, x, x, x]).buffer),
+  ],
+  add: (a: Code, b: Code): Code => simd(0xe4, a, b),
+  sub: (a: Code, b: Code): Code => simd(0xe5, a, b),
+  mul: (a: Code, b: Code): Code => simd(0xe6, a, b),
+  div: (a: Code, b: Code): Code => simd(0xe7, a, b),
+  min: (a: Code, b: Code): Code => simd(0xe8, a, b),
+  max: (a: Code, b: Code): Code => simd(0xe9, a, b),
+  pmin: (a: Code, b: Code): Code => simd(0xea, a, b),
+  pmax: (a: Code, b: Code): Code => simd(0xeb, a, b),
+  abs: (a: Code): Code => simd(0xe0, a),
+  lt: (a: Code, b: Code): Code => simd(0x43, a, b),
+  and: (a: Code, b: Code): Code => simd(0x4e, a, b),
+  andnot: (a: Code, b: Code): Code => simd(0x4f, a, b),
+  or: (a: Code, b: Code): Code => simd(0x50, a, b),
+  /** bitselect(a, b, mask): bits of a where mask is 1, of b where 0. */
+  select: (a: Code, b: Code, mask: Code): Code => simd(0x52, a, b, mask),
+  i32Add: (a: Code, b: Code): Code => simd(0xae, a, b),
+  i32Shl: (a: Code, bits: Code): Code => simd(0xab, a, bits),
+  i32Splat: (
+    x: number,
+  ): Code => [0xfd, ...uleb(0x0c), ...new Uint8Array(new Int32Array([x, x, x, x]).buffer)],
+};
+const SIGN = (() => {
+  const c = new Uint8Array(16);
+  new Uint32Array(c.buffer).fill(0x80000000);
+  return [0xfd, ...uleb(0x0c), ...c];
+})();
+const f32 = {
+  sub: (a: Code, b: Code): Code => [...a, ...b, 0x93],
+  div: (a: Code, b: Code): Code => [...a, ...b, 0x95],
+  max: (a: Code, b: Code): Code => [...a, ...b, 0x97],
+  const: f32c,
+};
+
+/** A function's scratch v128 locals, allocated once per emitted function. */
+class Scratch {
+  readonly #f: Func;
+  readonly #free: number[] = [];
+  constructor(f: Func) {
+    this.#f = f;
+  }
+  take(): number {
+    return this.#free.pop() ?? this.#f.local(V128);
+  }
+  give(...xs: number[]): void {
+    this.#free.push(...xs);
+  }
+}
+
+/** Code computing exp(x) lane-wise; x is a v128 local (read several times). */
+function vexp(s: Scratch, x: number, out: number): Code {
+  const n = s.take(), r = s.take(), t = s.take();
+  const code = [
+    // Clamp so 2^n stays a normal float: exp(-87.3) ≈ 1.2e-38, exp(88.7) ≈ 3.3e38.
+    // (pmin/pmax: plain minps/maxps on x86.)
+    ...op.set(r, v.pmin(v.pmax(op.get(x), v.splat(-87.3)), v.splat(88.7))),
+    // n = round(x log2 e) by the 1.5·2^23 trick: the sum's low mantissa bits hold n.
+    ...op.set(t, v.add(v.mul(op.get(r), v.splat(Math.LOG2E)), v.splat(12582912))),
+    ...op.set(n, v.sub(op.get(t), v.splat(12582912))),
+    // Cody-Waite: r = x - n ln2 in two parts.
+    ...op.set(r, v.sub(op.get(r), v.mul(op.get(n), v.splat(0.693359375)))),
+    ...op.set(r, v.sub(op.get(r), v.mul(op.get(n), v.splat(-2.12194440e-4)))),
+    // Cephes expf: p(r) = 1 + r + r² (c0 + r (c1 + …)).
+    ...op.set(
+      out,
+      v.add(
+        v.add(
+          v.mul(
+            v.mul(op.get(r), op.get(r)),
+            [1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 0.5000000120]
+              .reduce(
+                (acc: Code, c) => v.add(v.mul(acc, op.get(r)), v.splat(c)),
+                v.splat(1.9875691500e-4),
+              ),
+          ),
+          op.get(r),
+        ),
+        v.splat(1),
+      ),
+    ),
+    // × 2^n, built in the exponent bits: ((bits(t) + 127) << 23) keeps just n + 127.
+    ...op.set(out, v.mul(op.get(out), v.i32Shl(v.i32Add(op.get(t), v.i32Splat(127)), op.i32(23)))),
+  ];
+  s.give(n, r, t);
+  return code;
+}
+
+/** Code computing sigmoid(x) = 1 / (1 + e^-x) lane-wise into `out`. */
+function vsigmoid(s: Scratch, x: number, out: number): Code {
+  const nx = s.take();
+  const code = [
+    ...op.set(nx, simd(0xe1, op.get(x))), // f32x4.neg
+    ...vexp(s, nx, out),
+    ...op.set(out, v.div(v.splat(1), v.add(v.splat(1), op.get(out)))),
+  ];
+  s.give(nx);
+  return code;
+}
+
+/** Code computing tanh(x) lane-wise into `out` (Cephes tanhf: a polynomial below 0.625). */
+function vtanh(s: Scratch, x: number, out: number): Code {
+  const ax = s.take(), e = s.take(), z = s.take(), small = s.take();
+  const code = [
+    ...op.set(ax, v.abs(op.get(x))),
+    // Large |x|: 1 - 2 / (e^{2|x|} + 1), with the sign of x put back.
+    ...op.set(e, v.add(op.get(ax), op.get(ax))),
+    ...vexp(s, e, e),
+    ...op.set(e, v.sub(v.splat(1), v.div(v.splat(2), v.add(op.get(e), v.splat(1))))),
+    ...op.set(e, v.or(op.get(e), v.and(op.get(x), SIGN))),
+    // Small |x|: x + x z P(z), z = x².
+    ...op.set(z, v.mul(op.get(x), op.get(x))),
+    ...op.set(
+      small,
+      v.add(
+        op.get(x),
+        v.mul(
+          v.mul(op.get(x), op.get(z)),
+          [2.06390887954e-2, -5.37397155531e-2, 1.33314422036e-1, -3.33332819422e-1].reduce(
+            (acc: Code, c) => v.add(v.mul(acc, op.get(z)), v.splat(c)),
+            v.splat(-5.70498872745e-3),
+          ),
+        ),
+      ),
+    ),
+    ...op.set(out, v.select(op.get(small), op.get(e), v.lt(op.get(ax), v.splat(0.625)))),
+  ];
+  s.give(ax, e, z, small);
+  return code;
+}
+
+/** Loads and stores of either 4 lanes (v128) or 1 element (splat in, lane 0 out). */
+interface Access {
+  load(addr: Code): Code;
+  store(addr: Code, value: Code): Code;
+  width: number;
+}
+const VEC: Access = {
+  load: (a) => op.v128Load(a),
+  store: (a, x) => op.v128Store(a, x),
+  width: 4,
+};
+const ONE: Access = {
+  load: (a) => op.load32Splat(a),
+  store: (a, x) => op.f32Store(a, op.f32x4Lane(x, 0)),
+  width: 1,
+};
+
+/**
+ * `for (j = 0; j < len; j += 4) body(VEC)` then `for (; j < len; j++) body(ONE)`:
+ * whole vectors, then the tail one element at a time.
+ */
+function lanes(j: number, len: number, lim: number, body: (acc: Access) => Code): Code {
+  return [
+    ...op.set(lim, op.sub(op.get(len), op.i32(3))),
+    ...op.forLoop(j, op.i32(0), op.get(lim), op.i32(4), body(VEC)),
+    ...op.forLoop(j, op.get(j), op.get(len), op.i32(1), body(ONE)),
+  ];
+}
+
+/** map(p, len): p[i] = f(p[i]) in place over len floats at byte address p. */
+function mapFunc(f: (s: Scratch, x: number, out: number) => Code): Func {
+  const fn = new Func([I32, I32]);
+  const [p, len] = [0, 1];
+  const j = fn.local(I32), lim = fn.local(I32), addr = fn.local(I32);
+  const s = new Scratch(fn);
+  const x = s.take(), y = s.take();
+  fn.body = lanes(j, len, lim, (acc) => [
+    ...op.set(addr, op.add(op.get(p), op.mul(op.get(j), op.i32(4)))),
+    ...op.set(x, acc.load(op.get(addr))),
+    ...f(s, x, y),
+    ...acc.store(op.get(addr), op.get(y)),
+  ]);
+  return fn;
+}
+
+/**
+ * lstmCell(gates, prevC, c, tanhC, h, rows, H): for each row, the gates (i, f, o, g, each H
+ * wide, row stride 4H) are activated in place and c = f prevC + i g, tanhC = tanh(c),
+ * h = o tanhC (row stride H). prevC = 0 (address -1) means a zero initial cell.
+ */
+function lstmCellFunc(): Func {
+  const fn = new Func([I32, I32, I32, I32, I32, I32, I32]);
+  const [g, pc, c, tc, h, rows, hd] = [0, 1, 2, 3, 4, 5, 6];
+  const row = fn.local(I32), j = fn.local(I32), lim = fn.local(I32);
+  const ga = fn.local(I32), oa = fn.local(I32), hb = fn.local(I32);
+  const s = new Scratch(fn);
+  const xi = s.take(), xf = s.take(), xo = s.take(), xg = s.take(), cn = s.take(), t = s.take();
+  const body = (acc: Access): Code => [
+    // Byte addresses: gate row stride 4 hb (hb = H floats in bytes), state row stride hb.
+    ...op.set(
+      ga,
+      op.add(
+        op.get(g),
+        op.add(op.mul(op.get(row), op.mul(op.get(hb), op.i32(4))), op.mul(op.get(j), op.i32(4))),
+      ),
+    ),
+    ...op.set(oa, op.mul(op.add(op.mul(op.get(row), op.get(hd)), op.get(j)), op.i32(4))),
+    ...op.set(t, acc.load(op.get(ga))),
+    ...vsigmoid(s, t, xi),
+    ...acc.store(op.get(ga), op.get(xi)),
+    ...op.set(t, acc.load(op.add(op.get(ga), op.get(hb)))),
+    ...vsigmoid(s, t, xf),
+    ...acc.store(op.add(op.get(ga), op.get(hb)), op.get(xf)),
+    ...op.set(t, acc.load(op.add(op.get(ga), op.mul(op.get(hb), op.i32(2))))),
+    ...vsigmoid(s, t, xo),
+    ...acc.store(op.add(op.get(ga), op.mul(op.get(hb), op.i32(2))), op.get(xo)),
+    ...op.set(t, acc.load(op.add(op.get(ga), op.mul(op.get(hb), op.i32(3))))),
+    ...vtanh(s, t, xg),
+    ...acc.store(op.add(op.get(ga), op.mul(op.get(hb), op.i32(3))), op.get(xg)),
+    ...op.set(cn, v.mul(op.get(xi), op.get(xg))),
+    ...op.ifElse(
+      op.ne(op.get(pc), op.i32(-1)),
+      op.set(
+        cn,
+        v.add(op.get(cn), v.mul(op.get(xf), acc.load(op.add(op.get(pc), op.get(oa))))),
+      ),
+    ),
+    ...acc.store(op.add(op.get(c), op.get(oa)), op.get(cn)),
+    ...vtanh(s, cn, t),
+    ...acc.store(op.add(op.get(tc), op.get(oa)), op.get(t)),
+    ...acc.store(op.add(op.get(h), op.get(oa)), v.mul(op.get(xo), op.get(t))),
+  ];
+  fn.body = [
+    ...op.set(hb, op.mul(op.get(hd), op.i32(4))),
+    ...op.forLoop(row, op.i32(0), op.get(rows), op.i32(1), lanes(j, hd, lim, body)),
+  ];
+  return fn;
+}
+
+/**
+ * softmaxRows(p, rows, V, stats, scale): each row of V floats becomes
+ * scale · softmax(row); stats[2r] = the row's max, stats[2r+1] = Σ exp(x - max).
+ */
+function softmaxFunc(): Func {
+  const fn = new Func([I32, I32, I32, I32, F32]);
+  const [p, rows, vv, stats, scale] = [0, 1, 2, 3, 4];
+  const row = fn.local(I32), j = fn.local(I32), lim = fn.local(I32), base = fn.local(I32);
+  const addr = fn.local(I32), mx = fn.local(F32), sum = fn.local(F32);
+  const s = new Scratch(fn);
+  const vm = s.take(), x = s.take(), e = s.take(), acc4 = s.take();
+  const at = op.add(op.get(base), op.mul(op.get(j), op.i32(4)));
+  const hsum = (a: Code): Code => {
+    const l = (k: number) => op.f32x4Lane(a, k);
+    return op.f32Add(op.f32Add(l(0), l(1)), op.f32Add(l(2), l(3)));
+  };
+  const hmax = (a: Code): Code => {
+    const l = (k: number) => op.f32x4Lane(a, k);
+    return f32.max(f32.max(l(0), l(1)), f32.max(l(2), l(3)));
+  };
+  const perRow: Code = [
+    ...op.set(base, op.add(op.get(p), op.mul(op.mul(op.get(row), op.get(vv)), op.i32(4)))),
+    // Pass 1: the max (the tail's elements are splatted, so they join every lane).
+    ...op.set(vm, v.splat(-Infinity)),
+    ...lanes(j, vv, lim, (a) => op.set(vm, v.max(op.get(vm), a.load(at)))),
+    ...op.set(mx, hmax(op.get(vm))),
+    ...op.set(vm, op.f32x4Splat(op.get(mx))),
+    // Pass 2: e = exp(x - max), stored, summed (the tail's exp sits in lane 0).
+    ...op.set(acc4, op.v128Zero()),
+    ...op.set(sum, f32c(0)),
+    ...op.set(lim, op.sub(op.get(vv), op.i32(3))),
+    ...op.forLoop(j, op.i32(0), op.get(lim), op.i32(4), [
+      ...op.set(x, v.sub(op.v128Load(at), op.get(vm))),
+      ...vexp(s, x, e),
+      ...op.v128Store(at, op.get(e)),
+      ...op.set(acc4, v.add(op.get(acc4), op.get(e))),
+    ]),
+    ...op.forLoop(j, op.get(j), op.get(vv), op.i32(1), [
+      ...op.set(x, v.sub(op.load32Splat(at), op.get(vm))),
+      ...vexp(s, x, e),
+      ...op.f32Store(at, op.f32x4Lane(op.get(e), 0)),
+      ...op.set(sum, op.f32Add(op.get(sum), op.f32x4Lane(op.get(e), 0))),
+    ]),
+    ...op.set(sum, op.f32Add(op.get(sum), hsum(op.get(acc4)))),
+    ...op.set(addr, op.add(op.get(stats), op.mul(op.get(row), op.i32(8)))),
+    ...op.f32Store(op.get(addr), op.get(mx)),
+    ...op.f32Store(op.get(addr), op.get(sum), 4),
+    // Pass 3: × scale / sum.
+    ...op.set(e, op.f32x4Splat(f32.div(op.get(scale), op.get(sum)))),
+    ...lanes(j, vv, lim, (a) => a.store(at, v.mul(a.load(at), op.get(e)))),
+  ];
+  fn.body = op.forLoop(row, op.i32(0), op.get(rows), op.i32(1), perRow);
+  return fn;
+}
+
+let compiled: WebAssembly.Module | null | undefined;
+
+/** The compiled module, or null when this runtime has no WebAssembly SIMD. */
+function wasmModule(): WebAssembly.Module | null {
+  if (compiled !== undefined) return compiled;
+  const bytes = assemble(
+    [mapFunc(vexp), mapFunc(vsigmoid), mapFunc(vtanh), lstmCellFunc(), softmaxFunc()],
+    { exp: 0, sigmoid: 1, tanh: 2, lstmCell: 3, softmaxRows: 4 },
+    1,
+  );
+  compiled = typeof WebAssembly === "object" && WebAssembly.validate(bytes)
+    ? new WebAssembly.Module(bytes)
+    : null;
+  return compiled;
+}
+
+interface Exports {
+  memory: WebAssembly.Memory;
+  exp(p: number, len: number): void;
+  sigmoid(p: number, len: number): void;
+  tanh(p: number, len: number): void;
+  lstmCell(g: number, pc: number, c: number, tc: number, h: number, rows: number, hd: number): void;
+  softmaxRows(p: number, rows: number, v: number, stats: number, scale: number): void;
+}
+
+/** Elementwise kernels plus the arena whose arrays they work on. */
+export interface ElementwiseArena extends ElementwiseKernels, FloatArena<Float32Array> {}
+
+/**
+ * A float32 arena in a fresh instance of the SIMD module, with kernels that run on its arrays.
+ * Arrays not in the arena (or float64 ones) fall back to the plain `Math` kernels.
+ * @returns The arena, or null when WebAssembly SIMD is unavailable.
+ *
+ * @example
+ * ```ts
+ * import { wasmElementwiseArena } from "./elementwise_wasm.ts";
+ * const arena = wasmElementwiseArena()!;
+ * const [x] = arena.carve([4]);
+ * x.set([-1, 0, 1, 2]);
+ * arena.tanh(x, 0, 4);
+ * console.log(x[3].toFixed(4)); // 0.9640
+ * ```
+ */
+export function wasmElementwiseArena(): ElementwiseArena | null {
+  const module = wasmModule();
+  if (!module) return null;
+  const ex = new WebAssembly.Instance(module).exports as unknown as Exports;
+  const memory = ex.memory;
+  // Byte address of a[off] when a is a float32 view of this memory, else -1.
+  const addr = (a: FloatArray, off: number): number =>
+    a.buffer === memory.buffer && a instanceof Float32Array ? a.byteOffset + 4 * off : -1;
+  const ts = tsElementwise;
+  return {
+    name: "wasm",
+    carve(lengths: number[]): Float32Array[] {
+      // 16-byte aligned slices of one region; grow the memory when it is too small.
+      const sizes = lengths.map((n) => Math.ceil(n / 4) * 4);
+      const bytes = sizes.reduce((a, b) => a + b, 0) * 4;
+      const need = Math.ceil(bytes / 65536) - memory.buffer.byteLength / 65536;
+      if (need > 0) memory.grow(need);
+      const out: Float32Array[] = [];
+      let at = 0;
+      for (let i = 0; i < lengths.length; i++) {
+        out.push(new Float32Array(memory.buffer, at * 4, lengths[i]));
+        at += sizes[i];
+      }
+      return out;
+    },
+    exp(a, off, len) {
+      const p = addr(a, off);
+      if (p < 0) ts.exp(a, off, len);
+      else ex.exp(p, len);
+    },
+    sigmoid(a, off, len) {
+      const p = addr(a, off);
+      if (p < 0) ts.sigmoid(a, off, len);
+      else ex.sigmoid(p, len);
+    },
+    tanh(a, off, len) {
+      const p = addr(a, off);
+      if (p < 0) ts.tanh(a, off, len);
+      else ex.tanh(p, len);
+    },
+    lstmCell(g, gOff, prevC, pOff, c, tc, h, outOff, rows, hd) {
+      const ga = addr(g, gOff), ca = addr(c, outOff), ta = addr(tc, outOff), ha = addr(h, outOff);
+      const pa = prevC ? addr(prevC, pOff) : -1;
+      if (ga < 0 || ca < 0 || ta < 0 || ha < 0 || (prevC && pa < 0)) {
+        ts.lstmCell(g, gOff, prevC, pOff, c, tc, h, outOff, rows, hd);
+      } else ex.lstmCell(ga, pa, ca, ta, ha, rows, hd);
+    },
+    softmaxRows(a, off, rows, vv, stats, sOff, scale) {
+      const p = addr(a, off), sp = addr(stats, sOff);
+      if (p < 0 || sp < 0) ts.softmaxRows(a, off, rows, vv, stats, sOff, scale);
+      else ex.softmaxRows(p, rows, vv, sp, scale);
+    },
+  };
+}

@@ -1,0 +1,427 @@
+/**
+ * The fused training step of the captioning model: loss and all gradients in preallocated
+ * workspaces, the same math as composing the layers (`CaptioningRNN.lossReference`).
+ *
+ * Dimension legend: N batch, T time, D image feature, W word vector, H hidden,
+ * G gate width (H for the RNN, 4H for the LSTM), V vocabulary, R packed rows.
+ *
+ * How it is laid out:
+ * - Rows are packed time-major, like a packed sequence: captions are ordered by length (the
+ *   step after their last unmasked target), and step s holds the n_s captions still running,
+ *   rows stepOff[s] … stepOff[s] + n_s. Steps after a caption's last target contribute
+ *   exactly zero to the loss and to every gradient, so they are not computed at all.
+ * - One GEMM for the input projection of all steps (R × W by W × G), one recurrent GEMM per
+ *   step on a contiguous block, one vocabulary GEMM over all rows, the fused softmax + masked
+ *   loss + gradient, and the weight gradients as one GEMM over all steps each
+ *   (dWx = Xᵀ dA, dWh = H_prevᵀ dA, dW_vocab = Hᵀ dScores, biases as onesᵀ · d).
+ * - The elementwise parts run on the arena's kernels: WebAssembly SIMD for float32, `Math` for
+ *   float64 (exact, for gradient checks). Nothing is allocated per step or per call except when
+ *   a larger batch needs larger workspaces.
+ * @module
+ */
+import type { Activation } from "../layers/activations.ts";
+import {
+  type ElementwiseKernels,
+  type FloatArena,
+  tsElementwise,
+  typedArena,
+} from "../layers/kernels/elementwise.ts";
+import { wasmElementwiseArena } from "../layers/kernels/elementwise_wasm.ts";
+import { kernels } from "../layers/kernels/mod.ts";
+import type { FloatArray, FloatDType, Tensor } from "../layers/tensor.ts";
+import type { ParamName } from "./params.ts";
+
+/** The sizes and cell of a model, as the step needs them. */
+export interface TrainStepConfig {
+  /** D */
+  inputDim: number;
+  /** W */
+  wordvecDim: number;
+  /** H */
+  hiddenDim: number;
+  /** V */
+  vocabSize: number;
+  /** "rnn" or "lstm". */
+  cellType: "rnn" | "lstm";
+  /** The vanilla RNN's nonlinearity. */
+  activation: Activation;
+  /** The element type. */
+  dtype: FloatDType;
+  /** The index of `<NULL>`, whose targets are masked out. */
+  nullIdx: number;
+  /** "auto" (default: WebAssembly SIMD for float32 when available) or "ts" (plain Math). */
+  elementwise?: "auto" | "ts";
+}
+
+/** The work arrays, views of the arena; re-carved only when a batch needs more room. */
+interface Work {
+  x: FloatArray;
+  gates: FloatArray;
+  h: FloatArray;
+  c: FloatArray;
+  tanhC: FloatArray;
+  hPrev: FloatArray;
+  scores: FloatArray;
+  dh: FloatArray;
+  dA: FloatArray;
+  h0: FloatArray;
+  dh0: FloatArray;
+  dc: FloatArray;
+  feats: FloatArray;
+  ones: FloatArray;
+  stats: FloatArray;
+}
+
+/**
+ * Loss and gradients of the captioning model with preallocated, reused workspaces.
+ *
+ * @example
+ * ```ts
+ * import { CaptioningRNN, Tensor } from "../mod.ts";
+ * const wordToIdx = { "<NULL>": 0, "<START>": 1, "<END>": 2, cat: 3 };
+ * const model = new CaptioningRNN({ wordToIdx, inputDim: 4, wordvecDim: 3, hiddenDim: 5 });
+ * // model.loss runs a TrainStep; lossReference composes the layers. They agree:
+ * const feats = Tensor.randn([1, 4], 0, "float32");
+ * const caps = Tensor.fromValues([1, 3, 2, 0], [1, 4], "int32");
+ * console.log(Math.abs(model.loss(feats, caps).loss - model.lossReference(feats, caps).loss) < 1e-5);
+ * ```
+ */
+export class TrainStep {
+  readonly #cfg: TrainStepConfig;
+  readonly #arena: FloatArena;
+  readonly #ew: ElementwiseKernels;
+  #capRows = -1;
+  #capN = -1;
+  #work!: Work;
+  // Small integer bookkeeping, grown with the batch.
+  #len = new Int32Array(0);
+  #perm = new Int32Array(0);
+  #count = new Int32Array(0);
+  #stepOff = new Int32Array(0);
+  #words = new Int32Array(0);
+  #targets = new Int32Array(0);
+  #xt = new Float64Array(0);
+
+  /**
+   * Prepares a step for one model shape (workspaces are allocated at the first call).
+   * @param config The model's sizes, cell, dtype and `<NULL>` index.
+   */
+  constructor(config: TrainStepConfig) {
+    this.#cfg = config;
+    const wasm = config.dtype === "float32" && (config.elementwise ?? "auto") === "auto"
+      ? wasmElementwiseArena()
+      : null;
+    this.#arena = wasm ?? typedArena(config.dtype);
+    this.#ew = wasm ?? tsElementwise;
+  }
+
+  /** Which elementwise kernels the step uses: "wasm" or "ts". */
+  get elementwise(): "ts" | "wasm" {
+    return this.#ew.name;
+  }
+
+  /** Makes sure the workspaces hold R ≤ rows packed rows and N ≤ n captions. */
+  #reserve(rows: number, n: number): void {
+    if (rows <= this.#capRows && n <= this.#capN) return;
+    const { inputDim: d, wordvecDim: w, hiddenDim: hd, vocabSize: v, cellType } = this.#cfg;
+    rows = Math.max(rows, this.#capRows);
+    n = Math.max(n, this.#capN);
+    const g = cellType === "lstm" ? 4 * hd : hd, lstm = cellType === "lstm";
+    const names: (keyof Work)[] = [
+      "x",
+      "gates",
+      "h",
+      "c",
+      "tanhC",
+      "hPrev",
+      "scores",
+      "dh",
+      "dA",
+      "h0",
+      "dh0",
+      "dc",
+      "feats",
+      "ones",
+      "stats",
+    ];
+    const sizes = [
+      rows * w,
+      rows * g,
+      lstm ? rows * hd : 0, // the RNN's hidden states are its activated gates
+      lstm ? rows * hd : 0,
+      lstm ? rows * hd : 0,
+      rows * hd,
+      rows * v,
+      rows * hd,
+      rows * g,
+      n * hd,
+      n * hd,
+      lstm ? n * hd : 0,
+      n * d,
+      Math.max(rows, n),
+      2 * rows,
+    ];
+    const arrays = this.#arena.carve(sizes);
+    const work = {} as Work;
+    names.forEach((name, i) => work[name] = arrays[i]);
+    if (!lstm) work.h = work.gates;
+    work.ones.fill(1);
+    this.#work = work;
+    this.#capRows = rows;
+    this.#capN = n;
+    this.#len = new Int32Array(n);
+    this.#perm = new Int32Array(n);
+    this.#words = new Int32Array(rows);
+    this.#targets = new Int32Array(rows);
+    this.#xt = new Float64Array(rows);
+  }
+
+  /**
+   * The loss of a batch and the gradient of every parameter.
+   * @param params The parameter views.
+   * @param features Image features, (N, D), of any float dtype.
+   * @param captions Word indices, (N, T + 1), int32 (already checked for shape).
+   * @param normalizer What the summed loss is divided by.
+   * @param grads The gradient views to write (every element is overwritten).
+   * @returns The loss.
+   */
+  run(
+    params: Record<ParamName, Tensor<FloatDType>>,
+    features: Tensor<FloatDType>,
+    captions: Tensor<"int32">,
+    normalizer: number,
+    grads: Record<ParamName, Tensor<FloatDType>>,
+  ): number {
+    const { inputDim: d, wordvecDim: w, hiddenDim: hd, vocabSize: v, nullIdx } = this.#cfg;
+    const lstm = this.#cfg.cellType === "lstm", g = lstm ? 4 * hd : hd;
+    const [n, t1] = captions.shape, t = t1 - 1, cap = captions.data;
+    this.#reserve(n * t, n);
+    // Each caption's length: one past its last unmasked target (0 when all are masked).
+    const len = this.#len;
+    for (let i = 0; i < n; i++) {
+      len[i] = 0;
+      for (let s = 0; s < t; s++) {
+        const word = cap[i * t1 + s];
+        if (word < 0 || word >= v) {
+          throw new RangeError(
+            `Invalid word index ${word} at position ${i * t + s}: expected 0 <= index < ${v}`,
+          );
+        }
+        const target = cap[i * t1 + s + 1];
+        if (target === nullIdx) continue;
+        if (target < 0 || target >= v) {
+          throw new RangeError(
+            `Invalid target index ${target} at position ${i * t + s}: expected 0 <= index < ${v}`,
+          );
+        }
+        len[i] = s + 1;
+      }
+    }
+    // Order captions by length, longest first (a stable counting sort), and count the
+    // captions n_s still running at each step.
+    if (this.#count.length < t + 2) {
+      this.#count = new Int32Array(t + 2);
+      this.#stepOff = new Int32Array(t + 2);
+    }
+    const count = this.#count.fill(0), perm = this.#perm, stepOff = this.#stepOff;
+    for (let i = 0; i < n; i++) count[len[i]]++;
+    let at = 0;
+    for (let l = t; l >= 0; l--) {
+      const c = count[l];
+      count[l] = at;
+      at += c;
+    }
+    for (let i = 0; i < n; i++) perm[count[len[i]]++] = i;
+    const tEff = n > 0 ? len[perm[0]] : 0;
+    let n0 = 0;
+    while (n0 < n && len[perm[n0]] > 0) n0++;
+    const running = (s: number) => stepOff[s + 1] - stepOff[s];
+    stepOff[0] = 0;
+    for (let s = 0, i = n0; s < tEff; s++) {
+      while (i > 0 && len[perm[i - 1]] <= s) i--;
+      stepOff[s + 1] = stepOff[s] + i;
+    }
+    const rows = stepOff[tEff];
+    const p = params, gr = grads;
+    if (rows === 0) {
+      for (const name in gr) gr[name as ParamName].data.fill(0);
+      return 0;
+    }
+    const wk = this.#work, k = kernels(), ew = this.#ew;
+    const words = this.#words, targets = this.#targets;
+    for (let s = 0; s < tEff; s++) {
+      for (let i = 0, ns = running(s); i < ns; i++) {
+        const r = stepOff[s] + i, o = perm[i] * t1 + s;
+        words[r] = cap[o];
+        targets[r] = cap[o + 1];
+      }
+    }
+
+    // Forward. h0 = features · W_proj + b_proj, for the running captions in packed order.
+    const feats = features.data;
+    for (let i = 0; i < n0; i++) {
+      wk.feats.set(feats.subarray(perm[i] * d, (perm[i] + 1) * d), i * d);
+      wk.h0.set(p.b_proj.data, i * hd);
+    }
+    k.gemm(false, false, n0, hd, d, 1, wk.feats, 0, d, p.W_proj.data, 0, hd, 1, wk.h0, 0, hd);
+    // Word vectors, then the input projection of every step at once: gates = b + x · Wx.
+    const emb = p.W_embed.data;
+    for (let r = 0; r < rows; r++) {
+      wk.x.set(emb.subarray(words[r] * w, (words[r] + 1) * w), r * w);
+      wk.gates.set(p.b.data, r * g);
+    }
+    k.gemm(false, false, rows, g, w, 1, wk.x, 0, w, p.Wx.data, 0, g, 1, wk.gates, 0, g);
+    for (let s = 0; s < tEff; s++) {
+      const ns = running(s), off = stepOff[s];
+      // gates[s] += h_prev · Wh, h_prev = h0 or the previous step's first n_s rows.
+      const prev = s === 0 ? wk.h0 : wk.h, prevOff = s === 0 ? 0 : stepOff[s - 1] * hd;
+      k.gemm(
+        false,
+        false,
+        ns,
+        g,
+        hd,
+        1,
+        prev,
+        prevOff,
+        hd,
+        p.Wh.data,
+        0,
+        g,
+        1,
+        wk.gates,
+        off * g,
+        g,
+      );
+      if (lstm) {
+        ew.lstmCell(
+          wk.gates,
+          off * g,
+          s === 0 ? null : wk.c,
+          s === 0 ? 0 : stepOff[s - 1] * hd,
+          wk.c,
+          wk.tanhC,
+          wk.h,
+          off * hd,
+          ns,
+          hd,
+        );
+      } else if (this.#cfg.activation === "tanh") ew.tanh(wk.gates, off * hd, ns * hd);
+      else ew.sigmoid(wk.gates, off * hd, ns * hd);
+    }
+    // Scores of every row at once, then softmax + masked loss + gradient, in place.
+    const sc = wk.scores, xt = this.#xt, stats = wk.stats;
+    for (let r = 0; r < rows; r++) sc.set(p.b_vocab.data, r * v);
+    k.gemm(false, false, rows, v, hd, 1, wk.h, 0, hd, p.W_vocab.data, 0, v, 1, sc, 0, v);
+    for (let r = 0; r < rows; r++) xt[r] = targets[r] === nullIdx ? 0 : sc[r * v + targets[r]];
+    const scale = 1 / normalizer;
+    ew.softmaxRows(sc, 0, rows, v, stats, 0, scale);
+    let loss = 0;
+    for (let r = 0; r < rows; r++) {
+      if (targets[r] === nullIdx) {
+        sc.fill(0, r * v, (r + 1) * v); // a masked step inside a caption: no loss, no gradient
+        continue;
+      }
+      loss += Math.log(stats[2 * r + 1]) - (xt[r] - stats[2 * r]);
+      sc[r * v + targets[r]] -= scale;
+    }
+
+    // Backward. dh = dScores · W_vocabᵀ; dW_vocab = hᵀ · dScores; db_vocab = onesᵀ · dScores.
+    k.gemm(false, true, rows, hd, v, 1, sc, 0, v, p.W_vocab.data, 0, v, 0, wk.dh, 0, hd);
+    k.gemm(true, false, hd, v, rows, 1, wk.h, 0, hd, sc, 0, v, 0, gr.W_vocab.data, 0, v);
+    k.gemm(false, false, 1, v, rows, 1, wk.ones, 0, rows, sc, 0, v, 0, gr.b_vocab.data, 0, v);
+    if (lstm) wk.dc.fill(0, 0, n0 * hd);
+    for (let s = tEff - 1; s >= 0; s--) {
+      const ns = running(s), off = stepOff[s];
+      if (lstm) {
+        lstmCellBackward(wk, off, s === 0 ? -1 : stepOff[s - 1], ns, hd);
+      } else {
+        rnnActivationBackward(wk, off, ns, hd, this.#cfg.activation);
+      }
+      // The recurrent gradient: dh[s-1] += dA[s] · Whᵀ (or dh0 = dA[0] · Whᵀ).
+      if (s > 0) {
+        k.gemm(
+          false,
+          true,
+          ns,
+          hd,
+          g,
+          1,
+          wk.dA,
+          off * g,
+          g,
+          p.Wh.data,
+          0,
+          g,
+          1,
+          wk.dh,
+          stepOff[s - 1] * hd,
+          hd,
+        );
+      } else {
+        k.gemm(false, true, ns, hd, g, 1, wk.dA, 0, g, p.Wh.data, 0, g, 0, wk.dh0, 0, hd);
+      }
+    }
+    // Weight gradients over all steps at once.
+    k.gemm(true, false, w, g, rows, 1, wk.x, 0, w, wk.dA, 0, g, 0, gr.Wx.data, 0, g);
+    wk.hPrev.set(wk.h0.subarray(0, n0 * hd), 0);
+    for (let s = 1; s < tEff; s++) {
+      const from = stepOff[s - 1] * hd;
+      wk.hPrev.set(wk.h.subarray(from, from + running(s) * hd), stepOff[s] * hd);
+    }
+    k.gemm(true, false, hd, g, rows, 1, wk.hPrev, 0, hd, wk.dA, 0, g, 0, gr.Wh.data, 0, g);
+    k.gemm(false, false, 1, g, rows, 1, wk.ones, 0, rows, wk.dA, 0, g, 0, gr.b.data, 0, g);
+    // dx = dA · Wxᵀ (into x, no longer needed), scattered into the word vectors' gradient.
+    k.gemm(false, true, rows, w, g, 1, wk.dA, 0, g, p.Wx.data, 0, g, 0, wk.x, 0, w);
+    const dEmb = gr.W_embed.data, dx = wk.x;
+    dEmb.fill(0);
+    for (let r = 0; r < rows; r++) {
+      const o = words[r] * w, x0 = r * w;
+      for (let j = 0; j < w; j++) dEmb[o + j] += dx[x0 + j];
+    }
+    k.gemm(true, false, d, hd, n0, 1, wk.feats, 0, d, wk.dh0, 0, hd, 0, gr.W_proj.data, 0, hd);
+    k.gemm(false, false, 1, hd, n0, 1, wk.ones, 0, n0, wk.dh0, 0, hd, 0, gr.b_proj.data, 0, hd);
+    return loss * scale;
+  }
+}
+
+/**
+ * The LSTM cell backward of one step's block: dA[s] from dh[s] and the running dc (which
+ * becomes dprev_c). `prevOff` is the previous step's first row, or -1 at step 0 (c0 = 0).
+ *   dc += dh o (1 - tanh_c²); da_i = dc g i(1-i), da_f = dc prev_c f(1-f),
+ *   da_o = dh tanh_c o(1-o), da_g = dc i (1-g²); dprev_c = dc f
+ */
+function lstmCellBackward(wk: Work, off: number, prevOff: number, ns: number, hd: number): void {
+  const { gates, dA, dh, dc, c, tanhC } = wk, g4 = 4 * hd;
+  for (let r = 0; r < ns; r++) {
+    const go = (off + r) * g4, ho = (off + r) * hd, po = (prevOff + r) * hd, co = r * hd;
+    for (let j = 0; j < hd; j++) {
+      const i = gates[go + j], f = gates[go + hd + j];
+      const o = gates[go + 2 * hd + j], gg = gates[go + 3 * hd + j];
+      const tc = tanhC[ho + j], dhj = dh[ho + j];
+      const dcj = dc[co + j] + dhj * o * (1 - tc * tc);
+      const pc = prevOff < 0 ? 0 : c[po + j];
+      dA[go + j] = dcj * gg * i * (1 - i);
+      dA[go + hd + j] = dcj * pc * f * (1 - f);
+      dA[go + 2 * hd + j] = dhj * tc * o * (1 - o);
+      dA[go + 3 * hd + j] = dcj * i * (1 - gg * gg);
+      dc[co + j] = dcj * f;
+    }
+  }
+}
+
+/** dA[s] = dh[s] ⊙ act'(a), from the activation's output h: tanh' = 1 - h², σ' = h (1 - h). */
+function rnnActivationBackward(
+  wk: Work,
+  off: number,
+  ns: number,
+  hd: number,
+  activation: Activation,
+): void {
+  const { h, dh, dA } = wk, start = off * hd, end = (off + ns) * hd;
+  if (activation === "tanh") {
+    for (let q = start; q < end; q++) dA[q] = dh[q] * (1 - h[q] * h[q]);
+  } else {
+    for (let q = start; q < end; q++) dA[q] = dh[q] * (h[q] * (1 - h[q]));
+  }
+}
