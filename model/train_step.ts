@@ -197,9 +197,8 @@ export class TrainStep {
     const [n, t1] = captions.shape, t = t1 - 1, cap = captions.data;
     this.#reserve(n * t, n);
     // Each caption's length: one past its last unmasked target (0 when all are masked).
-    const len = this.#len;
+    // Words are checked before targets, as the layers meet them.
     for (let i = 0; i < n; i++) {
-      len[i] = 0;
       for (let s = 0; s < t; s++) {
         const word = cap[i * t1 + s];
         if (word < 0 || word >= v) {
@@ -207,6 +206,12 @@ export class TrainStep {
             `Invalid word index ${word} at position ${i * t + s}: expected 0 <= index < ${v}`,
           );
         }
+      }
+    }
+    const len = this.#len;
+    for (let i = 0; i < n; i++) {
+      len[i] = 0;
+      for (let s = 0; s < t; s++) {
         const target = cap[i * t1 + s + 1];
         if (target === nullIdx) continue;
         if (target < 0 || target >= v) {

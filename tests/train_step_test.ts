@@ -1,0 +1,200 @@
+import "./backend.ts";
+import { tsElementwise } from "../layers/kernels/elementwise.ts";
+import { wasmElementwiseArena } from "../layers/kernels/elementwise_wasm.ts";
+import { Rng } from "../layers/random.ts";
+import { type FloatDType, Tensor } from "../layers/tensor.ts";
+import type { Activation } from "../layers/activations.ts";
+import { CaptioningRNN, type CellType } from "../model/captioning_rnn.ts";
+import { PARAM_NAMES } from "../model/params.ts";
+import { TrainStep } from "../model/train_step.ts";
+import { assert, assertEquals, assertThrows } from "./assert.ts";
+
+const VOCAB = 13;
+const wordToIdx: Record<string, number> = { "<NULL>": 0, "<START>": 1, "<END>": 2 };
+for (let i = 3; i < VOCAB; i++) wordToIdx[`w${i}`] = i;
+
+/** Captions of mixed lengths: full, short, one with a `<NULL>` inside, and one all `<NULL>`. */
+function captionsFor(n: number, t1: number, rng: Rng): Tensor<"int32"> {
+  const caps = Tensor.zeros([n, t1], "int32");
+  for (let i = 0; i < n; i++) {
+    const len = i % 4 === 3 ? 0 : 1 + rng.randint(t1 - 1); // targets before <END>
+    caps.data[i * t1] = 1;
+    for (let s = 1; s <= len && s < t1; s++) caps.data[i * t1 + s] = 3 + rng.randint(VOCAB - 3);
+    if (len + 1 < t1) caps.data[i * t1 + len + 1] = 2;
+    if (i % 5 === 1 && len > 2) caps.data[i * t1 + 2] = 0; // a masked step inside a caption
+  }
+  return caps;
+}
+
+function model<D extends FloatDType>(
+  cell: CellType,
+  activation: Activation,
+  dtype: D,
+  hiddenDim = 6,
+): CaptioningRNN<D> {
+  const m = new CaptioningRNN({
+    wordToIdx,
+    inputDim: 7,
+    wordvecDim: 5,
+    hiddenDim,
+    cellType: cell,
+    activation,
+    dtype,
+    seed: 3,
+  });
+  // Non-zero biases and larger weights, so every gate and nonlinearity matters.
+  const rng = new Rng(11);
+  for (let i = 0; i < m.flat.length; i++) m.flat[i] += 0.3 * rng.randn();
+  return m;
+}
+
+/** max |a - b| / max(max |b|, tiny): the error relative to the gradient's scale. */
+function scaledError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let diff = 0, scale = 1e-30;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return diff / scale;
+}
+
+function compare<D extends FloatDType>(
+  m: CaptioningRNN<D>,
+  feats: Tensor<FloatDType>,
+  caps: Tensor<"int32">,
+  tol: number,
+  normalizer?: number,
+): void {
+  const fast = m.loss(feats, caps, { normalizer });
+  const ref = m.lossReference(feats, caps, { normalizer });
+  assert(ref.loss > 0, "the reference loss is positive");
+  const lossErr = Math.abs(fast.loss - ref.loss) / Math.abs(ref.loss);
+  assert(lossErr <= tol, `loss ${fast.loss} vs ${ref.loss} (relative error ${lossErr})`);
+  for (const name of PARAM_NAMES) {
+    const err = scaledError(fast.grads[name].data, ref.grads[name].data);
+    assert(err <= tol, `d${name}: relative error ${err} > ${tol}`);
+  }
+}
+
+const CELLS: Array<[CellType, Activation]> = [["rnn", "tanh"], ["rnn", "sigmoid"], [
+  "lstm",
+  "tanh",
+]];
+
+for (const [cell, activation] of CELLS) {
+  const what = cell === "rnn" ? `rnn, ${activation}` : "lstm";
+  Deno.test(`CaptioningRNN.loss() equals the layer-composed lossReference() in float64 (${what})`, () => {
+    const rng = new Rng(5);
+    const m = model(cell, activation, "float64");
+    for (const n of [9, 1, 4]) {
+      const caps = captionsFor(n, 8, rng);
+      compare(m, Tensor.randn([n, 7], rng), caps, 1e-12);
+      compare(m, Tensor.randn([n, 7], rng), caps, 1e-12, 3 * n);
+    }
+  });
+
+  Deno.test(`CaptioningRNN.loss() matches lossReference() to float32 tolerance (${what})`, () => {
+    const rng = new Rng(6);
+    for (const hd of [6, 8]) { // a hidden size with and without a SIMD tail
+      const m = model(cell, activation, "float32", hd);
+      const caps = captionsFor(10, 9, rng);
+      compare(m, Tensor.randn([10, 7], rng, "float32"), caps, 2e-4);
+      compare(m, Tensor.randn([10, 7], rng), caps, 2e-4); // float64 features are converted
+    }
+  });
+}
+
+Deno.test("TrainStep reuses its workspaces: a smaller batch after a larger one gives the same result", () => {
+  const rng = new Rng(7);
+  const big = captionsFor(12, 8, rng), small = captionsFor(3, 5, rng);
+  const fb = Tensor.randn([12, 7], rng), fs = Tensor.randn([3, 7], rng);
+  const used = model("lstm", "tanh", "float64"), fresh = model("lstm", "tanh", "float64");
+  used.loss(fb, big);
+  const a = used.loss(fs, small), b = fresh.loss(fs, small);
+  assertEquals(a.loss, b.loss);
+  assertEquals(Array.from(a.gradFlat), Array.from(b.gradFlat));
+});
+
+Deno.test("TrainStep on float32 uses WebAssembly SIMD elementwise kernels, or plain Math on request", () => {
+  const config = {
+    inputDim: 3,
+    wordvecDim: 3,
+    hiddenDim: 4,
+    vocabSize: VOCAB,
+    cellType: "lstm" as const,
+    activation: "tanh" as const,
+    nullIdx: 0,
+  };
+  assertEquals(new TrainStep({ ...config, dtype: "float32" }).elementwise, "wasm");
+  assertEquals(new TrainStep({ ...config, dtype: "float32", elementwise: "ts" }).elementwise, "ts");
+  assertEquals(new TrainStep({ ...config, dtype: "float64" }).elementwise, "ts");
+});
+
+Deno.test("CaptioningRNN.loss() of an all-<NULL> batch is 0 with zero gradients", () => {
+  const m = model("lstm", "tanh", "float64");
+  const caps = Tensor.zeros([2, 5], "int32");
+  caps.data[0] = 1;
+  const grad = new Float64Array(m.layout.total).fill(7);
+  const { loss, gradFlat } = m.loss(Tensor.randn([2, 7], 1), caps, { gradBuffer: grad });
+  assertEquals(loss, 0);
+  assertEquals(gradFlat, grad);
+  assert(grad.every((x) => x === 0), "every gradient is zero");
+});
+
+Deno.test("CaptioningRNN.loss() rejects word and target indices as lossReference() does", () => {
+  const m = model("rnn", "tanh", "float64");
+  const feats = Tensor.randn([1, 7], 1);
+  const message = (f: () => unknown) => {
+    try {
+      f();
+    } catch (e) {
+      assert(e instanceof RangeError, "a RangeError");
+      return e.message;
+    }
+    throw new Error("expected an error");
+  };
+  for (
+    const [values, expected] of [
+      [[1, 3, 2, VOCAB], "Invalid target index 13 at position 2"],
+      [[1, -1, 3, 2], "Invalid word index -1 at position 1"],
+    ] as const
+  ) {
+    const caps = Tensor.fromValues(values, [1, 4], "int32");
+    const got = message(() => m.loss(feats, caps));
+    assert(got.startsWith(expected), got);
+    assertEquals(got, message(() => m.lossReference(feats, caps)));
+  }
+  assertThrows(() => m.loss(feats, Tensor.zeros([1, 1], "int32")), RangeError, "Invalid captions");
+});
+
+Deno.test("WebAssembly elementwise kernels match Math to float32 rounding, tails included", () => {
+  const arena = wasmElementwiseArena();
+  assert(arena, "WebAssembly SIMD is available");
+  const rng = new Rng(8);
+  for (const len of [1, 3, 4, 17, 1003]) {
+    const [x] = arena.carve([len + 2]);
+    for (const fn of ["exp", "sigmoid", "tanh"] as const) {
+      const src = Array.from({ length: len + 2 }, () => 6 * rng.randn());
+      src[0] = 1e-4; // tanh's small-argument polynomial
+      x.set(src);
+      const ref = Float64Array.from(x);
+      arena[fn](x, 1, len);
+      tsElementwise[fn](ref, 1, len);
+      assertEquals(x[0], Math.fround(src[0]), "outside the range is untouched");
+      assertEquals(x[len + 1], Math.fround(src[len + 1]), "outside the range is untouched");
+      for (let i = 1; i <= len; i++) {
+        const err = Math.abs(x[i] - ref[i]) / Math.abs(ref[i]);
+        assert(err < 4e-7, `${fn}(${Math.fround(src[i])}) = ${x[i]}, Math: ${ref[i]}`);
+      }
+    }
+  }
+  for (const [rows, v] of [[3, 1003], [2, 3], [4, 8]]) {
+    const [a, stats] = arena.carve([rows * v, 2 * rows]);
+    for (let i = 0; i < a.length; i++) a[i] = 5 * rng.randn();
+    const ref = Float64Array.from(a), refStats = new Float64Array(2 * rows);
+    arena.softmaxRows(a, 0, rows, v, stats, 0, 0.5);
+    tsElementwise.softmaxRows(ref, 0, rows, v, refStats, 0, 0.5);
+    assert(scaledError(a, ref) < 1e-6, `softmax rows ${rows}×${v}`);
+    assert(scaledError(stats, refStats) < 1e-6, `softmax stats ${rows}×${v}`);
+  }
+});
