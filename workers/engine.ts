@@ -32,7 +32,13 @@ export interface TrainEngine {
   step(batch: Minibatch, optimizer: Optimizer, gradClip: number): StepResult | Promise<StepResult>;
   /** The loss of a batch without changing anything (for validation). */
   evalLoss(batch: Minibatch): number | Promise<number>;
-  /** Captions images as `model.sampleWithScores(features, options)` does (optional). */
+  /**
+   * Captions images as `model.sampleWithScores(features, options)` does, with the same result
+   * (optional; the pool splits the images across its workers).
+   * @param features Image features, (N, D).
+   * @param options `maxLength` and `beamSize`.
+   * @returns `{ captions, logProbs }`.
+   */
   sample?(
     features: Tensor<FloatDType>,
     options?: SampleOptions,
