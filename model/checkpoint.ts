@@ -118,7 +118,12 @@ export async function saveCheckpoint(
     return path;
   } catch (e) {
     await Deno.remove(tmp).catch(() => {});
-    const reason = e instanceof Error ? e.message : String(e);
+    // The reason may name the temporary file (already removed) and HDF5's diagnostic noise.
+    const reason = (e instanceof Error ? e.message : String(e))
+      .replaceAll(` in ${tmp}`, " to the temporary file")
+      .replaceAll(tmp, "the temporary file")
+      .replace(/: time = \w+ \w+ +\d+ [\d:]+ \d+/g, "")
+      .replace(/; the file may be damaged$/, "");
     throw new InputError(
       `Cannot write checkpoint ${path}: ${reason}; the previous checkpoint (if any) is intact — ` +
         `check that the directory is writable and the disk has space`,

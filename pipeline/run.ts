@@ -131,7 +131,9 @@ export async function runExperiment(
   const log = options.log ?? ((line: string) => console.log(line));
   const runDir = config.output.dir;
   await ensureWritableDir(runDir);
-  await Deno.writeTextFile(join(runDir, RUN_FILES.config), JSON.stringify(config, null, 2) + "\n");
+  // A resumed run's config.json is replaced only once its checkpoint is known to fit the
+  // (possibly overridden) config, so a failed resume leaves the run as it was.
+  if (!options.resume) await writeConfig(config);
   const backend = selectKernels(config.train.backend as BackendName | "auto").name;
   log(`recap: run ${config.name} in ${runDir} (backend: ${backend})`);
   const data = await prepareData(config, log);
@@ -152,6 +154,7 @@ export async function runExperiment(
         );
       }
       model = (await loadCheckpoint(path, { idxToWord: data.idx_to_word })).model;
+      if (options.resume) await writeConfig(config);
     }
     // Evaluate the best checkpoint by CIDEr-D when there is one.
     let label = `latest (iter ${result.iterations})`;
@@ -228,11 +231,13 @@ async function train(
   const bestPath = join(runDir, RUN_FILES.best);
   const t = config.train;
   // Temporary files of saves cut short by a kill: never valid checkpoints, safe to drop.
-  await removeStaleTemporaries(checkpointPath);
-  await removeStaleTemporaries(bestPath);
+  for (const path of [checkpointPath, bestPath, join(runDir, RUN_FILES.config)]) {
+    await removeStaleTemporaries(path);
+  }
   const resumed = options.resume
     ? await loadCheckpoint(checkpointPath, { idxToWord: data.idx_to_word, model: config.model })
     : null;
+  if (resumed) await writeConfig(config);
   const model = resumed?.model ?? new CaptioningRNN({
     wordToIdx: data.word_to_idx,
     inputDim: data.train_features.shape[1],
@@ -378,7 +383,7 @@ async function train(
       throw new TrainingDivergedError(`${e.message}; ${kept}`);
     }
     progressReporter.log(
-      `Training stopped at iteration ${solver.iteration + 1} by an error; ${kept}` +
+      `Training stopped by an error after iteration ${solver.iteration}; ${kept}` +
         (savedIteration === null ? "" : ` (resume with: deno task resume ${runDir})`),
     );
     throw e;
@@ -469,6 +474,14 @@ function imageUrlFor(
 
 function fmt(v: number | undefined): string {
   return v === undefined ? "-" : v.toFixed(3);
+}
+
+/** Writes the run's config.json atomically (a kill never leaves half a config to resume). */
+async function writeConfig(config: ExperimentConfig): Promise<void> {
+  const path = join(config.output.dir, RUN_FILES.config);
+  const tmp = `${path}.tmp-${Deno.pid}-config`;
+  await Deno.writeTextFile(tmp, JSON.stringify(config, null, 2) + "\n");
+  await Deno.rename(tmp, path);
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -155,7 +155,7 @@ for (const { label, name, faultAt } of WORKER_FAULTS) {
     assert(
       lines.some((l) =>
         l.includes(
-          "Training stopped at iteration 7 by an error; the last good checkpoint (iteration 6)",
+          "Training stopped by an error after iteration 6; the last good checkpoint (iteration 6)",
         )
       ),
       lines.join(""),
