@@ -100,7 +100,11 @@ class ComputeWorker {
       }
       this.seenGen = gen;
       const cmd = Atomics.load(c, CTRL_CMD);
-      if (cmd === CMD_YIELD || cmd === CMD_STOP) return;
+      if (cmd === CMD_YIELD) return;
+      if (cmd === CMD_STOP) {
+        (globalThis as unknown as { close(): void }).close();
+        return;
+      }
       if (this.faultNow(cmd) && this.init.faultAt?.uncaught) {
         // Testing only: escape the job's error handling, as a crash of the worker would.
         throw new Error(`Injected uncaught fault (testing only) in worker ${this.init.index}`);
