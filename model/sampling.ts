@@ -5,10 +5,10 @@
  * B beams (≤ beamSize), L maxLength.
  * @module
  */
-import { affineForward } from "../layers/affine.ts";
-import { lstmStepForward } from "../layers/lstm.ts";
-import { rnnStepForward } from "../layers/rnn.ts";
-import { type FloatDType, Tensor } from "../layers/tensor.ts";
+import type { ElementwiseKernels, FloatArena } from "../layers/kernels/elementwise.ts";
+import { selectElementwise } from "../layers/kernels/elementwise_wasm.ts";
+import { kernels } from "../layers/kernels/mod.ts";
+import { type FloatArray, type FloatDType, Tensor } from "../layers/tensor.ts";
 import type { CaptioningRNN } from "./captioning_rnn.ts";
 
 /** Options of sampling. */
@@ -25,11 +25,6 @@ export interface SampleResult {
   captions: Tensor<"int32">;
   /** Each caption's total log-probability up to and including its first `<END>`. */
   logProbs: Float64Array;
-}
-
-interface State<D extends FloatDType> {
-  h: Tensor<D>;
-  c: Tensor<D>;
 }
 
 /**
@@ -87,43 +82,160 @@ export function sampleCaptions<D extends FloatDType>(
   return { captions, logProbs };
 }
 
-/** One step of the language model for a batch of words: returns log-softmax scores (B, V). */
-function step<D extends FloatDType>(
-  model: CaptioningRNN<D>,
-  words: ArrayLike<number>,
-  state: State<D>,
-): { logp: Float64Array; state: State<D> } {
-  const p = model.params;
-  const b = words.length, w = model.config.wordvecDim, v = model.vocabSize;
-  const x = Tensor.zeros([b, w], model.dtype);
-  for (let i = 0; i < b; i++) {
-    x.data.set(p.W_embed.data.subarray(words[i] * w, (words[i] + 1) * w), i * w);
+/**
+ * The decoder's work arrays for up to B rows (reused across steps and calls, grown on demand):
+ * the state (h, c) of every row, the next state, the gates, and the vocabulary scores.
+ */
+class Decoder<D extends FloatDType> {
+  readonly #model: CaptioningRNN<D>;
+  readonly #ew: ElementwiseKernels;
+  readonly #arena: FloatArena;
+  #rows = -1;
+  /** (B, H) the state the next step reads; `hNext`, `cNext` the state it writes. */
+  h!: FloatArray;
+  c!: FloatArray;
+  hNext!: FloatArray;
+  cNext!: FloatArray;
+  /** (B, W) word vectors, (B, G) gates, (B, V) scores and a scratch copy, (B, 2) row stats. */
+  x!: FloatArray;
+  gates!: FloatArray;
+  tanhC!: FloatArray;
+  scores!: FloatArray;
+  scratch!: FloatArray;
+  stats!: FloatArray;
+  /** Each row's log Σ exp(scores): log p[j] = scores[j] - lse. */
+  lse = new Float64Array(0);
+
+  constructor(model: CaptioningRNN<D>) {
+    this.#model = model;
+    const { kernels, arena } = selectElementwise(model.dtype);
+    this.#ew = kernels;
+    this.#arena = arena;
   }
-  let next: State<D>;
-  if (model.config.cellType === "rnn") {
-    const [h] = rnnStepForward(x, state.h, p.Wx, p.Wh, p.b, model.config.activation);
-    next = { h, c: state.c };
-  } else {
-    const [h, c] = lstmStepForward(x, state.h, state.c, p.Wx, p.Wh, p.b);
-    next = { h, c };
+
+  /** Makes room for `rows` rows; the state is kept only when no growth was needed. */
+  reserve(rows: number): void {
+    if (rows <= this.#rows) return;
+    const { wordvecDim: w, hiddenDim: hd, cellType } = this.#model.config;
+    const g = cellType === "lstm" ? 4 * hd : hd, v = this.#model.vocabSize;
+    [
+      this.h,
+      this.c,
+      this.hNext,
+      this.cNext,
+      this.x,
+      this.gates,
+      this.tanhC,
+      this.scores,
+      this.scratch,
+      this.stats,
+    ] = this.#arena.carve([
+      rows * hd,
+      rows * hd,
+      rows * hd,
+      rows * hd,
+      rows * w,
+      rows * g,
+      rows * hd,
+      rows * v,
+      rows * v,
+      2 * rows,
+    ]);
+    this.lse = new Float64Array(rows);
+    this.#rows = rows;
   }
-  const [scores] = affineForward(next.h, p.W_vocab, p.b_vocab);
-  const logp = new Float64Array(b * v);
-  for (let i = 0; i < b; i++) {
-    const o = i * v;
-    let max = -Infinity;
-    for (let j = 0; j < v; j++) max = Math.max(max, scores.data[o + j]);
-    let sum = 0;
-    for (let j = 0; j < v; j++) sum += Math.exp(scores.data[o + j] - max);
-    const lse = max + Math.log(sum);
-    for (let j = 0; j < v; j++) logp[o + j] = scores.data[o + j] - lse;
+
+  /** h = features · W_proj + b_proj, c = 0 for `rows` images. */
+  start(feats: FloatArray, rows: number): void {
+    const p = this.#model.params, { inputDim: d, hiddenDim: hd } = this.#model.config;
+    this.reserve(rows);
+    for (let i = 0; i < rows; i++) this.h.set(p.b_proj.data, i * hd);
+    this.c.fill(0, 0, rows * hd);
+    kernels().gemm(
+      false,
+      false,
+      rows,
+      hd,
+      d,
+      1,
+      feats,
+      0,
+      d,
+      p.W_proj.data,
+      0,
+      hd,
+      1,
+      this.h,
+      0,
+      hd,
+    );
   }
-  return { logp, state: next };
+
+  /** Swaps the state buffers: the state just written becomes the one read next. */
+  advance(): void {
+    [this.h, this.hNext] = [this.hNext, this.h];
+    [this.c, this.cNext] = [this.cNext, this.c];
+  }
+
+  /**
+   * One step of the language model for `rows` words: reads (h, c), writes (hNext, cNext),
+   * the scores and each row's log-sum-exp.
+   */
+  step(words: ArrayLike<number>, rows: number): void {
+    const m = this.#model, p = m.params, k = kernels(), ew = this.#ew;
+    const { wordvecDim: w, hiddenDim: hd, cellType, activation } = m.config;
+    const g = cellType === "lstm" ? 4 * hd : hd, v = m.vocabSize;
+    for (let i = 0; i < rows; i++) {
+      this.x.set(p.W_embed.data.subarray(words[i] * w, (words[i] + 1) * w), i * w);
+      this.gates.set(p.b.data, i * g);
+    }
+    k.gemm(false, false, rows, g, w, 1, this.x, 0, w, p.Wx.data, 0, g, 1, this.gates, 0, g);
+    k.gemm(false, false, rows, g, hd, 1, this.h, 0, hd, p.Wh.data, 0, g, 1, this.gates, 0, g);
+    if (cellType === "lstm") {
+      ew.lstmCell(this.gates, 0, this.c, 0, this.cNext, this.tanhC, this.hNext, 0, rows, hd);
+    } else {
+      if (activation === "tanh") ew.tanh(this.gates, 0, rows * hd);
+      else ew.sigmoid(this.gates, 0, rows * hd);
+      this.hNext.set(this.gates.subarray(0, rows * hd));
+    }
+    for (let i = 0; i < rows; i++) this.scores.set(p.b_vocab.data, i * v);
+    k.gemm(
+      false,
+      false,
+      rows,
+      v,
+      hd,
+      1,
+      this.hNext,
+      0,
+      hd,
+      p.W_vocab.data,
+      0,
+      v,
+      1,
+      this.scores,
+      0,
+      v,
+    );
+    // log Σ exp = max + log Σ exp(s - max), from the softmax of a scratch copy.
+    this.scratch.set(this.scores.subarray(0, rows * v));
+    ew.softmaxRows(this.scratch, 0, rows, v, this.stats, 0, 1);
+    for (let i = 0; i < rows; i++) {
+      this.lse[i] = this.stats[2 * i] + Math.log(this.stats[2 * i + 1]);
+    }
+  }
 }
 
-function initialState<D extends FloatDType>(model: CaptioningRNN<D>, feats: Tensor<D>): State<D> {
-  const [h] = affineForward(feats, model.params.W_proj, model.params.b_proj);
-  return { h, c: Tensor.zeros(h.shape, model.dtype) };
+/** Each model's decoder, made at its first sampling. */
+const decoders = new WeakMap<CaptioningRNN<FloatDType>, Decoder<FloatDType>>();
+
+function decoderOf<D extends FloatDType>(model: CaptioningRNN<D>): Decoder<D> {
+  let dec = decoders.get(model as CaptioningRNN<FloatDType>);
+  if (!dec) {
+    dec = new Decoder(model as CaptioningRNN<FloatDType>);
+    decoders.set(model as CaptioningRNN<FloatDType>, dec);
+  }
+  return dec as Decoder<D>;
 }
 
 function greedySample<D extends FloatDType>(
@@ -135,19 +247,21 @@ function greedySample<D extends FloatDType>(
   const captions = Tensor.zeros([n, maxLength], "int32");
   const logProbs = new Float64Array(n);
   const ended = new Uint8Array(n);
-  let state = initialState(model, feats);
-  let words = new Int32Array(n).fill(model.startIdx);
+  const dec = decoderOf(model);
+  dec.start(feats.data, n);
+  const words = new Int32Array(n).fill(model.startIdx);
   for (let t = 0; t < maxLength; t++) {
-    const out = step(model, words, state);
-    state = out.state;
-    words = new Int32Array(n);
+    dec.step(words, n);
+    dec.advance();
+    const sc = dec.scores;
     for (let i = 0; i < n; i++) {
+      const o = i * v;
       let best = 0;
-      for (let j = 1; j < v; j++) if (out.logp[i * v + j] > out.logp[i * v + best]) best = j;
+      for (let j = 1; j < v; j++) if (sc[o + j] > sc[o + best]) best = j;
       words[i] = best;
       captions.data[i * maxLength + t] = best;
       if (!ended[i]) {
-        logProbs[i] += out.logp[i * v + best];
+        logProbs[i] += sc[o + best] - dec.lse[i];
         if (best === model.endIdx) ended[i] = 1;
       }
     }
@@ -169,16 +283,26 @@ function beamSearch<D extends FloatDType>(
 ): { words: Int32Array; logProb: number } {
   const v = model.vocabSize, hd = model.config.hiddenDim;
   let beams: Hypothesis[] = [{ words: [], logProb: 0 }];
-  let state = initialState(model, feats);
+  const dec = decoderOf(model);
+  dec.reserve(beamSize);
+  dec.start(feats.data, 1);
   const finished: Hypothesis[] = [];
+  const last = new Int32Array(beamSize);
   for (let t = 0; t < maxLength && beams.length > 0; t++) {
-    const last = beams.map((b) => (b.words.length ? b.words[b.words.length - 1] : model.startIdx));
-    const out = step(model, last, state);
+    beams.forEach((b, i) =>
+      last[i] = b.words.length ? b.words[b.words.length - 1] : model.startIdx
+    );
+    dec.step(last, beams.length);
+    const sc = dec.scores;
     // Each beam's best beamSize words are enough to find the best beamSize continuations.
     const candidates: Array<{ beam: number; word: number; logProb: number }> = [];
     for (let b = 0; b < beams.length; b++) {
-      for (const word of topK(out.logp, b * v, v, beamSize)) {
-        candidates.push({ beam: b, word, logProb: beams[b].logProb + out.logp[b * v + word] });
+      for (const word of topK(sc, b * v, v, beamSize)) {
+        candidates.push({
+          beam: b,
+          word,
+          logProb: beams[b].logProb + (sc[b * v + word] - dec.lse[b]),
+        });
       }
     }
     candidates.sort((a, b) => b.logProb - a.logProb || a.beam - b.beam || a.word - b.word);
@@ -198,17 +322,15 @@ function beamSearch<D extends FloatDType>(
       }
       break;
     }
-    const h = Tensor.zeros([live.length, hd], model.dtype),
-      c = Tensor.zeros([live.length, hd], model.dtype);
+    // The surviving beams' states, gathered from the state just written.
     live.forEach((cand, i) => {
-      h.data.set(out.state.h.data.subarray(cand.beam * hd, (cand.beam + 1) * hd), i * hd);
-      c.data.set(out.state.c.data.subarray(cand.beam * hd, (cand.beam + 1) * hd), i * hd);
+      dec.h.set(dec.hNext.subarray(cand.beam * hd, (cand.beam + 1) * hd), i * hd);
+      dec.c.set(dec.cNext.subarray(cand.beam * hd, (cand.beam + 1) * hd), i * hd);
     });
     beams = live.map((cand) => ({
       words: [...beams[cand.beam].words, cand.word],
       logProb: cand.logProb,
     }));
-    state = { h, c };
   }
   finished.sort((a, b) => b.logProb - a.logProb);
   const best = finished[0];
@@ -218,7 +340,7 @@ function beamSearch<D extends FloatDType>(
 }
 
 /** The indices of the k largest values of a[offset … offset+len), largest first. */
-function topK(a: Float64Array, offset: number, len: number, k: number): number[] {
+function topK(a: FloatArray, offset: number, len: number, k: number): number[] {
   const best: number[] = [];
   for (let j = 0; j < len; j++) {
     const val = a[offset + j];

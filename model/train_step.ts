@@ -20,13 +20,8 @@
  * @module
  */
 import type { Activation } from "../layers/activations.ts";
-import {
-  type ElementwiseKernels,
-  type FloatArena,
-  tsElementwise,
-  typedArena,
-} from "../layers/kernels/elementwise.ts";
-import { wasmElementwiseArena } from "../layers/kernels/elementwise_wasm.ts";
+import type { ElementwiseKernels, FloatArena } from "../layers/kernels/elementwise.ts";
+import { selectElementwise } from "../layers/kernels/elementwise_wasm.ts";
 import { kernels } from "../layers/kernels/mod.ts";
 import type { FloatArray, FloatDType, Tensor } from "../layers/tensor.ts";
 import type { ParamName } from "./params.ts";
@@ -108,11 +103,9 @@ export class TrainStep {
    */
   constructor(config: TrainStepConfig) {
     this.#cfg = config;
-    const wasm = config.dtype === "float32" && (config.elementwise ?? "auto") === "auto"
-      ? wasmElementwiseArena()
-      : null;
-    this.#arena = wasm ?? typedArena(config.dtype);
-    this.#ew = wasm ?? tsElementwise;
+    const { kernels, arena } = selectElementwise(config.dtype, config.elementwise);
+    this.#arena = arena;
+    this.#ew = kernels;
   }
 
   /** Which elementwise kernels the step uses: "wasm" or "ts". */

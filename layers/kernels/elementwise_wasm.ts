@@ -11,8 +11,8 @@
  */
 import { assemble, type Code, F32, Func, I32, sleb, uleb, V128 } from "./wasm_asm.ts";
 import type { ElementwiseKernels, FloatArena } from "./elementwise.ts";
-import { tsElementwise } from "./elementwise.ts";
-import type { FloatArray } from "../tensor.ts";
+import { tsElementwise, typedArena } from "./elementwise.ts";
+import type { FloatArray, FloatDType } from "../tensor.ts";
 
 const simd = (opcode: number, ...args: Code[]): Code => [...args.flat(), 0xfd, ...uleb(opcode)];
 const memarg = (align: number, offset: number): Code => [align, ...uleb(offset)];
@@ -441,4 +441,35 @@ export function wasmElementwiseArena(): ElementwiseArena | null {
       else ex.softmaxRows(p, rows, vv, sp, scale);
     },
   };
+}
+
+/** Elementwise kernels and the arena of work arrays they run fastest on. */
+export interface ElementwiseChoice {
+  /** The kernels. */
+  kernels: ElementwiseKernels;
+  /** Where to carve work arrays. */
+  arena: FloatArena;
+}
+
+/**
+ * Picks the elementwise kernels for a dtype: WebAssembly SIMD for float32 when available
+ * (with its arena), else plain `Math` (always for float64, which gradient checks need exact).
+ * @param dtype The element type of the work arrays.
+ * @param choice "auto" (default) or "ts" to force the plain kernels.
+ * @returns The kernels and a fresh arena.
+ *
+ * @example
+ * ```ts
+ * import { selectElementwise } from "./elementwise_wasm.ts";
+ * console.log(selectElementwise("float64").kernels.name); // "ts"
+ * ```
+ */
+export function selectElementwise(
+  dtype: FloatDType,
+  choice: "auto" | "ts" = "auto",
+): ElementwiseChoice {
+  const wasm = dtype === "float32" && choice === "auto" ? wasmElementwiseArena() : null;
+  return wasm
+    ? { kernels: wasm, arena: wasm }
+    : { kernels: tsElementwise, arena: typedArena(dtype) };
 }
