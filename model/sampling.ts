@@ -60,23 +60,26 @@ export function sampleCaptions<D extends FloatDType>(
   const n = feats.shape[0];
   const captions = Tensor.zeros([n, maxLength], "int32");
   const logProbs = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const row = new Tensor(feats.data.slice(i * feats.shape[1], (i + 1) * feats.shape[1]), [
-      1,
-      feats.shape[1],
-    ]);
-    const best = beamSearch(model, row as Tensor<D>, beamSize, maxLength);
-    // Beam search is not monotone in the beam size; the greedy caption is one of its
-    // candidates too, so a wider beam never returns a less likely caption than greedy.
-    if (greedy.logProbs[i] > best.logProb) {
-      captions.data.set(
-        greedy.captions.data.subarray(i * maxLength, (i + 1) * maxLength),
-        i * maxLength,
-      );
-      logProbs[i] = greedy.logProbs[i];
-    } else {
-      captions.data.set(best.words, i * maxLength);
-      logProbs[i] = best.logProb;
+  const d = feats.shape[1];
+  // All images' beams step together, a chunk of images at a time (bounded work arrays).
+  for (let i0 = 0; i0 < n; i0 += BEAM_CHUNK) {
+    const i1 = Math.min(n, i0 + BEAM_CHUNK);
+    const chunk = feats.data.subarray(i0 * d, i1 * d) as FloatArray;
+    const bests = beamSearch(model, chunk, i1 - i0, beamSize, maxLength);
+    for (let i = i0; i < i1; i++) {
+      const best = bests[i - i0];
+      // Beam search is not monotone in the beam size; the greedy caption is one of its
+      // candidates too, so a wider beam never returns a less likely caption than greedy.
+      if (greedy.logProbs[i] > best.logProb) {
+        captions.data.set(
+          greedy.captions.data.subarray(i * maxLength, (i + 1) * maxLength),
+          i * maxLength,
+        );
+        logProbs[i] = greedy.logProbs[i];
+      } else {
+        captions.data.set(best.words, i * maxLength);
+        logProbs[i] = best.logProb;
+      }
     }
   }
   return { captions, logProbs };
@@ -274,69 +277,95 @@ interface Hypothesis {
   logProb: number;
 }
 
-/** Beam search for one image; returns the best hypothesis, `<END>`-terminated when it ended. */
+/** How many images' beams are decoded together. */
+const BEAM_CHUNK = 64;
+
+/**
+ * Beam search for `n` images at once (each image's search is independent; their live beams
+ * share each step's GEMMs). Returns each image's best hypothesis, `<END>`-terminated when it
+ * ended.
+ */
 function beamSearch<D extends FloatDType>(
   model: CaptioningRNN<D>,
-  feats: Tensor<D>,
+  feats: FloatArray,
+  n: number,
   beamSize: number,
   maxLength: number,
-): { words: Int32Array; logProb: number } {
+): Array<{ words: Int32Array; logProb: number }> {
   const v = model.vocabSize, hd = model.config.hiddenDim;
-  let beams: Hypothesis[] = [{ words: [], logProb: 0 }];
   const dec = decoderOf(model);
-  dec.reserve(beamSize);
-  dec.start(feats.data, 1);
-  const finished: Hypothesis[] = [];
-  const last = new Int32Array(beamSize);
-  for (let t = 0; t < maxLength && beams.length > 0; t++) {
-    beams.forEach((b, i) =>
-      last[i] = b.words.length ? b.words[b.words.length - 1] : model.startIdx
-    );
-    dec.step(last, beams.length);
+  dec.reserve(n * beamSize);
+  dec.start(feats, n); // row i is image i's single initial beam
+  const beams: Hypothesis[][] = Array.from({ length: n }, () => [{ words: [], logProb: 0 }]);
+  const finished: Hypothesis[][] = Array.from({ length: n }, () => []);
+  const firstRow = new Int32Array(n).map((_, i) => i);
+  const last = new Int32Array(n * beamSize);
+  for (let t = 0; t < maxLength; t++) {
+    // The live beams of all images, image by image, in the order of the state's rows.
+    let rows = 0;
+    for (let i = 0; i < n; i++) {
+      firstRow[i] = rows;
+      for (const b of beams[i]) {
+        last[rows++] = b.words.length ? b.words[b.words.length - 1] : model.startIdx;
+      }
+    }
+    if (rows === 0) break;
+    dec.step(last, rows);
     const sc = dec.scores;
-    // Each beam's best beamSize words are enough to find the best beamSize continuations.
-    const candidates: Array<{ beam: number; word: number; logProb: number }> = [];
-    for (let b = 0; b < beams.length; b++) {
-      for (const word of topK(sc, b * v, v, beamSize)) {
-        candidates.push({
-          beam: b,
-          word,
-          logProb: beams[b].logProb + (sc[b * v + word] - dec.lse[b]),
-        });
+    let next = 0;
+    for (let i = 0; i < n; i++) {
+      if (beams[i].length === 0) continue;
+      const r0 = firstRow[i];
+      // Each beam's best beamSize words are enough to find the best beamSize continuations.
+      const candidates: Array<{ beam: number; word: number; logProb: number }> = [];
+      for (let b = 0; b < beams[i].length; b++) {
+        const o = (r0 + b) * v;
+        for (const word of topK(sc, o, v, beamSize)) {
+          const logProb = beams[i][b].logProb + (sc[o + word] - dec.lse[r0 + b]);
+          candidates.push({ beam: b, word, logProb });
+        }
       }
-    }
-    candidates.sort((a, b) => b.logProb - a.logProb || a.beam - b.beam || a.word - b.word);
-    const next: Array<{ beam: number; word: number; logProb: number }> = [];
-    for (const cand of candidates) {
-      if (next.length === beamSize) break;
-      if (cand.word === model.endIdx) {
-        finished.push({ words: [...beams[cand.beam].words, cand.word], logProb: cand.logProb });
-      } else next.push(cand);
-    }
-    const bestFinished = Math.max(-Infinity, ...finished.map((f) => f.logProb));
-    // Log-probabilities only fall as words are added: no live beam can beat a better finished one.
-    const live = next.filter((c) => c.logProb > bestFinished);
-    if (t === maxLength - 1) {
-      for (const c of live) {
-        finished.push({ words: [...beams[c.beam].words, c.word], logProb: c.logProb });
+      candidates.sort((a, b) => b.logProb - a.logProb || a.beam - b.beam || a.word - b.word);
+      const kept: Array<{ beam: number; word: number; logProb: number }> = [];
+      for (const cand of candidates) {
+        if (kept.length === beamSize) break;
+        if (cand.word === model.endIdx) {
+          finished[i].push({
+            words: [...beams[i][cand.beam].words, cand.word],
+            logProb: cand.logProb,
+          });
+        } else kept.push(cand);
       }
-      break;
+      const bestFinished = Math.max(-Infinity, ...finished[i].map((f) => f.logProb));
+      // Log-probabilities only fall as words are added: no live beam can beat a better finished one.
+      const live = kept.filter((c) => c.logProb > bestFinished);
+      if (t === maxLength - 1) {
+        for (const c of live) {
+          finished[i].push({ words: [...beams[i][c.beam].words, c.word], logProb: c.logProb });
+        }
+        beams[i] = [];
+        continue;
+      }
+      // The surviving beams' states, gathered from the state just written.
+      for (const cand of live) {
+        const from = (r0 + cand.beam) * hd;
+        dec.h.set(dec.hNext.subarray(from, from + hd), next * hd);
+        dec.c.set(dec.cNext.subarray(from, from + hd), next * hd);
+        next++;
+      }
+      beams[i] = live.map((cand) => ({
+        words: [...beams[i][cand.beam].words, cand.word],
+        logProb: cand.logProb,
+      }));
     }
-    // The surviving beams' states, gathered from the state just written.
-    live.forEach((cand, i) => {
-      dec.h.set(dec.hNext.subarray(cand.beam * hd, (cand.beam + 1) * hd), i * hd);
-      dec.c.set(dec.cNext.subarray(cand.beam * hd, (cand.beam + 1) * hd), i * hd);
-    });
-    beams = live.map((cand) => ({
-      words: [...beams[cand.beam].words, cand.word],
-      logProb: cand.logProb,
-    }));
   }
-  finished.sort((a, b) => b.logProb - a.logProb);
-  const best = finished[0];
-  const words = new Int32Array(maxLength).fill(model.nullIdx);
-  words.set(best.words.slice(0, maxLength));
-  return { words, logProb: best.logProb };
+  return finished.map((done) => {
+    done.sort((a, b) => b.logProb - a.logProb);
+    const best = done[0];
+    const words = new Int32Array(maxLength).fill(model.nullIdx);
+    words.set(best.words.slice(0, maxLength));
+    return { words, logProb: best.logProb };
+  });
 }
 
 /** The indices of the k largest values of a[offset … offset+len), largest first. */
