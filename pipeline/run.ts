@@ -374,26 +374,30 @@ async function train(
   const signals: Deno.Signal[] = options.handleSignals === false ? [] : ["SIGINT", "SIGTERM"];
   for (const s of signals) Deno.addSignalListener(s, stop);
   try {
-    await solver.train();
-  } catch (e) {
-    const kept = savedIteration === null
-      ? "no checkpoint was saved by this run yet"
-      : `the last good checkpoint (iteration ${savedIteration}) is ${checkpointPath}`;
-    if (e instanceof TrainingDivergedError) {
-      throw new TrainingDivergedError(`${e.message}; ${kept}`);
+    try {
+      await solver.train();
+    } catch (e) {
+      const kept = savedIteration === null
+        ? "no checkpoint was saved by this run yet"
+        : `the last good checkpoint (iteration ${savedIteration}) is ${checkpointPath}`;
+      if (e instanceof TrainingDivergedError) {
+        throw new TrainingDivergedError(`${e.message}; ${kept}`);
+      }
+      progressReporter.log(
+        `Training stopped by an error after iteration ${solver.iteration}; ${kept}` +
+          (savedIteration === null ? "" : ` (resume with: deno task resume ${runDir})`),
+      );
+      throw e;
+    } finally {
+      progressReporter.finish();
+      await solver.close();
     }
-    progressReporter.log(
-      `Training stopped by an error after iteration ${solver.iteration}; ${kept}` +
-        (savedIteration === null ? "" : ` (resume with: deno task resume ${runDir})`),
-    );
-    throw e;
+    result.iterations = solver.iteration;
+    // Still listening: a second Ctrl-C must not kill the process while the final save runs.
+    await save(checkpointPath, bestInfo);
   } finally {
     for (const s of signals) Deno.removeSignalListener(s, stop);
-    progressReporter.finish();
-    await solver.close();
   }
-  result.iterations = solver.iteration;
-  await save(checkpointPath, bestInfo);
   if (solver.stopped) {
     result.interrupted = true;
     log(
