@@ -332,7 +332,20 @@ export class TrainStep {
     for (let s = tEff - 1; s >= 0; s--) {
       const ns = running(s), off = stepOff[s];
       if (lstm) {
-        lstmCellBackward(wk, off, s === 0 ? -1 : stepOff[s - 1], ns, hd);
+        ew.lstmCellBackward(
+          wk.gates,
+          off * g,
+          wk.dh,
+          wk.dc,
+          0,
+          s === 0 ? null : wk.c,
+          s === 0 ? 0 : stepOff[s - 1] * hd,
+          wk.tanhC,
+          off * hd,
+          wk.dA,
+          ns,
+          hd,
+        );
       } else {
         rnnActivationBackward(wk, off, ns, hd, this.#cfg.activation);
       }
@@ -380,31 +393,6 @@ export class TrainStep {
     k.gemm(true, false, d, hd, n0, 1, wk.feats, 0, d, wk.dh0, 0, hd, 0, gr.W_proj.data, 0, hd);
     k.gemm(false, false, 1, hd, n0, 1, wk.ones, 0, n0, wk.dh0, 0, hd, 0, gr.b_proj.data, 0, hd);
     return loss * scale;
-  }
-}
-
-/**
- * The LSTM cell backward of one step's block: dA[s] from dh[s] and the running dc (which
- * becomes dprev_c). `prevOff` is the previous step's first row, or -1 at step 0 (c0 = 0).
- *   dc += dh o (1 - tanh_c²); da_i = dc g i(1-i), da_f = dc prev_c f(1-f),
- *   da_o = dh tanh_c o(1-o), da_g = dc i (1-g²); dprev_c = dc f
- */
-function lstmCellBackward(wk: Work, off: number, prevOff: number, ns: number, hd: number): void {
-  const { gates, dA, dh, dc, c, tanhC } = wk, g4 = 4 * hd;
-  for (let r = 0; r < ns; r++) {
-    const go = (off + r) * g4, ho = (off + r) * hd, po = (prevOff + r) * hd, co = r * hd;
-    for (let j = 0; j < hd; j++) {
-      const i = gates[go + j], f = gates[go + hd + j];
-      const o = gates[go + 2 * hd + j], gg = gates[go + 3 * hd + j];
-      const tc = tanhC[ho + j], dhj = dh[ho + j];
-      const dcj = dc[co + j] + dhj * o * (1 - tc * tc);
-      const pc = prevOff < 0 ? 0 : c[po + j];
-      dA[go + j] = dcj * gg * i * (1 - i);
-      dA[go + hd + j] = dcj * pc * f * (1 - f);
-      dA[go + 2 * hd + j] = dhj * tc * o * (1 - o);
-      dA[go + 3 * hd + j] = dcj * i * (1 - gg * gg);
-      dc[co + j] = dcj * f;
-    }
   }
 }
 

@@ -198,3 +198,44 @@ Deno.test("WebAssembly elementwise kernels match Math to float32 rounding, tails
     assert(scaledError(stats, refStats) < 1e-6, `softmax stats ${rows}×${v}`);
   }
 });
+
+Deno.test("WebAssembly LSTM cell forward and backward match Math, tails and c0 = 0 included", () => {
+  const arena = wasmElementwiseArena();
+  assert(arena, "WebAssembly SIMD is available");
+  const rng = new Rng(9);
+  for (const [rows, hd] of [[3, 5], [2, 8], [1, 1]]) {
+    const [g, pc, c, tc, h, dh, dc, dA] = arena.carve([
+      rows * 4 * hd,
+      rows * hd,
+      rows * hd,
+      rows * hd,
+      rows * hd,
+      rows * hd,
+      rows * hd,
+      rows * 4 * hd,
+    ]);
+    for (const first of [false, true]) {
+      const fill = (a: Float32Array, k: number) => a.forEach((_, i) => a[i] = k * rng.randn());
+      fill(g, 2);
+      fill(pc, 1);
+      fill(dh, 1);
+      fill(dc, 1);
+      const [G, PC, DH, DC] = [g, pc, dh, dc].map((a) => Float64Array.from(a));
+      const [C, TC, H, DA] = [c, tc, h, dA].map((a) => new Float64Array(a.length));
+      const prev = first ? null : pc, PREV = first ? null : PC;
+      arena.lstmCell(g, 0, prev, 0, c, tc, h, 0, rows, hd);
+      tsElementwise.lstmCell(G, 0, PREV, 0, C, TC, H, 0, rows, hd);
+      arena.lstmCellBackward(g, 0, dh, dc, 0, prev, 0, tc, 0, dA, rows, hd);
+      tsElementwise.lstmCellBackward(G, 0, DH, DC, 0, PREV, 0, TC, 0, DA, rows, hd);
+      for (
+        const [name, a, b] of [["gates", g, G], ["c", c, C], ["h", h, H], ["dA", dA, DA], [
+          "dc",
+          dc,
+          DC,
+        ]] as const
+      ) {
+        assert(scaledError(a, b) < 1e-6, `${name} (${rows}×${hd}, c0 = 0: ${first})`);
+      }
+    }
+  }
+});

@@ -39,6 +39,27 @@ export interface ElementwiseKernels {
     hd: number,
   ): void;
   /**
+   * The LSTM cell backward over `rows` rows. Gates (activated) and dA are (rows, 4H) at
+   * `gOff`; dh and tanhC (rows, H) at `hOff`; dc (rows, H) at `dcOff` holds dnext_c on entry
+   * and dprev_c on exit; prevC (rows, H) at `pOff`, or null for a zero initial cell:
+   *   dc += dh o (1 - tanh_c²); da_i = dc g i(1-i), da_f = dc prev_c f(1-f),
+   *   da_o = dh tanh_c o(1-o), da_g = dc i (1-g²); dprev_c = dc f
+   */
+  lstmCellBackward(
+    g: FloatArray,
+    gOff: number,
+    dh: FloatArray,
+    dc: FloatArray,
+    dcOff: number,
+    prevC: FloatArray | null,
+    pOff: number,
+    tanhC: FloatArray,
+    hOff: number,
+    dA: FloatArray,
+    rows: number,
+    hd: number,
+  ): void;
+  /**
    * Each of `rows` rows of V values at a[off] becomes scale · softmax(row);
    * stats[sOff + 2r] = the row's max, stats[sOff + 2r + 1] = Σ exp(x - max), so the caller
    * can form -log p[target] = log(sum) - (x[target] - max) from the target's raw score.
@@ -102,6 +123,22 @@ export const tsElementwise: ElementwiseKernels = {
         c[o + j] = cNew;
         tanhC[o + j] = tc;
         h[o + j] = og * tc;
+      }
+    }
+  },
+  lstmCellBackward(g, gOff, dh, dc, dcOff, prevC, pOff, tanhC, hOff, dA, rows, hd) {
+    for (let r = 0; r < rows; r++) {
+      const go = gOff + 4 * hd * r, ho = hOff + hd * r, po = pOff + hd * r, co = dcOff + hd * r;
+      for (let j = 0; j < hd; j++) {
+        const i = g[go + j], f = g[go + hd + j], o = g[go + 2 * hd + j], gg = g[go + 3 * hd + j];
+        const tc = tanhC[ho + j], dhj = dh[ho + j];
+        const dcj = dc[co + j] + dhj * o * (1 - tc * tc);
+        const pc = prevC ? prevC[po + j] : 0;
+        dA[go + j] = dcj * gg * i * (1 - i);
+        dA[go + hd + j] = dcj * pc * f * (1 - f);
+        dA[go + 2 * hd + j] = dhj * tc * o * (1 - o);
+        dA[go + 3 * hd + j] = dcj * i * (1 - gg * gg);
+        dc[co + j] = dcj * f;
       }
     }
   },

@@ -291,6 +291,77 @@ function lstmCellFunc(): Func {
 }
 
 /**
+ * lstmCellBackward(gates, dh, dc, prevC, tanhC, dA, rows, H): for each row (gates and dA row
+ * stride 4H, the others H), with dc holding dnext_c on entry and dprev_c on exit:
+ *   dc += dh o (1 - tanh_c²); da_i = dc g i(1-i), da_f = dc prev_c f(1-f),
+ *   da_o = dh tanh_c o(1-o), da_g = dc i (1-g²); dc = dc f. prevC = -1 means c0 = 0.
+ */
+function lstmCellBackwardFunc(): Func {
+  const fn = new Func([I32, I32, I32, I32, I32, I32, I32, I32]);
+  const [g, dh, dc, pc, tc, da, rows, hd] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const row = fn.local(I32), j = fn.local(I32), lim = fn.local(I32);
+  const go = fn.local(I32), oa = fn.local(I32), hb = fn.local(I32);
+  const s = new Scratch(fn);
+  const [i, f, o, gg, dcv, dhv, tcv, one, prev] = Array.from({ length: 9 }, () => s.take());
+  const at = (base: number, k: number): Code =>
+    op.add(op.add(op.get(base), op.get(go)), op.mul(op.get(hb), op.i32(k)));
+  const body = (acc: Access): Code => [
+    ...op.set(
+      go,
+      op.add(op.mul(op.get(row), op.mul(op.get(hb), op.i32(4))), op.mul(op.get(j), op.i32(4))),
+    ),
+    ...op.set(oa, op.mul(op.add(op.mul(op.get(row), op.get(hd)), op.get(j)), op.i32(4))),
+    ...op.set(i, acc.load(at(g, 0))),
+    ...op.set(f, acc.load(at(g, 1))),
+    ...op.set(o, acc.load(at(g, 2))),
+    ...op.set(gg, acc.load(at(g, 3))),
+    ...op.set(tcv, acc.load(op.add(op.get(tc), op.get(oa)))),
+    ...op.set(dhv, acc.load(op.add(op.get(dh), op.get(oa)))),
+    ...op.set(one, v.splat(1)),
+    ...op.set(
+      dcv,
+      v.add(
+        acc.load(op.add(op.get(dc), op.get(oa))),
+        v.mul(
+          v.mul(op.get(dhv), op.get(o)),
+          v.sub(op.get(one), v.mul(op.get(tcv), op.get(tcv))),
+        ),
+      ),
+    ),
+    ...op.set(prev, v.splat(0)),
+    ...op.ifElse(
+      op.ne(op.get(pc), op.i32(-1)),
+      op.set(prev, acc.load(op.add(op.get(pc), op.get(oa)))),
+    ),
+    ...acc.store(
+      at(da, 0),
+      v.mul(v.mul(v.mul(op.get(dcv), op.get(gg)), op.get(i)), v.sub(op.get(one), op.get(i))),
+    ),
+    ...acc.store(
+      at(da, 1),
+      v.mul(v.mul(v.mul(op.get(dcv), op.get(prev)), op.get(f)), v.sub(op.get(one), op.get(f))),
+    ),
+    ...acc.store(
+      at(da, 2),
+      v.mul(v.mul(v.mul(op.get(dhv), op.get(tcv)), op.get(o)), v.sub(op.get(one), op.get(o))),
+    ),
+    ...acc.store(
+      at(da, 3),
+      v.mul(
+        v.mul(op.get(dcv), op.get(i)),
+        v.sub(op.get(one), v.mul(op.get(gg), op.get(gg))),
+      ),
+    ),
+    ...acc.store(op.add(op.get(dc), op.get(oa)), v.mul(op.get(dcv), op.get(f))),
+  ];
+  fn.body = [
+    ...op.set(hb, op.mul(op.get(hd), op.i32(4))),
+    ...op.forLoop(row, op.i32(0), op.get(rows), op.i32(1), lanes(j, hd, lim, body)),
+  ];
+  return fn;
+}
+
+/**
  * softmaxRows(p, rows, V, stats, scale): each row of V floats becomes
  * scale · softmax(row); stats[2r] = the row's max, stats[2r+1] = Σ exp(x - max).
  */
@@ -351,8 +422,15 @@ let compiled: WebAssembly.Module | null | undefined;
 function wasmModule(): WebAssembly.Module | null {
   if (compiled !== undefined) return compiled;
   const bytes = assemble(
-    [mapFunc(vexp), mapFunc(vsigmoid), mapFunc(vtanh), lstmCellFunc(), softmaxFunc()],
-    { exp: 0, sigmoid: 1, tanh: 2, lstmCell: 3, softmaxRows: 4 },
+    [
+      mapFunc(vexp),
+      mapFunc(vsigmoid),
+      mapFunc(vtanh),
+      lstmCellFunc(),
+      softmaxFunc(),
+      lstmCellBackwardFunc(),
+    ],
+    { exp: 0, sigmoid: 1, tanh: 2, lstmCell: 3, softmaxRows: 4, lstmCellBackward: 5 },
     1,
   );
   compiled = typeof WebAssembly === "object" && WebAssembly.validate(bytes)
@@ -368,6 +446,16 @@ interface Exports {
   tanh(p: number, len: number): void;
   lstmCell(g: number, pc: number, c: number, tc: number, h: number, rows: number, hd: number): void;
   softmaxRows(p: number, rows: number, v: number, stats: number, scale: number): void;
+  lstmCellBackward(
+    g: number,
+    dh: number,
+    dc: number,
+    pc: number,
+    tc: number,
+    da: number,
+    rows: number,
+    hd: number,
+  ): void;
 }
 
 /** Elementwise kernels plus the arena whose arrays they work on. */
@@ -434,6 +522,13 @@ export function wasmElementwiseArena(): ElementwiseArena | null {
       if (ga < 0 || ca < 0 || ta < 0 || ha < 0 || (prevC && pa < 0)) {
         ts.lstmCell(g, gOff, prevC, pOff, c, tc, h, outOff, rows, hd);
       } else ex.lstmCell(ga, pa, ca, ta, ha, rows, hd);
+    },
+    lstmCellBackward(g, gOff, dh, dc, dcOff, prevC, pOff, tc, hOff, da, rows, hd) {
+      const ga = addr(g, gOff), dha = addr(dh, hOff), dca = addr(dc, dcOff);
+      const ta = addr(tc, hOff), daa = addr(da, gOff), pa = prevC ? addr(prevC, pOff) : -1;
+      if (ga < 0 || dha < 0 || dca < 0 || ta < 0 || daa < 0 || (prevC && pa < 0)) {
+        ts.lstmCellBackward(g, gOff, dh, dc, dcOff, prevC, pOff, tc, hOff, da, rows, hd);
+      } else ex.lstmCellBackward(ga, dha, dca, pa, ta, daa, rows, hd);
     },
     softmaxRows(a, off, rows, vv, stats, sOff, scale) {
       const p = addr(a, off), sp = addr(stats, sOff);
