@@ -1,6 +1,6 @@
 import { availableBackends, kernels, selectKernels } from "../layers/kernels/mod.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
-import { Tensor } from "../layers/tensor.ts";
+import { type FloatDType, Tensor } from "../layers/tensor.ts";
 import { CaptioningRNN, type CellType } from "../model/captioning_rnn.ts";
 import { type CaptionData, InMemoryBatches, type Minibatch } from "../pipeline/minibatch.ts";
 import { Optimizer, type UpdateRule } from "../pipeline/optim.ts";
@@ -16,13 +16,18 @@ selectKernels(); // the fastest backend here; the pool's workers select the same
 
 const D = 24;
 
-function smallModel(data: CaptionData, cellType: CellType = "lstm"): CaptioningRNN<"float32"> {
+function smallModel(
+  data: CaptionData,
+  cellType: CellType = "lstm",
+  dtype: FloatDType = "float32",
+): CaptioningRNN {
   return new CaptioningRNN({
     wordToIdx: data.word_to_idx,
     inputDim: D,
     wordvecDim: 16,
     hiddenDim: 20,
     cellType,
+    dtype,
     seed: 7,
   });
 }
@@ -44,12 +49,20 @@ function assertSameStep(got: StepResult, want: StepResult): void {
 /** Runs the same steps on LocalEngine and a pool, checking results, gradients and parameters. */
 async function compareSteps(
   workers: number,
-  options: { rule: UpdateRule; gradClip: number; batches: number[]; cell?: CellType },
+  options: {
+    rule: UpdateRule;
+    gradClip: number;
+    batches: number[];
+    cell?: CellType;
+    dtype?: FloatDType;
+    shards?: number;
+  },
 ): Promise<void> {
   const data = randomCaptionData({ numTrain: 40, vocab: 30, inputDim: D, seed: 3 });
-  const local = smallModel(data, options.cell), pooled = smallModel(data, options.cell);
-  const le = new LocalEngine(local);
-  const pe = new PoolEngine(pooled, { workers });
+  const local = smallModel(data, options.cell, options.dtype);
+  const pooled = smallModel(data, options.cell, options.dtype);
+  const le = new LocalEngine(local, options.shards);
+  const pe = new PoolEngine(pooled, { workers, shards: options.shards });
   try {
     const lo = new Optimizer(options.rule, {}, local.layout.total, local.dtype);
     const po = new Optimizer(options.rule, {}, pooled.layout.total, pooled.dtype);
@@ -92,6 +105,13 @@ for (const backend of availableBackends().filter((b) => b !== kernels().name)) {
 Deno.test("PoolEngine clips the gradient exactly as LocalEngine (sgd_momentum and sgd)", async () => {
   await compareSteps(2, { rule: "sgd_momentum", gradClip: 0.5, batches: [10, 10, 5] });
   await compareSteps(4, { rule: "sgd", gradClip: 0.25, batches: [9, 10] });
+});
+
+Deno.test("PoolEngine equals LocalEngine bitwise for a float64 model and for other shard counts", async () => {
+  // float32 batch features are widened into the float64 model's shared batch buffer.
+  await compareSteps(2, { rule: "adam", gradClip: 1, batches: [10, 6], dtype: "float64" });
+  await compareSteps(2, { rule: "adam", gradClip: 0, batches: [10, 2], shards: 3 });
+  await compareSteps(4, { rule: "rmsprop", gradClip: 0, batches: [9], shards: 2 });
 });
 
 Deno.test("a non-finite loss is reported, not applied, and leaves the pool usable", async () => {
