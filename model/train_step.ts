@@ -20,7 +20,12 @@
  * @module
  */
 import type { Activation } from "../layers/activations.ts";
-import type { ElementwiseKernels, FloatArena } from "../layers/kernels/elementwise.ts";
+import {
+  type ElementwiseKernels,
+  type FloatArena,
+  tsElementwise,
+  typedArena,
+} from "../layers/kernels/elementwise.ts";
 import { selectElementwise } from "../layers/kernels/elementwise_wasm.ts";
 import { kernels } from "../layers/kernels/mod.ts";
 import type { FloatArray, FloatDType, Tensor } from "../layers/tensor.ts";
@@ -83,8 +88,8 @@ interface Work {
  */
 export class TrainStep {
   readonly #cfg: TrainStepConfig;
-  readonly #arena: FloatArena;
-  readonly #ew: ElementwiseKernels;
+  #arena: FloatArena;
+  #ew: ElementwiseKernels;
   #capRows = -1;
   #capN = -1;
   #work!: Work;
@@ -154,7 +159,16 @@ export class TrainStep {
       Math.max(rows, n),
       2 * rows,
     ];
-    const arrays = this.#arena.carve(sizes);
+    let arrays: FloatArray[];
+    try {
+      arrays = this.#arena.carve(sizes);
+    } catch (e) {
+      if (this.#ew === tsElementwise) throw e;
+      // WebAssembly memory could not grow this far (it stops at 4 GiB): plain arrays instead.
+      this.#arena = typedArena(this.#cfg.dtype);
+      this.#ew = tsElementwise;
+      arrays = this.#arena.carve(sizes);
+    }
     const work = {} as Work;
     names.forEach((name, i) => work[name] = arrays[i]);
     if (!lstm) work.h = work.gates;

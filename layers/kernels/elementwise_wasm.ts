@@ -416,6 +416,9 @@ function softmaxFunc(): Func {
   return fn;
 }
 
+/** The most an arena carves (32-bit addresses; leave room below 4 GiB). */
+const MAX_BYTES = 2 ** 31;
+
 let compiled: WebAssembly.Module | null | undefined;
 
 /** The compiled module, or null when this runtime has no WebAssembly SIMD. */
@@ -492,7 +495,14 @@ export function wasmElementwiseArena(): ElementwiseArena | null {
       const sizes = lengths.map((n) => Math.ceil(n / 4) * 4);
       const bytes = sizes.reduce((a, b) => a + b, 0) * 4;
       const need = Math.ceil(bytes / 65536) - memory.buffer.byteLength / 65536;
-      if (need > 0) memory.grow(need);
+      if (need > 0) {
+        if (bytes > MAX_BYTES) {
+          throw new RangeError(
+            `Cannot carve ${bytes} bytes: WebAssembly memory holds at most ${MAX_BYTES}`,
+          );
+        }
+        memory.grow(need);
+      }
       const out: Float32Array[] = [];
       let at = 0;
       for (let i = 0; i < lengths.length; i++) {
