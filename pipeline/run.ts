@@ -237,7 +237,14 @@ async function train(
   const resumed = options.resume
     ? await loadCheckpoint(checkpointPath, { idxToWord: data.idx_to_word, model: config.model })
     : null;
-  if (resumed) await writeConfig(config);
+  const savedRule = resumed?.solver?.optimizer.rule;
+  if (savedRule !== undefined && savedRule !== t.updateRule) {
+    throw new InputError(
+      `Cannot resume from ${checkpointPath}: it was trained with train.updateRule "${savedRule}" ` +
+        `but the experiment asks for "${t.updateRule}"; resume with --train.updateRule=${savedRule}, ` +
+        `or start a new run with deno task train`,
+    );
+  }
   const model = resumed?.model ?? new CaptioningRNN({
     wordToIdx: data.word_to_idx,
     inputDim: data.train_features.shape[1],
@@ -361,8 +368,18 @@ async function train(
     ...(options.progressWrite ? { write: options.progressWrite } : {}),
     ...(options.isTTY !== undefined ? { isTTY: options.isTTY } : {}),
   });
-  if (resumed?.solver) {
-    solver.setState(resumed.solver);
+  if (resumed) {
+    try {
+      if (resumed.solver) {
+        solver.setState(resumed.solver);
+        applyChangedHyperParameters(solver, resumed.experiment, config, log);
+      }
+      // The run's config.json changes only now that the checkpoint fits the (overridden) config.
+      await writeConfig(config);
+    } catch (e) {
+      await solver.close();
+      throw e;
+    }
     log(`Resuming at iteration ${solver.iteration} of ${solver.numIterations}`);
   }
   log(
@@ -379,7 +396,7 @@ async function train(
     } catch (e) {
       const kept = savedIteration === null
         ? "no checkpoint was saved by this run yet"
-        : `the last good checkpoint (iteration ${savedIteration}) is ${checkpointPath}`;
+        : `the last checkpoint (iteration ${savedIteration}) is ${checkpointPath}`;
       if (e instanceof TrainingDivergedError) {
         throw new TrainingDivergedError(`${e.message}; ${kept}`);
       }
@@ -478,6 +495,38 @@ function imageUrlFor(
 
 function fmt(v: number | undefined): string {
   return v === undefined ? "-" : v.toFixed(3);
+}
+
+/** The optimizer options a resumed run may change (e.g. a lower learning rate after a divergence). */
+const RESUMABLE_OPTIONS = [
+  "learningRate",
+  "momentum",
+  "decayRate",
+  "beta1",
+  "beta2",
+  "epsilon",
+] as const;
+
+/**
+ * After a resume restored the saved optimizer state: applies the optimizer options the
+ * experiment changes since the checkpoint's run (a new learning rate takes effect decayed to
+ * the current epoch, as if the run had started with it). Unchanged options keep the saved
+ * state, so a plain resume continues bit for bit.
+ */
+function applyChangedHyperParameters(
+  solver: CaptioningSolver,
+  saved: unknown,
+  config: ExperimentConfig,
+  log: (line: string) => void,
+): void {
+  const before = (saved as Partial<ExperimentConfig> | undefined)?.train;
+  if (!before) return;
+  const t = config.train, cfg = solver.optimizer.config;
+  for (const key of RESUMABLE_OPTIONS) {
+    if (before[key] === undefined || before[key] === t[key]) continue;
+    cfg[key] = key === "learningRate" ? t.learningRate * t.lrDecay ** solver.epoch : t[key];
+    log(`Resuming with train.${key} ${t[key]} (was ${before[key]}): now ${cfg[key]}`);
+  }
 }
 
 /** Writes the run's config.json atomically (a kill never leaves half a config to resume). */

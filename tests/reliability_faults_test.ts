@@ -60,7 +60,7 @@ Deno.test("an exploding loss stops the CLI with exit 1, a one-line hint, and the
   const errors = errorLines(r.stderr);
   assertEquals(errors.length, 1, r.stderr);
   const m =
-    /^error: Training diverged at iteration (\d+): the loss [\d.]+ is over 20x the first iteration's \([\d.]+\)\. Try a lower learning rate \(now 50\) or gradient clipping \(gradClip: 5\); the last good checkpoint \(iteration (\d+)\) is .*checkpoint\.h5$/
+    /^error: Training diverged at iteration (\d+): the loss [\d.]+ is over 20x the first iteration's \([\d.]+\)\. Try a lower learning rate \(now 50\) or gradient clipping \(gradClip: 5\); the last checkpoint \(iteration (\d+)\) is .*checkpoint\.h5$/
       .exec(errors[0]);
   assert(m, errors[0]);
   const [at, kept] = [Number(m[1]), Number(m[2])];
@@ -90,7 +90,7 @@ for (const [what, value] of [["NaN", NaN], ["Inf", Infinity]] as const) {
     const errors = errorLines(r.stderr);
     assertEquals(errors.length, 1, r.stderr);
     assert(
-      /^error: Training diverged at iteration 31: the (loss is (NaN|Infinity)|gradient norm is (NaN|Infinity)); the parameters keep their last good values\. Try a lower learning rate .* or gradient clipping \(gradClip: 5\); the last good checkpoint \(iteration 30\) is .*checkpoint\.h5$/
+      /^error: Training diverged at iteration 31: the (loss is (NaN|Infinity)|gradient norm is (NaN|Infinity)); the parameters keep their last good values\. Try a lower learning rate .* or gradient clipping \(gradClip: 5\); the last checkpoint \(iteration 30\) is .*checkpoint\.h5$/
         .test(errors[0]),
       errors[0],
     );
@@ -100,6 +100,29 @@ for (const [what, value] of [["NaN", NaN], ["Inf", Infinity]] as const) {
     assert(allFinite(ckpt.model.flat));
   });
 }
+
+Deno.test("resume applies a changed learning rate (decayed to the current epoch) and keeps the rest", async () => {
+  const { root, data } = await setup;
+  const runDir = join(root, "lower-lr");
+  const exp = await writeExperiment(
+    join(root, "lower-lr.json"),
+    tinyExperiment(data, runDir, { train: { numEpochs: 1, learningRate: 5e-3, lrDecay: 0.5 } }),
+  );
+  assertEquals((await runCli(["train", exp])).code, 0);
+  const first = await loadCheckpoint(join(runDir, RUN_FILES.checkpoint));
+  assertEquals(first.solver!.optimizer.config.learningRate, 2.5e-3);
+  const r = await runCli(["resume", runDir, "--train.learningRate=1e-3", "--train.numEpochs=2"]);
+  assertEquals(r.code, 0, r.stderr);
+  assert(
+    r.stdout.includes("Resuming with train.learningRate 0.001 (was 0.005): now 0.0005"),
+    r.stdout,
+  );
+  const final = await loadCheckpoint(join(runDir, RUN_FILES.checkpoint));
+  assertEquals(final.solver!.optimizer.config.learningRate, 2.5e-4);
+  assertEquals(final.solver!.optimizer.config.beta1, first.solver!.optimizer.config.beta1);
+  assertEquals(final.solver!.lossHistory.slice(0, 30), first.solver!.lossHistory);
+  assertEquals(final.solver!.iteration, 60);
+});
 
 /** A run that must settle within `ms`, or the test fails instead of hanging. */
 async function within<T>(ms: number, p: Promise<T>): Promise<T> {
@@ -155,7 +178,7 @@ for (const { label, name, faultAt } of WORKER_FAULTS) {
     assert(
       lines.some((l) =>
         l.includes(
-          "Training stopped by an error after iteration 6; the last good checkpoint (iteration 6)",
+          "Training stopped by an error after iteration 6; the last checkpoint (iteration 6)",
         )
       ),
       lines.join(""),

@@ -227,6 +227,11 @@ const CASES: [string, () => Promise<string[]>, RegExp][] = [
     /Cannot load checkpoint .*checkpoint\.h5: model\.hiddenDim is 16 but the experiment asks for 32/,
   ],
   [
+    "a resume with another update rule",
+    async () => ["resume", (await setup).runDir, "--train.updateRule=sgd"],
+    /Cannot resume from .*checkpoint\.h5: it was trained with train\.updateRule "adam" but the experiment asks for "sgd"; resume with --train\.updateRule=adam, or start a new run/,
+  ],
+  [
     "a truncated checkpoint (evaluate)",
     async () => {
       const { root, runDir } = await setup;
@@ -276,7 +281,8 @@ Deno.test("CLI: a resume rejected for bad input leaves the run's config.json as 
   const before = await Deno.readTextFile(join(runDir, "config.json"));
   const other = join(root, "other-data-2");
   await writeSyntheticDataset({ dir: other, numTrain: 30, numVal: 10, seed: 98, images: false });
-  for (const override of [`--data.dir=${other}`, "--model.wordvecDim=4"]) {
+  const overrides = [`--data.dir=${other}`, "--model.wordvecDim=4", "--train.updateRule=sgd"];
+  for (const override of overrides) {
     const r = await runCli(["resume", runDir, override]);
     assertEquals(r.code, 2, r.stderr);
     assertEquals(await Deno.readTextFile(join(runDir, "config.json")), before, override);
@@ -359,7 +365,7 @@ Deno.test({
       );
       assert(!r.stderr.includes("    at "), "no stack trace");
       assert(
-        /Training stopped by an error after iteration 2; the last good checkpoint \(iteration 1\)/
+        /Training stopped by an error after iteration 2; the last checkpoint \(iteration 1\)/
           .test(r.stderr),
         r.stderr,
       );
