@@ -7,7 +7,7 @@
  * CIDEr-D on val), evaluation.json, samples.json and report.html.
  * @module
  */
-import { isAbsolute, join, relative } from "node:path";
+import { basename, dirname, isAbsolute, join, relative } from "node:path";
 import { kernels, selectKernels } from "../layers/kernels/mod.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
 import type { FloatDType } from "../layers/tensor.ts";
@@ -85,12 +85,18 @@ export async function prepareData(
       `Generating the synthetic dataset in ${data.dir} (${data.synthetic.numTrain} train / ` +
         `${data.synthetic.numVal} val images, seed ${data.synthetic.seed})`,
     );
+    // A new dataset is written beside its place and renamed into it once complete, so an
+    // interrupted generation never leaves a half dataset that looks ready.
+    const fresh = !(await exists(data.dir));
+    await removeStalePartials(data.dir);
+    const dir = fresh ? `${data.dir.replace(/\/+$/, "")}.partial-${Deno.pid}` : data.dir;
     const summary = await writeSyntheticDataset({
-      dir: data.dir,
+      dir,
       numTrain: data.synthetic.numTrain,
       numVal: data.synthetic.numVal,
       seed: data.synthetic.seed,
     });
+    if (fresh) await Deno.rename(dir, data.dir);
     log(
       `  ${summary.trainCaptions} train captions, vocabulary of ${summary.vocabSize} words, ` +
         `${summary.seconds.toFixed(1)}s`,
@@ -526,6 +532,21 @@ function applyChangedHyperParameters(
     if (before[key] === undefined || before[key] === t[key]) continue;
     cfg[key] = key === "learningRate" ? t.learningRate * t.lrDecay ** solver.epoch : t[key];
     log(`Resuming with train.${key} ${t[key]} (was ${before[key]}): now ${cfg[key]}`);
+  }
+}
+
+/** Removes `<dir>.partial-<pid>` datasets that generations killed midway left beside `dir`. */
+async function removeStalePartials(dir: string): Promise<void> {
+  const path = dir.replace(/\/+$/, "");
+  const parent = dirname(path), prefix = `${basename(path)}.partial-`;
+  try {
+    for await (const e of Deno.readDir(parent)) {
+      if (e.isDirectory && /^\d+$/.test(e.name.slice(prefix.length)) && e.name.startsWith(prefix)) {
+        await Deno.remove(join(parent, e.name), { recursive: true }).catch(() => {});
+      }
+    }
+  } catch {
+    // no parent directory yet: nothing to clean
   }
 }
 

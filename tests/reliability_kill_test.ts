@@ -121,3 +121,42 @@ Deno.test("a run killed (SIGKILL) and resumed again and again ends bitwise like 
   assertEquals(final.model.flat, reference.model.flat);
   await Deno.remove(root, { recursive: true });
 });
+
+Deno.test("a run killed while generating the synthetic dataset leaves no half dataset behind", async () => {
+  const root = await Deno.makeTempDir({ prefix: "recap_kill_gen_" });
+  const dataDir = join(root, "synthetic");
+  const exp = await writeExperiment(
+    join(root, "gen.json"),
+    tinyExperiment(dataDir, join(root, "run"), {
+      data: { source: "synthetic", synthetic: { numTrain: 4000, numVal: 200, seed: 3 } },
+      train: { numEpochs: 1 },
+    }),
+  );
+  const { child, done } = spawnCli(["train", exp]);
+  // Kill once the captions file is written, while the features are still being generated.
+  const captionsWritten = async () => {
+    for (const name of await listDir(root)) {
+      if (!name.startsWith("synthetic")) continue;
+      const files = await listDir(join(root, name)).catch((): string[] => []);
+      if (files.includes("coco2014_captions.h5")) return true;
+    }
+    return false;
+  };
+  for (let i = 0; i < 6000 && !(await captionsWritten()); i++) await sleep(5);
+  child.kill("SIGKILL");
+  assertEquals((await done).signal, "SIGKILL");
+  assert(
+    !(await listDir(root)).includes("synthetic"),
+    "the dataset directory appears only once complete",
+  );
+  // The next run generates the dataset (smaller, to be quick), cleaning the partial one.
+  const r = await runCli([
+    "train",
+    exp,
+    "--data.synthetic.numTrain=60",
+    "--data.synthetic.numVal=20",
+  ]);
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals((await listDir(root)).filter((n) => n.startsWith("synthetic")), ["synthetic"]);
+  await Deno.remove(root, { recursive: true });
+});
