@@ -35,18 +35,21 @@ const setup = (async () => {
   return { root, data, reference };
 })();
 
-for (
-  const [signal, checkpointEvery] of [["SIGINT", 1_000_000], ["SIGTERM", 2]] as [
-    Deno.Signal,
-    number,
-  ][]
-) {
-  Deno.test(`${signal} during training (checkpointEvery ${checkpointEvery}) saves, exits 130, and resume continues bitwise`, async () => {
+const CASES: [Deno.Signal, number, number][] = [
+  // [signal, checkpointEvery, workers]: no checkpoint due while training (the signal must get
+  // through between steps on this thread), frequent saves, and the worker pool.
+  ["SIGINT", 1_000_000, 1],
+  ["SIGTERM", 2, 1],
+  ["SIGINT", 7, 2],
+];
+
+for (const [signal, checkpointEvery, workers] of CASES) {
+  Deno.test(`${signal} during training (checkpointEvery ${checkpointEvery}, ${workers} worker(s)) saves, exits 130, and resume continues bitwise`, async () => {
     const { root, data, reference } = await setup;
-    const runDir = join(root, signal);
+    const runDir = join(root, `${signal}-${workers}`);
     const exp = await writeExperiment(
-      join(root, `${signal}.json`),
-      tinyExperiment(data, runDir, { train: { numEpochs: EPOCHS, checkpointEvery } }),
+      join(root, `${signal}-${workers}.json`),
+      tinyExperiment(data, runDir, { train: { numEpochs: EPOCHS, checkpointEvery, workers } }),
     );
     const { child, done } = spawnCli(["train", exp]);
     await waitForTrainRecord(runDir, 5);
