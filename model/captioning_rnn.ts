@@ -232,14 +232,34 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
       this.#gradViews = viewParams(this.layout, this.dtype, gradFlat);
     }
     const grads = this.#gradViews.views;
-    this.#step ??= new TrainStep({
+    const normalizer = options.normalizer ?? captions.shape[0];
+    const loss = this.#trainStep().run(this.params, features, captions, normalizer, grads);
+    return { loss, grads, gradFlat };
+  }
+
+  /**
+   * The loss alone, without gradients (the forward pass of {@linkcode CaptioningRNN.loss}, at
+   * about 40% of its cost): for validation.
+   * @param features Image features, (N, D).
+   * @param captions Word indices, (N, T + 1), int32.
+   * @param normalizer What the summed loss is divided by (default N).
+   * @returns The same value as `loss(features, captions, { normalizer }).loss`.
+   */
+  lossValue(
+    features: Tensor<FloatDType>,
+    captions: Tensor<"int32">,
+    normalizer: number = captions.shape[0],
+  ): number {
+    this.#checkBatch(features, captions);
+    return this.#trainStep().run(this.params, features, captions, normalizer, null);
+  }
+
+  #trainStep(): TrainStep {
+    return this.#step ??= new TrainStep({
       ...this.config,
       vocabSize: this.vocabSize,
       nullIdx: this.nullIdx,
     });
-    const normalizer = options.normalizer ?? captions.shape[0];
-    const loss = this.#step.run(this.params, features, captions, normalizer, grads);
-    return { loss, grads, gradFlat };
   }
 
   /** Checks the shapes and dtypes of a batch. */

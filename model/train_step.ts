@@ -189,7 +189,8 @@ export class TrainStep {
    * @param features Image features, (N, D), of any float dtype.
    * @param captions Word indices, (N, T + 1), int32 (already checked for shape).
    * @param normalizer What the summed loss is divided by.
-   * @param grads The gradient views to write (every element is overwritten).
+   * @param grads The gradient views to write (every element is overwritten), or null for
+   * the loss alone (the forward pass only).
    * @returns The loss.
    */
   run(
@@ -197,7 +198,7 @@ export class TrainStep {
     features: Tensor<FloatDType>,
     captions: Tensor<"int32">,
     normalizer: number,
-    grads: Record<ParamName, Tensor<FloatDType>>,
+    grads: Record<ParamName, Tensor<FloatDType>> | null,
   ): number {
     const { inputDim: d, wordvecDim: w, hiddenDim: hd, vocabSize: v, nullIdx } = this.#cfg;
     const lstm = this.#cfg.cellType === "lstm", g = lstm ? 4 * hd : hd;
@@ -256,7 +257,7 @@ export class TrainStep {
     const rows = stepOff[tEff];
     const p = params, gr = grads;
     if (rows === 0) {
-      for (const name in gr) gr[name as ParamName].data.fill(0);
+      if (gr) { for (const name in gr) gr[name as ParamName].data.fill(0); }
       return 0;
     }
     const wk = this.#work, k = kernels(), ew = this.#ew;
@@ -337,6 +338,8 @@ export class TrainStep {
       loss += Math.log(stats[2 * r + 1]) - (xt[r] - stats[2 * r]);
       sc[r * v + targets[r]] -= scale;
     }
+
+    if (gr === null) return loss * scale;
 
     // Backward. dh = dScores · W_vocabᵀ; dW_vocab = hᵀ · dScores; db_vocab = onesᵀ · dScores.
     k.gemm(false, true, rows, hd, v, 1, sc, 0, v, p.W_vocab.data, 0, v, 0, wk.dh, 0, hd);

@@ -104,6 +104,22 @@ for (const [cell, activation] of CELLS) {
   });
 }
 
+Deno.test("CaptioningRNN.lossValue() is loss() without the gradients", () => {
+  const rng = new Rng(12);
+  for (const [cell, activation] of CELLS) {
+    for (const dtype of ["float64", "float32"] as const) {
+      const m = model(cell, activation, dtype);
+      const caps = captionsFor(6, 7, rng), feats = Tensor.randn([6, 7], rng, dtype);
+      const grad = new (dtype === "float64" ? Float64Array : Float32Array)(m.layout.total);
+      const { loss } = m.loss(feats, caps, { gradBuffer: grad as never, normalizer: 10 });
+      const before = grad.slice();
+      assertEquals(m.lossValue(feats, caps, 10), loss);
+      assertEquals(grad, before, "the gradient buffer is untouched");
+      assertEquals(m.lossValue(feats, caps), m.loss(feats, caps).loss);
+    }
+  }
+});
+
 Deno.test("TrainStep reuses its workspaces: a smaller batch after a larger one gives the same result", () => {
   const rng = new Rng(7);
   const big = captionsFor(12, 8, rng), small = captionsFor(3, 5, rng);
