@@ -104,9 +104,33 @@ export async function main(args: string[]): Promise<number> {
       if (!debug) console.error(`error: ${e.message}`);
       return 1;
     }
+    const io = fileSystemProblem(e);
+    if (io !== null) {
+      if (!debug) console.error(`error: ${io}`);
+      return 2;
+    }
     if (!debug) console.error(`internal error: ${(e as Error)?.stack ?? e}`);
     return 1;
   }
+}
+
+/**
+ * A file-system failure (full or read-only disk, missing permission, a path that is not a
+ * directory) as a one-line message with what to do, or null for any other error: these are
+ * problems of the machine, not of recap, so they get exit code 2 and no stack trace.
+ */
+function fileSystemProblem(e: unknown): string | null {
+  if (!(e instanceof Error)) return null;
+  const errno = /\(os error (\d+)\)/.exec(e.message)?.[1];
+  const fsError = e instanceof Deno.errors.PermissionDenied ||
+    e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.NotADirectory ||
+    e instanceof Deno.errors.IsADirectory || e instanceof Deno.errors.AlreadyExists ||
+    e instanceof Deno.errors.NotFound;
+  if (errno === undefined && !fsError) return null;
+  const message = e.message.split("\n")[0];
+  if (errno === "28") return `${message}; free some disk space and run again`;
+  if (errno === "30") return `${message}; use a writable directory (data.dir or output.dir)`;
+  return `${message}; check that the path exists and that you may write there`;
 }
 
 async function trainCommand(params: string[]): Promise<number> {

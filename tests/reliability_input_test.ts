@@ -380,6 +380,51 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "CLI: a synthetic dataset to generate on a read-only file system exits 2 with one line",
+  ignore: !MOUNT,
+  fn: async () => {
+    const { root } = await setup;
+    await withTmpfs("ro,size=64k", async (dir) => {
+      const exp = await writeExperiment(
+        join(root, "ro-data.json"),
+        tinyExperiment(join(dir, "synthetic"), join(root, "ro-data-run")),
+      );
+      const r = await runCli(["train", exp]);
+      assertEquals(r.code, 2, r.stderr);
+      const lines = errorLines(r.stderr);
+      assertEquals(lines.length, 1, r.stderr);
+      assert(
+        /^error: Read-only file system \(os error 30\): mkdir '.*synthetic.*'; use a writable directory \(data\.dir or output\.dir\)$/
+          .test(lines[0]),
+        lines[0],
+      );
+    });
+  },
+});
+
+Deno.test({
+  name: "CLI: a disk that fills up while metrics are written exits 2 with one line",
+  ignore: !MOUNT,
+  fn: async () => {
+    const { root, data } = await setup;
+    await withTmpfs("size=64k", async (dir) => {
+      await Deno.writeFile(join(dir, "filler"), new Uint8Array(56 * 1024)); // 8 kB left
+      const exp = await writeExperiment(
+        join(root, "full-metrics.json"),
+        tinyExperiment(data, join(dir, "run"), { train: { checkpointEvery: 1_000_000 } }),
+      );
+      const r = await runCli(["train", exp]);
+      assertEquals(r.code, 2, r.stderr);
+      const errors = errorLines(r.stderr).filter((l) => l.startsWith("error: "));
+      assertEquals(errors, [
+        "error: No space left on device (os error 28); free some disk space and run again",
+      ]);
+      assert(!r.stderr.includes("    at "), r.stderr);
+    });
+  },
+});
+
 Deno.test("input test cleanup: remove the temporary files", async () => {
   await Deno.remove((await setup).root, { recursive: true });
 });
