@@ -393,21 +393,36 @@ async function train(
       `${data.train_captions.shape[0]} captions: ${solver.numIterations} iterations, ` +
       `batch ${t.batchSize}, ${workers} worker(s)`,
   );
-  const stop = () => solver.requestStop();
+  const kept = () =>
+    savedIteration === null
+      ? "no checkpoint was saved by this run yet"
+      : `the last checkpoint (iteration ${savedIteration}) is ${checkpointPath}`;
+  // The first Ctrl-C stops after the current step with a checkpoint; a second one quits at
+  // once (a step that never ends must not trap the user; saves are atomic, so it is safe).
+  let signalled = false;
+  const stop = () => {
+    if (!signalled) {
+      signalled = true;
+      solver.requestStop();
+      progressReporter.log(
+        "Stopping after this step to save a checkpoint (press Ctrl-C again to quit at once)",
+      );
+      return;
+    }
+    progressReporter.log(`Quitting at once; ${kept()}`);
+    Deno.exit(130);
+  };
   const signals: Deno.Signal[] = options.handleSignals === false ? [] : ["SIGINT", "SIGTERM"];
   for (const s of signals) Deno.addSignalListener(s, stop);
   try {
     try {
       await solver.train();
     } catch (e) {
-      const kept = savedIteration === null
-        ? "no checkpoint was saved by this run yet"
-        : `the last checkpoint (iteration ${savedIteration}) is ${checkpointPath}`;
       if (e instanceof TrainingDivergedError) {
-        throw new TrainingDivergedError(`${e.message}; ${kept}`);
+        throw new TrainingDivergedError(`${e.message}; ${kept()}`);
       }
       progressReporter.log(
-        `Training stopped by an error after iteration ${solver.iteration}; ${kept}` +
+        `Training stopped by an error after iteration ${solver.iteration}; ${kept()}` +
           (savedIteration === null ? "" : ` (resume with: deno task resume ${runDir})`),
       );
       throw e;
@@ -416,7 +431,7 @@ async function train(
       await solver.close();
     }
     result.iterations = solver.iteration;
-    // Still listening: a second Ctrl-C must not kill the process while the final save runs.
+    // Still listening, so a single Ctrl-C now does not cut the final save.
     await save(checkpointPath, bestInfo);
   } finally {
     for (const s of signals) Deno.removeSignalListener(s, stop);

@@ -61,6 +61,7 @@ for (const [signal, checkpointEvery, workers] of CASES) {
         .test(interrupted.stdout),
       interrupted.stdout,
     );
+    assert(interrupted.stderr.includes("Stopping after this step to save a checkpoint"));
     const partial = await loadCheckpoint(join(runDir, RUN_FILES.checkpoint));
     const k = partial.solver!.iteration;
     assert(k >= 5 && k < ITERATIONS, `interrupted mid-training, at iteration ${k}`);
