@@ -124,6 +124,25 @@ Deno.test("resume applies a changed learning rate (decayed to the current epoch)
   assertEquals(final.solver!.iteration, 60);
 });
 
+/** The names of this process's threads, except the runtime's I/O pool (it grows lazily). */
+function threads(): string[] {
+  return [...Deno.readDirSync("/proc/self/task")]
+    .map((e) => Deno.readTextFileSync(`/proc/self/task/${e.name}/comm`).trim())
+    .filter((name) => name !== "tokio-runtime-w");
+}
+
+/** The files under `dir` this process holds open (on Linux). */
+function openFilesUnder(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of Deno.readDirSync("/proc/self/fd")) {
+    try {
+      const target = Deno.readLinkSync(`/proc/self/fd/${e.name}`);
+      if (target.startsWith(dir)) out.push(target);
+    } catch { /* closed meanwhile */ }
+  }
+  return out;
+}
+
 /** A run that must settle within `ms`, or the test fails instead of hanging. */
 async function within<T>(ms: number, p: Promise<T>): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -159,6 +178,7 @@ for (const { label, name, faultAt } of WORKER_FAULTS) {
       tinyExperiment(data, runDir, { train: { workers: 2, checkpointEvery: 3 } }),
       "workers.json",
     );
+    const before = { threads: threads().length };
     const lines: string[] = [];
     const started = performance.now();
     const err = await within(
@@ -183,6 +203,14 @@ for (const { label, name, faultAt } of WORKER_FAULTS) {
       ),
       lines.join(""),
     );
+    // No worker thread or file descriptor outlives the failed run (Deno's test sanitizers do
+    // not track workers; /proc does, on Linux: live workers are threads named "worker-N").
+    for (let i = 0; i < 100 && threads().some((t) => t.startsWith("worker-")); i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assertEquals(threads().filter((t) => t.startsWith("worker-")), [], "worker threads are gone");
+    assert(threads().length <= before.threads, `threads: ${threads()}`);
+    assertEquals(openFilesUnder(root), [], "no file of the run or its data is left open");
     const ckpt = await loadCheckpoint(join(runDir, RUN_FILES.checkpoint));
     assertEquals(ckpt.solver!.iteration, 6);
     assert(allFinite(ckpt.model.flat));
