@@ -218,6 +218,27 @@ for (const { label, name, faultAt } of WORKER_FAULTS) {
   });
 }
 
+Deno.test("a finished run on the worker pool leaves no worker thread and no open file", async () => {
+  const { root, data } = await setup;
+  const runDir = join(root, "pool-clean");
+  await runExperiment(
+    resolveExperiment(
+      tinyExperiment(data, runDir, {
+        train: { workers: 2, numEpochs: 1, evalEvery: 0 },
+        stages: ["train", "evaluate", "report"],
+      }),
+      "clean.json",
+    ),
+    { log: () => {}, progressWrite: () => {}, handleSignals: false },
+  );
+  for (let i = 0; i < 100 && threads().some((t) => t.startsWith("worker-")); i++) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assertEquals(threads().filter((t) => t.startsWith("worker-")), []);
+  assertEquals(openFilesUnder(root), []);
+  assert((await listDir(runDir)).includes("report.html"));
+});
+
 Deno.test("faults test cleanup: remove the temporary runs", async () => {
   await Deno.remove((await setup).root, { recursive: true });
 });
