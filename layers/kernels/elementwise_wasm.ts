@@ -83,11 +83,6 @@ const v = {
     x: number,
   ): Code => [0xfd, ...uleb(0x0c), ...new Uint8Array(new Int32Array([x, x, x, x]).buffer)],
 };
-const SIGN = (() => {
-  const c = new Uint8Array(16);
-  new Uint32Array(c.buffer).fill(0x80000000);
-  return [0xfd, ...uleb(0x0c), ...c];
-})();
 const f32 = {
   sub: (a: Code, b: Code): Code => [...a, ...b, 0x93],
   div: (a: Code, b: Code): Code => [...a, ...b, 0x95],
@@ -99,6 +94,7 @@ const f32 = {
 class Scratch {
   readonly #f: Func;
   readonly #free: number[] = [];
+  readonly #consts = new Map<string, [number, Code]>();
   constructor(f: Func) {
     this.#f = f;
   }
@@ -108,6 +104,26 @@ class Scratch {
   give(...xs: number[]): void {
     this.#free.push(...xs);
   }
+  /** A constant vector (f32 x in all lanes), set once in the prologue rather than per use. */
+  k(x: number): Code {
+    return this.#const(`f${x}`, v.splat(x));
+  }
+  /** A constant vector of i32 lanes. */
+  ki(x: number): Code {
+    return this.#const(`i${x}`, v.i32Splat(x));
+  }
+  #const(key: string, value: Code): Code {
+    let c = this.#consts.get(key);
+    if (!c) {
+      c = [this.#f.local(V128), value];
+      this.#consts.set(key, c);
+    }
+    return op.get(c[0]);
+  }
+  /** The code setting every constant used so far: put it before the body. */
+  prologue(): Code {
+    return [...this.#consts.values()].flatMap(([local, value]) => op.set(local, value));
+  }
 }
 
 /** Code computing exp(x) lane-wise; x is a v128 local (read several times). */
@@ -116,13 +132,13 @@ function vexp(s: Scratch, x: number, out: number): Code {
   const code = [
     // Clamp so 2^n stays a normal float: exp(-87.3) ≈ 1.2e-38, exp(88.7) ≈ 3.3e38.
     // (pmin/pmax: plain minps/maxps on x86.)
-    ...op.set(r, v.pmin(v.pmax(op.get(x), v.splat(-87.3)), v.splat(88.7))),
+    ...op.set(r, v.pmin(v.pmax(op.get(x), s.k(-87.3)), s.k(88.7))),
     // n = round(x log2 e) by the 1.5·2^23 trick: the sum's low mantissa bits hold n.
-    ...op.set(t, v.add(v.mul(op.get(r), v.splat(Math.LOG2E)), v.splat(12582912))),
-    ...op.set(n, v.sub(op.get(t), v.splat(12582912))),
+    ...op.set(t, v.add(v.mul(op.get(r), s.k(Math.LOG2E)), s.k(12582912))),
+    ...op.set(n, v.sub(op.get(t), s.k(12582912))),
     // Cody-Waite: r = x - n ln2 in two parts.
-    ...op.set(r, v.sub(op.get(r), v.mul(op.get(n), v.splat(0.693359375)))),
-    ...op.set(r, v.sub(op.get(r), v.mul(op.get(n), v.splat(-2.12194440e-4)))),
+    ...op.set(r, v.sub(op.get(r), v.mul(op.get(n), s.k(0.693359375)))),
+    ...op.set(r, v.sub(op.get(r), v.mul(op.get(n), s.k(-2.12194440e-4)))),
     // Cephes expf: p(r) = 1 + r + r² (c0 + r (c1 + …)).
     ...op.set(
       out,
@@ -132,17 +148,17 @@ function vexp(s: Scratch, x: number, out: number): Code {
             v.mul(op.get(r), op.get(r)),
             [1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 0.5000000120]
               .reduce(
-                (acc: Code, c) => v.add(v.mul(acc, op.get(r)), v.splat(c)),
-                v.splat(1.9875691500e-4),
+                (acc: Code, c) => v.add(v.mul(acc, op.get(r)), s.k(c)),
+                s.k(1.9875691500e-4),
               ),
           ),
           op.get(r),
         ),
-        v.splat(1),
+        s.k(1),
       ),
     ),
     // × 2^n, built in the exponent bits: ((bits(t) + 127) << 23) keeps just n + 127.
-    ...op.set(out, v.mul(op.get(out), v.i32Shl(v.i32Add(op.get(t), v.i32Splat(127)), op.i32(23)))),
+    ...op.set(out, v.mul(op.get(out), v.i32Shl(v.i32Add(op.get(t), s.ki(127)), op.i32(23)))),
   ];
   s.give(n, r, t);
   return code;
@@ -154,7 +170,7 @@ function vsigmoid(s: Scratch, x: number, out: number): Code {
   const code = [
     ...op.set(nx, simd(0xe1, op.get(x))), // f32x4.neg
     ...vexp(s, nx, out),
-    ...op.set(out, v.div(v.splat(1), v.add(v.splat(1), op.get(out)))),
+    ...op.set(out, v.div(s.k(1), v.add(s.k(1), op.get(out)))),
   ];
   s.give(nx);
   return code;
@@ -168,8 +184,8 @@ function vtanh(s: Scratch, x: number, out: number): Code {
     // Large |x|: 1 - 2 / (e^{2|x|} + 1), with the sign of x put back.
     ...op.set(e, v.add(op.get(ax), op.get(ax))),
     ...vexp(s, e, e),
-    ...op.set(e, v.sub(v.splat(1), v.div(v.splat(2), v.add(op.get(e), v.splat(1))))),
-    ...op.set(e, v.or(op.get(e), v.and(op.get(x), SIGN))),
+    ...op.set(e, v.sub(s.k(1), v.div(s.k(2), v.add(op.get(e), s.k(1))))),
+    ...op.set(e, v.or(op.get(e), v.and(op.get(x), s.ki(-0x80000000)))),
     // Small |x|: x + x z P(z), z = x².
     ...op.set(z, v.mul(op.get(x), op.get(x))),
     ...op.set(
@@ -179,13 +195,13 @@ function vtanh(s: Scratch, x: number, out: number): Code {
         v.mul(
           v.mul(op.get(x), op.get(z)),
           [2.06390887954e-2, -5.37397155531e-2, 1.33314422036e-1, -3.33332819422e-1].reduce(
-            (acc: Code, c) => v.add(v.mul(acc, op.get(z)), v.splat(c)),
-            v.splat(-5.70498872745e-3),
+            (acc: Code, c) => v.add(v.mul(acc, op.get(z)), s.k(c)),
+            s.k(-5.70498872745e-3),
           ),
         ),
       ),
     ),
-    ...op.set(out, v.select(op.get(small), op.get(e), v.lt(op.get(ax), v.splat(0.625)))),
+    ...op.set(out, v.select(op.get(small), op.get(e), v.lt(op.get(ax), s.k(0.625)))),
   ];
   s.give(ax, e, z, small);
   return code;
@@ -227,12 +243,13 @@ function mapFunc(f: (s: Scratch, x: number, out: number) => Code): Func {
   const j = fn.local(I32), lim = fn.local(I32), addr = fn.local(I32);
   const s = new Scratch(fn);
   const x = s.take(), y = s.take();
-  fn.body = lanes(j, len, lim, (acc) => [
+  const body = lanes(j, len, lim, (acc) => [
     ...op.set(addr, op.add(op.get(p), op.mul(op.get(j), op.i32(4)))),
     ...op.set(x, acc.load(op.get(addr))),
     ...f(s, x, y),
     ...acc.store(op.get(addr), op.get(y)),
   ]);
+  fn.body = [...s.prologue(), ...body];
   return fn;
 }
 
@@ -283,10 +300,8 @@ function lstmCellFunc(): Func {
     ...acc.store(op.add(op.get(tc), op.get(oa)), op.get(t)),
     ...acc.store(op.add(op.get(h), op.get(oa)), v.mul(op.get(xo), op.get(t))),
   ];
-  fn.body = [
-    ...op.set(hb, op.mul(op.get(hd), op.i32(4))),
-    ...op.forLoop(row, op.i32(0), op.get(rows), op.i32(1), lanes(j, hd, lim, body)),
-  ];
+  const loop = op.forLoop(row, op.i32(0), op.get(rows), op.i32(1), lanes(j, hd, lim, body));
+  fn.body = [...s.prologue(), ...op.set(hb, op.mul(op.get(hd), op.i32(4))), ...loop];
   return fn;
 }
 
@@ -317,7 +332,7 @@ function lstmCellBackwardFunc(): Func {
     ...op.set(gg, acc.load(at(g, 3))),
     ...op.set(tcv, acc.load(op.add(op.get(tc), op.get(oa)))),
     ...op.set(dhv, acc.load(op.add(op.get(dh), op.get(oa)))),
-    ...op.set(one, v.splat(1)),
+    ...op.set(one, s.k(1)),
     ...op.set(
       dcv,
       v.add(
@@ -328,7 +343,7 @@ function lstmCellBackwardFunc(): Func {
         ),
       ),
     ),
-    ...op.set(prev, v.splat(0)),
+    ...op.set(prev, s.k(0)),
     ...op.ifElse(
       op.ne(op.get(pc), op.i32(-1)),
       op.set(prev, acc.load(op.add(op.get(pc), op.get(oa)))),
@@ -354,10 +369,8 @@ function lstmCellBackwardFunc(): Func {
     ),
     ...acc.store(op.add(op.get(dc), op.get(oa)), v.mul(op.get(dcv), op.get(f))),
   ];
-  fn.body = [
-    ...op.set(hb, op.mul(op.get(hd), op.i32(4))),
-    ...op.forLoop(row, op.i32(0), op.get(rows), op.i32(1), lanes(j, hd, lim, body)),
-  ];
+  const loop = op.forLoop(row, op.i32(0), op.get(rows), op.i32(1), lanes(j, hd, lim, body));
+  fn.body = [...s.prologue(), ...op.set(hb, op.mul(op.get(hd), op.i32(4))), ...loop];
   return fn;
 }
 
@@ -384,7 +397,7 @@ function softmaxFunc(): Func {
   const perRow: Code = [
     ...op.set(base, op.add(op.get(p), op.mul(op.mul(op.get(row), op.get(vv)), op.i32(4)))),
     // Pass 1: the max (the tail's elements are splatted, so they join every lane).
-    ...op.set(vm, v.splat(-Infinity)),
+    ...op.set(vm, s.k(-Infinity)),
     ...lanes(j, vv, lim, (a) => op.set(vm, v.max(op.get(vm), a.load(at)))),
     ...op.set(mx, hmax(op.get(vm))),
     ...op.set(vm, op.f32x4Splat(op.get(mx))),
@@ -412,7 +425,7 @@ function softmaxFunc(): Func {
     ...op.set(e, op.f32x4Splat(f32.div(op.get(scale), op.get(sum)))),
     ...lanes(j, vv, lim, (a) => a.store(at, v.mul(a.load(at), op.get(e)))),
   ];
-  fn.body = op.forLoop(row, op.i32(0), op.get(rows), op.i32(1), perRow);
+  fn.body = [...s.prologue(), ...op.forLoop(row, op.i32(0), op.get(rows), op.i32(1), perRow)];
   return fn;
 }
 
