@@ -398,7 +398,7 @@ function softmaxFunc(): Func {
     ...op.set(base, op.add(op.get(p), op.mul(op.mul(op.get(row), op.get(vv)), op.i32(4)))),
     // Pass 1: the max (the tail's elements are splatted, so they join every lane).
     ...op.set(vm, s.k(-Infinity)),
-    ...lanes(j, vv, lim, (a) => op.set(vm, v.max(op.get(vm), a.load(at)))),
+    ...lanes(j, vv, lim, (a) => op.set(vm, v.pmax(op.get(vm), a.load(at)))),
     ...op.set(mx, hmax(op.get(vm))),
     ...op.set(vm, op.f32x4Splat(op.get(mx))),
     // Pass 2: e = exp(x - max), stored, summed (the tail's exp sits in lane 0).
