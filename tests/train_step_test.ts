@@ -120,6 +120,18 @@ Deno.test("CaptioningRNN.lossValue() is loss() without the gradients", () => {
   }
 });
 
+Deno.test("CaptioningRNN.loss() reports a NaN loss when a parameter is NaN (for the divergence guard)", () => {
+  const rng = new Rng(13);
+  for (const dtype of ["float64", "float32"] as const) {
+    for (const name of ["Wh", "W_vocab", "b_vocab"] as const) {
+      const m = model("lstm", "tanh", dtype);
+      m.params[name].data[0] = NaN;
+      const { loss } = m.loss(Tensor.randn([4, 7], rng, dtype), captionsFor(4, 6, rng));
+      assert(Number.isNaN(loss), `${dtype} ${name}: loss ${loss}`);
+    }
+  }
+});
+
 Deno.test("TrainStep reuses its workspaces: a smaller batch after a larger one gives the same result", () => {
   const rng = new Rng(7);
   const big = captionsFor(12, 8, rng), small = captionsFor(3, 5, rng);
