@@ -15,6 +15,7 @@ import { CaptioningRNN } from "../model/captioning_rnn.ts";
 import { loadCheckpoint, removeStaleTemporaries, saveCheckpoint } from "../model/checkpoint.ts";
 import { createEngine, type PoolOptions } from "../workers/pool.ts";
 import { type CocoData, loadCocoData } from "./coco.ts";
+import { withH5File } from "./h5.ts";
 import type { ExperimentConfig } from "./config.ts";
 import { InputError } from "./errors.ts";
 import { evaluateSplit, formatEvaluation, type SplitEvaluation } from "./evaluate.ts";
@@ -146,6 +147,12 @@ export async function runExperiment(
   const result: RunResult = { runDir, interrupted: false, iterations: 0, evaluations: [] };
   const checkpointPath = join(runDir, RUN_FILES.checkpoint);
   const bestPath = join(runDir, RUN_FILES.best);
+  if (config.stages.includes("train")) {
+    await prepareMetricsLog(
+      join(runDir, RUN_FILES.metrics),
+      options.resume ? checkpointPath : null,
+    );
+  }
   const metrics = MetricsLog.open(runDir);
   try {
     let model: CaptioningRNN<FloatDType>;
@@ -237,7 +244,8 @@ async function train(
   const bestPath = join(runDir, RUN_FILES.best);
   const t = config.train;
   // Temporary files of saves cut short by a kill: never valid checkpoints, safe to drop.
-  for (const path of [checkpointPath, bestPath, join(runDir, RUN_FILES.config)]) {
+  const runFiles = [RUN_FILES.config, RUN_FILES.metrics].map((f) => join(runDir, f));
+  for (const path of [checkpointPath, bestPath, ...runFiles]) {
     await removeStaleTemporaries(path);
   }
   const resumed = options.resume
@@ -548,6 +556,44 @@ function applyChangedHyperParameters(
     cfg[key] = key === "learningRate" ? t.learningRate * t.lrDecay ** solver.epoch : t[key];
     log(`Resuming with train.${key} ${t[key]} (was ${before[key]}): now ${cfg[key]}`);
   }
+}
+
+/**
+ * Makes metrics.jsonl hold exactly the records of the run being continued: a fresh run starts
+ * an empty log; a resumed one keeps the records up to its checkpoint's iteration (those after
+ * it are redone) and drops a line cut short by a kill or a full disk — so the log of an
+ * interrupted and resumed run reads like an uninterrupted one. Rewritten atomically.
+ */
+async function prepareMetricsLog(path: string, checkpointPath: string | null): Promise<void> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch {
+    return; // no log yet
+  }
+  let keep: string[] = [];
+  if (checkpointPath !== null) {
+    let iteration: number;
+    try {
+      const solver = await withH5File(checkpointPath, "r", (f) => f.getJsonAttr("/", "solver"));
+      iteration = (solver as { iteration: number }).iteration;
+      if (typeof iteration !== "number") return;
+    } catch {
+      return; // no usable checkpoint: resuming fails with its own message, the log is kept
+    }
+    keep = text.split("\n").filter((line) => {
+      try {
+        const r = JSON.parse(line);
+        return typeof r?.iteration !== "number" || r.iteration <= iteration;
+      } catch {
+        return false;
+      }
+    });
+    if (keep.join("\n") + "\n" === text) return;
+  }
+  const tmp = `${path}.tmp-${Deno.pid}-metrics`;
+  await Deno.writeTextFile(tmp, keep.map((line) => line + "\n").join(""));
+  await Deno.rename(tmp, path);
 }
 
 /** Removes `<dir>.partial-<pid>` datasets that generations killed midway left beside `dir`. */

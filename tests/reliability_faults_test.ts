@@ -13,6 +13,7 @@ import { assert, assertEquals } from "./assert.ts";
 import {
   errorLines,
   listDir,
+  loggedIterations,
   runCli,
   tinyDataset,
   tinyExperiment,
@@ -237,6 +238,30 @@ Deno.test("a finished run on the worker pool leaves no worker thread and no open
   assertEquals(threads().filter((t) => t.startsWith("worker-")), []);
   assertEquals(openFilesUnder(root), []);
   assert((await listDir(runDir)).includes("report.html"));
+});
+
+Deno.test("a metrics line cut short (full disk, kill) does not break the resumed run or its report", async () => {
+  const { root, data } = await setup;
+  const runDir = join(root, "cut-metrics");
+  const exp = await writeExperiment(
+    join(root, "cut-metrics.json"),
+    tinyExperiment(data, runDir, { train: { numEpochs: 1 } }),
+  );
+  assertEquals((await runCli(["train", exp])).code, 0);
+  // Records past the checkpoint and half a line, as a run killed after iteration 30 leaves.
+  await Deno.writeTextFile(
+    join(runDir, RUN_FILES.metrics),
+    '{"kind":"train","iteration":31,"loss":1}\n{"kind":"train","itera',
+    { append: true },
+  );
+  const r = await runCli(["resume", runDir, "--train.numEpochs=2", "--stages=train,report"]);
+  assertEquals(r.code, 0, r.stderr);
+  const range = Array.from({ length: 60 }, (_, i) => i + 1);
+  assertEquals(await loggedIterations(runDir, "train"), range);
+  assert((await listDir(runDir)).includes("report.html"));
+  // Training the experiment afresh in the same directory starts a new log, not a mixed one.
+  assertEquals((await runCli(["train", exp])).code, 0);
+  assertEquals(await loggedIterations(runDir, "train"), range.slice(0, 30));
 });
 
 Deno.test("faults test cleanup: remove the temporary runs", async () => {

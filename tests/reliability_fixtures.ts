@@ -138,3 +138,10 @@ export function errorLines(stderr: string): string[] {
     l.trim() !== "" && !/^\(Iteration \d+ \/ \d+\)|^epoch \d+: val loss/.test(l)
   );
 }
+
+/** The iterations of a run's metrics.jsonl records of one kind, in file order. */
+export async function loggedIterations(runDir: string, kind: string): Promise<number[]> {
+  const text = await Deno.readTextFile(join(runDir, "metrics.jsonl"));
+  return text.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l))
+    .filter((r) => r.kind === kind).map((r) => r.iteration);
+}

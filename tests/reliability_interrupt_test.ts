@@ -9,6 +9,7 @@ import { RUN_FILES, runExperiment } from "../pipeline/run.ts";
 import { assert, assertEquals } from "./assert.ts";
 import {
   listDir,
+  loggedIterations,
   runCli,
   spawnCli,
   tinyDataset,
@@ -78,6 +79,8 @@ for (const [signal, checkpointEvery, workers] of CASES) {
     assertEquals(final.solver!.valLossHistory, reference.solver!.valLossHistory);
     assertEquals(final.solver!.optimizer.moments, reference.solver!.optimizer.moments);
     assertEquals(final.model.flat, reference.model.flat);
+    const iterations = await loggedIterations(runDir, "train");
+    assertEquals(iterations, Array.from({ length: ITERATIONS }, (_, i) => i + 1));
   });
 }
 

@@ -11,6 +11,7 @@ import { RUN_FILES, runExperiment } from "../pipeline/run.ts";
 import { assert, assertEquals } from "./assert.ts";
 import {
   listDir,
+  loggedIterations,
   runCli,
   spawnCli,
   tinyDataset,
@@ -119,6 +120,10 @@ Deno.test("a run killed (SIGKILL) and resumed again and again ends bitwise like 
   assertEquals(final.solver!.iteration, total);
   assertEquals(final.solver!.lossHistory, reference.solver!.lossHistory);
   assertEquals(final.model.flat, reference.model.flat);
+  // The log reads like an uninterrupted run's: every iteration once, every epoch's val once.
+  const range = (n: number, step = 1) => Array.from({ length: n }, (_, i) => (i + 1) * step);
+  assertEquals(await loggedIterations(runDir, "train"), range(total));
+  assertEquals(await loggedIterations(runDir, "val"), range(6, 30));
   await Deno.remove(root, { recursive: true });
 });
 
