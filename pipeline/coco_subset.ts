@@ -282,7 +282,8 @@ function readFeatureRows(
   const byRow = Int32Array.from({ length: K }, (_, i) => i).sort((a, b) => rows[a] - rows[b]);
   const maxRows = Math.max(1, Math.floor(MAX_READ_BYTES / rowBytes));
   const ranges = planReads(rows, Math.floor(GAP_BYTES / rowBytes), maxRows);
-  const buf = new Float32Array(Math.min(maxRows, K) * dim);
+  // Merged ranges include the unwanted rows between wanted ones: size for the longest.
+  const buf = new Float32Array(Math.max(0, ...ranges.map(([s, e]) => e - s)) * dim);
   let p = 0;
   for (const [start, end] of ranges) {
     file.readRowsInto("features", start, end, buf);
