@@ -47,11 +47,13 @@ With no experiment file, train runs the default experiment: an LSTM on the synth
 (generated on first use), then evaluation and report.html in runs/default.
 Add --debug to any command for stack traces; --help after a verb for its options.`;
 
-const TRAIN_HELP = `Usage: deno task train [experiment.json] [--section.option=value …] [--debug]
+const TRAIN_HELP =
+  `Usage: deno task train [experiment.json] [--section.option=value …] [--force] [--debug]
 
 Runs the experiment's stages (train, evaluate, sample, report). Every option of the file can be
 overridden on the command line, typed like its default: --train.learningRate=1e-3,
---model.cellType rnn, --evaluate.splits=train,val.
+--model.cellType rnn, --evaluate.splits=train,val. A run directory that already holds a trained
+run is never overwritten: continue it with deno task resume, or pass --force to start over.
 
 Experiment options:
 `;
@@ -138,12 +140,14 @@ async function trainCommand(params: string[]): Promise<number> {
     console.log(TRAIN_HELP + experimentHelp());
     return 0;
   }
-  const file = params[0] !== undefined && !params[0].startsWith("--") ? params[0] : undefined;
-  const overrides = file ? params.slice(1) : params;
+  const force = params.includes("--force");
+  const args = params.filter((p) => p !== "--force");
+  const file = args[0] !== undefined && !args[0].startsWith("--") ? args[0] : undefined;
+  const overrides = file ? args.slice(1) : args;
   const config = file
     ? await loadExperiment(file, overrides)
     : resolveExperiment(parseOverrides(overrides), "default.json");
-  return exitCodeOf(await runExperiment(config));
+  return exitCodeOf(await runExperiment(config, { overwrite: force }));
 }
 
 async function resumeCommand(params: string[]): Promise<number> {
@@ -189,7 +193,9 @@ async function checkpointWithData(path: string, dataDir: string | undefined) {
   });
   // Check the vocabulary matches the data before using either.
   await loadCheckpoint(path, { idxToWord: data.idx_to_word });
-  selectKernels(experiment?.train?.backend ?? "auto");
+  // "auto" (or no saved choice) defers to RECAP_BACKEND when it is set.
+  const backend = experiment?.train?.backend;
+  selectKernels(backend === undefined || backend === "auto" ? undefined : backend);
   return { model: ckpt.model as CaptioningRNN<FloatDType>, data, experiment };
 }
 

@@ -18,7 +18,12 @@ import { type CocoData, loadCocoData } from "./coco.ts";
 import { withH5File } from "./h5.ts";
 import type { ExperimentConfig } from "./config.ts";
 import { InputError } from "./errors.ts";
-import { evaluateSplit, formatEvaluation, type SplitEvaluation } from "./evaluate.ts";
+import {
+  type Captioner,
+  evaluateSplit,
+  formatEvaluation,
+  type SplitEvaluation,
+} from "./evaluate.ts";
 import type { Metric } from "./metrics/mod.ts";
 import { MetricsLog, ProgressReporter, readMetricsLog } from "./progress.ts";
 import { lossCurvesFromRecords, type MetricsRow, type SampleItem, writeReport } from "./report.ts";
@@ -37,6 +42,11 @@ export interface RunOptions {
   isTTY?: boolean;
   /** Stop training on SIGINT/SIGTERM with a checkpoint (default true). */
   handleSignals?: boolean;
+  /**
+   * Start over in a run directory that already holds a trained run (its checkpoints are
+   * deleted). Without it such a run is refused, so hours of training are never overwritten.
+   */
+  overwrite?: boolean;
   /** Testing only: make a compute worker fail (see `PoolOptions.faultAt`; needs workers > 1). */
   faultAt?: PoolOptions["faultAt"];
 }
@@ -138,10 +148,13 @@ export async function runExperiment(
   const log = options.log ?? ((line: string) => console.log(line));
   const runDir = config.output.dir;
   await ensureWritableDir(runDir);
+  if (config.stages.includes("train") && !options.resume) await guardExistingRun(config, options);
   // A resumed run's config.json is replaced only once its checkpoint is known to fit the
   // (possibly overridden) config, so a failed resume leaves the run as it was.
   if (!options.resume) await writeConfig(config);
-  const backend = selectKernels(config.train.backend as BackendName | "auto").name;
+  // "auto" defers to RECAP_BACKEND when it is set.
+  const choice = config.train.backend === "auto" ? undefined : config.train.backend as BackendName;
+  const backend = selectKernels(choice).name;
   log(`recap: run ${config.name} in ${runDir} (backend: ${backend})`);
   const data = await prepareData(config, log);
   const result: RunResult = { runDir, interrupted: false, iterations: 0, evaluations: [] };
@@ -176,50 +189,66 @@ export async function runExperiment(
       model = best.model;
       label = `best (iter ${(best.solver?.iteration ?? best.info?.iteration) ?? "?"})`;
     }
-    if (config.stages.includes("evaluate")) {
-      for (const split of config.evaluate.splits) {
-        const ev = await evaluateSplit(model, data, {
-          split,
-          numImages: config.evaluate.numImages,
-          beamSize: config.evaluate.beamSize,
-          maxLength: config.evaluate.maxLength,
-          metrics: config.evaluate.metrics as Metric[],
-        });
-        result.evaluations.push(ev);
-        for (const [decoder, scores] of [["greedy", ev.greedy], ["beam", ev.beam]] as const) {
-          if (!scores) continue;
-          metrics.write({
-            kind: "eval",
-            iteration: result.iterations,
+    // Captioning for evaluation and samples runs on the workers too.
+    const workers = config.train.workers === "auto"
+      ? navigator.hardwareConcurrency
+      : config.train.workers;
+    const captioning = config.stages.some((st) => st === "evaluate" || st === "sample")
+      ? createEngine(model, { workers, backend: kernels().name })
+      : null;
+    const captioner: Captioner | undefined = captioning
+      ? (features, o) => captioning.sample(features, o)
+      : undefined;
+    try {
+      if (config.stages.includes("evaluate")) {
+        for (const split of config.evaluate.splits) {
+          const ev = await evaluateSplit(model, data, {
             split,
-            checkpoint: label,
-            decoder,
-            metrics: scores as Record<string, number>,
+            numImages: config.evaluate.numImages,
+            beamSize: config.evaluate.beamSize,
+            maxLength: config.evaluate.maxLength,
+            metrics: config.evaluate.metrics as Metric[],
+            ...(captioner ? { captioner } : {}),
           });
+          result.evaluations.push(ev);
+          for (const [decoder, scores] of [["greedy", ev.greedy], ["beam", ev.beam]] as const) {
+            if (!scores) continue;
+            metrics.write({
+              kind: "eval",
+              iteration: result.iterations,
+              split,
+              checkpoint: label,
+              decoder,
+              metrics: scores as Record<string, number>,
+            });
+          }
+          log(formatEvaluation(ev));
         }
-        log(formatEvaluation(ev));
+        await Deno.writeTextFile(
+          join(runDir, RUN_FILES.evaluation),
+          JSON.stringify({ checkpoint: label, evaluations: result.evaluations }, null, 2) + "\n",
+        );
       }
-      await Deno.writeTextFile(
-        join(runDir, RUN_FILES.evaluation),
-        JSON.stringify({ checkpoint: label, evaluations: result.evaluations }, null, 2) + "\n",
-      );
-    }
-    if (config.stages.includes("sample")) {
-      const samples = result.evaluations[0]?.images.slice(0, 8) ??
-        (await evaluateSplit(model, data, {
-          split: "val",
-          numImages: 8,
-          beamSize: config.evaluate.beamSize,
-          maxLength: config.evaluate.maxLength,
-          metrics: [],
-        })).images;
-      for (const s of samples) {
-        log(`  image ${s.imageIdx}: ${s.beam ?? s.greedy}\n    reference: ${s.references[0]}`);
+      if (config.stages.includes("sample")) {
+        const samples = result.evaluations[0]?.images.slice(0, 8) ??
+          (await evaluateSplit(model, data, {
+            split: "val",
+            numImages: 8,
+            beamSize: config.evaluate.beamSize,
+            maxLength: config.evaluate.maxLength,
+            metrics: [],
+            ...(captioner ? { captioner } : {}),
+          })).images;
+        for (const s of samples) {
+          log(`  image ${s.imageIdx}: ${s.beam ?? s.greedy}\n    reference: ${s.references[0]}`);
+        }
+        await Deno.writeTextFile(
+          join(runDir, RUN_FILES.samples),
+          JSON.stringify(samples, null, 2) + "\n",
+        );
       }
-      await Deno.writeTextFile(
-        join(runDir, RUN_FILES.samples),
-        JSON.stringify(samples, null, 2) + "\n",
-      );
+    } finally {
+      await captioning?.close();
     }
     if (config.stages.includes("report")) {
       result.reportPath = await report(config, data, result, label);
@@ -294,6 +323,7 @@ async function train(
       beamSize: 1,
       maxLength: config.evaluate.maxLength,
       metrics: ["bleu4", "cider"],
+      captioner: (features, o) => engine.sample(features, o),
     });
     metrics.write({
       kind: "eval",
@@ -425,6 +455,10 @@ async function train(
   try {
     try {
       await solver.train();
+      // A last evaluation for best.h5 when the final iteration was not evaluated already, while
+      // the engine's workers are still up.
+      const every = t.evalEvery === 0 ? solver.iterationsPerEpoch : t.evalEvery;
+      if (!solver.stopped && solver.iteration % every !== 0) await quickEval(solver.iteration);
     } catch (e) {
       if (e instanceof TrainingDivergedError) {
         throw new TrainingDivergedError(`${e.message}; ${kept()}`);
@@ -451,9 +485,6 @@ async function train(
         `${checkpointPath}. Resume with: deno task resume ${runDir}`,
     );
     return model;
-  }
-  if (t.evalEvery !== 0 || solver.numIterations % solver.iterationsPerEpoch !== 0) {
-    await quickEval(solver.iteration);
   }
   return model;
 }
@@ -617,6 +648,22 @@ async function writeConfig(config: ExperimentConfig): Promise<void> {
   const tmp = `${path}.tmp-${Deno.pid}-config`;
   await Deno.writeTextFile(tmp, JSON.stringify(config, null, 2) + "\n");
   await Deno.rename(tmp, path);
+}
+
+/** Refuses to start a fresh run over a trained one, unless asked to (then clears its checkpoints). */
+async function guardExistingRun(config: ExperimentConfig, options: RunOptions): Promise<void> {
+  const runDir = config.output.dir;
+  const checkpoints = [RUN_FILES.checkpoint, RUN_FILES.best].map((f) => join(runDir, f));
+  const present = [];
+  for (const path of checkpoints) if (await exists(path)) present.push(path);
+  if (present.length === 0) return;
+  if (!options.overwrite) {
+    throw new InputError(
+      `${present[0]}: this run directory already holds a trained run; continue it with ` +
+        `deno task resume ${runDir}, start over with --force, or choose another --output.dir`,
+    );
+  }
+  for (const path of present) await Deno.remove(path);
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -4,7 +4,8 @@ import { resolveExperiment } from "../pipeline/config.ts";
 import { readMetricsLog } from "../pipeline/progress.ts";
 import { escapeHtml } from "../pipeline/report.ts";
 import { RUN_FILES, runExperiment } from "../pipeline/run.ts";
-import { assert, assertEquals } from "./assert.ts";
+import { InputError } from "../pipeline/errors.ts";
+import { assert, assertEquals, assertRejects } from "./assert.ts";
 
 const CLI = new URL("../pipeline/cli.ts", import.meta.url).pathname;
 
@@ -131,5 +132,58 @@ Deno.test("evaluate and sample read a run's checkpoint and its data", async () =
   const badSplit = await cli(["sample", ckpt, "--split", "test"]);
   assertEquals(badSplit.code, 2);
   assert(badSplit.stderr.includes('--split: expected "train" or "val"'), badSplit.stderr);
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("a fresh train never overwrites a trained run unless forced", async () => {
+  const root = await Deno.makeTempDir();
+  const quiet = { log: () => {}, progressWrite: () => {}, handleSignals: false };
+  const config = tinyExperiment(root, {
+    stages: ["train"],
+    train: { numEpochs: 1, batchSize: 50, workers: 1 },
+  });
+  await runExperiment(config, quiet);
+  const ckpt = join(root, "run", RUN_FILES.checkpoint);
+  const before = await Deno.readFile(ckpt);
+  await assertRejects(
+    () => runExperiment(config, quiet),
+    InputError,
+    `this run directory already holds a trained run; continue it with deno task resume ${
+      join(root, "run")
+    }, start over with --force`,
+  );
+  assertEquals(await Deno.readFile(ckpt), before);
+  const again = await runExperiment(config, { ...quiet, overwrite: true });
+  assertEquals(again.iterations, 6);
+  const forced = await cli([
+    "train",
+    "--force",
+    "--output.dir",
+    join(root, "run"),
+    "--data.dir",
+    join(root, "data"),
+    "--stages",
+    "train",
+    "--train.numEpochs",
+    "1",
+    "--model.hiddenDim",
+    "16",
+    "--model.wordvecDim",
+    "8",
+    "--train.workers",
+    "1",
+  ]);
+  assertEquals(forced.code, 0, forced.stderr);
+  const refused = await cli([
+    "train",
+    "--output.dir",
+    join(root, "run"),
+    "--data.dir",
+    join(root, "data"),
+    "--stages",
+    "train",
+  ]);
+  assertEquals(refused.code, 2);
+  assert(refused.stderr.includes("start over with --force"), refused.stderr);
   await Deno.remove(root, { recursive: true });
 });

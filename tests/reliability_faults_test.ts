@@ -127,9 +127,15 @@ Deno.test("resume applies a changed learning rate (decayed to the current epoch)
 
 /** The names of this process's threads, except the runtime's I/O pool (it grows lazily). */
 function threads(): string[] {
-  return [...Deno.readDirSync("/proc/self/task")]
-    .map((e) => Deno.readTextFileSync(`/proc/self/task/${e.name}/comm`).trim())
-    .filter((name) => name !== "tokio-runtime-w");
+  const names: string[] = [];
+  for (const e of Deno.readDirSync("/proc/self/task")) {
+    try {
+      names.push(Deno.readTextFileSync(`/proc/self/task/${e.name}/comm`).trim());
+    } catch (err) {
+      if (!(err instanceof Deno.errors.NotFound)) throw err; // the thread ended meanwhile
+    }
+  }
+  return names.filter((name) => name !== "tokio-runtime-w");
 }
 
 /** The files under `dir` this process holds open (on Linux). */
@@ -259,8 +265,12 @@ Deno.test("a metrics line cut short (full disk, kill) does not break the resumed
   const range = Array.from({ length: 60 }, (_, i) => i + 1);
   assertEquals(await loggedIterations(runDir, "train"), range);
   assert((await listDir(runDir)).includes("report.html"));
-  // Training the experiment afresh in the same directory starts a new log, not a mixed one.
-  assertEquals((await runCli(["train", exp])).code, 0);
+  // Training afresh in the same directory is refused (it would overwrite the trained run)...
+  const refused = await runCli(["train", exp]);
+  assertEquals(refused.code, 2);
+  assert(refused.stderr.includes("already holds a trained run"), refused.stderr);
+  // ...and when forced, starts a new log, not a mixed one.
+  assertEquals((await runCli(["train", exp, "--force"])).code, 0);
   assertEquals(await loggedIterations(runDir, "train"), range.slice(0, 30));
 });
 
