@@ -139,10 +139,7 @@ export class LocalEngine<D extends FloatDType> implements TrainEngine {
     for (const r of splitRange(n, this.#shards)) {
       if (r.end === r.start) continue;
       const shard = shardOf(batch, r.start, r.end);
-      loss += this.#model.loss(shard.features, shard.captions, {
-        normalizer: n,
-        gradBuffer: this.#shardGrads[0] as never,
-      }).loss;
+      loss += this.#model.lossValue(shard.features, shard.captions, n);
     }
     return loss;
   }
