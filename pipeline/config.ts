@@ -32,6 +32,8 @@ export interface DataConfig {
   pcaFeatures: boolean;
   /** Use at most this many training captions; null = all. */
   maxTrain: number | null;
+  /** Stream training minibatches from the HDF5 files (a loader worker) instead of loading them. */
+  stream: boolean;
   /** Sizes and seed of the synthetic set, used when it must be generated. */
   synthetic: { numTrain: number; numVal: number; seed: number };
 }

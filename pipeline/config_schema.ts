@@ -135,6 +135,10 @@ export const EXPERIMENT_SCHEMA = {
     dir: str(null, "Dataset dir; default datasets/coco_captioning or datasets/synthetic", true),
     pcaFeatures: bool(true, "Use the 512-d PCA features instead of the 4096-d fc7 ones"),
     maxTrain: int(null, ">=1", "Use at most this many training captions (null = all)", true),
+    stream: bool(
+      false,
+      "Stream training batches from the HDF5 files in a loader worker (bounded memory)",
+    ),
     synthetic: {
       numTrain: int(4000, ">=1", "Synthetic training images, generated if the dir is absent"),
       numVal: int(500, ">=1", "Synthetic validation images"),

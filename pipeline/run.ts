@@ -15,6 +15,8 @@ import { CaptioningRNN } from "../model/captioning_rnn.ts";
 import { loadCheckpoint, removeStaleTemporaries, saveCheckpoint } from "../model/checkpoint.ts";
 import { createEngine, type PoolOptions } from "../workers/pool.ts";
 import { type CocoData, loadCocoData } from "./coco.ts";
+import { loadCocoForStreaming } from "./coco_subset.ts";
+import { StreamBatches } from "./stream_batches.ts";
 import { withH5File } from "./h5.ts";
 import type { ExperimentConfig } from "./config.ts";
 import { InputError } from "./errors.ts";
@@ -64,6 +66,11 @@ export interface RunResult {
   /** The report, when the report stage ran. */
   reportPath?: string;
 }
+
+/** Validation images captioned during training to pick best.h5 by CIDEr-D. */
+const QUICK_EVAL_IMAGES = 200;
+/** Images whose captions the sample stage prints. */
+const SAMPLE_IMAGES = 8;
 
 /** The longest training goes without returning to the event loop (ms), so signals get through. */
 const YIELD_MS = 50;
@@ -118,6 +125,23 @@ export async function prepareData(
       `${captionsFile}: file not found; put the CS231n COCO captioning files in ${data.dir} ` +
         `(or set data.dir), or use data.source "synthetic"`,
     );
+  }
+  if (data.stream) {
+    if (data.maxTrain !== null) {
+      throw new InputError(
+        `data.maxTrain: cannot be combined with data.stream (a streamed run samples every ` +
+          `caption); remove one of them`,
+      );
+    }
+    // Only the features that evaluation, validation and samples read are loaded; training
+    // minibatches are streamed from the files (see StreamBatches), so memory stays bounded.
+    const evaluate = config.evaluate;
+    const val = Math.max(evaluate.numImages, QUICK_EVAL_IMAGES, SAMPLE_IMAGES);
+    return await loadCocoForStreaming({
+      baseDir: data.dir,
+      pcaFeatures: data.pcaFeatures,
+      numImages: { train: evaluate.splits.includes("train") ? evaluate.numImages : 0, val },
+    });
   }
   return await loadCocoData({
     baseDir: data.dir,
@@ -294,11 +318,28 @@ async function train(
     ...config.model,
   });
   const workers = t.workers === "auto" ? navigator.hardwareConcurrency : t.workers;
-  const engine = createEngine(model, {
-    workers,
-    backend: kernels().name,
-    ...(options.faultAt ? { faultAt: options.faultAt } : {}),
-  });
+  // Streamed runs read training minibatches from the files in a loader worker; the batch order
+  // is the in-memory sampler's for the same seed.
+  const batches = config.data.stream
+    ? await StreamBatches.open({
+      baseDir: config.data.dir,
+      batchSize: t.batchSize,
+      pcaFeatures: config.data.pcaFeatures,
+      seed: t.seed,
+    })
+    : undefined;
+  if (batches) log(`Streaming training minibatches from ${config.data.dir} (loader worker)`);
+  let engine: ReturnType<typeof createEngine>;
+  try {
+    engine = createEngine(model, {
+      workers,
+      backend: kernels().name,
+      ...(options.faultAt ? { faultAt: options.faultAt } : {}),
+    });
+  } catch (e) {
+    await batches?.close();
+    throw e;
+  }
   let best = -Infinity;
   let bestInfo = resumed?.info;
   if (typeof bestInfo?.cider === "number") best = bestInfo.cider;
@@ -319,7 +360,7 @@ async function train(
     if (!data.val_captions) return;
     const ev = await evaluateSplit(model, data, {
       split: "val",
-      numImages: Math.min(config.evaluate.numImages, 200),
+      numImages: Math.min(config.evaluate.numImages, QUICK_EVAL_IMAGES),
       beamSize: 1,
       maxLength: config.evaluate.maxLength,
       metrics: ["bleu4", "cider"],
@@ -362,6 +403,7 @@ async function train(
     gradClip: t.gradClip,
     verbose: false,
     engine,
+    ...(batches ? { batches } : {}),
     onIteration: async (info) => {
       // A step on this thread never returns to the event loop by itself; let it run now and
       // then so Ctrl-C (and timers) are seen between steps, not only at the next checkpoint.

@@ -48,7 +48,7 @@ Deno.test("the JSON Schema lists every option with its default, and rejects extr
     assertEquals(node.default, spec.default, path.join("."));
     count++;
   });
-  assertEquals(count, 40);
+  assertEquals(count, 41);
   assertEquals(schema.additionalProperties, false);
   assertEquals(schema.properties.train.additionalProperties, false);
   assertEquals(schema.properties.train.properties.learningRate.exclusiveMinimum, 0);
@@ -269,6 +269,32 @@ Deno.test("experimentHelp() lists every option with its default", () => {
   assert(help.includes("--train.learningRate"));
   assert(help.includes("(default 0.005)"));
   assert(help.includes(`--model.cellType`));
-  assertEquals(help.split("\n").filter((l) => l.startsWith("  --")).length, 39);
+  assertEquals(help.split("\n").filter((l) => l.startsWith("  --")).length, 40);
   assertEquals(typeof EXPERIMENT_SCHEMA.train.batchSize.help, "string");
+});
+
+Deno.test("every experiment file in experiments/ is valid and points editors at the schema", async () => {
+  const dir = new URL("../experiments/", import.meta.url);
+  const files = [...Deno.readDirSync(dir)].map((e) => e.name)
+    .filter((n) => n.endsWith(".json") && n !== "experiment.schema.json").sort();
+  assertEquals(files, [
+    "coco_lstm.json",
+    "overfit_lstm.json",
+    "overfit_rnn.json",
+    "overfit_rnn_sigmoid.json",
+    "synthetic_lstm.json",
+  ]);
+  for (const name of files) {
+    const path = new URL(name, dir).pathname;
+    const cfg = await loadExperiment(path);
+    assertEquals(cfg.name, name.replace(/\.json$/, ""));
+    assertEquals(JSON.parse(await Deno.readTextFile(path)).$schema, "./experiment.schema.json");
+  }
+  // The exercise's overfit runs: 50 captions, batch 25, adam 5e-3, tanh vs sigmoid.
+  const sigmoid = await loadExperiment(new URL("overfit_rnn_sigmoid.json", dir).pathname);
+  assertEquals([sigmoid.data.maxTrain, sigmoid.train.batchSize, sigmoid.model.activation], [
+    50,
+    25,
+    "sigmoid",
+  ]);
 });

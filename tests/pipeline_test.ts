@@ -187,3 +187,39 @@ Deno.test("a fresh train never overwrites a trained run unless forced", async ()
   assert(refused.stderr.includes("start over with --force"), refused.stderr);
   await Deno.remove(root, { recursive: true });
 });
+
+Deno.test("a streamed run (data.stream) trains and evaluates exactly like an in-memory one", async () => {
+  const root = await Deno.makeTempDir();
+  const quiet = { log: () => {}, progressWrite: () => {}, handleSignals: false };
+  const run = async (stream: boolean) => {
+    const config = tinyExperiment(root, {
+      output: { dir: join(root, stream ? "streamed" : "memory") },
+      stages: ["train", "evaluate"],
+    });
+    config.data.stream = stream;
+    const lines: string[] = [];
+    await runExperiment(config, { ...quiet, log: (l) => lines.push(l) });
+    assertEquals(lines.some((l) => l.startsWith("Streaming training minibatches")), stream);
+    const ckpt = await loadCheckpoint(join(config.output.dir, RUN_FILES.checkpoint));
+    const ev = JSON.parse(await Deno.readTextFile(join(config.output.dir, RUN_FILES.evaluation)));
+    return { ckpt, ev: ev.evaluations[0] };
+  };
+  const memory = await run(false), streamed = await run(true);
+  assertEquals(streamed.ckpt.solver!.lossHistory, memory.ckpt.solver!.lossHistory);
+  assertEquals(streamed.ckpt.solver!.valLossHistory, memory.ckpt.solver!.valLossHistory);
+  assertEquals(streamed.ckpt.model.flat, memory.ckpt.model.flat);
+  assertEquals(streamed.ev.greedy, memory.ev.greedy);
+  assertEquals(streamed.ev.baseline, memory.ev.baseline);
+  assertEquals(
+    streamed.ev.images.map((i: { greedy: string }) => i.greedy),
+    memory.ev.images.map((i: { greedy: string }) => i.greedy),
+  );
+  const bad = tinyExperiment(root, { output: { dir: join(root, "bad") }, data: { maxTrain: 10 } });
+  bad.data.stream = true;
+  await assertRejects(
+    () => runExperiment(bad, quiet),
+    InputError,
+    "data.maxTrain: cannot be combined with data.stream",
+  );
+  await Deno.remove(root, { recursive: true });
+});
