@@ -11,10 +11,13 @@ import type { BackendName, Kernels } from "./types.ts";
 
 export type { BackendName, Kernels } from "./types.ts";
 
-let current: Kernels = tsKernels;
+/** The backend in use; chosen on first use when nobody chose one (see {@linkcode kernels}). */
+let current: Kernels | null = null;
 
 /**
- * The backend the layers use now.
+ * The backend the layers use now. Until one is chosen with {@linkcode selectKernels} or
+ * {@linkcode setKernels}, the first call chooses as `selectKernels()` does (RECAP_BACKEND, else
+ * the fastest that loads), so a library user gets the fast path without asking for it.
  * @returns The current kernels.
  *
  * @example
@@ -24,7 +27,7 @@ let current: Kernels = tsKernels;
  * ```
  */
 export function kernels(): Kernels {
-  return current;
+  return current ?? selectKernels();
 }
 
 /**
@@ -36,13 +39,12 @@ export function kernels(): Kernels {
  * ```ts
  * import { setKernels } from "./mod.ts";
  * import { tsKernels } from "./ts.ts";
-import { loadWasmKernels, type WasmKernels } from "./wasm.ts";
  * const previous = setKernels(tsKernels);
  * setKernels(previous);
  * ```
  */
 export function setKernels(k: Kernels): Kernels {
-  const previous = current;
+  const previous = kernels();
   current = k;
   return previous;
 }
@@ -139,16 +141,14 @@ export function selectKernels(choice?: "auto" | BackendName): Kernels {
     // The first that loads; later ones are not even tried (ts always loads).
     for (const name of backendNames()) {
       try {
-        setKernels(loadKernels(name));
-        return current;
+        return current = loadKernels(name);
       } catch {
         // Not available here: try the next one.
       }
     }
   }
   if (!backendNames().includes(wanted as BackendName)) throw unknownBackend(wanted);
-  setKernels(loadKernels(wanted as BackendName));
-  return current;
+  return current = loadKernels(wanted as BackendName);
 }
 
 /**
@@ -163,7 +163,7 @@ export function selectKernels(choice?: "auto" | BackendName): Kernels {
  * console.log(`backend: ${describeKernels(selectKernels())}`);
  * ```
  */
-export function describeKernels(k: Kernels = current): string {
+export function describeKernels(k: Kernels = kernels()): string {
   const extra = k as Partial<BlasKernels & WasmKernels>;
   switch (k.name) {
     case "blas":
