@@ -162,7 +162,7 @@ export const EXPERIMENT_SCHEMA = {
     epsilon: num(1e-8, ">0", "Adam and RMSProp denominator smoothing"),
     decayRate: num(0.99, "[0,1)", "RMSProp squared-gradient decay"),
     lrDecay: num(0.95, "(0,1]", "Learning rate multiplier after each epoch"),
-    numEpochs: int(10, ">=1", "Passes over the training captions"),
+    numEpochs: int(6, ">=1", "Passes over the training captions"),
     batchSize: int(100, ">=1", "Captions per minibatch"),
     gradClip: num(0, ">=0", "Clip the global gradient norm (L2, all parameters) to this (0 = off)"),
     workers: { type: "intOrAuto", default: "auto", min: 1, help: "Compute workers, or auto" },

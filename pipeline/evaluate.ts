@@ -144,7 +144,15 @@ export async function evaluateSplit(
   const images = order.slice(0, options.numImages);
   const d = feats.shape[1];
   const features = new Tensor<"float32">(new Float32Array(images.length * d), [images.length, d]);
-  images.forEach((img, i) => features.data.set(feats.data.subarray(img * d, (img + 1) * d), i * d));
+  images.forEach((img, i) => {
+    if (img >= feats.shape[0]) {
+      throw new RangeError(
+        `Cannot evaluate ${split} image ${img}: only ${feats.shape[0]} feature rows are loaded; ` +
+          `lower evaluate.numImages`,
+      );
+    }
+    features.data.set(feats.data.subarray(img * d, (img + 1) * d), i * d);
+  });
   const caption = options.captioner ??
     ((f: Tensor<FloatDType>, o: SampleOptions) => model.sampleWithScores(f, o));
   const decode = (r: SampleResult) => decodeCaptions(r.captions, model.idxToWord).map(cleanCaption);

@@ -99,6 +99,13 @@ export function gatherMinibatch(
     const r = rows[i];
     captions.data.set(caps.data.subarray(r * t1, (r + 1) * t1), i * t1);
     const img = idxs.data[r];
+    if (img < 0 || img >= feats.shape[0]) {
+      throw new RangeError(
+        `Cannot gather caption ${r} of ${split}: its image ${img} has no feature row (${
+          feats.shape[0]
+        } loaded)`,
+      );
+    }
     imageIdxs[i] = img;
     features.data.set(feats.data.subarray(img * d, (img + 1) * d), i * d);
   }
