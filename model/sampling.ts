@@ -28,6 +28,34 @@ export interface SampleResult {
 }
 
 /**
+ * Checks sampling arguments, with the messages sampling gives (the worker pool checks on the
+ * main thread with it, so a bad call is an error, not a failed worker).
+ * @param model The model.
+ * @param features Image features, (N, D).
+ * @param maxLength L, a positive integer.
+ * @param beamSize A positive integer.
+ */
+export function checkSampleArgs<D extends FloatDType>(
+  model: CaptioningRNN<D>,
+  features: Tensor<FloatDType>,
+  maxLength: number,
+  beamSize: number,
+): void {
+  if (!Number.isInteger(maxLength) || maxLength < 1) {
+    throw new RangeError(`Invalid maxLength: expected a positive integer, got ${maxLength}`);
+  }
+  if (!Number.isInteger(beamSize) || beamSize < 1) {
+    throw new RangeError(`Invalid beamSize: expected a positive integer, got ${beamSize}`);
+  }
+  if (model.startIdx < 0) throw new RangeError(`Cannot sample: the vocabulary has no "<START>"`);
+  if (features.shape.length !== 2 || features.shape[1] !== model.config.inputDim) {
+    throw new RangeError(
+      `Invalid features: expected [N, ${model.config.inputDim}], got [${features.shape}]`,
+    );
+  }
+}
+
+/**
  * Generates captions: greedy at beamSize 1 (argmax, fed back, from `<START>`; like the
  * exercise it keeps generating after `<END>`), beam search otherwise.
  * @param model The model.
@@ -41,18 +69,7 @@ export function sampleCaptions<D extends FloatDType>(
   options: SampleOptions = {},
 ): SampleResult {
   const maxLength = options.maxLength ?? 30, beamSize = options.beamSize ?? 1;
-  if (!Number.isInteger(maxLength) || maxLength < 1) {
-    throw new RangeError(`Invalid maxLength: expected a positive integer, got ${maxLength}`);
-  }
-  if (!Number.isInteger(beamSize) || beamSize < 1) {
-    throw new RangeError(`Invalid beamSize: expected a positive integer, got ${beamSize}`);
-  }
-  if (model.startIdx < 0) throw new RangeError(`Cannot sample: the vocabulary has no "<START>"`);
-  if (features.shape.length !== 2 || features.shape[1] !== model.config.inputDim) {
-    throw new RangeError(
-      `Invalid features: expected [N, ${model.config.inputDim}], got [${features.shape}]`,
-    );
-  }
+  checkSampleArgs(model, features, maxLength, beamSize);
   const feats =
     (features.dtype === model.dtype ? features : features.astype(model.dtype)) as Tensor<D>;
   const greedy = greedySample(model, feats, maxLength);

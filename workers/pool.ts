@@ -19,7 +19,7 @@ import { kernels, selectKernels } from "../layers/kernels/mod.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
 import { allocArray, type FloatArray, type FloatDType, Tensor } from "../layers/tensor.ts";
 import type { CaptioningRNN } from "../model/captioning_rnn.ts";
-import type { SampleOptions, SampleResult } from "../model/sampling.ts";
+import { checkSampleArgs, type SampleOptions, type SampleResult } from "../model/sampling.ts";
 import type { Minibatch } from "../pipeline/minibatch.ts";
 import type { Optimizer, UpdateRule } from "../pipeline/optim.ts";
 import {
@@ -562,27 +562,6 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
     Atomics.notify(c, CTRL_DONE);
     this.#stop();
     this.#wake();
-  }
-}
-
-/** Checks sampling arguments here, so a bad call is an error, not a failed worker. */
-function checkSampleArgs(
-  model: CaptioningRNN<FloatDType>,
-  features: Tensor<FloatDType>,
-  maxLength: number,
-  beamSize: number,
-): void {
-  if (!Number.isInteger(maxLength) || maxLength < 1) {
-    throw new RangeError(`Invalid maxLength: expected a positive integer, got ${maxLength}`);
-  }
-  if (!Number.isInteger(beamSize) || beamSize < 1) {
-    throw new RangeError(`Invalid beamSize: expected a positive integer, got ${beamSize}`);
-  }
-  if (model.startIdx < 0) throw new RangeError(`Cannot sample: the vocabulary has no "<START>"`);
-  if (features.shape.length !== 2 || features.shape[1] !== model.config.inputDim) {
-    throw new RangeError(
-      `Invalid features: expected [N, ${model.config.inputDim}], got [${features.shape}]`,
-    );
   }
 }
 
