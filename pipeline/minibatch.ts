@@ -8,7 +8,7 @@
 import { Rng, type RngState } from "../layers/random.ts";
 import { allocArray, type ArrayOf, type FloatDType, Tensor } from "../layers/tensor.ts";
 
-import type { Split } from "./coco_layout.ts";
+import { drawBatchIndices, type Split } from "./coco_layout.ts";
 
 export type { Split };
 
@@ -158,8 +158,8 @@ export class InMemoryBatches implements BatchSource {
 
   /** A random minibatch (rows drawn with replacement). */
   next(): Minibatch {
-    const rows = new Int32Array(this.#batchSize);
-    for (let i = 0; i < rows.length; i++) rows[i] = this.#rng.randint(this.size);
+    // The same draw as the streaming loader's, so both give the same batches for a seed.
+    const rows = drawBatchIndices(this.#rng, this.size, this.#batchSize);
     return gatherMinibatch(this.#data, this.#split, rows);
   }
 
