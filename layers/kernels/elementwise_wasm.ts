@@ -9,50 +9,19 @@
  * views of that memory, and the BLAS backend multiplies into them directly (no copies).
  * @module
  */
-import { assemble, type Code, F32, Func, I32, sleb, uleb, V128 } from "./wasm_asm.ts";
+import { assemble, type Code, F32, Func, I32, op as asm, uleb, V128 } from "./wasm_asm.ts";
 import type { ElementwiseKernels, FloatArena } from "./elementwise.ts";
 import { tsElementwise, typedArena } from "./elementwise.ts";
 import type { FloatArray, FloatDType } from "../tensor.ts";
 
 const simd = (opcode: number, ...args: Code[]): Code => [...args.flat(), 0xfd, ...uleb(opcode)];
-const memarg = (align: number, offset: number): Code => [align, ...uleb(offset)];
-/** The scalar, memory and control instructions used here (operands in stack order). */
+/**
+ * The scalar, memory and control instructions used here (operands in stack order): the
+ * assembler's shared set, plus lane extraction.
+ */
 const op = {
-  get: (x: number): Code => [0x20, ...uleb(x)],
-  set: (x: number, value: Code): Code => [...value, 0x21, ...uleb(x)],
-  i32: (n: number): Code => [0x41, ...sleb(n)],
-  add: (a: Code, b: Code): Code => [...a, ...b, 0x6a],
-  sub: (a: Code, b: Code): Code => [...a, ...b, 0x6b],
-  mul: (a: Code, b: Code): Code => [...a, ...b, 0x6c],
-  ne: (a: Code, b: Code): Code => [...a, ...b, 0x47],
-  geS: (a: Code, b: Code): Code => [...a, ...b, 0x4e],
-  f32Add: (a: Code, b: Code): Code => [...a, ...b, 0x92],
-  f32Store: (addr: Code, x: Code, off = 0): Code => [...addr, ...x, 0x38, ...memarg(2, off)],
-  v128Load: (addr: Code): Code => [...addr, 0xfd, ...uleb(0x00), ...memarg(4, 0)],
-  v128Store: (addr: Code, x: Code): Code => [...addr, ...x, 0xfd, ...uleb(0x0b), ...memarg(4, 0)],
-  load32Splat: (addr: Code): Code => [...addr, 0xfd, ...uleb(0x09), ...memarg(2, 0)],
+  ...asm,
   f32x4Lane: (x: Code, lane: number): Code => [...simd(0x1f, x), lane],
-  f32x4Splat: (x: Code): Code => simd(0x13, x),
-  v128Zero: (): Code => [0xfd, ...uleb(0x0c), ...new Array(16).fill(0)],
-  /** `if (cond) { then }`, no result. */
-  ifElse: (cond: Code, then: Code): Code => [...cond, 0x04, 0x40, ...then, 0x0b],
-  /** `for (x = start; x < end; x += step) body` (end and step re-evaluated each time). */
-  forLoop: (x: number, start: Code, end: Code, step: Code, body: Code): Code => [
-    ...op.set(x, start),
-    0x02, // block
-    0x40,
-    0x03, // loop
-    0x40,
-    ...op.geS(op.get(x), end),
-    0x0d, // br_if 1: leave the block
-    1,
-    ...body,
-    ...op.set(x, op.add(op.get(x), step)),
-    0x0c, // br 0: next iteration
-    0,
-    0x0b,
-    0x0b,
-  ],
 };
 const f32c = (x: number): Code => [0x43, ...new Uint8Array(new Float32Array([x]).buffer)];
 const v = {
