@@ -175,7 +175,8 @@ export async function runExperiment(
   if (config.stages.includes("train") && !options.resume) await guardExistingRun(config, options);
   // A resumed run's config.json is replaced only once its checkpoint is known to fit the
   // (possibly overridden) config, so a failed resume leaves the run as it was.
-  if (!options.resume) await writeConfig(config);
+  // Only a fresh training run defines the run: evaluate/report-only runs leave config.json be.
+  if (!options.resume && config.stages.includes("train")) await writeConfig(config);
   // "auto" defers to RECAP_BACKEND when it is set.
   const choice = config.train.backend === "auto" ? undefined : config.train.backend as BackendName;
   const backend = selectKernels(choice).name;
@@ -275,6 +276,13 @@ export async function runExperiment(
       await captioning?.close();
     }
     if (config.stages.includes("report")) {
+      // A report-only run shows the evaluation an earlier run of the evaluate stage saved.
+      const saved = join(runDir, RUN_FILES.evaluation);
+      if (!config.stages.includes("evaluate") && await exists(saved)) {
+        const previous = JSON.parse(await Deno.readTextFile(saved));
+        result.evaluations = previous.evaluations ?? [];
+        label = previous.checkpoint ?? label;
+      }
       result.reportPath = await report(config, data, result, label);
       log(`Report: ${result.reportPath}`);
     }
@@ -569,6 +577,17 @@ async function report(
         references: img.references,
       });
     }
+  }
+  // The checkpoints scored during training (greedy, the first val images), one row each.
+  const quickImages = Math.min(config.evaluate.numImages, QUICK_EVAL_IMAGES);
+  for (const r of records) {
+    if (r.kind !== "eval" || r.checkpoint !== "training") continue;
+    rows.push({
+      split: `val during training (first ${quickImages} images)`,
+      checkpoint: `iteration ${r.iteration}`,
+      decoder: r.decoder ?? "greedy",
+      scores: r.metrics,
+    });
   }
   const baselineCaption = result.evaluations[0]?.baselineCaption;
   return await writeReport(runDir, {

@@ -66,6 +66,9 @@ Deno.test("a short run on a tiny synthetic dataset leaves checkpoint, metrics.js
       html.includes(escapeHtml(ev.images[0].references[0])),
   );
   assert(html.includes('src="../data/images/val/'), "sample images point at the dataset's SVGs");
+  // A metrics table per checkpoint scored during training, besides the final evaluation.
+  assert(html.includes("val during training (first 20 images)"), "training checkpoints table");
+  assert(html.includes("iteration 6") && html.includes("iteration 12"), "one row per checkpoint");
   assert(lines.some((l) => l.startsWith("Evaluation on val (20 images)")), lines.join("\n"));
   assert(
     progress.some((p) => p.includes("(Iteration 12 / 12) loss:")),
@@ -129,6 +132,16 @@ Deno.test("evaluate and sample read a run's checkpoint and its data", async () =
   const sample = await cli(["sample", ckpt, "--n", "3"]);
   assertEquals(sample.code, 0, sample.stderr);
   assertEquals(sample.stdout.split("\n").filter((l) => l.includes("generated:")).length, 3);
+  // A report-only run shows the saved evaluation and leaves the run's config.json as it was.
+  const configPath = join(root, "run", RUN_FILES.config);
+  const configBefore = await Deno.readTextFile(configPath);
+  await runExperiment(tinyExperiment(root, { stages: ["report"] }), {
+    log: () => {},
+    progressWrite: () => {},
+    handleSignals: false,
+  });
+  assertEquals(await Deno.readTextFile(configPath), configBefore);
+  assert((await Deno.readTextFile(join(root, "run", RUN_FILES.report))).includes("iteration 6"));
   const badSplit = await cli(["sample", ckpt, "--split", "test"]);
   assertEquals(badSplit.code, 2);
   assert(badSplit.stderr.includes('--split: expected "train" or "val"'), badSplit.stderr);
