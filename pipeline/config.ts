@@ -86,7 +86,7 @@ export interface TrainConfig {
   printEvery: number;
   /** Checkpoint every this many iterations; 0 = at the end of each epoch. */
   checkpointEvery: number;
-  /** Validation loss every this many iterations; 0 = at the end of each epoch. */
+  /** Score val captions (BLEU-4, CIDEr-D) and keep best.h5 every this many iterations; 0 = each epoch. */
   evalEvery: number;
   /** Kernel backend. */
   backend: "auto" | "blas" | "wasm" | "ts";

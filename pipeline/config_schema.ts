@@ -169,7 +169,11 @@ export const EXPERIMENT_SCHEMA = {
     seed: int(231, ">=0", "Seed of the minibatch order"),
     printEvery: int(10, ">=1", "Log the loss every this many iterations"),
     checkpointEvery: int(0, ">=0", "Checkpoint every this many iterations (0 = each epoch)"),
-    evalEvery: int(0, ">=0", "Validation loss every this many iterations (0 = each epoch)"),
+    evalEvery: int(
+      0,
+      ">=0",
+      "Score val captions and keep best.h5 every this many iterations (0 = each epoch)",
+    ),
     backend: oneOf(["auto", "blas", "wasm", "ts"], "auto", "Kernel backend"),
   },
   evaluate: {
