@@ -80,6 +80,11 @@ export interface TrainConfig {
   gradClip: number;
   /** Number of compute workers, or "auto" (one per core). */
   workers: number | "auto";
+  /**
+   * Fixed shards each minibatch is split into: results are bitwise the same for any worker
+   * count at the same value (fewer, larger shards run faster; keep a multiple of the workers).
+   */
+  shards: number;
   /** Seed of the minibatch order. */
   seed: number;
   /** Log the loss every this many iterations. */

@@ -341,6 +341,7 @@ async function train(
   try {
     engine = createEngine(model, {
       workers,
+      shards: t.shards,
       backend: kernels().name,
       ...(options.faultAt ? { faultAt: options.faultAt } : {}),
     });

@@ -236,3 +236,27 @@ Deno.test("a streamed run (data.stream) trains and evaluates exactly like an in-
   );
   await Deno.remove(root, { recursive: true });
 });
+
+Deno.test("train.shards fixes the result for any worker count, and changes it when changed", async () => {
+  const root = await Deno.makeTempDir();
+  const quiet = { log: () => {}, progressWrite: () => {}, handleSignals: false };
+  const losses = async (shards: number, workers: number) => {
+    const dir = join(root, `s${shards}w${workers}`);
+    const config = tinyExperiment(root, {
+      output: { dir },
+      stages: ["train"],
+      train: { numEpochs: 1, batchSize: 50, workers, shards },
+    });
+    await runExperiment(config, quiet);
+    return (await loadCheckpoint(join(dir, RUN_FILES.checkpoint))).solver!.lossHistory;
+  };
+  const two = await losses(2, 1);
+  assertEquals(await losses(2, 2), two);
+  const three = await losses(3, 1);
+  assertEquals(await losses(3, 2), three);
+  assert(
+    JSON.stringify(three) !== JSON.stringify(two),
+    "a different shard count sums in another order",
+  );
+  await Deno.remove(root, { recursive: true });
+});
