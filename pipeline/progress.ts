@@ -309,8 +309,21 @@ export class MetricsLog {
    */
   static open(runDir: string, clock?: () => Date): MetricsLog {
     Deno.mkdirSync(runDir, { recursive: true });
-    const file = Deno.openSync(`${runDir}/metrics.jsonl`, { create: true, append: true });
-    return new MetricsLog((line) => writeAll(file, line), clock, () => file.close());
+    const path = `${runDir}/metrics.jsonl`;
+    const file = Deno.openSync(path, { create: true, append: true });
+    const sink = (line: string) => {
+      try {
+        writeAll(file, line);
+      } catch (e) {
+        // Name the file: a bare "No space left on device" does not say what failed.
+        throw new InputError(
+          `${path}: cannot append the metrics log (${(e as Error).message}); free disk space or ` +
+            `make the run directory writable, then resume the run`,
+          { cause: e },
+        );
+      }
+    };
+    return new MetricsLog(sink, clock, () => file.close());
   }
 
   /**

@@ -418,7 +418,9 @@ Deno.test({
       assertEquals(r.code, 2, r.stderr);
       const errors = errorLines(r.stderr).filter((l) => l.startsWith("error: "));
       assertEquals(errors, [
-        "error: No space left on device (os error 28); free some disk space and run again",
+        `error: ${join(dir, "run", "metrics.jsonl")}: cannot append the metrics log (No space ` +
+        `left on device (os error 28)); free disk space or make the run directory writable, ` +
+        `then resume the run`,
       ]);
       assert(!r.stderr.includes("    at "), r.stderr);
     });
