@@ -385,7 +385,9 @@ async function train(
     });
     const cider = ev.greedy.cider ?? -Infinity;
     progressReporter.log(
-      `  val (200 images, greedy): BLEU-4 ${fmt(ev.greedy.bleu4)} CIDEr-D ${fmt(cider)}` +
+      `  val (${ev.numImages} images, greedy): BLEU-4 ${fmt(ev.greedy.bleu4)} CIDEr-D ${
+        fmt(cider)
+      }` +
         (cider > best ? " (best so far)" : ""),
     );
     if (cider > best) {
