@@ -55,7 +55,6 @@ overridden on the command line, typed like its default: --train.learningRate=1e-
 --model.cellType rnn, --evaluate.splits=train,val. A run directory that already holds a trained
 run is never overwritten: continue it with deno task resume, or pass --force to start over.
 
-Experiment options:
 `;
 
 /**
@@ -153,7 +152,10 @@ async function trainCommand(params: string[]): Promise<number> {
 async function resumeCommand(params: string[]): Promise<number> {
   if (params.includes("--help") || params.length === 0) {
     console.log(
-      "Usage: deno task resume <run dir>\n\nContinues a run from its checkpoint.h5 with its config.json.",
+      "Usage: deno task resume <run dir> [--section.option=value …]\n\n" +
+        "Continues a run from its checkpoint.h5 with its config.json, exactly as if it had not " +
+        "stopped.\nOverrides change the continued run, e.g. a lower --train.learningRate after " +
+        "a divergence,\nor more --train.numEpochs.",
     );
     return params.length === 0 ? 2 : 0;
   }
@@ -170,6 +172,8 @@ async function resumeCommand(params: string[]): Promise<number> {
     }
   }
   const config = await loadExperiment(configPath, params.slice(1));
+  // The run is the directory given, wherever it was trained (it may have been moved).
+  config.output.dir = runDir;
   return exitCodeOf(await runExperiment(config, { resume: true }));
 }
 
@@ -187,12 +191,19 @@ async function checkpointWithData(path: string, dataDir: string | undefined) {
       `${path}: the checkpoint does not say which data it was trained on; pass --data.dir`,
     );
   }
+  // The same training subset as the run, so the baseline is the run's baseline.
+  const maxTrain = experiment?.data?.maxTrain;
   const data = await loadCocoData({
     baseDir: dir,
     pcaFeatures: experiment?.data?.pcaFeatures ?? true,
+    ...(typeof maxTrain === "number" ? { maxTrain, rng: experiment?.train?.seed ?? 0 } : {}),
   });
-  // Check the vocabulary matches the data before using either.
-  await loadCheckpoint(path, { idxToWord: data.idx_to_word });
+  // The checkpoint's vocabulary must be the data's.
+  const saved = ckpt.model.idxToWord;
+  const words = data.idx_to_word;
+  if (saved.length !== words.length || saved.some((w, i) => w !== words[i])) {
+    await loadCheckpoint(path, { idxToWord: words }); // throws, naming the first difference
+  }
   // "auto" (or no saved choice) defers to RECAP_BACKEND when it is set.
   const backend = experiment?.train?.backend;
   selectKernels(backend === undefined || backend === "auto" ? undefined : backend);
@@ -277,15 +288,16 @@ async function sampleCommand(params: string[]): Promise<number> {
   ]);
   if (values.help || positionals.length !== 1) {
     console.log(
-      "Usage: deno task sample <checkpoint.h5> [--n 10] [--split val] [--beamSize 1] [--seed 0] [--data.dir DIR]\n\n" +
+      "Usage: deno task sample <checkpoint.h5> [--n 10] [--split val] [--beamSize 1] [--maxLength 30] [--seed 0] [--data.dir DIR]\n\n" +
         "Prints captions of random images beside a reference caption.",
     );
     return values.help ? 0 : 2;
   }
-  const { model, data } = await checkpointWithData(positionals[0], values["data.dir"]);
+  const { model, data, experiment } = await checkpointWithData(positionals[0], values["data.dir"]);
   const split = splitOption(values.split);
   const n = intOption(values.n, "n", 10);
   const beamSize = intOption(values.beamSize, "beamSize", 1);
+  const maxLength = intOption(values.maxLength, "maxLength", experiment?.evaluate?.maxLength ?? 30);
   const rng = new Rng(intOption(values.seed, "seed", 0, 0));
   const caps = data[`${split}_captions`], idxs = data[`${split}_image_idxs`];
   const rows = Array.from({ length: n }, () => rng.randint(caps.shape[0]));
@@ -295,7 +307,7 @@ async function sampleCommand(params: string[]): Promise<number> {
     features.set(feats.data.subarray(idxs.data[r] * d, (idxs.data[r] + 1) * d), i * d)
   );
   const generated = decodeCaptions(
-    model.sample(new Tensor<"float32">(features, [n, d]), { beamSize, maxLength: 30 }),
+    model.sample(new Tensor<"float32">(features, [n, d]), { beamSize, maxLength }),
     model.idxToWord,
   );
   const t1 = caps.shape[1];

@@ -187,7 +187,7 @@ export async function evaluateSplit(
 export function formatEvaluation(ev: SplitEvaluation): string {
   const names = Object.keys(ev.greedy);
   const row = (label: string, s: Record<string, number | undefined>) =>
-    `  ${label.padEnd(10)}` + names.map((n) => `${n} ${fmt(s[n])}`).join("  ");
+    `  ${label.padEnd(10)}` + names.map((n) => `${n} ${formatScore(s[n])}`).join("  ");
   return [
     `Evaluation on ${ev.split} (${ev.numImages} images):`,
     row("baseline", ev.baseline),
@@ -196,6 +196,11 @@ export function formatEvaluation(ev: SplitEvaluation): string {
   ].join("\n");
 }
 
-function fmt(v: number | undefined): string {
+/**
+ * A score with three decimals, or "-" when absent.
+ * @param v The score.
+ * @returns The text.
+ */
+export function formatScore(v: number | undefined): string {
   return v === undefined ? "-" : v.toFixed(3);
 }

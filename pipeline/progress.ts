@@ -252,6 +252,8 @@ export interface EvalRecord {
   checkpoint?: string;
   /** Decoder used. */
   decoder?: "greedy" | "beam";
+  /** Images scored. */
+  numImages?: number;
   /** Scores by metric name. */
   metrics: Record<string, number>;
 }

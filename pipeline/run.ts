@@ -24,6 +24,7 @@ import {
   type Captioner,
   evaluateSplit,
   formatEvaluation,
+  formatScore,
   type SplitEvaluation,
 } from "./evaluate.ts";
 import type { Metric } from "./metrics/mod.ts";
@@ -173,6 +174,18 @@ export async function runExperiment(
   const runDir = config.output.dir;
   await ensureWritableDir(runDir);
   if (config.stages.includes("train") && !options.resume) await guardExistingRun(config, options);
+  const checkpointPath = join(runDir, RUN_FILES.checkpoint);
+  const bestPath = join(runDir, RUN_FILES.best);
+  if (
+    !config.stages.includes("train") && !(await exists(bestPath)) && !(await exists(checkpointPath))
+  ) {
+    throw new InputError(
+      `${runDir}: no trained checkpoint for the ${config.stages.join(", ")} stage` +
+        `${
+          config.stages.length > 1 ? "s" : ""
+        }; add "train" to stages, or set output.dir to a trained run`,
+    );
+  }
   // A resumed run's config.json is replaced only once its checkpoint is known to fit the
   // (possibly overridden) config, so a failed resume leaves the run as it was.
   // Only a fresh training run defines the run: evaluate/report-only runs leave config.json be.
@@ -183,8 +196,6 @@ export async function runExperiment(
   log(`recap: run ${config.name} in ${runDir} (backend: ${backend})`);
   const data = await prepareData(config, log);
   const result: RunResult = { runDir, interrupted: false, iterations: 0, evaluations: [] };
-  const checkpointPath = join(runDir, RUN_FILES.checkpoint);
-  const bestPath = join(runDir, RUN_FILES.best);
   if (config.stages.includes("train")) {
     await prepareMetricsLog(
       join(runDir, RUN_FILES.metrics),
@@ -198,13 +209,12 @@ export async function runExperiment(
       model = await train(config, data, options, metrics, log, result);
       if (result.interrupted) return result;
     } else {
-      const path = (await exists(bestPath)) ? bestPath : checkpointPath;
-      if (!(await exists(path))) {
-        throw new InputError(
-          `${runDir}: no checkpoint to evaluate; add "train" to stages or train this run first`,
-        );
-      }
-      model = (await loadCheckpoint(path, { idxToWord: data.idx_to_word })).model;
+      // Checked above: best.h5 or checkpoint.h5 exists. The latest checkpoint tells how far
+      // the run trained.
+      const path = (await exists(checkpointPath)) ? checkpointPath : bestPath;
+      const latest = await loadCheckpoint(path, { idxToWord: data.idx_to_word });
+      model = latest.model;
+      result.iterations = latest.solver?.iteration ?? 0;
       if (options.resume) await writeConfig(config);
     }
     // Evaluate the best checkpoint by CIDEr-D when there is one.
@@ -215,11 +225,8 @@ export async function runExperiment(
       label = `best (iter ${(best.solver?.iteration ?? best.info?.iteration) ?? "?"})`;
     }
     // Captioning for evaluation and samples runs on the workers too.
-    const workers = config.train.workers === "auto"
-      ? navigator.hardwareConcurrency
-      : config.train.workers;
     const captioning = config.stages.some((st) => st === "evaluate" || st === "sample")
-      ? createEngine(model, { workers, backend: kernels().name })
+      ? createEngine(model, { workers: config.train.workers, backend: kernels().name })
       : null;
     const captioner: Captioner | undefined = captioning
       ? (features, o) => captioning.sample(features, o)
@@ -244,6 +251,7 @@ export async function runExperiment(
               split,
               checkpoint: label,
               decoder,
+              numImages: ev.numImages,
               metrics: scores as Record<string, number>,
             });
           }
@@ -283,7 +291,7 @@ export async function runExperiment(
         result.evaluations = previous.evaluations ?? [];
         label = previous.checkpoint ?? label;
       }
-      result.reportPath = await report(config, data, result, label);
+      result.reportPath = await report(config, result, label);
       log(`Report: ${result.reportPath}`);
     }
     return result;
@@ -325,7 +333,12 @@ async function train(
     inputDim: data.train_features.shape[1],
     ...config.model,
   });
-  const workers = t.workers === "auto" ? navigator.hardwareConcurrency : t.workers;
+  // Workers beyond the fixed shard count would have no shard to compute.
+  const requested = t.workers === "auto" ? navigator.hardwareConcurrency : t.workers;
+  const workers = Math.min(requested, t.shards);
+  if (workers < requested) {
+    log(`Using ${workers} workers: train.shards (${t.shards}) limits how many can compute`);
+  }
   // Streamed runs read training minibatches from the files in a loader worker; the batch order
   // is the in-memory sampler's for the same seed.
   const batches = config.data.stream
@@ -381,12 +394,13 @@ async function train(
       split: "val",
       checkpoint: "training",
       decoder: "greedy",
+      numImages: ev.numImages,
       metrics: ev.greedy as Record<string, number>,
     });
     const cider = ev.greedy.cider ?? -Infinity;
     progressReporter.log(
-      `  val (${ev.numImages} images, greedy): BLEU-4 ${fmt(ev.greedy.bleu4)} CIDEr-D ${
-        fmt(cider)
+      `  val (${ev.numImages} images, greedy): BLEU-4 ${formatScore(ev.greedy.bleu4)} CIDEr-D ${
+        formatScore(cider)
       }` +
         (cider > best ? " (best so far)" : ""),
     );
@@ -397,66 +411,76 @@ async function train(
     }
   };
   let lastYield = performance.now();
-  solver = new CaptioningSolver(model, data, {
-    updateRule: t.updateRule,
-    optimConfig: {
-      learningRate: t.learningRate,
-      momentum: t.momentum,
-      decayRate: t.decayRate,
-      beta1: t.beta1,
-      beta2: t.beta2,
-      epsilon: t.epsilon,
-    },
-    lrDecay: t.lrDecay,
-    batchSize: t.batchSize,
-    numEpochs: t.numEpochs,
-    seed: t.seed,
-    gradClip: t.gradClip,
-    verbose: false,
-    engine,
-    ...(batches ? { batches } : {}),
-    onIteration: async (info) => {
-      // A step on this thread never returns to the event loop by itself; let it run now and
-      // then so Ctrl-C (and timers) are seen between steps, not only at the next checkpoint.
-      if (performance.now() - lastYield >= YIELD_MS) {
-        await new Promise((resolve) => setTimeout(resolve, 0));
-        lastYield = performance.now();
-      }
-      progressReporter.update(info.iteration, info.loss);
-      const last = info.iteration === info.numIterations;
-      if (info.iteration % t.printEvery === 0 || last || info.iteration === 1) {
-        metrics.write({
-          kind: "train",
-          iteration: info.iteration,
-          epoch: info.iteration / solver.iterationsPerEpoch,
-          loss: info.loss,
-          smoothedLoss: progressReporter.smoothedLoss,
-          learningRate: solver.optimizer.config.learningRate,
-        });
-      }
-      if (t.checkpointEvery > 0 && info.iteration % t.checkpointEvery === 0) {
-        await save(checkpointPath, bestInfo);
-      }
-      if (t.evalEvery > 0 && info.iteration % t.evalEvery === 0) await quickEval(info.iteration);
-    },
-    onEpoch: async (info) => {
-      if (info.valLoss !== null) {
-        metrics.write({
-          kind: "val",
-          iteration: info.iteration,
-          epoch: info.epoch,
-          loss: info.valLoss,
-        });
-        progressReporter.log(
-          `epoch ${info.epoch}: val loss ${info.valLoss.toFixed(4)}, lr ${
-            info.learningRate.toExponential(2)
-          }`,
-        );
-      }
-      if (t.checkpointEvery === 0) await save(checkpointPath, bestInfo);
-      if (t.evalEvery === 0) await quickEval(info.iteration);
-    },
-  });
+  try {
+    solver = makeSolver();
+  } catch (e) {
+    // Nothing else will close them: the workers would keep the process alive.
+    await engine.close();
+    await batches?.close();
+    throw e;
+  }
+  function makeSolver(): CaptioningSolver {
+    return new CaptioningSolver(model, data, {
+      updateRule: t.updateRule,
+      optimConfig: {
+        learningRate: t.learningRate,
+        momentum: t.momentum,
+        decayRate: t.decayRate,
+        beta1: t.beta1,
+        beta2: t.beta2,
+        epsilon: t.epsilon,
+      },
+      lrDecay: t.lrDecay,
+      batchSize: t.batchSize,
+      numEpochs: t.numEpochs,
+      seed: t.seed,
+      gradClip: t.gradClip,
+      verbose: false,
+      engine,
+      ...(batches ? { batches } : {}),
+      onIteration: async (info) => {
+        // A step on this thread never returns to the event loop by itself; let it run now and
+        // then so Ctrl-C (and timers) are seen between steps, not only at the next checkpoint.
+        if (performance.now() - lastYield >= YIELD_MS) {
+          await new Promise((resolve) => setTimeout(resolve, 0));
+          lastYield = performance.now();
+        }
+        progressReporter.update(info.iteration, info.loss);
+        const last = info.iteration === info.numIterations;
+        if (info.iteration % t.printEvery === 0 || last || info.iteration === 1) {
+          metrics.write({
+            kind: "train",
+            iteration: info.iteration,
+            epoch: info.iteration / solver.iterationsPerEpoch,
+            loss: info.loss,
+            smoothedLoss: progressReporter.smoothedLoss,
+            learningRate: info.learningRate,
+          });
+        }
+        if (t.checkpointEvery > 0 && info.iteration % t.checkpointEvery === 0) {
+          await save(checkpointPath, bestInfo);
+        }
+        if (t.evalEvery > 0 && info.iteration % t.evalEvery === 0) await quickEval(info.iteration);
+      },
+      onEpoch: async (info) => {
+        if (info.valLoss !== null) {
+          metrics.write({
+            kind: "val",
+            iteration: info.iteration,
+            epoch: info.epoch,
+            loss: info.valLoss,
+          });
+          progressReporter.log(
+            `epoch ${info.epoch}: val loss ${info.valLoss.toFixed(4)}, lr ${
+              info.learningRate.toExponential(2)
+            }`,
+          );
+        }
+        if (t.checkpointEvery === 0) await save(checkpointPath, bestInfo);
+        if (t.evalEvery === 0) await quickEval(info.iteration);
+      },
+    });
+  }
   progressReporter = new ProgressReporter({
     total: solver.numIterations,
     batchSize: t.batchSize,
@@ -544,7 +568,6 @@ async function train(
 
 async function report(
   config: ExperimentConfig,
-  data: CocoData,
   result: RunResult,
   label: string,
 ): Promise<string> {
@@ -574,7 +597,7 @@ async function report(
       samples.push({
         split: ev.split,
         imageId: img.imageIdx,
-        ...(img.url ? { imageUrl: imageUrlFor(img.url, data, config, runDir) } : {}),
+        ...(img.url ? { imageUrl: imageUrlFor(img.url, config, runDir) } : {}),
         greedy: img.greedy,
         ...(img.beam ? { beam: img.beam } : {}),
         references: img.references,
@@ -582,11 +605,11 @@ async function report(
     }
   }
   // The checkpoints scored during training (greedy, the first val images), one row each.
-  const quickImages = Math.min(config.evaluate.numImages, QUICK_EVAL_IMAGES);
   for (const r of records) {
     if (r.kind !== "eval" || r.checkpoint !== "training") continue;
+    const images = r.numImages ?? Math.min(config.evaluate.numImages, QUICK_EVAL_IMAGES);
     rows.push({
-      split: `val during training (first ${quickImages} images)`,
+      split: `val during training (first ${images} images)`,
       checkpoint: `iteration ${r.iteration}`,
       decoder: r.decoder ?? "greedy",
       scores: r.metrics,
@@ -607,18 +630,9 @@ async function report(
 }
 
 /** An image URL as the report (in runDir) can load it: web URLs as they are, dataset paths made relative. */
-function imageUrlFor(
-  url: string,
-  _data: CocoData,
-  config: ExperimentConfig,
-  runDir: string,
-): string {
+function imageUrlFor(url: string, config: ExperimentConfig, runDir: string): string {
   if (/^[a-z]+:\/\//i.test(url) || isAbsolute(url)) return url;
   return relative(runDir, join(config.data.dir, url));
-}
-
-function fmt(v: number | undefined): string {
-  return v === undefined ? "-" : v.toFixed(3);
 }
 
 /** The optimizer options a resumed run may change (e.g. a lower learning rate after a divergence). */
@@ -679,6 +693,9 @@ async function prepareMetricsLog(path: string, checkpointPath: string | null): P
     keep = text.split("\n").filter((line) => {
       try {
         const r = JSON.parse(line);
+        // Final evaluations are redone after training; the training records up to the
+        // checkpoint are the history that continues.
+        if (r?.kind === "eval" && r.checkpoint !== "training") return false;
         return typeof r?.iteration !== "number" || r.iteration <= iteration;
       } catch {
         return false;

@@ -68,6 +68,8 @@ export interface IterationInfo {
   gradNorm: number;
   /** Captions in the minibatch. */
   batchSize: number;
+  /** The learning rate this iteration's update used (before any end-of-epoch decay). */
+  learningRate: number;
 }
 
 /** What {@linkcode SolverOptions.onEpoch} receives. */
@@ -240,6 +242,7 @@ export class CaptioningSolver<D extends FloatDType = FloatDType> {
     const { log, verbose, printEvery } = this.#opts;
     while (this.iteration < this.numIterations && !this.#stopRequested) {
       const batch = await this.#batches.next();
+      const learningRate = this.optimizer.config.learningRate;
       const result = await this.#engine.step(batch, this.optimizer, this.#opts.gradClip);
       this.#guard(result.loss, result.gradNorm, result.applied);
       const t = this.iteration;
@@ -269,6 +272,7 @@ export class CaptioningSolver<D extends FloatDType = FloatDType> {
         loss: result.loss,
         gradNorm: result.gradNorm,
         batchSize: batch.captions.shape[0],
+        learningRate,
       });
     }
   }

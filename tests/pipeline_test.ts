@@ -260,3 +260,63 @@ Deno.test("train.shards fixes the result for any worker count, and changes it wh
   );
   await Deno.remove(root, { recursive: true });
 });
+
+Deno.test("resume continues the run directory it is given, also after the run was moved", async () => {
+  const root = await Deno.makeTempDir();
+  await runExperiment(
+    tinyExperiment(root, { stages: ["train"], train: { numEpochs: 1, batchSize: 50, workers: 1 } }),
+    {
+      log: () => {},
+      progressWrite: () => {},
+      handleSignals: false,
+    },
+  );
+  const moved = join(root, "moved");
+  await Deno.rename(join(root, "run"), moved);
+  const r = await cli(["resume", moved, "--train.numEpochs=2"]);
+  assertEquals(r.code, 0, r.stderr);
+  assertEquals((await loadCheckpoint(join(moved, RUN_FILES.checkpoint))).solver!.iteration, 12);
+  await assertRejects(() => Deno.stat(join(root, "run")), Deno.errors.NotFound);
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("metrics.jsonl logs the learning rate each step used, and one final evaluation per run", async () => {
+  const root = await Deno.makeTempDir();
+  const quiet = { log: () => {}, progressWrite: () => {}, handleSignals: false };
+  const config = tinyExperiment(root, {
+    stages: ["train", "evaluate"],
+    train: {
+      numEpochs: 1,
+      batchSize: 50,
+      printEvery: 1,
+      lrDecay: 0.5,
+      learningRate: 4e-3,
+      workers: 1,
+    },
+  });
+  await runExperiment(config, quiet);
+  const resumed = structuredClone(config);
+  resumed.train.numEpochs = 2;
+  await runExperiment(resumed, { ...quiet, resume: true });
+  const records = await readMetricsLog(join(root, "run", RUN_FILES.metrics));
+  const lr = (it: number) =>
+    records.find((r) => r.kind === "train" && r.iteration === it) as { learningRate: number };
+  assertEquals(lr(6).learningRate, 4e-3); // the last step of epoch 1, before the decay
+  assertEquals(lr(7).learningRate, 2e-3);
+  const finals = records.filter((r) => r.kind === "eval" && r.checkpoint !== "training");
+  assertEquals(finals.map((r) => (r as { decoder: string }).decoder), ["greedy", "beam"]);
+  assertEquals(finals.map((r) => r.iteration), [12, 12]);
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("stages without train need a trained run, and are refused before anything is written", async () => {
+  const root = await Deno.makeTempDir();
+  const config = tinyExperiment(root, { stages: ["report"] });
+  await assertRejects(
+    () => runExperiment(config, { log: () => {}, handleSignals: false }),
+    InputError,
+    "no trained checkpoint for the report stage",
+  );
+  assertEquals([...Deno.readDirSync(join(root, "run"))].map((e) => e.name), []);
+  await Deno.remove(root, { recursive: true });
+});
