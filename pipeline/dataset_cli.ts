@@ -11,14 +11,15 @@
 import { InputError } from "./errors.ts";
 import { SYNTH_HELP, synthMain } from "./synth/cli.ts";
 
-const HELP = `Usage: recap dataset <command> [options]
+const HELP = `Usage: deno task dataset <command> [options] [--debug]
 
 Commands:
-  synth    write a synthetic COCO captioning dataset (see: recap dataset synth --help)`;
+  synth    write a synthetic COCO captioning dataset (see: deno task dataset synth --help)`;
 
 /**
- * Runs `recap dataset` with its arguments.
- * @param args The arguments after `dataset`, e.g. `["synth", "--train", "200"]`.
+ * Runs `deno task dataset` with its arguments.
+ * @param args The arguments after `dataset`, e.g. `["synth", "--train", "200"]`. `--debug`
+ * anywhere prints bad input with its stack trace instead of one line.
  * @returns The process exit code: 0 on success, 2 for bad input.
  *
  * @example
@@ -28,7 +29,8 @@ Commands:
  * ```
  */
 export async function datasetMain(args: string[]): Promise<number> {
-  const [command, ...rest] = args;
+  const debug = args.includes("--debug");
+  const [command, ...rest] = args.filter((a) => a !== "--debug");
   try {
     if (command === undefined || command === "--help" || command === "-h" || command === "help") {
       console.log(command === undefined ? HELP : `${HELP}\n\n${SYNTH_HELP}`);
@@ -39,11 +41,11 @@ export async function datasetMain(args: string[]): Promise<number> {
       return 0;
     }
     throw new InputError(
-      `recap dataset: unknown command "${command}"; try: recap dataset synth --help`,
+      `dataset: unknown command "${command}"; try: deno task dataset synth --help`,
     );
   } catch (e) {
-    if (e instanceof InputError && !rest.includes("--debug")) {
-      console.error(`error: ${e.message}`);
+    if (e instanceof InputError) {
+      console.error(debug ? e : `error: ${e.message}`);
       return e.exitCode;
     }
     throw e;
