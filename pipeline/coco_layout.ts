@@ -174,7 +174,7 @@ export async function loadUrls(
 function missing(path: string): InputError {
   return new InputError(
     `Cannot load COCO data: ${path} does not exist; download the COCO captioning files there, ` +
-      `or write a synthetic dataset with: recap dataset synth --dir <dir>`,
+      `or write a synthetic dataset with: deno task dataset synth --dir <dir>`,
   );
 }
 

@@ -95,7 +95,7 @@ const BAD: [string, (dir: string) => Promise<void>, RegExp][] = [
   [
     "a missing features file",
     (d) => Deno.remove(`${d}/val2014_vgg16_fc7_pca.h5`),
-    /val2014_vgg16_fc7_pca\.h5 does not exist; .*recap dataset synth/,
+    /val2014_vgg16_fc7_pca\.h5 does not exist; .*: deno task dataset synth --dir <dir>$/,
   ],
   [
     "a missing vocabulary",
