@@ -173,6 +173,26 @@ export async function removeStaleTemporaries(path: string): Promise<string[]> {
   return removed;
 }
 
+/** The 8 bytes every HDF5 file written by recap starts with: `\x89HDF\r\n\x1a\n`. */
+const HDF5_SIGNATURE = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/** Whether the file starts with the HDF5 signature (false when it cannot be read). */
+async function hasHdf5Signature(path: string): Promise<boolean> {
+  try {
+    using file = await Deno.open(path);
+    const head = new Uint8Array(HDF5_SIGNATURE.length);
+    let n = 0;
+    while (n < head.length) {
+      const read = await file.read(head.subarray(n));
+      if (read === null) break;
+      n += read;
+    }
+    return n === head.length && HDF5_SIGNATURE.every((b, i) => head[i] === b);
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Loads a checkpoint, checking its layout, shapes and — when given — that it matches the
  * vocabulary and model sizes it will be used with. Every problem is an {@linkcode InputError}
@@ -204,6 +224,9 @@ export async function loadCheckpoint(
   try {
     f = await H5File.open(path, "r");
   } catch (e) {
+    if (!(await hasHdf5Signature(path))) {
+      throw bad("it is not an HDF5 file (pass a checkpoint.h5 written by recap)");
+    }
     throw bad(
       `it is not a readable HDF5 file (${(e as Error).message}); it may be truncated — ` +
         `use an earlier checkpoint`,

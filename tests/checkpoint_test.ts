@@ -85,11 +85,26 @@ Deno.test("bad checkpoints fail with one-line messages naming the file and the p
   Deno.writeFileSync(empty, new Uint8Array());
   const text = join(dir, "notes.h5");
   Deno.writeTextFileSync(text, "not hdf5 at all\n");
+  const json = join(dir, "config.json");
+  Deno.writeTextFileSync(json, JSON.stringify({ model: { cellType: "lstm" } }));
   const cases: Array<[string, () => Promise<unknown>, RegExp]> = [
     ["missing", () => loadCheckpoint(join(dir, "nope.h5")), /nope\.h5: the file does not exist/],
-    ["truncated", () => loadCheckpoint(truncated), /truncated\.h5: .*truncated/],
-    ["empty", () => loadCheckpoint(empty), /empty\.h5: it is not a readable HDF5 file/],
-    ["not hdf5", () => loadCheckpoint(text), /notes\.h5: it is not a readable HDF5 file/],
+    [
+      "truncated",
+      () => loadCheckpoint(truncated),
+      /truncated\.h5: it is not a readable HDF5 file .*it may be truncated — use an earlier/,
+    ],
+    ["empty", () => loadCheckpoint(empty), /empty\.h5: it is not an HDF5 file \(pass a checkpoint/],
+    [
+      "not hdf5",
+      () => loadCheckpoint(text),
+      /notes\.h5: it is not an HDF5 file \(pass a checkpoint/,
+    ],
+    [
+      "json",
+      () => loadCheckpoint(json),
+      /config\.json: it is not an HDF5 file \(pass a checkpoint\.h5 written by recap\)$/,
+    ],
     [
       "other vocabulary",
       () => loadCheckpoint(path, { idxToWord: [...data.idx_to_word.slice(0, 5), "zebra"] }),
