@@ -91,6 +91,34 @@ export interface LossResult<D extends FloatDType> {
 }
 
 /**
+ * Checks that the special tokens index rows of the V-row embedding and scores (V =
+ * len(word_to_idx), as in the exercise) and that no two words share an index. Other words
+ * may lie outside [0, V) — the exercise's test vocabulary does — as long as no caption uses them.
+ */
+function checkVocabulary(wordToIdx: Record<string, number>, vocabSize: number): void {
+  for (const token of ["<NULL>", "<START>", "<END>"]) {
+    if (!(token in wordToIdx)) continue;
+    const i = wordToIdx[token];
+    if (!Number.isInteger(i) || i < 0 || i >= vocabSize) {
+      throw new RangeError(
+        `Invalid vocabulary: "${token}" has index ${i}, outside [0, ${vocabSize}) for a ` +
+          `vocabulary of ${vocabSize} words`,
+      );
+    }
+  }
+  const seen = new Map<number, string>();
+  for (const [word, i] of Object.entries(wordToIdx)) {
+    const other = seen.get(i);
+    if (other !== undefined) {
+      throw new RangeError(
+        `Invalid vocabulary: "${other}" and "${word}" share index ${i}; each word needs its own`,
+      );
+    }
+    seen.set(i, word);
+  }
+}
+
+/**
  * The image-captioning RNN of the exercise, with all parameters in one flat buffer.
  *
  * @example Compute the loss and gradients of a tiny model
@@ -157,6 +185,7 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
     this.wordToIdx = wordToIdx;
     // V = len(word_to_idx), as the exercise defines it.
     const vocabSize = Object.keys(wordToIdx).length;
+    checkVocabulary(wordToIdx, vocabSize);
     this.idxToWord = new Array(vocabSize).fill("<UNK>");
     for (const [w, i] of Object.entries(wordToIdx)) if (i < vocabSize) this.idxToWord[i] = w;
     this.nullIdx = wordToIdx["<NULL>"];

@@ -136,6 +136,29 @@ Deno.test("CaptioningRNN.loss() of shards with the batch's normalizer adds up to
 
 Deno.test("CaptioningRNN rejects bad constructor arguments and inputs with clear messages", () => {
   assertThrows(() => new CaptioningRNN({ wordToIdx: { a: 0 } }), RangeError, '"<NULL>"');
+  // V = len(word_to_idx) = 3: <END> at 5 would index past the scores.
+  assertThrows(
+    () => new CaptioningRNN({ wordToIdx: { "<NULL>": 0, "<START>": 1, "<END>": 5 } }),
+    RangeError,
+    '"<END>" has index 5, outside [0, 3)',
+  );
+  assertThrows(
+    () => new CaptioningRNN({ wordToIdx: { "<NULL>": -1, "<START>": 1, a: 2 } }),
+    RangeError,
+    '"<NULL>" has index -1',
+  );
+  assertThrows(
+    () => new CaptioningRNN({ wordToIdx: { "<NULL>": 0, "<START>": 4, a: 1, b: 2 } }),
+    RangeError,
+    '"<START>" has index 4, outside [0, 4)',
+  );
+  assertThrows(
+    () => new CaptioningRNN({ wordToIdx: { "<NULL>": 0, "<START>": 1, cat: 2, dog: 2 } }),
+    RangeError,
+    '"cat" and "dog" share index 2',
+  );
+  // The exercise's test vocabulary: index 3 = V belongs to a word no caption uses.
+  assertEquals(new CaptioningRNN({ wordToIdx: { "<NULL>": 0, cat: 2, dog: 3 } }).vocabSize, 3);
   assertThrows(
     () => new CaptioningRNN({ wordToIdx: { "<NULL>": 0 }, cellType: "gru" as CellType }),
     RangeError,
@@ -158,12 +181,12 @@ for (const cell of ["rnn", "lstm"] as CellType[]) {
     const greedy = m.sampleWithScores(feats, { maxLength: 8 });
     assertEquals(m.sample(feats, { maxLength: 8, beamSize: 1 }).data, greedy.captions.data);
     // Greedy: each word is the argmax after feeding the previous one; check step 0 by hand.
-    const [h0] = [m.sampleWithScores(feats, { maxLength: 1 })];
+    const firstWords = m.sampleWithScores(feats, { maxLength: 1 });
     assertEquals(
-      Array.from(h0.captions.data),
+      Array.from(firstWords.captions.data),
       Array.from({ length: 6 }, (_, i) => greedy.captions.data[i * 8]),
     );
-    let strictlyBetter = 0;
+    let strictlyBetter = 0, ended = 0;
     for (const beamSize of [2, 3, 5]) {
       const beam = m.sampleWithScores(feats, { maxLength: 8, beamSize });
       for (let i = 0; i < 6; i++) {
@@ -172,9 +195,12 @@ for (const cell of ["rnn", "lstm"] as CellType[]) {
         // A beam caption stops at <END> and is padded with <NULL>.
         const row = Array.from(beam.captions.data.subarray(i * 8, i * 8 + 8));
         const end = row.indexOf(m.endIdx);
-        if (end >= 0) assert(row.slice(end + 1).every((w) => w === m.nullIdx));
+        if (end < 0) continue;
+        ended++;
+        assert(row.slice(end + 1).every((w) => w === m.nullIdx), `beam ${beamSize} image ${i}`);
       }
     }
+    assert(ended > 0, "no beam caption ended with <END>: the padding check above never ran");
     assert(strictlyBetter > 0, "beam search found no better caption than greedy on any image");
   });
 }
