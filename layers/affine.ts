@@ -6,7 +6,7 @@
  */
 import { expectSameDtype, expectShape } from "./checks.ts";
 import { kernels } from "./kernels/mod.ts";
-import { type FloatDType, Tensor } from "./tensor.ts";
+import { type FloatDType, shapeSize, Tensor } from "./tensor.ts";
 
 /** What {@linkcode affineForward} keeps for the backward pass. */
 export interface AffineCache<D extends FloatDType> {
@@ -46,7 +46,8 @@ export function affineForward<D extends FloatDType>(
   b: Tensor<D>,
 ): [Tensor<D>, AffineCache<D>] {
   expectSameDtype({ x, w, b });
-  const n = x.shape[0], d = x.size / n;
+  // D from the trailing dims, not x.size / N, which is NaN for an empty batch.
+  const n = x.shape[0], d = shapeSize(x.shape.slice(1));
   expectShape("w", w, [d, -1]);
   const m = w.shape[1];
   expectShape("b", b, [m]);
@@ -76,7 +77,7 @@ export function affineBackward<D extends FloatDType>(
   cache: AffineCache<D>,
 ): AffineGrads<D> {
   const { x, w } = cache;
-  const n = x.shape[0], d = x.size / n, m = w.shape[1];
+  const n = x.shape[0], d = shapeSize(x.shape.slice(1)), m = w.shape[1];
   expectShape("dout", dout, [n, m]);
   const dx = Tensor.zeros(x.shape, x.dtype);
   const dw = Tensor.zeros([d, m], x.dtype);

@@ -13,7 +13,7 @@ import { Tensor } from "../layers/tensor.ts";
 import { temporalAffineBackward, temporalAffineForward } from "../layers/temporal_affine.ts";
 import { temporalSoftmaxLoss } from "../layers/temporal_softmax_loss.ts";
 import { wordEmbeddingBackward, wordEmbeddingForward } from "../layers/word_embedding.ts";
-import { assert } from "./assert.ts";
+import { assert, assertEquals } from "./assert.ts";
 import { seedVectors } from "./seed_vectors.ts";
 
 type F64 = Tensor<"float64">;
@@ -49,6 +49,18 @@ Deno.test("affineBackward() matches numeric gradients", () => {
     w: dw,
     b: db,
   });
+});
+
+Deno.test("affineForward() and affineBackward() take an empty batch (N = 0)", () => {
+  const rng = new Rng(2);
+  const w = Tensor.randn([6, 5], rng), b = Tensor.randn([5], rng);
+  const [out, cache] = affineForward(Tensor.zeros([0, 2, 3]), w, b);
+  assertEquals(out.shape, [0, 5]);
+  const { dx, dw, db } = affineBackward(Tensor.zeros([0, 5]), cache);
+  assertEquals(dx.shape, [0, 2, 3]);
+  assertEquals(dw.shape, [6, 5]);
+  assertEquals(Array.from(dw.data), new Array(30).fill(0));
+  assertEquals(Array.from(db.data), new Array(5).fill(0));
 });
 
 for (const activation of ["tanh", "sigmoid"] as Activation[]) {
