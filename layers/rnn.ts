@@ -8,11 +8,16 @@
  * weight gradients as one GEMM over all steps, which is the same math as looping the step.
  * @module
  */
-import { type Activation, checkActivation, sigmoid } from "./activations.ts";
+import {
+  activateInPlace,
+  type Activation,
+  activationBackward,
+  checkActivation,
+} from "./activations.ts";
 import { sumRows } from "./affine.ts";
 import { expectSameDtype, expectShape } from "./checks.ts";
 import { kernels } from "./kernels/mod.ts";
-import { allocFloat, type FloatArray, type FloatDType, Tensor } from "./tensor.ts";
+import { allocFloat, type FloatDType, Tensor } from "./tensor.ts";
 
 /** What {@linkcode rnnStepForward} keeps for the backward pass. */
 export interface RnnStepCache<D extends FloatDType> {
@@ -315,29 +320,4 @@ export function shiftedHidden<D extends FloatDType>(h0: Tensor<D>, h: Tensor<D>)
     out.data.set(h.data.subarray(o, o + (t - 1) * hd), o + hd);
   }
   return out;
-}
-
-/** Applies the activation to a[offset … offset+len) in place. */
-function activateInPlace(a: FloatArray, offset: number, len: number, activation: Activation): void {
-  const end = offset + len;
-  if (activation === "tanh") { for (let i = offset; i < end; i++) a[i] = Math.tanh(a[i]); }
-  else for (let i = offset; i < end; i++) a[i] = sigmoid(a[i]);
-}
-
-/** out = dout * act'(a), written with the activation's output y: tanh' = 1 - y², σ' = y (1 - y). */
-function activationBackward(
-  dout: FloatArray,
-  dOffset: number,
-  y: FloatArray,
-  yOffset: number,
-  out: FloatArray,
-  outOffset: number,
-  len: number,
-  activation: Activation,
-): void {
-  for (let j = 0; j < len; j++) {
-    const v = y[yOffset + j];
-    const slope = activation === "tanh" ? 1 - v * v : v * (1 - v);
-    out[outOffset + j] = dout[dOffset + j] * slope;
-  }
 }
