@@ -7,17 +7,15 @@
  * CIDEr-D on val), evaluation.json, samples.json and report.html.
  * @module
  */
-import { basename, dirname, isAbsolute, join, relative } from "node:path";
+import { join } from "node:path";
 import { kernels, selectKernels } from "../layers/kernels/mod.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
 import type { FloatDType } from "../layers/tensor.ts";
 import { CaptioningRNN } from "../model/captioning_rnn.ts";
 import { loadCheckpoint, removeStaleTemporaries, saveCheckpoint } from "../model/checkpoint.ts";
 import { createEngine, type PoolOptions } from "../workers/pool.ts";
-import { type CocoData, loadCocoData } from "./coco.ts";
-import { loadCocoForStreaming } from "./coco_subset.ts";
+import type { CocoData } from "./coco.ts";
 import { StreamBatches } from "./stream_batches.ts";
-import { withH5File } from "./h5.ts";
 import type { ExperimentConfig } from "./config.ts";
 import { InputError } from "./errors.ts";
 import {
@@ -28,10 +26,21 @@ import {
   type SplitEvaluation,
 } from "./evaluate.ts";
 import type { Metric } from "./metrics/mod.ts";
-import { MetricsLog, ProgressReporter, readMetricsLog } from "./progress.ts";
-import { lossCurvesFromRecords, type MetricsRow, type SampleItem, writeReport } from "./report.ts";
+import { MetricsLog, ProgressReporter } from "./progress.ts";
+import { prepareData, QUICK_EVAL_IMAGES, SAMPLE_IMAGES } from "./run_data.ts";
+import {
+  ensureWritableDir,
+  exists,
+  guardExistingRun,
+  prepareMetricsLog,
+  RUN_FILES,
+  writeConfig,
+} from "./run_files.ts";
+import { writeRunReport } from "./run_report.ts";
 import { CaptioningSolver, TrainingDivergedError } from "./solver.ts";
-import { writeSyntheticDataset } from "./synth/writer.ts";
+
+export { RUN_FILES } from "./run_files.ts";
+export { prepareData } from "./run_data.ts";
 
 /** How to run an experiment. */
 export interface RunOptions {
@@ -68,89 +77,8 @@ export interface RunResult {
   reportPath?: string;
 }
 
-/** Validation images captioned during training to pick best.h5 by CIDEr-D. */
-const QUICK_EVAL_IMAGES = 200;
-/** Images whose captions the sample stage prints. */
-const SAMPLE_IMAGES = 8;
-
 /** The longest training goes without returning to the event loop (ms), so signals get through. */
 const YIELD_MS = 50;
-
-/** The file names inside a run directory. */
-export const RUN_FILES = {
-  config: "config.json",
-  metrics: "metrics.jsonl",
-  checkpoint: "checkpoint.h5",
-  best: "best.h5",
-  evaluation: "evaluation.json",
-  samples: "samples.json",
-  report: "report.html",
-} as const;
-
-/**
- * Loads the experiment's data, generating the synthetic dataset first when its files are absent.
- * @param config The experiment.
- * @param log Where progress messages go.
- * @returns The data dictionary.
- */
-export async function prepareData(
-  config: ExperimentConfig,
-  log: (line: string) => void,
-): Promise<CocoData> {
-  const { data } = config;
-  const captionsFile = join(data.dir, "coco2014_captions.h5");
-  if (data.source === "synthetic" && !(await exists(captionsFile))) {
-    log(
-      `Generating the synthetic dataset in ${data.dir} (${data.synthetic.numTrain} train / ` +
-        `${data.synthetic.numVal} val images, seed ${data.synthetic.seed})`,
-    );
-    // A new dataset is written beside its place and renamed into it once complete, so an
-    // interrupted generation never leaves a half dataset that looks ready.
-    const fresh = !(await exists(data.dir));
-    await removeStalePartials(data.dir);
-    const dir = fresh ? `${data.dir.replace(/\/+$/, "")}.partial-${Deno.pid}` : data.dir;
-    const summary = await writeSyntheticDataset({
-      dir,
-      numTrain: data.synthetic.numTrain,
-      numVal: data.synthetic.numVal,
-      seed: data.synthetic.seed,
-    });
-    if (fresh) await Deno.rename(dir, data.dir);
-    log(
-      `  ${summary.trainCaptions} train captions, vocabulary of ${summary.vocabSize} words, ` +
-        `${summary.seconds.toFixed(1)}s`,
-    );
-  }
-  if (data.source === "coco" && !(await exists(captionsFile))) {
-    throw new InputError(
-      `${captionsFile}: file not found; put the CS231n COCO captioning files in ${data.dir} ` +
-        `(or set data.dir), or use data.source "synthetic"`,
-    );
-  }
-  if (data.stream) {
-    if (data.maxTrain !== null) {
-      throw new InputError(
-        `data.maxTrain: cannot be combined with data.stream (a streamed run samples every ` +
-          `caption); remove one of them`,
-      );
-    }
-    // Only the features that evaluation, validation and samples read are loaded; training
-    // minibatches are streamed from the files (see StreamBatches), so memory stays bounded.
-    const evaluate = config.evaluate;
-    const val = Math.max(evaluate.numImages, QUICK_EVAL_IMAGES, SAMPLE_IMAGES);
-    return await loadCocoForStreaming({
-      baseDir: data.dir,
-      pcaFeatures: data.pcaFeatures,
-      numImages: { train: evaluate.splits.includes("train") ? evaluate.numImages : 0, val },
-    });
-  }
-  return await loadCocoData({
-    baseDir: data.dir,
-    pcaFeatures: data.pcaFeatures,
-    ...(data.maxTrain !== null ? { maxTrain: data.maxTrain } : {}),
-    rng: config.train.seed,
-  });
-}
 
 /**
  * Runs the experiment's stages in order.
@@ -173,7 +101,9 @@ export async function runExperiment(
   const log = options.log ?? ((line: string) => console.log(line));
   const runDir = config.output.dir;
   await ensureWritableDir(runDir);
-  if (config.stages.includes("train") && !options.resume) await guardExistingRun(config, options);
+  if (config.stages.includes("train") && !options.resume) {
+    await guardExistingRun(config, options.overwrite ?? false);
+  }
   const checkpointPath = join(runDir, RUN_FILES.checkpoint);
   const bestPath = join(runDir, RUN_FILES.best);
   if (
@@ -263,10 +193,10 @@ export async function runExperiment(
         );
       }
       if (config.stages.includes("sample")) {
-        const samples = result.evaluations[0]?.images.slice(0, 8) ??
+        const samples = result.evaluations[0]?.images.slice(0, SAMPLE_IMAGES) ??
           (await evaluateSplit(model, data, {
             split: "val",
-            numImages: 8,
+            numImages: SAMPLE_IMAGES,
             beamSize: config.evaluate.beamSize,
             maxLength: config.evaluate.maxLength,
             metrics: [],
@@ -291,7 +221,7 @@ export async function runExperiment(
         result.evaluations = previous.evaluations ?? [];
         label = previous.checkpoint ?? label;
       }
-      result.reportPath = await report(config, result, label);
+      result.reportPath = await writeRunReport(config, result.evaluations, label);
       log(`Report: ${result.reportPath}`);
     }
     return result;
@@ -566,75 +496,6 @@ async function train(
   return model;
 }
 
-async function report(
-  config: ExperimentConfig,
-  result: RunResult,
-  label: string,
-): Promise<string> {
-  const runDir = config.output.dir;
-  const records = await readMetricsLog(join(runDir, RUN_FILES.metrics));
-  const { trainLoss, valLoss } = lossCurvesFromRecords(records);
-  const rows: MetricsRow[] = [];
-  const baselineScores: Record<string, Record<string, number>> = {};
-  const samples: SampleItem[] = [];
-  for (const ev of result.evaluations) {
-    rows.push({
-      split: ev.split,
-      checkpoint: label,
-      decoder: "greedy",
-      scores: ev.greedy as Record<string, number>,
-    });
-    if (ev.beam) {
-      rows.push({
-        split: ev.split,
-        checkpoint: label,
-        decoder: "beam",
-        scores: ev.beam as Record<string, number>,
-      });
-    }
-    baselineScores[ev.split] = ev.baseline as Record<string, number>;
-    for (const img of ev.images.slice(0, 24)) {
-      samples.push({
-        split: ev.split,
-        imageId: img.imageIdx,
-        ...(img.url ? { imageUrl: imageUrlFor(img.url, config, runDir) } : {}),
-        greedy: img.greedy,
-        ...(img.beam ? { beam: img.beam } : {}),
-        references: img.references,
-      });
-    }
-  }
-  // The checkpoints scored during training (greedy, the first val images), one row each.
-  for (const r of records) {
-    if (r.kind !== "eval" || r.checkpoint !== "training") continue;
-    const images = r.numImages ?? Math.min(config.evaluate.numImages, QUICK_EVAL_IMAGES);
-    rows.push({
-      split: `val during training (first ${images} images)`,
-      checkpoint: `iteration ${r.iteration}`,
-      decoder: r.decoder ?? "greedy",
-      scores: r.metrics,
-    });
-  }
-  const baselineCaption = result.evaluations[0]?.baselineCaption;
-  return await writeReport(runDir, {
-    title: `recap: ${config.name}`,
-    config,
-    trainLoss,
-    valLoss,
-    metrics: rows,
-    ...(baselineCaption !== undefined
-      ? { baseline: { caption: baselineCaption, scores: baselineScores } }
-      : {}),
-    samples,
-  });
-}
-
-/** An image URL as the report (in runDir) can load it: web URLs as they are, dataset paths made relative. */
-function imageUrlFor(url: string, config: ExperimentConfig, runDir: string): string {
-  if (/^[a-z]+:\/\//i.test(url) || isAbsolute(url)) return url;
-  return relative(runDir, join(config.data.dir, url));
-}
-
 /** The optimizer options a resumed run may change (e.g. a lower learning rate after a divergence). */
 const RESUMABLE_OPTIONS = [
   "learningRate",
@@ -664,111 +525,5 @@ function applyChangedHyperParameters(
     if (before[key] === undefined || before[key] === t[key]) continue;
     cfg[key] = key === "learningRate" ? t.learningRate * t.lrDecay ** solver.epoch : t[key];
     log(`Resuming with train.${key} ${t[key]} (was ${before[key]}): now ${cfg[key]}`);
-  }
-}
-
-/**
- * Makes metrics.jsonl hold exactly the records of the run being continued: a fresh run starts
- * an empty log; a resumed one keeps the records up to its checkpoint's iteration (those after
- * it are redone) and drops a line cut short by a kill or a full disk — so the log of an
- * interrupted and resumed run reads like an uninterrupted one. Rewritten atomically.
- */
-async function prepareMetricsLog(path: string, checkpointPath: string | null): Promise<void> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch {
-    return; // no log yet
-  }
-  let keep: string[] = [];
-  if (checkpointPath !== null) {
-    let iteration: number;
-    try {
-      const solver = await withH5File(checkpointPath, "r", (f) => f.getJsonAttr("/", "solver"));
-      iteration = (solver as { iteration: number }).iteration;
-      if (typeof iteration !== "number") return;
-    } catch {
-      return; // no usable checkpoint: resuming fails with its own message, the log is kept
-    }
-    keep = text.split("\n").filter((line) => {
-      try {
-        const r = JSON.parse(line);
-        // Final evaluations are redone after training; the training records up to the
-        // checkpoint are the history that continues.
-        if (r?.kind === "eval" && r.checkpoint !== "training") return false;
-        return typeof r?.iteration !== "number" || r.iteration <= iteration;
-      } catch {
-        return false;
-      }
-    });
-    if (keep.join("\n") + "\n" === text) return;
-  }
-  const tmp = `${path}.tmp-${Deno.pid}-metrics`;
-  await Deno.writeTextFile(tmp, keep.map((line) => line + "\n").join(""));
-  await Deno.rename(tmp, path);
-}
-
-/** Removes `<dir>.partial-<pid>` datasets that generations killed midway left beside `dir`. */
-async function removeStalePartials(dir: string): Promise<void> {
-  const path = dir.replace(/\/+$/, "");
-  const parent = dirname(path), prefix = `${basename(path)}.partial-`;
-  try {
-    for await (const e of Deno.readDir(parent)) {
-      if (e.isDirectory && /^\d+$/.test(e.name.slice(prefix.length)) && e.name.startsWith(prefix)) {
-        await Deno.remove(join(parent, e.name), { recursive: true }).catch(() => {});
-      }
-    }
-  } catch {
-    // no parent directory yet: nothing to clean
-  }
-}
-
-/** Writes the run's config.json atomically (a kill never leaves half a config to resume). */
-async function writeConfig(config: ExperimentConfig): Promise<void> {
-  const path = join(config.output.dir, RUN_FILES.config);
-  const tmp = `${path}.tmp-${Deno.pid}-config`;
-  await Deno.writeTextFile(tmp, JSON.stringify(config, null, 2) + "\n");
-  await Deno.rename(tmp, path);
-}
-
-/** Refuses to start a fresh run over a trained one, unless asked to (then clears its checkpoints). */
-async function guardExistingRun(config: ExperimentConfig, options: RunOptions): Promise<void> {
-  const runDir = config.output.dir;
-  const checkpoints = [RUN_FILES.checkpoint, RUN_FILES.best].map((f) => join(runDir, f));
-  const present = [];
-  for (const path of checkpoints) if (await exists(path)) present.push(path);
-  if (present.length === 0) return;
-  if (!options.overwrite) {
-    throw new InputError(
-      `${present[0]}: this run directory already holds a trained run; continue it with ` +
-        `deno task resume ${runDir}, start over with --force, or choose another --output.dir`,
-    );
-  }
-  for (const path of present) await Deno.remove(path);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Creates the run directory and checks it is writable, before any work starts. */
-async function ensureWritableDir(dir: string): Promise<void> {
-  try {
-    await Deno.mkdir(dir, { recursive: true });
-    const probe = join(dir, `.write-test-${Deno.pid}`);
-    await Deno.writeTextFile(probe, "");
-    await Deno.remove(probe);
-  } catch (e) {
-    throw new InputError(
-      `${dir}: the output directory is not writable (${
-        (e as Error).message
-      }); set output.dir to a writable place`,
-      { cause: e },
-    );
   }
 }
