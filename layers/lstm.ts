@@ -14,7 +14,7 @@ import { sigmoid } from "./activations.ts";
 import { sumRows } from "./affine.ts";
 import { expectSameDtype, expectShape } from "./checks.ts";
 import { kernels } from "./kernels/mod.ts";
-import { shiftedHidden } from "./rnn.ts";
+import { projectionGrads } from "./rnn.ts";
 import { allocFloat, type FloatArray, type FloatDType, Tensor } from "./tensor.ts";
 
 /** What {@linkcode lstmStepForward} keeps for the backward pass. */
@@ -317,7 +317,7 @@ export function lstmBackward<D extends FloatDType>(
   cache: LstmCache<D>,
 ): LstmGrads<D> {
   const { x, h0, Wx, Wh, h, c, tanhC, gates } = cache;
-  const [n, t, d] = x.shape, hd = h0.shape[1], g4 = 4 * hd;
+  const [n, t] = x.shape, hd = h0.shape[1], g4 = 4 * hd;
   expectShape("dh", dh, [n, t, hd]);
   const dtype = x.dtype, k = kernels();
   const gStride = t * g4, hStride = t * hd;
@@ -366,15 +366,8 @@ export function lstmBackward<D extends FloatDType>(
       hd,
     );
   }
-  const dx = Tensor.zeros([n, t, d], dtype);
-  const dWx = Tensor.zeros([d, g4], dtype), dWh = Tensor.zeros([hd, g4], dtype);
-  const db = Tensor.zeros([g4], dtype);
-  k.gemm(false, true, n * t, d, g4, 1, da.data, 0, g4, Wx.data, 0, g4, 0, dx.data, 0, d);
-  k.gemm(true, false, d, g4, n * t, 1, x.data, 0, d, da.data, 0, g4, 0, dWx.data, 0, g4);
-  const hPrev = shiftedHidden(h0, h);
-  k.gemm(true, false, hd, g4, n * t, 1, hPrev.data, 0, hd, da.data, 0, g4, 0, dWh.data, 0, g4);
-  sumRows(da.data, n * t, g4, db.data);
-  return { dx, dh0: dprevH, dWx, dWh, db };
+  // Over all steps at once: dx = da @ Wxᵀ, dWx = xᵀ @ da, dWh = h_prevᵀ @ da, db = Σ da.
+  return { ...projectionGrads(x, h0, h, da, Wx), dh0: dprevH };
 }
 
 /**

@@ -260,7 +260,7 @@ export function rnnBackward<D extends FloatDType>(
   cache: RnnCache<D>,
 ): RnnGrads<D> {
   const { x, h0, Wx, Wh, h, activation } = cache;
-  const [n, t, d] = x.shape, hd = h0.shape[1];
+  const [n, t] = x.shape, hd = h0.shape[1];
   expectShape("dh", dh, [n, t, hd]);
   const dtype = x.dtype, k = kernels();
   const rowStride = t * hd;
@@ -293,16 +293,37 @@ export function rnnBackward<D extends FloatDType>(
       hd,
     );
   }
+  return { ...projectionGrads(x, h0, h, da, Wx), dh0: dprev };
+}
+
+/**
+ * The gradients of a recurrent layer's projections, over all steps at once, from the gradient
+ * of every step's pre-activation: dx = da @ Wxᵀ, dWx = xᵀ @ da, dWh = h_prevᵀ @ da, db = Σ da.
+ * Shared by the vanilla RNN and the LSTM (whose da is 4H wide).
+ * @param x Inputs, (N, T, D).
+ * @param h0 Initial hidden state, (N, H).
+ * @param h All hidden states, (N, T, H).
+ * @param da Pre-activation gradients, (N, T, G) with G = H (RNN) or 4H (LSTM).
+ * @param Wx Input weights, (D, G).
+ * @returns `{ dx, dWx, dWh, db }`.
+ */
+export function projectionGrads<D extends FloatDType>(
+  x: Tensor<D>,
+  h0: Tensor<D>,
+  h: Tensor<D>,
+  da: Tensor<D>,
+  Wx: Tensor<D>,
+): { dx: Tensor<D>; dWx: Tensor<D>; dWh: Tensor<D>; db: Tensor<D> } {
+  const [n, t, d] = x.shape, hd = h0.shape[1], g = da.shape[2], dtype = x.dtype, k = kernels();
   const dx = Tensor.zeros([n, t, d], dtype);
-  const dWx = Tensor.zeros([d, hd], dtype), dWh = Tensor.zeros([hd, hd], dtype);
-  const db = Tensor.zeros([hd], dtype);
-  // Over all steps at once: dx = da @ Wxᵀ, dWx = xᵀ @ da, dWh = h_prevᵀ @ da.
-  k.gemm(false, true, n * t, d, hd, 1, da.data, 0, hd, Wx.data, 0, hd, 0, dx.data, 0, d);
-  k.gemm(true, false, d, hd, n * t, 1, x.data, 0, d, da.data, 0, hd, 0, dWx.data, 0, hd);
+  const dWx = Tensor.zeros([d, g], dtype), dWh = Tensor.zeros([hd, g], dtype);
+  const db = Tensor.zeros([g], dtype);
+  k.gemm(false, true, n * t, d, g, 1, da.data, 0, g, Wx.data, 0, g, 0, dx.data, 0, d);
+  k.gemm(true, false, d, g, n * t, 1, x.data, 0, d, da.data, 0, g, 0, dWx.data, 0, g);
   const hPrev = shiftedHidden(h0, h);
-  k.gemm(true, false, hd, hd, n * t, 1, hPrev.data, 0, hd, da.data, 0, hd, 0, dWh.data, 0, hd);
-  sumRows(da.data, n * t, hd, db.data);
-  return { dx, dh0: dprev, dWx, dWh, db };
+  k.gemm(true, false, hd, g, n * t, 1, hPrev.data, 0, hd, da.data, 0, g, 0, dWh.data, 0, g);
+  sumRows(da.data, n * t, g, db.data);
+  return { dx, dWx, dWh, db };
 }
 
 /**
