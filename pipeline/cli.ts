@@ -1,11 +1,11 @@
 /**
  * The `recap` command line: one entry module, one verb per `deno task`.
  *
- *   recap train [experiment.json] [--train.learningRate=1e-3 …]
- *   recap resume <run dir>
- *   recap evaluate <checkpoint.h5> [--split val] [--beamSize 3] [--numImages 500]
- *   recap sample <checkpoint.h5> [--n 10] [--split val] [--beamSize 1]
- *   recap dataset synth [--dir … --train N --val N --seed S]
+ *   deno task train [experiment.json] [--train.learningRate=1e-3 …] [--force]
+ *   deno task resume <run dir> [--section.option=value …]
+ *   deno task evaluate <checkpoint.h5> [--split val] [--beamSize 3] [--numImages 500]
+ *   deno task sample <checkpoint.h5> [--n 10] [--split val] [--beamSize 1] [--maxLength 30]
+ *   deno task dataset synth [--dir … --train N --val N --seed S] [--force]
  *
  * Exit codes: 0 success, 2 bad input or config (a one-line message, no stack trace unless
  * --debug), 1 internal error or a diverged run, 130 interrupted (a checkpoint was saved).
