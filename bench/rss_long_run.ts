@@ -1,5 +1,5 @@
 /**
- * Memory over a long run: trains a small model for many iterations the way `recap train`
+ * Memory over a long run: trains a small model for many iterations the way `deno task train`
  * does (engine steps, validation loss each epoch, a checkpoint and a greedy evaluation every
  * 100 iterations, one metrics line per iteration) and prints, every 100 iterations, one JSON
  * line with the resident set size, the V8 heap, and (on Linux) the open file descriptors and
