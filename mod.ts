@@ -75,51 +75,55 @@ export {
   CHECKPOINT_VERSION,
   loadCheckpoint,
   saveCheckpoint,
-} from "./model/checkpoint.ts";
+} from "./pipeline/train/checkpoint.ts";
 export type {
   CheckpointExpectation,
   CheckpointExtras,
   LoadedCheckpoint,
-} from "./model/checkpoint.ts";
+} from "./pipeline/train/checkpoint.ts";
 export {
   applyUpdate,
   momentCount,
   optimDefaults,
   Optimizer,
   UPDATE_RULES,
-} from "./pipeline/optim.ts";
-export type { OptimConfig, OptimizerState, UpdateRule } from "./pipeline/optim.ts";
-export { CaptioningSolver, TrainingDivergedError } from "./pipeline/solver.ts";
+} from "./layers/optim.ts";
+export type { OptimConfig, OptimizerState, UpdateRule } from "./layers/optim.ts";
+export { CaptioningSolver, TrainingDivergedError } from "./pipeline/train/solver.ts";
 export type {
   EpochInfo,
   IterationInfo,
   SolverOptions,
   SolverState,
   ValLossPoint,
-} from "./pipeline/solver.ts";
-export { gatherMinibatch, InMemoryBatches } from "./pipeline/minibatch.ts";
-export type { BatchSource, CaptionData, Minibatch, Split } from "./pipeline/minibatch.ts";
+} from "./pipeline/train/solver.ts";
+export { gatherMinibatch, InMemoryBatches } from "./pipeline/data/minibatch.ts";
+export type { BatchSource, CaptionData, Minibatch, Split } from "./pipeline/data/minibatch.ts";
 export { LocalEngine } from "./workers/engine.ts";
 export { createEngine, PoolEngine } from "./workers/pool.ts";
 export type { EngineOptions, PoolOptions } from "./workers/pool.ts";
 export type { StepResult, TrainEngine } from "./workers/engine.ts";
-export { loadCocoData, sampleCocoMinibatch } from "./pipeline/coco.ts";
-export { CocoStream } from "./pipeline/coco_stream.ts";
-export type { CocoStreamOptions, StreamBatch, StreamPosition } from "./pipeline/coco_stream.ts";
-export { StreamBatches } from "./pipeline/stream_batches.ts";
-export type { RingBuffers } from "./workers/batch_ring.ts";
-export { H5File, initH5, withH5File } from "./pipeline/h5.ts";
-export type { DatasetInfo, H5DType, H5Mode, WriteOptions } from "./pipeline/h5.ts";
-export type { CocoData, CocoMinibatch, LoadCocoOptions } from "./pipeline/coco.ts";
-export { writeSyntheticDataset } from "./pipeline/synth/writer.ts";
-export type { SynthOptions, SynthSummary } from "./pipeline/synth/writer.ts";
-export type { NoiseOptions } from "./pipeline/synth/features.ts";
+export { loadCocoData, sampleCocoMinibatch } from "./pipeline/data/coco.ts";
+export { CocoStream } from "./pipeline/data/stream/coco_stream.ts";
+export type {
+  CocoStreamOptions,
+  StreamBatch,
+  StreamPosition,
+} from "./pipeline/data/stream/coco_stream.ts";
+export { StreamBatches } from "./pipeline/data/stream/stream_batches.ts";
+export type { RingBuffers } from "./pipeline/data/stream/batch_ring.ts";
+export { H5File, initH5, withH5File } from "./pipeline/io/h5.ts";
+export type { DatasetInfo, H5DType, H5Mode, WriteOptions } from "./pipeline/io/h5.ts";
+export type { CocoData, CocoMinibatch, LoadCocoOptions } from "./pipeline/data/coco.ts";
+export { writeSyntheticDataset } from "./pipeline/data/synth/writer.ts";
+export type { SynthOptions, SynthSummary } from "./pipeline/data/synth/writer.ts";
+export type { NoiseOptions } from "./pipeline/data/synth/features.ts";
 export {
   defaultExperiment,
   loadExperiment,
   parseOverrides,
   resolveExperiment,
-} from "./pipeline/config.ts";
+} from "./pipeline/config/config.ts";
 export type {
   DataConfig,
   EvaluateConfig,
@@ -128,30 +132,35 @@ export type {
   ModelConfig as ExperimentModelConfig,
   StageName,
   TrainConfig,
-} from "./pipeline/config.ts";
+} from "./pipeline/config/config.ts";
 export {
   ciderD,
   corpusBleu,
   evaluateCaptions,
   mostFrequentCaptionBaseline,
   unigramBleu,
-} from "./pipeline/metrics/mod.ts";
-export type { BleuScores, CaptionsById, Metric, MetricScores } from "./pipeline/metrics/mod.ts";
-export { METRIC_NAMES, STAGE_NAMES } from "./pipeline/config_schema.ts";
-export { evaluateSplit } from "./pipeline/evaluate.ts";
+} from "./pipeline/eval/metrics/mod.ts";
+export type {
+  BleuScores,
+  CaptionsById,
+  Metric,
+  MetricScores,
+} from "./pipeline/eval/metrics/mod.ts";
+export { METRIC_NAMES, STAGE_NAMES } from "./pipeline/config/schema.ts";
+export { evaluateSplit } from "./pipeline/eval/evaluate.ts";
 export type {
   CaptionedImage,
   Captioner,
   EvaluateOptions,
   SplitEvaluation,
-} from "./pipeline/evaluate.ts";
-export { runExperiment } from "./pipeline/run.ts";
-export type { RunOptions, RunResult } from "./pipeline/run.ts";
-export { renderReport, writeReport } from "./pipeline/report.ts";
+} from "./pipeline/eval/evaluate.ts";
+export { runExperiment } from "./pipeline/run/run.ts";
+export type { RunOptions, RunResult } from "./pipeline/run/run.ts";
+export { renderReport, writeReport } from "./pipeline/run/report.ts";
 export type {
   BaselineInfo,
   LossPoint,
   MetricsRow,
   ReportData,
   SampleItem,
-} from "./pipeline/report.ts";
+} from "./pipeline/run/report.ts";

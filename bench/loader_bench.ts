@@ -12,8 +12,8 @@
  * importing this module has no side effect).
  * @module
  */
-import { CocoStream } from "../pipeline/coco_stream.ts";
-import { writeSyntheticDataset } from "../pipeline/synth/writer.ts";
+import { CocoStream } from "../pipeline/data/stream/coco_stream.ts";
+import { writeSyntheticDataset } from "../pipeline/data/synth/writer.ts";
 
 /** One measured configuration, as printed. */
 export interface LoaderBenchResult {
@@ -61,7 +61,7 @@ function busy(ms: number): void {
  * @example
  * ```ts
  * import { measureStream } from "./loader_bench.ts";
- * import { writeSyntheticDataset } from "../pipeline/synth/writer.ts";
+ * import { writeSyntheticDataset } from "../pipeline/data/synth/writer.ts";
  * const dir = await Deno.makeTempDir();
  * await writeSyntheticDataset({ dir, numTrain: 50, numVal: 5, images: false });
  * console.log((await measureStream(dir, { batches: 5 })).captionsPerSec);

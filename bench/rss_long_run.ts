@@ -16,12 +16,12 @@ import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { selectKernels } from "../layers/kernels/mod.ts";
 import { CaptioningRNN } from "../model/captioning_rnn.ts";
-import { saveCheckpoint } from "../model/checkpoint.ts";
-import { loadCocoData } from "../pipeline/coco.ts";
-import { evaluateSplit } from "../pipeline/evaluate.ts";
-import { MetricsLog } from "../pipeline/progress.ts";
-import { CaptioningSolver } from "../pipeline/solver.ts";
-import { writeSyntheticDataset } from "../pipeline/synth/writer.ts";
+import { saveCheckpoint } from "../pipeline/train/checkpoint.ts";
+import { loadCocoData } from "../pipeline/data/coco.ts";
+import { evaluateSplit } from "../pipeline/eval/evaluate.ts";
+import { MetricsLog } from "../pipeline/run/progress.ts";
+import { CaptioningSolver } from "../pipeline/train/solver.ts";
+import { writeSyntheticDataset } from "../pipeline/data/synth/writer.ts";
 import { createEngine } from "../workers/pool.ts";
 
 const { values } = parseArgs({

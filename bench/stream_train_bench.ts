@@ -18,17 +18,17 @@ import { parseArgs } from "node:util";
 import type { RngState } from "../layers/random.ts";
 import { selectKernels } from "../layers/kernels/mod.ts";
 import { CaptioningRNN } from "../model/captioning_rnn.ts";
-import { loadCocoData } from "../pipeline/coco.ts";
-import { loadCocoForStreaming } from "../pipeline/coco_subset.ts";
+import { loadCocoData } from "../pipeline/data/coco.ts";
+import { loadCocoForStreaming } from "../pipeline/data/coco_subset.ts";
 import {
   type BatchSource,
   type CaptionData,
   InMemoryBatches,
   type Minibatch,
-} from "../pipeline/minibatch.ts";
-import { CaptioningSolver } from "../pipeline/solver.ts";
-import { StreamBatches } from "../pipeline/stream_batches.ts";
-import { writeSyntheticDataset } from "../pipeline/synth/writer.ts";
+} from "../pipeline/data/minibatch.ts";
+import { CaptioningSolver } from "../pipeline/train/solver.ts";
+import { StreamBatches } from "../pipeline/data/stream/stream_batches.ts";
+import { writeSyntheticDataset } from "../pipeline/data/synth/writer.ts";
 import { createEngine } from "../workers/pool.ts";
 
 /** One mode's result, as printed. */

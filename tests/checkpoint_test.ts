@@ -1,8 +1,8 @@
 import { join } from "node:path";
 import { CaptioningRNN } from "../model/captioning_rnn.ts";
-import { loadCheckpoint, saveCheckpoint } from "../model/checkpoint.ts";
+import { loadCheckpoint, saveCheckpoint } from "../pipeline/train/checkpoint.ts";
 import { InputError } from "../pipeline/errors.ts";
-import { CaptioningSolver } from "../pipeline/solver.ts";
+import { CaptioningSolver } from "../pipeline/train/solver.ts";
 import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { randomCaptionData } from "./fixtures_data.ts";
 

@@ -1,14 +1,14 @@
 import { Rng } from "../layers/random.ts";
 import { Tensor } from "../layers/tensor.ts";
 import { CaptioningRNN } from "../model/captioning_rnn.ts";
-import { type CocoData, gatherRows, loadCocoData } from "../pipeline/coco.ts";
-import { type CocoSubsetData, loadCocoForStreaming } from "../pipeline/coco_subset.ts";
+import { type CocoData, gatherRows, loadCocoData } from "../pipeline/data/coco.ts";
+import { type CocoSubsetData, loadCocoForStreaming } from "../pipeline/data/coco_subset.ts";
 import { InputError } from "../pipeline/errors.ts";
-import { evaluateSplit, type SplitEvaluation } from "../pipeline/evaluate.ts";
-import { H5File, withH5File } from "../pipeline/h5.ts";
-import { CaptioningSolver } from "../pipeline/solver.ts";
-import { StreamBatches } from "../pipeline/stream_batches.ts";
-import { writeSyntheticDataset } from "../pipeline/synth/writer.ts";
+import { evaluateSplit, type SplitEvaluation } from "../pipeline/eval/evaluate.ts";
+import { H5File, withH5File } from "../pipeline/io/h5.ts";
+import { CaptioningSolver } from "../pipeline/train/solver.ts";
+import { StreamBatches } from "../pipeline/data/stream/stream_batches.ts";
+import { writeSyntheticDataset } from "../pipeline/data/synth/writer.ts";
 import { assert, assertEquals, assertRejects } from "./assert.ts";
 
 const T = 17;

@@ -5,7 +5,7 @@ import {
   parseOverrides,
   resolveExperiment,
   suggestName,
-} from "../pipeline/config.ts";
+} from "../pipeline/config/config.ts";
 import {
   EXPERIMENT_SCHEMA,
   experimentHelp,
@@ -14,7 +14,7 @@ import {
   JSON_SCHEMA_PATH,
   OPTIONS_DOC_PATH,
   withGeneratedOptions,
-} from "../pipeline/config_schema.ts";
+} from "../pipeline/config/schema.ts";
 import { InputError } from "../pipeline/errors.ts";
 
 async function withFile(text: string, fn: (path: string) => Promise<void>): Promise<void> {

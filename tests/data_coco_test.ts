@@ -1,7 +1,7 @@
 import { assert, assertEquals, assertRejects } from "./assert.ts";
-import { gatherRows, loadCocoData, sampleCocoMinibatch } from "../pipeline/coco.ts";
-import { writeSyntheticDataset } from "../pipeline/synth/writer.ts";
-import { H5File, withH5File } from "../pipeline/h5.ts";
+import { gatherRows, loadCocoData, sampleCocoMinibatch } from "../pipeline/data/coco.ts";
+import { writeSyntheticDataset } from "../pipeline/data/synth/writer.ts";
+import { H5File, withH5File } from "../pipeline/io/h5.ts";
 import { InputError } from "../pipeline/errors.ts";
 import { Rng } from "../layers/random.ts";
 import { Tensor } from "../layers/tensor.ts";

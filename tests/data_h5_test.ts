@@ -1,5 +1,5 @@
 import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
-import { H5File, withH5File } from "../pipeline/h5.ts";
+import { H5File, withH5File } from "../pipeline/io/h5.ts";
 import { InputError } from "../pipeline/errors.ts";
 import { Tensor } from "../layers/tensor.ts";
 

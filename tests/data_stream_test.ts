@@ -1,11 +1,11 @@
 import { assert, assertEquals, assertRejects } from "./assert.ts";
-import { CocoStream, type StreamBatch } from "../pipeline/coco_stream.ts";
-import { planReads } from "../pipeline/coco_reader.ts";
-import { loadCocoData, sampleCocoMinibatch } from "../pipeline/coco.ts";
-import { writeSyntheticDataset } from "../pipeline/synth/writer.ts";
-import { withH5File } from "../pipeline/h5.ts";
+import { CocoStream, type StreamBatch } from "../pipeline/data/stream/coco_stream.ts";
+import { planReads } from "../pipeline/data/stream/coco_reader.ts";
+import { loadCocoData, sampleCocoMinibatch } from "../pipeline/data/coco.ts";
+import { writeSyntheticDataset } from "../pipeline/data/synth/writer.ts";
+import { withH5File } from "../pipeline/io/h5.ts";
 import { InputError } from "../pipeline/errors.ts";
-import { BatchRing } from "../workers/batch_ring.ts";
+import { BatchRing } from "../pipeline/data/stream/batch_ring.ts";
 import { Rng } from "../layers/random.ts";
 
 /** A tiny synthetic dataset with both feature sizes, shared by this file's tests. */

@@ -1,10 +1,10 @@
 import { assert, assertEquals, assertNotEquals } from "./assert.ts";
-import { writeSyntheticDataset } from "../pipeline/synth/writer.ts";
-import { synthMain } from "../pipeline/synth/cli.ts";
-import { writeCaption } from "../pipeline/synth/captions.ts";
-import { sampleScene } from "../pipeline/synth/scene.ts";
-import { FeatureProjector, PCA_DIM } from "../pipeline/synth/features.ts";
-import { H5File, withH5File } from "../pipeline/h5.ts";
+import { writeSyntheticDataset } from "../pipeline/data/synth/writer.ts";
+import { synthMain } from "../pipeline/cli/synth.ts";
+import { writeCaption } from "../pipeline/data/synth/captions.ts";
+import { sampleScene } from "../pipeline/data/synth/scene.ts";
+import { FeatureProjector, PCA_DIM } from "../pipeline/data/synth/features.ts";
+import { H5File, withH5File } from "../pipeline/io/h5.ts";
 import { InputError } from "../pipeline/errors.ts";
 import { Rng } from "../layers/random.ts";
 

@@ -4,9 +4,9 @@
  * --debug (which the unified CLI appends) is accepted.
  */
 import { join } from "node:path";
-import { H5File } from "../pipeline/h5.ts";
-import { SYNTH_DEFAULTS } from "../pipeline/synth/cli.ts";
-import { writeSyntheticDataset } from "../pipeline/synth/writer.ts";
+import { H5File } from "../pipeline/io/h5.ts";
+import { SYNTH_DEFAULTS } from "../pipeline/cli/synth.ts";
+import { writeSyntheticDataset } from "../pipeline/data/synth/writer.ts";
 import { assert, assertEquals } from "./assert.ts";
 import { CLI, listDir, runCli, spawnCli } from "./reliability_fixtures.ts";
 
@@ -169,7 +169,7 @@ Deno.test("dataset synth accepts --debug: the dataset is written, bad input prin
     const bad = await runCli(["dataset", "synth", "--train", "zero", "--debug"]);
     assertEquals(bad.code, 2);
     assert(bad.stderr.includes("--train: expected an integer >= 1, got zero"), bad.stderr);
-    assert(/\n\s+at .*synth\/cli\.ts/.test(bad.stderr), `a stack trace:\n${bad.stderr}`);
+    assert(/\n\s+at .*cli\/synth\.ts/.test(bad.stderr), `a stack trace:\n${bad.stderr}`);
 
     const plain = await runCli(["dataset", "synth", "--train", "zero"]);
     assertEquals(plain.code, 2);
@@ -180,7 +180,7 @@ Deno.test("dataset synth accepts --debug: the dataset is written, bad input prin
       args: [
         "run",
         "-A",
-        new URL("../pipeline/dataset_cli.ts", import.meta.url).pathname,
+        new URL("../pipeline/cli/dataset.ts", import.meta.url).pathname,
         "synth",
         "--bogus",
         "--debug",

@@ -7,7 +7,7 @@ import {
   mostFrequentCaptionBaseline,
   tokenizeCaption,
   unigramBleu,
-} from "../pipeline/metrics/mod.ts";
+} from "../pipeline/eval/metrics/mod.ts";
 
 const TOL = 1e-6;
 

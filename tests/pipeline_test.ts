@@ -1,13 +1,13 @@
 import { join } from "node:path";
-import { loadCheckpoint } from "../model/checkpoint.ts";
-import { resolveExperiment } from "../pipeline/config.ts";
-import { readMetricsLog } from "../pipeline/progress.ts";
-import { escapeHtml } from "../pipeline/report.ts";
-import { RUN_FILES, runExperiment } from "../pipeline/run.ts";
+import { loadCheckpoint } from "../pipeline/train/checkpoint.ts";
+import { resolveExperiment } from "../pipeline/config/config.ts";
+import { readMetricsLog } from "../pipeline/run/progress.ts";
+import { escapeHtml } from "../pipeline/run/report.ts";
+import { RUN_FILES, runExperiment } from "../pipeline/run/run.ts";
 import { InputError } from "../pipeline/errors.ts";
 import { assert, assertEquals, assertRejects } from "./assert.ts";
 
-const CLI = new URL("../pipeline/cli.ts", import.meta.url).pathname;
+const CLI = new URL("../pipeline/cli/main.ts", import.meta.url).pathname;
 
 /** A tiny experiment on a tiny synthetic dataset, in a temporary directory. */
 function tinyExperiment(root: string, extra: Record<string, unknown> = {}) {

@@ -4,7 +4,7 @@ import {
   MetricsLog,
   ProgressReporter,
   readMetricsLog,
-} from "../pipeline/progress.ts";
+} from "../pipeline/run/progress.ts";
 import { InputError } from "../pipeline/errors.ts";
 
 /** A fake clock the test advances by hand. */

@@ -5,10 +5,10 @@
  */
 import { join } from "node:path";
 import { Tensor } from "../layers/tensor.ts";
-import { loadCheckpoint } from "../model/checkpoint.ts";
-import { resolveExperiment } from "../pipeline/config.ts";
-import { withH5File } from "../pipeline/h5.ts";
-import { RUN_FILES, runExperiment, type RunOptions } from "../pipeline/run.ts";
+import { loadCheckpoint } from "../pipeline/train/checkpoint.ts";
+import { resolveExperiment } from "../pipeline/config/config.ts";
+import { withH5File } from "../pipeline/io/h5.ts";
+import { RUN_FILES, runExperiment, type RunOptions } from "../pipeline/run/run.ts";
 import { assert, assertEquals } from "./assert.ts";
 import {
   errorLines,

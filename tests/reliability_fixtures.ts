@@ -4,10 +4,10 @@
  * @module
  */
 import { join } from "node:path";
-import { writeSyntheticDataset } from "../pipeline/synth/writer.ts";
+import { writeSyntheticDataset } from "../pipeline/data/synth/writer.ts";
 
 /** The CLI entry module. */
-export const CLI: string = new URL("../pipeline/cli.ts", import.meta.url).pathname;
+export const CLI: string = new URL("../pipeline/cli/main.ts", import.meta.url).pathname;
 
 /** A tiny synthetic dataset (60 train / 20 val images, 300 / 100 captions) in `dir`. */
 export async function tinyDataset(dir: string): Promise<string> {

@@ -6,9 +6,9 @@
  */
 import { join } from "node:path";
 import { Tensor } from "../layers/tensor.ts";
-import { loadCheckpoint } from "../model/checkpoint.ts";
-import { withH5File } from "../pipeline/h5.ts";
-import { writeSyntheticDataset } from "../pipeline/synth/writer.ts";
+import { loadCheckpoint } from "../pipeline/train/checkpoint.ts";
+import { withH5File } from "../pipeline/io/h5.ts";
+import { writeSyntheticDataset } from "../pipeline/data/synth/writer.ts";
 import { assert, assertEquals } from "./assert.ts";
 import {
   errorLines,

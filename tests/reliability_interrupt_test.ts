@@ -3,9 +3,9 @@
  * `resume` continues, and interrupted + resumed equals an uninterrupted run bit for bit.
  */
 import { join } from "node:path";
-import { loadCheckpoint } from "../model/checkpoint.ts";
-import { resolveExperiment } from "../pipeline/config.ts";
-import { RUN_FILES, runExperiment } from "../pipeline/run.ts";
+import { loadCheckpoint } from "../pipeline/train/checkpoint.ts";
+import { resolveExperiment } from "../pipeline/config/config.ts";
+import { RUN_FILES, runExperiment } from "../pipeline/run/run.ts";
 import { assert, assertEquals } from "./assert.ts";
 import {
   listDir,

@@ -5,9 +5,9 @@
  */
 import { join } from "node:path";
 import { Rng } from "../layers/random.ts";
-import { loadCheckpoint } from "../model/checkpoint.ts";
-import { resolveExperiment } from "../pipeline/config.ts";
-import { RUN_FILES, runExperiment } from "../pipeline/run.ts";
+import { loadCheckpoint } from "../pipeline/train/checkpoint.ts";
+import { resolveExperiment } from "../pipeline/config/config.ts";
+import { RUN_FILES, runExperiment } from "../pipeline/run/run.ts";
 import { assert, assertEquals } from "./assert.ts";
 import {
   listDir,
@@ -25,7 +25,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Saves checkpoints of a 3.6 MB model in a loop; save n holds n in every parameter. */
 const SAVE_LOOP = `
 import { CaptioningRNN } from "${new URL("../model/captioning_rnn.ts", import.meta.url)}";
-import { saveCheckpoint } from "${new URL("../model/checkpoint.ts", import.meta.url)}";
+import { saveCheckpoint } from "${new URL("../pipeline/train/checkpoint.ts", import.meta.url)}";
 const words = ["<NULL>", "<START>", "<END>", "<UNK>"];
 for (let i = 4; i < 1000; i++) words.push("w" + i);
 const model = new CaptioningRNN({

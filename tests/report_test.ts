@@ -9,7 +9,7 @@ import {
   renderReport,
   type ReportData,
   writeReport,
-} from "../pipeline/report.ts";
+} from "../pipeline/run/report.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const hasChromium = (() => {

@@ -1,7 +1,7 @@
 import { selectKernels } from "../layers/kernels/mod.ts";
 import { CaptioningRNN, type CellType } from "../model/captioning_rnn.ts";
-import { applyUpdate, optimDefaults, Optimizer, type UpdateRule } from "../pipeline/optim.ts";
-import { CaptioningSolver, TrainingDivergedError } from "../pipeline/solver.ts";
+import { applyUpdate, optimDefaults, Optimizer, type UpdateRule } from "../layers/optim.ts";
+import { CaptioningSolver, TrainingDivergedError } from "../pipeline/train/solver.ts";
 import { assert, assertAlmostEquals, assertEquals, assertRejects } from "./assert.ts";
 import { randomCaptionData } from "./fixtures_data.ts";
 

@@ -1,9 +1,9 @@
 import { CaptioningRNN } from "../model/captioning_rnn.ts";
-import { loadCocoData } from "../pipeline/coco.ts";
-import { InMemoryBatches } from "../pipeline/minibatch.ts";
-import { CaptioningSolver } from "../pipeline/solver.ts";
-import { StreamBatches } from "../pipeline/stream_batches.ts";
-import { writeSyntheticDataset } from "../pipeline/synth/writer.ts";
+import { loadCocoData } from "../pipeline/data/coco.ts";
+import { InMemoryBatches } from "../pipeline/data/minibatch.ts";
+import { CaptioningSolver } from "../pipeline/train/solver.ts";
+import { StreamBatches } from "../pipeline/data/stream/stream_batches.ts";
+import { writeSyntheticDataset } from "../pipeline/data/synth/writer.ts";
 import { assertEquals } from "./assert.ts";
 
 const dir = await Deno.makeTempDir();

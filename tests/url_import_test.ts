@@ -72,7 +72,7 @@ Deno.test("recap imported from an http URL trains with 2 workers resolved from i
 
 Deno.test("the inline h5wasm specifier pins the same version as deno.json", async () => {
   const config = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json")));
-  const source = await Deno.readTextFile(join(ROOT, "pipeline/h5.ts"));
+  const source = await Deno.readTextFile(join(ROOT, "pipeline/io/h5.ts"));
   const pinned = config.imports.h5wasm as string; // "npm:h5wasm@x.y.z"
   const inline = [...source.matchAll(/"(npm:h5wasm@[^/"]+)\/node"/g)].map((m) => m[1]);
   assert(inline.length >= 2, "h5.ts imports h5wasm by its full specifier");

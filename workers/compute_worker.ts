@@ -14,7 +14,7 @@ import { selectKernels } from "../layers/kernels/mod.ts";
 import type { FloatArray, FloatDType } from "../layers/tensor.ts";
 import { Tensor } from "../layers/tensor.ts";
 import { CaptioningRNN } from "../model/captioning_rnn.ts";
-import { applyUpdate, type OptimConfig, type UpdateRule } from "../pipeline/optim.ts";
+import { applyUpdate, type OptimConfig, type UpdateRule } from "../layers/optim.ts";
 import { GRAD_BLOCKS } from "./engine.ts";
 import {
   CMD_LOSS,

@@ -20,8 +20,8 @@ import type { BackendName } from "../layers/kernels/types.ts";
 import { allocArray, type FloatArray, type FloatDType, Tensor } from "../layers/tensor.ts";
 import type { CaptioningRNN } from "../model/captioning_rnn.ts";
 import { checkSampleArgs, type SampleOptions, type SampleResult } from "../model/sampling.ts";
-import type { Minibatch } from "../pipeline/minibatch.ts";
-import type { Optimizer, UpdateRule } from "../pipeline/optim.ts";
+import type { Minibatch } from "../pipeline/data/minibatch.ts";
+import type { Optimizer, UpdateRule } from "../layers/optim.ts";
 import {
   DEFAULT_SHARDS,
   GRAD_BLOCKS,
@@ -103,7 +103,7 @@ export interface PoolOptions {
  * ```ts
  * import { PoolEngine } from "./pool.ts";
  * import { CaptioningRNN } from "../model/captioning_rnn.ts";
- * import { Optimizer } from "../pipeline/optim.ts";
+ * import { Optimizer } from "../layers/optim.ts";
  * import { Tensor } from "../layers/tensor.ts";
  * const wordToIdx = { "<NULL>": 0, "<START>": 1, "<END>": 2, cat: 3 };
  * const model = new CaptioningRNN({ wordToIdx, inputDim: 4, wordvecDim: 3, hiddenDim: 5 });

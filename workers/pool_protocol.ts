@@ -9,7 +9,7 @@
 import type { FloatArray } from "../layers/tensor.ts";
 import type { ModelConfig } from "../model/captioning_rnn.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
-import type { UpdateRule } from "../pipeline/optim.ts";
+import type { UpdateRule } from "../layers/optim.ts";
 
 /** Control word: the job generation; workers wait for it to change. */
 export const CTRL_GEN = 0;

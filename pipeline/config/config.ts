@@ -1,0 +1,498 @@
+/**
+ * Experiment configuration: defaults from the schema table, a JSON experiment file that
+ * lists only what it changes, and `--section.key=value` overrides from the command line.
+ * Every bad input is an {@linkcode InputError} with a one-line message naming the file
+ * and the field, e.g. `exp.json: train.learningRate: expected a positive number, got "fast"`.
+ * @module
+ */
+import { InputError } from "../errors.ts";
+import {
+  describeExpected,
+  EXPERIMENT_SCHEMA,
+  forEachOption,
+  isOption,
+  type METRIC_NAMES,
+  type OptionSpec,
+  type SectionSpec,
+  type STAGE_NAMES,
+} from "./schema.ts";
+
+/** A metric `evaluate.metrics` may list. */
+export type MetricName = typeof METRIC_NAMES[number];
+/** A stage `stages` may list. */
+export type StageName = typeof STAGE_NAMES[number];
+
+/** Where the captions and features come from (`data` section). */
+export interface DataConfig {
+  /** "coco" reads the real files; "synthetic" uses (and if absent generates) the synthetic set. */
+  source: "coco" | "synthetic";
+  /** Dataset directory (resolved: never null). */
+  dir: string;
+  /** Use the 512-d PCA features rather than the 4096-d fc7 features. */
+  pcaFeatures: boolean;
+  /** Use at most this many training captions; null = all. */
+  maxTrain: number | null;
+  /** Stream training minibatches from the HDF5 files (a loader worker) instead of loading them. */
+  stream: boolean;
+  /** Sizes and seed of the synthetic set, used when it must be generated. */
+  synthetic: { numTrain: number; numVal: number; seed: number };
+}
+
+/** The captioning model (`model` section). */
+export interface ModelConfig {
+  /** Recurrent cell. */
+  cellType: "rnn" | "lstm";
+  /** Vanilla RNN nonlinearity. */
+  activation: "tanh" | "sigmoid";
+  /** Word vector size W. */
+  wordvecDim: number;
+  /** Hidden size H. */
+  hiddenDim: number;
+  /** Precision of parameters and activations. */
+  dtype: "float32" | "float64";
+  /** Seed of the weight initialisation. */
+  seed: number;
+}
+
+/** The solver (`train` section). */
+export interface TrainConfig {
+  /** Optimizer. */
+  updateRule: "sgd" | "sgd_momentum" | "rmsprop" | "adam";
+  /** Step size. */
+  learningRate: number;
+  /** Momentum of sgd_momentum. */
+  momentum: number;
+  /** Adam first-moment decay. */
+  beta1: number;
+  /** Adam second-moment decay. */
+  beta2: number;
+  /** Adam/RMSProp denominator smoothing. */
+  epsilon: number;
+  /** RMSProp squared-gradient decay. */
+  decayRate: number;
+  /** Learning-rate multiplier applied after each epoch. */
+  lrDecay: number;
+  /** Passes over the training captions. */
+  numEpochs: number;
+  /** Captions per minibatch. */
+  batchSize: number;
+  /** Bound on the global gradient norm; 0 = off. */
+  gradClip: number;
+  /** Number of compute workers, or "auto" (one per core). */
+  workers: number | "auto";
+  /**
+   * Fixed shards each minibatch is split into: results are bitwise the same for any worker
+   * count at the same value (fewer, larger shards run faster; keep a multiple of the workers).
+   */
+  shards: number;
+  /** Seed of the minibatch order. */
+  seed: number;
+  /** Log the loss every this many iterations. */
+  printEvery: number;
+  /** Checkpoint every this many iterations; 0 = at the end of each epoch. */
+  checkpointEvery: number;
+  /** Score val captions (BLEU-4, CIDEr-D) and keep best.h5 every this many iterations; 0 = each epoch. */
+  evalEvery: number;
+  /** Kernel backend. */
+  backend: "auto" | "blas" | "wasm" | "ts";
+}
+
+/** Caption generation and scoring (`evaluate` section). */
+export interface EvaluateConfig {
+  /** Splits to evaluate. */
+  splits: ("train" | "val")[];
+  /** Images per split to caption and score. */
+  numImages: number;
+  /** Beam width; 1 = greedy only. */
+  beamSize: number;
+  /** Longest generated caption, in words. */
+  maxLength: number;
+  /** Metrics to compute. */
+  metrics: MetricName[];
+}
+
+/** A fully resolved experiment: every field present and valid. */
+export interface ExperimentConfig {
+  /** The `$schema` reference the file had, if any (ignored). */
+  $schema: string | null;
+  /** Run name (resolved: the file name when the file gives none). */
+  name: string;
+  /** Free text. */
+  description: string;
+  /** Data section. */
+  data: DataConfig;
+  /** Model section. */
+  model: ModelConfig;
+  /** Train section. */
+  train: TrainConfig;
+  /** Evaluate section. */
+  evaluate: EvaluateConfig;
+  /** Output section (resolved: `dir` is never null). */
+  output: { dir: string };
+  /** Stages to run, in order. */
+  stages: StageName[];
+}
+
+/** The default dataset directory of each data source. */
+export const DEFAULT_DATA_DIRS = {
+  coco: "datasets/coco_captioning",
+  synthetic: "datasets/synthetic",
+} as const;
+
+type Json = unknown;
+type Obj = Record<string, Json>;
+const isObj = (v: Json): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+
+function buildDefaults(section: SectionSpec): Obj {
+  const out: Obj = {};
+  for (const [key, node] of Object.entries(section)) {
+    out[key] = isOption(node) ? structuredClone(node.default) : buildDefaults(node);
+  }
+  return out;
+}
+
+/**
+ * The default experiment, resolved as if loaded from a file called `name`.json with `{}`.
+ * @param name The run name (also used for `output.dir`).
+ * @returns A fresh, fully resolved config.
+ *
+ * @example
+ * ```ts
+ * import { defaultExperiment } from "./config.ts";
+ * const cfg = defaultExperiment("demo");
+ * console.log(cfg.model.cellType, cfg.output.dir); // lstm runs/demo
+ * ```
+ */
+export function defaultExperiment(name = "default"): ExperimentConfig {
+  return resolveExperiment({}, `${name}.json`);
+}
+
+/** Levenshtein distance, for "did you mean" suggestions. */
+function editDistance(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0];
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = prev[j];
+      prev[j] = Math.min(prev[j] + 1, prev[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = tmp;
+    }
+  }
+  return prev[b.length];
+}
+
+/**
+ * The closest known name to an unknown one, if it is a near miss.
+ * @param name The unknown name.
+ * @param known The valid names.
+ * @returns The suggestion, or undefined when nothing is close.
+ *
+ * @example
+ * ```ts
+ * import { suggestName } from "./config.ts";
+ * console.log(suggestName("lerningRate", ["learningRate", "momentum"])); // learningRate
+ * ```
+ */
+export function suggestName(name: string, known: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDist = Infinity;
+  for (const k of known) {
+    const d = k.toLowerCase() === name.toLowerCase() ? 0 : editDistance(name, k);
+    if (d < bestDist) [best, bestDist] = [k, d];
+  }
+  return bestDist <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
+}
+
+function shown(value: Json): string {
+  const s = JSON.stringify(value) ?? String(value);
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+/** Checks one value against its option; returns an error detail or undefined. */
+function checkValue(spec: OptionSpec, value: Json): string | undefined {
+  const bad = `expected ${describeExpected(spec)}, got ${shown(value)}`;
+  if (value === null) return spec.nullable ? undefined : bad;
+  const inRange = (x: number) =>
+    (spec.min === undefined || (spec.exclusiveMin ? x > spec.min : x >= spec.min)) &&
+    (spec.max === undefined || (spec.exclusiveMax ? x < spec.max : x <= spec.max));
+  switch (spec.type) {
+    case "int":
+      return typeof value === "number" && Number.isInteger(value) && inRange(value)
+        ? undefined
+        : bad;
+    case "number":
+      return typeof value === "number" && Number.isFinite(value) && inRange(value)
+        ? undefined
+        : bad;
+    case "intOrAuto":
+      return value === "auto" ||
+          (typeof value === "number" && Number.isInteger(value) && inRange(value))
+        ? undefined
+        : bad;
+    case "bool":
+      return typeof value === "boolean" ? undefined : bad;
+    case "string":
+      return typeof value === "string" ? undefined : bad;
+    case "enum":
+      return typeof value === "string" && spec.values!.includes(value) ? undefined : bad;
+    case "enumList": {
+      if (!Array.isArray(value) || value.length < (spec.minItems ?? 0)) return bad;
+      for (const item of value) {
+        if (typeof item !== "string" || !spec.values!.includes(item)) {
+          return `expected ${describeExpected(spec)}, got ${shown(value)} (${
+            shown(item)
+          } is not allowed)`;
+        }
+      }
+      const dup = value.find((v, i) => value.indexOf(v) !== i);
+      return dup === undefined ? undefined : `${shown(dup)} is listed twice`;
+    }
+  }
+}
+
+/** Validates `input` against `section`, merging it over `target` in place. */
+function mergeSection(
+  target: Obj,
+  input: Json,
+  section: SectionSpec,
+  path: string[],
+  file: string,
+) {
+  const where = path.length ? `${file}: ${path.join(".")}` : file;
+  if (!isObj(input)) {
+    throw new InputError(`${where}: expected an object, got ${shown(input)}`);
+  }
+  for (const [key, value] of Object.entries(input)) {
+    const node = (section as Record<string, OptionSpec | SectionSpec>)[key];
+    const fieldPath = [...path, key].join(".");
+    if (!Object.hasOwn(section, key)) {
+      const hint = suggestName(key, Object.keys(section));
+      const valid = Object.keys(section).filter((k) => k !== "$schema").join(", ");
+      throw new InputError(
+        `${file}: ${fieldPath}: unknown option ` +
+          (hint ? `(did you mean "${[...path, hint].join(".")}"?)` : `(valid here: ${valid})`),
+      );
+    }
+    if (isOption(node)) {
+      const problem = checkValue(node, value);
+      if (problem) throw new InputError(`${file}: ${fieldPath}: ${problem}`);
+      target[key] = structuredClone(value);
+    } else {
+      mergeSection(target[key] as Obj, value, node, [...path, key], file);
+    }
+  }
+}
+
+/**
+ * Resolves a parsed experiment object: deep-merges it over the defaults, validates every
+ * field, and fills the derived defaults (`name`, `data.dir`, `output.dir`).
+ * @param input The parsed JSON of an experiment file (only what it changes).
+ * @param file The file name used in messages and for the default run name.
+ * @returns The resolved config.
+ * @throws {InputError} On an unknown key, a wrong type or an out-of-range value.
+ *
+ * @example
+ * ```ts
+ * import { resolveExperiment } from "./config.ts";
+ * const cfg = resolveExperiment({ train: { batchSize: 25 } }, "small.json");
+ * console.log(cfg.train.batchSize, cfg.name); // 25 small
+ * ```
+ */
+export function resolveExperiment(input: unknown, file: string): ExperimentConfig {
+  const merged = buildDefaults(EXPERIMENT_SCHEMA);
+  mergeSection(merged, input, EXPERIMENT_SCHEMA, [], file);
+  const cfg = merged as unknown as ExperimentConfig & {
+    name: string | null;
+    data: { dir: string | null };
+    output: { dir: string | null };
+  };
+  if (cfg.name === null) {
+    // Derived from the file name: made safe for a directory name rather than rejected.
+    const base = file.replace(/^.*[\\/]/, "").replace(/\.json$/i, "");
+    cfg.name = base.replace(/[^\w.-]+/g, "_").replace(/^\.+/, "") || "experiment";
+  } else if (!/^[\w-][\w.-]*$/.test(cfg.name)) {
+    throw new InputError(
+      `${file}: name: expected letters, digits, ".", "_" or "-" only (not starting with "."), got ${
+        shown(cfg.name)
+      }`,
+    );
+  }
+  cfg.data.dir ??= DEFAULT_DATA_DIRS[cfg.data.source];
+  cfg.output.dir ??= `runs/${cfg.name}`;
+  return cfg as ExperimentConfig;
+}
+
+/** The type of every option by dotted path, for overrides. */
+function optionsByPath(): Map<string, OptionSpec> {
+  const map = new Map<string, OptionSpec>();
+  forEachOption((path, spec) => map.set(path.join("."), spec));
+  return map;
+}
+
+function parseOverrideValue(spec: OptionSpec, text: string, flag: string): Json {
+  const bad = () =>
+    new InputError(`${flag}: expected ${describeExpected(spec)}, got ${JSON.stringify(text)}`);
+  if (spec.nullable && text === "null") return null;
+  switch (spec.type) {
+    case "int":
+    case "number": {
+      const x = text.trim() === "" ? NaN : Number(text);
+      if (Number.isNaN(x)) throw bad();
+      return x;
+    }
+    case "intOrAuto":
+      if (text === "auto") return "auto";
+      if (text.trim() === "" || Number.isNaN(Number(text))) throw bad();
+      return Number(text);
+    case "bool":
+      if (text === "true") return true;
+      if (text === "false") return false;
+      throw bad();
+    case "string":
+    case "enum":
+      return text;
+    case "enumList":
+      return text === "" ? [] : text.split(",").map((s) => s.trim());
+  }
+}
+
+/**
+ * Parses dotted command-line overrides (`--train.learningRate=1e-3`, `--train.workers 2`,
+ * `--data.pcaFeatures` for true) into a nested object shaped like an experiment file.
+ * Values are typed like the option: numbers, booleans, enums, comma-separated lists, `null`.
+ * @param args The override arguments, in order; later ones win.
+ * @returns A partial experiment object.
+ * @throws {InputError} On an unknown option, a missing value or a value of the wrong type.
+ *
+ * @example
+ * ```ts
+ * import { parseOverrides } from "./config.ts";
+ * const o = parseOverrides(["--train.learningRate=1e-3", "--evaluate.splits", "train,val"]);
+ * console.log(o); // { train: { learningRate: 0.001 }, evaluate: { splits: ["train", "val"] } }
+ * ```
+ */
+export function parseOverrides(args: readonly string[]): Record<string, unknown> {
+  const options = optionsByPath();
+  const out: Obj = {};
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i];
+    const m = /^--([^=]+)(?:=(.*))?$/s.exec(arg);
+    if (!m) {
+      throw new InputError(
+        `command line: unexpected argument ${
+          JSON.stringify(arg)
+        }: overrides look like --train.learningRate=1e-3`,
+      );
+    }
+    const key = m[1];
+    const flag = `command line: --${key}`;
+    const spec = options.get(key);
+    if (!spec || key === "$schema") {
+      const hint = suggestName(key, [...options.keys()].filter((k) => k !== "$schema"));
+      throw new InputError(
+        `${flag}: unknown option${hint ? ` (did you mean --${hint}?)` : ""}; see --help`,
+      );
+    }
+    let text = m[2];
+    if (text === undefined) {
+      const next = args[i + 1];
+      if (spec.type === "bool" && (next === undefined || next.startsWith("--"))) {
+        text = "true";
+      } else if (next === undefined || (next.startsWith("--") && Number.isNaN(Number(next)))) {
+        throw new InputError(`${flag}: missing value, e.g. --${key}=VALUE`);
+      } else {
+        text = next;
+        i++;
+      }
+    }
+    const value = parseOverrideValue(spec, text, flag);
+    const problem = checkValue(spec, value);
+    if (problem) throw new InputError(`${flag}: ${problem}`);
+    const path = key.split(".");
+    let node = out;
+    for (const part of path.slice(0, -1)) node = (node[part] ??= {}) as Obj;
+    node[path[path.length - 1]] = value;
+  }
+  return out;
+}
+
+function deepMerge(base: Obj, over: Obj): Obj {
+  const out: Obj = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    out[k] = isObj(v) && isObj(out[k]) ? deepMerge(out[k] as Obj, v) : v;
+  }
+  return out;
+}
+
+/** Turns a JSON.parse error into "line L, column C: detail". */
+function jsonErrorLocation(text: string, error: Error): string {
+  const msg = error.message;
+  let line: number | undefined;
+  let col: number | undefined;
+  const lc = /line (\d+) column (\d+)/.exec(msg);
+  const pos = /position (\d+)/.exec(msg);
+  if (lc) [line, col] = [Number(lc[1]), Number(lc[2])];
+  else if (pos) {
+    const before = text.slice(0, Number(pos[1]));
+    line = before.split("\n").length;
+    col = Number(pos[1]) - before.lastIndexOf("\n");
+  } else if (/end of JSON input/i.test(msg)) {
+    const lines = text.split("\n");
+    line = lines.length;
+    col = lines[lines.length - 1].length + 1;
+  }
+  const detail = msg.replace(/\s*\(line \d+ column \d+\)/, "").replace(
+    / in JSON at position \d+/,
+    "",
+  )
+    .replace(/^JSON\.parse: /, "");
+  return line === undefined ? detail : `line ${line}, column ${col}: ${detail}`;
+}
+
+/**
+ * Loads an experiment: reads the JSON file, applies the command-line overrides, validates,
+ * and returns the resolved config. An experiment file lists only what it changes.
+ * @param path The experiment JSON file.
+ * @param overrides Dotted overrides such as `--train.learningRate=1e-3` (see {@linkcode parseOverrides}).
+ * @returns The resolved config.
+ * @throws {InputError} When the file is missing or not JSON, or a field is unknown or invalid.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadExperiment } from "./config.ts";
+ * const cfg = await loadExperiment("experiments/overfit_small.json", ["--train.workers", "2"]);
+ * console.log(cfg.train.workers); // 2
+ * ```
+ */
+export async function loadExperiment(
+  path: string,
+  overrides: readonly string[] = [],
+): Promise<ExperimentConfig> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new InputError(`${path}: experiment file not found`, { cause: e });
+    }
+    if (e instanceof Deno.errors.IsADirectory) {
+      throw new InputError(`${path}: expected an experiment JSON file, got a directory`);
+    }
+    throw new InputError(`${path}: cannot read experiment file: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new InputError(`${path}: invalid JSON at ${jsonErrorLocation(text, e as Error)}`, {
+      cause: e,
+    });
+  }
+  // Validate the file alone first, so its errors name the file rather than the overrides.
+  resolveExperiment(parsed, path);
+  const merged = deepMerge(parsed as Obj, parseOverrides(overrides));
+  return resolveExperiment(merged, path);
+}

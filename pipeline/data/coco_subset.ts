@@ -1,0 +1,296 @@
+/**
+ * The data dictionary of a streamed run: everything small of both splits (caption rows,
+ * image indices, vocabulary, URLs) but, of the feature matrices, only the rows that
+ * evaluation and validation read — the first images of each split in caption order. Training
+ * minibatches come from {@linkcode StreamBatches} instead, so memory stays bounded whatever
+ * the size of the features files (the 4096-d COCO train features alone are 1.36 GB).
+ *
+ * Image numbering. In the returned dictionary an image's index is its rank in caption order
+ * (image 0 is the image of caption row 0, image 1 the next image met, ... — the order
+ * `referencesByImage` in evaluate.ts lists images in), not its feature row in the files;
+ * `subset[split].imageRows` maps it back. With this numbering the loaded feature rows are
+ * exactly images `0 .. loadedImages - 1`:
+ *
+ * - val: only the captions of loaded images are kept (`val_captions`, `val_image_idxs`), so the
+ *   solver's validation subset and evaluation cannot reach an image without features.
+ * - train: every caption is kept, in file order, with its image index — the trivial baseline of
+ *   `evaluateSplit` is the most frequent of ALL train captions, and the run reports their
+ *   count. Images at or past `train_features.shape[0]` (= `subset.train.loadedImages`) have no
+ *   features here: evaluate the train split with at most that many images, and train from a
+ *   {@linkcode StreamBatches}, never from this dictionary's train split.
+ *
+ * Dimension letters: N caption rows, T = 17 tokens per row, I images, K loaded images,
+ * D feature dimension (512 with PCA features, 4096 without).
+ * @module
+ */
+import { Tensor } from "../../layers/tensor.ts";
+import type { CocoData } from "./coco.ts";
+import {
+  CAPTION_LENGTH,
+  CAPTIONS_FILE,
+  featuresFile,
+  loadUrls,
+  loadVocab,
+  requireFile,
+  type Split,
+  validateCaptions,
+  validateFeatures,
+} from "./coco_layout.ts";
+import { planReads } from "./stream/coco_reader.ts";
+import { H5File } from "../io/h5.ts";
+
+/** Options of {@linkcode loadCocoForStreaming}. */
+export interface LoadCocoSubsetOptions {
+  /** The dataset directory (default `datasets/coco_captioning`). */
+  baseDir?: string;
+  /** Load the 512-d `_pca` features (default true) or the 4096-d ones. */
+  pcaFeatures?: boolean;
+  /**
+   * Images whose features to load, per split: the first ones in caption order (fewer when the
+   * split has fewer). `train` defaults to 0 (no train evaluation); `val` should cover both the
+   * evaluation and the sample images.
+   */
+  numImages: { train?: number; val: number };
+}
+
+/** How one split of a {@linkcode CocoSubsetData} relates to the files. */
+export interface SubsetSplitInfo {
+  /** K: images with features (`*_features` rows), the first K images in caption order. */
+  loadedImages: number;
+  /** Distinct images the split's captions refer to in the files. */
+  totalImages: number;
+  /** Caption rows of the split in the files (train keeps them all; val only those of loaded images). */
+  totalCaptions: number;
+  /**
+   * The feature row (= URL line) in the files of each image index of the dictionary: length I
+   * for train (every image keeps an index), K for val.
+   */
+  imageRows: Int32Array;
+  /** Hyperslab reads made to load the K feature rows. */
+  featureReads: number;
+}
+
+/**
+ * The exercise's dictionary (assignable to `CocoData` and `CaptionData`) with the features of
+ * only the first images of each split in caption order; see the module doc for the numbering.
+ */
+export interface CocoSubsetData extends CocoData {
+  /** Every train caption row in file order: (N, 17) int32. */
+  train_captions: Tensor<"int32">;
+  /** The image of each train caption (rank in caption order; < K means it has features): (N,). */
+  train_image_idxs: Tensor<"int32">;
+  /** The features of the first K train images: (K, D) float32. */
+  train_features: Tensor<"float32">;
+  /** URL (or relative path) of every train image, by image index: length I. */
+  train_urls: string[];
+  /** The val caption rows of the K loaded val images, in file order: (M_K, 17) int32. */
+  val_captions: Tensor<"int32">;
+  /** The image of each kept val caption, in 0..K-1: (M_K,) int32. */
+  val_image_idxs: Tensor<"int32">;
+  /** The features of the first K val images: (K, D) float32. */
+  val_features: Tensor<"float32">;
+  /** URL (or relative path) of each loaded val image: length K. */
+  val_urls: string[];
+  /** How each split maps to the files. */
+  subset: Record<Split, SubsetSplitInfo>;
+}
+
+/** Merge two feature reads when the unwanted rows between them total at most this. */
+const GAP_BYTES = 256 << 10;
+/** The largest single feature read (also the size of the read buffer). */
+const MAX_READ_BYTES = 8 << 20;
+
+/**
+ * Loads the COCO captioning data for a streamed run: caption rows, image indices, vocabulary
+ * and URLs of both splits, and the features of only the first `numImages` images of each
+ * split in caption order, read with few large hyperslab reads. Checks every file first as
+ * {@linkcode loadCocoData} does (same checks in the same order, same messages), scanning the
+ * captions in bounded blocks.
+ * @param options Where the data is, which features, and how many images per split.
+ * @returns The dictionary: pass it to `CaptioningSolver` together with a `StreamBatches`
+ *   (`batches`), and to `evaluateSplit` with at most `subset[split].loadedImages` images.
+ * @throws InputError naming the file, the dataset and what to do; RangeError for a bad `numImages`.
+ *
+ * @example
+ * ```ts
+ * import { loadCocoForStreaming } from "./coco_subset.ts";
+ * import { writeSyntheticDataset } from "./synth/writer.ts";
+ * const baseDir = await Deno.makeTempDir();
+ * await writeSyntheticDataset({ dir: baseDir, numTrain: 20, numVal: 5, images: false });
+ * const data = await loadCocoForStreaming({ baseDir, numImages: { train: 3, val: 2 } });
+ * console.assert(data.train_features.shape[0] === 3 && data.val_features.shape[0] === 2);
+ * console.assert(data.train_captions.shape[0] === 100); // every train caption
+ * ```
+ */
+export async function loadCocoForStreaming(
+  options: LoadCocoSubsetOptions,
+): Promise<CocoSubsetData> {
+  const { baseDir = "datasets/coco_captioning", pcaFeatures = true } = options;
+  const want: Record<Split, number> = {
+    train: options.numImages.train ?? 0,
+    val: options.numImages.val,
+  };
+  for (const split of ["train", "val"] as const) {
+    const n = want[split];
+    if (!Number.isInteger(n) || n < 0) {
+      throw new RangeError(
+        `Cannot load COCO data: numImages.${split} must be a non-negative integer, got ${n}`,
+      );
+    }
+  }
+  // The checks of loadCocoData, in its order, so a broken dataset gets the same message.
+  const vocab = await loadVocab(baseDir);
+  const V = vocab.idx_to_word.length;
+  const capPath = `${baseDir}/${CAPTIONS_FILE}`;
+  const featFiles: Partial<Record<Split, H5File>> = {};
+  try {
+    const featRows: Partial<Record<Split, number>> = {};
+    for (const split of ["train", "val"] as const) {
+      const path = `${baseDir}/${featuresFile(split, pcaFeatures)}`;
+      await requireFile(path);
+      featFiles[split] = await H5File.open(path);
+      featRows[split] = validateFeatures(featFiles[split], pcaFeatures).rows;
+    }
+    await requireFile(capPath);
+    const cf = await H5File.open(capPath);
+    const caps: Partial<Record<Split, [Tensor<"int32">, Tensor<"int32">]>> = {};
+    try {
+      for (const split of ["train", "val"] as const) {
+        validateCaptions(cf, split, V, featRows[split]!);
+        caps[split] = [
+          cf.read(`${split}_captions`, "int32"),
+          cf.read(`${split}_image_idxs`, "int32"),
+        ];
+      }
+    } finally {
+      cf.close();
+    }
+    const urls: Record<Split, string[]> = {
+      train: await loadUrls(baseDir, "train", featRows.train!),
+      val: await loadUrls(baseDir, "val", featRows.val!),
+    };
+    // Everything is checked: number the images and read the features wanted.
+    const dim = pcaFeatures ? 512 : 4096;
+    const out: Partial<Record<Split, SplitSubset>> = {};
+    for (const split of ["train", "val"] as const) {
+      const [captions, idxs] = caps[split]!;
+      out[split] = subsetSplit(featFiles[split]!, captions, idxs, featRows[split]!, dim, {
+        loaded: want[split],
+        keepAllCaptions: split === "train",
+        urls: urls[split],
+      });
+    }
+    const { train, val } = out as Record<Split, SplitSubset>;
+    return {
+      train_captions: train.captions,
+      train_image_idxs: train.imageIdxs,
+      train_features: train.features,
+      train_urls: train.urls,
+      val_captions: val.captions,
+      val_image_idxs: val.imageIdxs,
+      val_features: val.features,
+      val_urls: val.urls,
+      idx_to_word: vocab.idx_to_word,
+      word_to_idx: vocab.word_to_idx,
+      subset: { train: train.info, val: val.info },
+    };
+  } finally {
+    featFiles.train?.close();
+    featFiles.val?.close();
+  }
+}
+
+/** One split, renumbered and cut down. */
+interface SplitSubset {
+  captions: Tensor<"int32">;
+  imageIdxs: Tensor<"int32">;
+  features: Tensor<"float32">;
+  urls: string[];
+  info: SubsetSplitInfo;
+}
+
+/**
+ * Numbers a split's images by first caption, reads the features of the first `loaded`, and
+ * keeps all captions (train) or those of loaded images (val).
+ */
+function subsetSplit(
+  file: H5File,
+  captions: Tensor<"int32">,
+  fileIdxs: Tensor<"int32">,
+  numRows: number,
+  dim: number,
+  opts: { loaded: number; keepAllCaptions: boolean; urls: string[] },
+): SplitSubset {
+  const N = fileIdxs.shape[0], T = CAPTION_LENGTH;
+  // rank[row]: the image's rank in caption order, or -1 before it is met.
+  const rank = new Int32Array(numRows).fill(-1);
+  const order: number[] = [];
+  const ids = new Int32Array(N);
+  for (let i = 0; i < N; i++) {
+    const row = fileIdxs.data[i];
+    if (rank[row] < 0) {
+      rank[row] = order.length;
+      order.push(row);
+    }
+    ids[i] = rank[row];
+  }
+  const K = Math.min(opts.loaded, order.length);
+  const allRows = Int32Array.from(order);
+  const loadedRows = allRows.subarray(0, K);
+  const { features, reads } = readFeatureRows(file, loadedRows, dim);
+  let keptCaptions = captions, keptIds = new Tensor<"int32">(ids, [N]), imageRows = allRows;
+  if (!opts.keepAllCaptions) {
+    let M = 0;
+    for (let i = 0; i < N; i++) if (ids[i] < K) M++;
+    const c = new Int32Array(M * T), d = new Int32Array(M);
+    for (let i = 0, m = 0; i < N; i++) {
+      if (ids[i] >= K) continue;
+      c.set(captions.data.subarray(i * T, (i + 1) * T), m * T);
+      d[m++] = ids[i];
+    }
+    keptCaptions = new Tensor<"int32">(c, [M, T]);
+    keptIds = new Tensor<"int32">(d, [M]);
+    imageRows = allRows.slice(0, K);
+  }
+  return {
+    captions: keptCaptions,
+    imageIdxs: keptIds,
+    features,
+    urls: Array.from(imageRows, (r) => opts.urls[r]),
+    info: {
+      loadedImages: K,
+      totalImages: order.length,
+      totalCaptions: N,
+      imageRows,
+      featureReads: reads,
+    },
+  };
+}
+
+/**
+ * Reads the given feature rows (distinct, in any order) into a (K, D) tensor in that order,
+ * by hyperslab reads over the sorted rows, merged across small gaps.
+ */
+function readFeatureRows(
+  file: H5File,
+  rows: Int32Array,
+  dim: number,
+): { features: Tensor<"float32">; reads: number } {
+  const K = rows.length, rowBytes = dim * 4;
+  const features = new Tensor<"float32">(new Float32Array(K * dim), [K, dim]);
+  // Output positions sorted by file row, walked along the planned ranges.
+  const byRow = Int32Array.from({ length: K }, (_, i) => i).sort((a, b) => rows[a] - rows[b]);
+  const maxRows = Math.max(1, Math.floor(MAX_READ_BYTES / rowBytes));
+  const ranges = planReads(rows, Math.floor(GAP_BYTES / rowBytes), maxRows);
+  // Merged ranges include the unwanted rows between wanted ones: size for the longest.
+  const buf = new Float32Array(Math.max(0, ...ranges.map(([s, e]) => e - s)) * dim);
+  let p = 0;
+  for (const [start, end] of ranges) {
+    file.readRowsInto("features", start, end, buf);
+    for (; p < K && rows[byRow[p]] < end; p++) {
+      const r = rows[byRow[p]] - start;
+      features.data.set(buf.subarray(r * dim, (r + 1) * dim), byRow[p] * dim);
+    }
+  }
+  return { features, reads: ranges.length };
+}

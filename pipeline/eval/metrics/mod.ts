@@ -1,0 +1,96 @@
+/**
+ * Caption metrics computed the way the COCO caption evaluation does: BLEU-1..4 and
+ * CIDEr-D over all references of each image, plus the exercise's unigram BLEU, and the
+ * trivial "most frequent caption" baseline to compare a model against.
+ * @module
+ */
+import type { METRIC_NAMES } from "../../config/schema.ts";
+import { bleuFromTokens, unigramBleu } from "./bleu.ts";
+import { ciderDFromTokens } from "./cider.ts";
+import { type CaptionsById, tokenizePairs } from "./ngrams.ts";
+import { tokenizeCaption } from "./tokenize.ts";
+
+export { bleuFromTokens, closestRefLength, corpusBleu, unigramBleu } from "./bleu.ts";
+export type { BleuScores } from "./bleu.ts";
+export { ciderD, ciderDFromTokens } from "./cider.ts";
+export { countNgrams, tokenizePairs } from "./ngrams.ts";
+export type { CaptionsById, TokenizedPair } from "./ngrams.ts";
+export { SPECIAL_TOKENS, tokenizeCaption, tokenizeReference, UNK_TOKEN } from "./tokenize.ts";
+
+/** A metric name, as listed in `evaluate.metrics`. */
+export type Metric = typeof METRIC_NAMES[number];
+
+/** Scores by metric name; only the metrics asked for are present. */
+export type MetricScores = Partial<Record<Metric, number>>;
+
+const ALL: readonly Metric[] = ["bleu1", "bleu2", "bleu3", "bleu4", "cider", "unigram_bleu"];
+
+const lookup = <T>(c: CaptionsById<T>, id: string): T | undefined =>
+  c instanceof Map ? (c.get(id) ?? c.get(Number(id))) : c[id];
+
+/**
+ * Computes the chosen metrics for one set of generated captions.
+ * `unigram_bleu` is the exercise's score averaged over images, each against its first
+ * reference (the caption the exercise pairs with the sample).
+ * @param candidates One generated caption per image id.
+ * @param references The reference captions per image id.
+ * @param metrics Which metrics to compute; all by default.
+ * @returns The scores, keyed by metric name.
+ * @throws {RangeError} When an image has no references.
+ *
+ * @example
+ * ```ts
+ * import { evaluateCaptions } from "./mod.ts";
+ * const refs = { 1: ["a cat on a mat"], 2: ["a dog in a park"] };
+ * const s = evaluateCaptions({ 1: "a cat on a mat", 2: "a dog" }, refs, ["bleu1", "cider"]);
+ * console.log(s.bleu1, s.cider);
+ * ```
+ */
+export function evaluateCaptions(
+  candidates: CaptionsById<string>,
+  references: CaptionsById<readonly string[]>,
+  metrics: readonly Metric[] = ALL,
+): MetricScores {
+  const out: MetricScores = {};
+  const pairs = tokenizePairs(candidates, references);
+  if (metrics.some((m) => m.startsWith("bleu"))) {
+    const bleu = bleuFromTokens(pairs);
+    for (const m of metrics) if (m in bleu) out[m] = bleu[m as keyof typeof bleu];
+  }
+  if (metrics.includes("cider")) out.cider = ciderDFromTokens(pairs).score;
+  if (metrics.includes("unigram_bleu")) {
+    let sum = 0;
+    for (const p of pairs) {
+      sum += unigramBleu(lookup(candidates, p.id)!, lookup(references, p.id)![0]);
+    }
+    out.unigram_bleu = pairs.length ? sum / pairs.length : 0;
+  }
+  return out;
+}
+
+/**
+ * The trivial captioner's caption: the most frequent training caption (after the COCO
+ * tokenisation, so `<START>`/`<END>`/`<NULL>`, case and punctuation do not split counts).
+ * Ties go to the caption that reached the count first. Captioning every image with it gives the baseline
+ * row of a report.
+ * @param trainCaptions The training captions, as text.
+ * @returns The most frequent caption, its tokens joined by spaces ("" when there are none).
+ *
+ * @example
+ * ```ts
+ * import { mostFrequentCaptionBaseline } from "./mod.ts";
+ * console.log(mostFrequentCaptionBaseline(["<START> a cat <END>", "a dog", "A cat."])); // a cat
+ * ```
+ */
+export function mostFrequentCaptionBaseline(trainCaptions: Iterable<string>): string {
+  const counts = new Map<string, number>();
+  let best = "", bestCount = 0;
+  for (const caption of trainCaptions) {
+    const key = tokenizeCaption(caption).join(" ");
+    if (key === "") continue;
+    const c = (counts.get(key) ?? 0) + 1;
+    counts.set(key, c);
+    if (c > bestCount) [best, bestCount] = [key, c];
+  }
+  return best;
+}

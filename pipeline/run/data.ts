@@ -1,0 +1,82 @@
+/**
+ * A run's data: loads the experiment's dataset — generating the synthetic one first when its
+ * files are absent — in memory, or, for streamed runs, only what evaluation reads.
+ * @module
+ */
+import { join } from "node:path";
+import { type CocoData, loadCocoData } from "../data/coco.ts";
+import { loadCocoForStreaming } from "../data/coco_subset.ts";
+import type { ExperimentConfig } from "../config/config.ts";
+import { InputError } from "../errors.ts";
+import { exists, removeStalePartials } from "./files.ts";
+import { writeSyntheticDataset } from "../data/synth/writer.ts";
+
+/** Validation images captioned during training to pick best.h5 by CIDEr-D. */
+export const QUICK_EVAL_IMAGES = 200;
+/** Images whose captions the sample stage prints. */
+export const SAMPLE_IMAGES = 8;
+
+/**
+ * Loads the experiment's data, generating the synthetic dataset first when its files are absent.
+ * @param config The experiment.
+ * @param log Where progress messages go.
+ * @returns The data dictionary.
+ */
+export async function prepareData(
+  config: ExperimentConfig,
+  log: (line: string) => void,
+): Promise<CocoData> {
+  const { data } = config;
+  const captionsFile = join(data.dir, "coco2014_captions.h5");
+  if (data.source === "synthetic" && !(await exists(captionsFile))) {
+    log(
+      `Generating the synthetic dataset in ${data.dir} (${data.synthetic.numTrain} train / ` +
+        `${data.synthetic.numVal} val images, seed ${data.synthetic.seed})`,
+    );
+    // A new dataset is written beside its place and renamed into it once complete, so an
+    // interrupted generation never leaves a half dataset that looks ready.
+    const fresh = !(await exists(data.dir));
+    await removeStalePartials(data.dir);
+    const dir = fresh ? `${data.dir.replace(/\/+$/, "")}.partial-${Deno.pid}` : data.dir;
+    const summary = await writeSyntheticDataset({
+      dir,
+      numTrain: data.synthetic.numTrain,
+      numVal: data.synthetic.numVal,
+      seed: data.synthetic.seed,
+    });
+    if (fresh) await Deno.rename(dir, data.dir);
+    log(
+      `  ${summary.trainCaptions} train captions, vocabulary of ${summary.vocabSize} words, ` +
+        `${summary.seconds.toFixed(1)}s`,
+    );
+  }
+  if (data.source === "coco" && !(await exists(captionsFile))) {
+    throw new InputError(
+      `${captionsFile}: file not found; put the CS231n COCO captioning files in ${data.dir} ` +
+        `(or set data.dir), or use data.source "synthetic"`,
+    );
+  }
+  if (data.stream) {
+    if (data.maxTrain !== null) {
+      throw new InputError(
+        `data.maxTrain: cannot be combined with data.stream (a streamed run samples every ` +
+          `caption); remove one of them`,
+      );
+    }
+    // Only the features that evaluation, validation and samples read are loaded; training
+    // minibatches are streamed from the files (see StreamBatches), so memory stays bounded.
+    const evaluate = config.evaluate;
+    const val = Math.max(evaluate.numImages, QUICK_EVAL_IMAGES, SAMPLE_IMAGES);
+    return await loadCocoForStreaming({
+      baseDir: data.dir,
+      pcaFeatures: data.pcaFeatures,
+      numImages: { train: evaluate.splits.includes("train") ? evaluate.numImages : 0, val },
+    });
+  }
+  return await loadCocoData({
+    baseDir: data.dir,
+    pcaFeatures: data.pcaFeatures,
+    ...(data.maxTrain !== null ? { maxTrain: data.maxTrain } : {}),
+    rng: config.train.seed,
+  });
+}

@@ -1,0 +1,344 @@
+/**
+ * Checkpoints in HDF5, readable by h5py: every parameter as a dataset under its exercise name
+ * (`f["W_embed"]`), the optimizer's moments under `optimizer/`, the loss histories under
+ * `history/`, and JSON attributes on the root for the model's arguments, the vocabulary, the
+ * optimizer and solver state, and the experiment config. Written atomically: a temporary file
+ * is completed, synced and renamed over the old one, so a crash never leaves a broken
+ * checkpoint in place.
+ * @module
+ */
+import type { FloatArray, FloatDType } from "../../layers/tensor.ts";
+import { H5File } from "../io/h5.ts";
+import { InputError } from "../errors.ts";
+import type { OptimizerState, UpdateRule } from "../../layers/optim.ts";
+import type { SolverState } from "./solver.ts";
+import { CaptioningRNN, type ModelConfig } from "../../model/captioning_rnn.ts";
+import { PARAM_NAMES } from "../../model/params.ts";
+
+/** The format name and version written in every checkpoint. */
+export const CHECKPOINT_FORMAT = "recap-checkpoint";
+/** The version of the layout described in this module. */
+export const CHECKPOINT_VERSION = 1;
+
+const MOMENT_NAMES: Record<UpdateRule, string[]> = {
+  sgd: [],
+  sgd_momentum: ["velocity"],
+  rmsprop: ["cache"],
+  adam: ["m", "v"],
+};
+
+/** What a checkpoint holds besides the model. */
+export interface CheckpointExtras {
+  /** The solver's state (with the optimizer's), to resume exactly. */
+  solver?: SolverState;
+  /** The experiment config of the run. */
+  experiment?: unknown;
+  /** Any other JSON (e.g. the evaluation scores that made it the best checkpoint). */
+  info?: Record<string, unknown>;
+}
+
+/** A loaded checkpoint. */
+export interface LoadedCheckpoint<D extends FloatDType = FloatDType> extends CheckpointExtras {
+  /** The model, with the saved parameters. */
+  model: CaptioningRNN<D>;
+  /** The file it came from. */
+  path: string;
+}
+
+/** What a checkpoint must match when loaded for a given dataset or model. */
+export interface CheckpointExpectation {
+  /** The vocabulary of the data it will be used with (index → word). */
+  idxToWord?: readonly string[];
+  /** Model sizes it must have. */
+  model?: Partial<ModelConfig>;
+}
+
+/**
+ * Writes a checkpoint atomically (temporary file, sync, rename).
+ * @param path Where to write it, e.g. `runs/x/checkpoint.h5`.
+ * @param model The model whose parameters are saved.
+ * @param extras Solver state, experiment config and info to save with it.
+ * @returns The path written.
+ *
+ * @example
+ * ```ts
+ * import { CaptioningRNN, loadCheckpoint, saveCheckpoint } from "../../mod.ts";
+ * const model = new CaptioningRNN({ wordToIdx: { "<NULL>": 0, "<START>": 1, "<END>": 2 }, inputDim: 4 });
+ * const path = await Deno.makeTempFile({ suffix: ".h5" });
+ * await saveCheckpoint(path, model);
+ * const { model: again } = await loadCheckpoint(path);
+ * console.log(again.flat[0] === model.flat[0]); // true
+ * ```
+ */
+export async function saveCheckpoint(
+  path: string,
+  model: CaptioningRNN<FloatDType>,
+  extras: CheckpointExtras = {},
+): Promise<string> {
+  const tmp = temporaryName(path);
+  try {
+    const f = await H5File.open(tmp, "w");
+    try {
+      for (const name of PARAM_NAMES) f.write(name, model.params[name].clone());
+      f.setAttr("/", "format", CHECKPOINT_FORMAT);
+      f.setAttr("/", "version", CHECKPOINT_VERSION);
+      f.setJsonAttr("/", "model_config", model.config);
+      f.setJsonAttr("/", "idx_to_word", model.idxToWord);
+      f.setJsonAttr("/", "word_to_idx", model.wordToIdx);
+      const s = extras.solver;
+      if (s) {
+        const { moments, ...optim } = s.optimizer;
+        f.setJsonAttr("/", "optimizer", optim);
+        MOMENT_NAMES[optim.rule].forEach((name, i) => {
+          f.write(`optimizer/${name}`, { data: moments[i].slice(), shape: [moments[i].length] });
+        });
+        const { optimizer: _o, lossHistory, valLossHistory, ...solver } = s;
+        f.setJsonAttr("/", "solver", solver);
+        f.write("history/loss", {
+          data: Float64Array.from(lossHistory),
+          shape: [lossHistory.length],
+        });
+        const val = new Float64Array(valLossHistory.length * 3);
+        valLossHistory.forEach((p, i) => val.set([p.epoch, p.iteration, p.loss], i * 3));
+        f.write("history/val_loss", { data: val, shape: [valLossHistory.length, 3] });
+      }
+      if (extras.experiment !== undefined) f.setJsonAttr("/", "experiment", extras.experiment);
+      if (extras.info !== undefined) f.setJsonAttr("/", "info", extras.info);
+      f.flush();
+    } finally {
+      f.close();
+    }
+    const file = await Deno.open(tmp, { read: true, write: true });
+    try {
+      await file.sync();
+    } finally {
+      file.close();
+    }
+    await Deno.rename(tmp, path);
+    return path;
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    // The reason may name the temporary file (already removed) and HDF5's diagnostic noise.
+    const reason = (e instanceof Error ? e.message : String(e))
+      .replaceAll(` in ${tmp}`, " to the temporary file")
+      .replaceAll(tmp, "the temporary file")
+      .replace(/: time = \w+ \w+ +\d+ [\d:]+ \d+/g, "")
+      .replace(/; the file may be damaged$/, "");
+    throw new InputError(
+      `Cannot write checkpoint ${path}: ${reason}; the previous checkpoint (if any) is intact — ` +
+        `check that the directory is writable and the disk has space`,
+      { cause: e },
+    );
+  }
+}
+
+/** The temporary file name of a save in progress: `<path>.tmp-<pid>-<random>`. */
+function temporaryName(path: string): string {
+  return `${path}.tmp-${Deno.pid}-${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/**
+ * Removes the temporary files that saves of `path` by other processes left behind when they
+ * were killed mid-save (they are never valid checkpoints; the checkpoint itself is intact).
+ * @param path The checkpoint path, e.g. `runs/x/checkpoint.h5`.
+ * @returns The names removed.
+ *
+ * @example
+ * ```ts
+ * import { removeStaleTemporaries } from "./checkpoint.ts";
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/checkpoint.h5.tmp-1-abcdef`, "partial");
+ * console.log(await removeStaleTemporaries(`${dir}/checkpoint.h5`)); // ["checkpoint.h5.tmp-1-abcdef"]
+ * ```
+ */
+export async function removeStaleTemporaries(path: string): Promise<string[]> {
+  const slash = path.lastIndexOf("/");
+  const dir = slash < 0 ? "." : path.slice(0, slash) || "/";
+  const prefix = `${path.slice(slash + 1)}.tmp-`;
+  const removed: string[] = [];
+  let entries: Deno.DirEntry[];
+  try {
+    entries = await Array.fromAsync(Deno.readDir(dir));
+  } catch {
+    return removed; // no directory, nothing to clean
+  }
+  for (const e of entries) {
+    const m = e.isFile && e.name.startsWith(prefix)
+      ? /^(\d+)-[0-9a-z]+$/.exec(e.name.slice(prefix.length))
+      : null;
+    if (!m || Number(m[1]) === Deno.pid) continue;
+    await Deno.remove(`${dir}/${e.name}`).catch(() => {});
+    removed.push(e.name);
+  }
+  return removed;
+}
+
+/** The 8 bytes every HDF5 file written by recap starts with: `\x89HDF\r\n\x1a\n`. */
+const HDF5_SIGNATURE = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
+
+/** Whether the file starts with the HDF5 signature (false when it cannot be read). */
+async function hasHdf5Signature(path: string): Promise<boolean> {
+  try {
+    using file = await Deno.open(path);
+    const head = new Uint8Array(HDF5_SIGNATURE.length);
+    let n = 0;
+    while (n < head.length) {
+      const read = await file.read(head.subarray(n));
+      if (read === null) break;
+      n += read;
+    }
+    return n === head.length && HDF5_SIGNATURE.every((b, i) => head[i] === b);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Loads a checkpoint, checking its layout, shapes and — when given — that it matches the
+ * vocabulary and model sizes it will be used with. Every problem is an {@linkcode InputError}
+ * whose one-line message names the file and what mismatches.
+ * @param path The checkpoint file.
+ * @param expect What it must match.
+ * @returns The model and the saved solver state, experiment config and info.
+ *
+ * @example
+ * ```ts
+ * import { CaptioningRNN, loadCheckpoint, saveCheckpoint } from "../../mod.ts";
+ * const wordToIdx = { "<NULL>": 0, "<START>": 1, "<END>": 2 };
+ * const path = await saveCheckpoint(await Deno.makeTempFile({ suffix: ".h5" }), new CaptioningRNN({ wordToIdx, inputDim: 4 }));
+ * const { model } = await loadCheckpoint(path, { idxToWord: ["<NULL>", "<START>", "<END>"] });
+ * console.log(model.config.cellType); // "rnn"
+ * ```
+ */
+export async function loadCheckpoint(
+  path: string,
+  expect: CheckpointExpectation = {},
+): Promise<LoadedCheckpoint> {
+  const bad = (what: string) => new InputError(`Cannot load checkpoint ${path}: ${what}`);
+  let f: H5File;
+  try {
+    await Deno.stat(path);
+  } catch {
+    throw bad("the file does not exist; pass the path of a checkpoint.h5 written by recap");
+  }
+  try {
+    f = await H5File.open(path, "r");
+  } catch (e) {
+    if (!(await hasHdf5Signature(path))) {
+      throw bad("it is not an HDF5 file (pass a checkpoint.h5 written by recap)");
+    }
+    throw bad(
+      `it is not a readable HDF5 file (${(e as Error).message}); it may be truncated — ` +
+        `use an earlier checkpoint`,
+    );
+  }
+  try {
+    if (f.getAttr("/", "format") !== CHECKPOINT_FORMAT) {
+      throw bad(
+        `attribute "format" is not "${CHECKPOINT_FORMAT}"; this HDF5 file is not a recap checkpoint`,
+      );
+    }
+    const version = f.getAttr("/", "version");
+    if (version !== CHECKPOINT_VERSION) {
+      throw bad(
+        `version ${version} is not supported (this recap reads version ${CHECKPOINT_VERSION})`,
+      );
+    }
+    const config = f.getJsonAttr("/", "model_config") as ModelConfig | undefined;
+    const idxToWord = f.getJsonAttr("/", "idx_to_word") as string[] | undefined;
+    const wordToIdx = f.getJsonAttr("/", "word_to_idx") as Record<string, number> | undefined;
+    if (!config || !idxToWord || !wordToIdx) {
+      throw bad(`attributes "model_config", "idx_to_word" and "word_to_idx" are required`);
+    }
+    checkVocabulary(path, idxToWord, expect.idxToWord);
+    for (const [key, want] of Object.entries(expect.model ?? {})) {
+      const have = config[key as keyof ModelConfig];
+      if (want !== undefined && have !== want) {
+        throw bad(
+          `model.${key} is ${JSON.stringify(have)} but the experiment asks for ${
+            JSON.stringify(want)
+          }`,
+        );
+      }
+    }
+    let model: CaptioningRNN;
+    try {
+      model = new CaptioningRNN({ ...config, wordToIdx });
+    } catch (e) {
+      throw bad(`attribute "model_config" is invalid: ${(e as Error).message}`);
+    }
+    for (const slot of model.layout.slots) {
+      if (!f.hasDataset(slot.name)) throw bad(`dataset "${slot.name}" is missing`);
+      const info = f.info(slot.name);
+      if (info.dtype !== config.dtype || info.shape.join() !== slot.shape.join()) {
+        throw bad(
+          `dataset "${slot.name}" is ${info.dtype} [${info.shape}], expected ${config.dtype} [${slot.shape}]`,
+        );
+      }
+      try {
+        f.readRowsInto(slot.name, 0, slot.shape[0], model.flat, slot.offset);
+      } catch (e) {
+        throw bad(
+          `dataset "${slot.name}" cannot be read (${
+            (e as Error).message
+          }); the file may be truncated`,
+        );
+      }
+    }
+    const out: LoadedCheckpoint = { model, path };
+    const optim = f.getJsonAttr("/", "optimizer") as Omit<OptimizerState, "moments"> | undefined;
+    const solver = f.getJsonAttr("/", "solver") as
+      | Omit<SolverState, "optimizer" | "lossHistory" | "valLossHistory">
+      | undefined;
+    if (optim && solver) {
+      const moments: FloatArray[] = (MOMENT_NAMES[optim.rule] ?? []).map((name) => {
+        const ds = `optimizer/${name}`;
+        if (!f.hasDataset(ds)) throw bad(`dataset "${ds}" is missing`);
+        const m = f.readRows(ds) as FloatArray;
+        if (m.length !== model.layout.total) {
+          throw bad(`dataset "${ds}" has ${m.length} elements, expected ${model.layout.total}`);
+        }
+        return m;
+      });
+      const loss = Array.from(f.readRows("history/loss"));
+      const val = f.readRows("history/val_loss");
+      const valLossHistory = [];
+      for (let i = 0; i < val.length; i += 3) {
+        valLossHistory.push({ epoch: val[i], iteration: val[i + 1], loss: val[i + 2] });
+      }
+      out.solver = {
+        ...solver,
+        lossHistory: loss,
+        valLossHistory,
+        optimizer: { ...optim, moments },
+      };
+    }
+    const experiment = f.getJsonAttr("/", "experiment");
+    if (experiment !== undefined) out.experiment = experiment;
+    const info = f.getJsonAttr("/", "info");
+    if (info !== undefined) out.info = info as Record<string, unknown>;
+    return out;
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw bad(
+      `${(e as Error).message}; the file may be truncated or corrupt — use an earlier checkpoint`,
+    );
+  } finally {
+    f.close();
+  }
+}
+
+/** Checks that a checkpoint's vocabulary equals the data's, naming the first difference. */
+function checkVocabulary(path: string, saved: readonly string[], wanted?: readonly string[]): void {
+  if (!wanted) return;
+  const n = Math.max(saved.length, wanted.length);
+  for (let i = 0; i < n; i++) {
+    if (saved[i] !== wanted[i]) {
+      throw new InputError(
+        `Cannot load checkpoint ${path}: its vocabulary (${saved.length} words) differs from the ` +
+          `data's (${wanted.length} words) at index ${i} (${JSON.stringify(saved[i])} vs ` +
+          `${JSON.stringify(wanted[i])}); use the dataset the checkpoint was trained on`,
+      );
+    }
+  }
+}
