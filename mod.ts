@@ -97,8 +97,11 @@ export type {
   SolverState,
   ValLossPoint,
 } from "./pipeline/train/solver.ts";
-export { gatherMinibatch, InMemoryBatches } from "./pipeline/data/minibatch.ts";
-export type { BatchSource, CaptionData, Minibatch, Split } from "./pipeline/data/minibatch.ts";
+export { InMemoryBatches } from "./pipeline/data/batches.ts";
+export type { BatchSource } from "./pipeline/data/batches.ts";
+export { gatherMinibatch } from "./pipeline/data/caption_data.ts";
+export type { CaptionData, Split } from "./pipeline/data/caption_data.ts";
+export type { Minibatch } from "./model/minibatch.ts";
 export { LocalEngine } from "./workers/engine.ts";
 export { createEngine, PoolEngine } from "./workers/pool.ts";
 export type { EngineOptions, PoolOptions } from "./workers/pool.ts";
@@ -114,7 +117,7 @@ export { StreamBatches } from "./pipeline/data/stream/stream_batches.ts";
 export type { RingBuffers } from "./pipeline/data/stream/batch_ring.ts";
 export { H5File, initH5, withH5File } from "./pipeline/io/h5.ts";
 export type { DatasetInfo, H5DType, H5Mode, WriteOptions } from "./pipeline/io/h5.ts";
-export type { CocoData, CocoMinibatch, LoadCocoOptions } from "./pipeline/data/coco.ts";
+export type { LoadCocoOptions } from "./pipeline/data/coco.ts";
 export { writeSyntheticDataset } from "./pipeline/data/synth/writer.ts";
 export type { SynthOptions, SynthSummary } from "./pipeline/data/synth/writer.ts";
 export type { NoiseOptions } from "./pipeline/data/synth/features.ts";

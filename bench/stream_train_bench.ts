@@ -20,12 +20,9 @@ import { selectKernels } from "../layers/kernels/mod.ts";
 import { CaptioningRNN } from "../model/captioning_rnn.ts";
 import { loadCocoData } from "../pipeline/data/coco.ts";
 import { loadCocoForStreaming } from "../pipeline/data/coco_subset.ts";
-import {
-  type BatchSource,
-  type CaptionData,
-  InMemoryBatches,
-  type Minibatch,
-} from "../pipeline/data/minibatch.ts";
+import type { Minibatch } from "../model/minibatch.ts";
+import { type BatchSource, InMemoryBatches } from "../pipeline/data/batches.ts";
+import type { CaptionData } from "../pipeline/data/caption_data.ts";
 import { CaptioningSolver } from "../pipeline/train/solver.ts";
 import { StreamBatches } from "../pipeline/data/stream/stream_batches.ts";
 import { writeSyntheticDataset } from "../pipeline/data/synth/writer.ts";

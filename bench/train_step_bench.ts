@@ -23,7 +23,7 @@ import { CaptioningRNN, type CellType } from "../model/captioning_rnn.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
 import { Optimizer } from "../layers/optim.ts";
 import { randomCaptionData } from "../tests/fixtures_data.ts";
-import { InMemoryBatches } from "../pipeline/data/minibatch.ts";
+import { InMemoryBatches } from "../pipeline/data/batches.ts";
 import { DEFAULT_SHARDS, type TrainEngine } from "../workers/engine.ts";
 import { createEngine, PoolEngine } from "../workers/pool.ts";
 

@@ -266,3 +266,35 @@ export function shapeSize(shape: readonly number[]): number {
   }
   return size;
 }
+
+/**
+ * Rows of a tensor by index (numpy's `x[idx]` on the first axis): the one row gather that
+ * minibatches, evaluation and the loaders use.
+ * @param x The tensor, rows first.
+ * @param idx The row indices.
+ * @param out Where to write them (default: a new tensor of `idx.length` rows).
+ * @returns `out`, holding row `idx[i]` of `x` as its row i.
+ * @throws {RangeError} When an index is not a row of `x`.
+ *
+ * @example
+ * ```ts
+ * import { gatherRows, Tensor } from "./tensor.ts";
+ * const t = Tensor.fromValues([1, 2, 3, 4, 5, 6], [3, 2], "int32");
+ * console.assert(gatherRows(t, [2, 0]).data[0] === 5);
+ * ```
+ */
+export function gatherRows<D extends DType>(
+  x: Tensor<D>,
+  idx: ArrayLike<number>,
+  out: Tensor<D> = Tensor.zeros([idx.length, ...x.shape.slice(1)], x.dtype),
+): Tensor<D> {
+  const row = shapeSize(x.shape.slice(1)), rows = x.shape[0];
+  for (let i = 0; i < idx.length; i++) {
+    const r = idx[i];
+    if (!(r >= 0 && r < rows)) {
+      throw new RangeError(`Cannot gather row ${r}: the tensor has ${rows} rows`);
+    }
+    out.data.set(x.data.subarray(r * row, (r + 1) * row), i * row);
+  }
+  return out;
+}

@@ -1,8 +1,10 @@
 import { Rng } from "../layers/random.ts";
 import { Tensor } from "../layers/tensor.ts";
 import { CaptioningRNN } from "../model/captioning_rnn.ts";
-import { type CocoData, gatherRows, loadCocoData } from "../pipeline/data/coco.ts";
-import { type CocoSubsetData, loadCocoForStreaming } from "../pipeline/data/coco_subset.ts";
+import { gatherRows } from "../layers/tensor.ts";
+import type { LoadedCaptionData } from "../pipeline/data/caption_data.ts";
+import { loadCocoData } from "../pipeline/data/coco.ts";
+import { loadCocoForStreaming } from "../pipeline/data/coco_subset.ts";
 import { InputError } from "../pipeline/errors.ts";
 import { evaluateSplit, type SplitEvaluation } from "../pipeline/eval/evaluate.ts";
 import { H5File, withH5File } from "../pipeline/io/h5.ts";
@@ -171,7 +173,10 @@ Deno.test("loadCocoForStreaming() rejects a numImages that is not a non-negative
 });
 
 /** The evaluation with file feature rows as image indices, to compare with the in-memory one. */
-function inFileRows(ev: SplitEvaluation, sub: CocoSubsetData): SplitEvaluation {
+function inFileRows(
+  ev: SplitEvaluation,
+  sub: LoadedCaptionData & { subset: NonNullable<LoadedCaptionData["subset"]> },
+): SplitEvaluation {
   const rows = sub.subset[ev.split].imageRows;
   return { ...ev, images: ev.images.map((im) => ({ ...im, imageIdx: rows[im.imageIdx] })) };
 }
@@ -200,7 +205,7 @@ for (const [split, loaded, evaluated] of [["val", 6, 6], ["val", 6, 4], ["train"
 }
 
 /** The full data with only the given val caption rows (file image indices kept). */
-function withValRows(full: CocoData, rows: number[]): CocoData {
+function withValRows(full: LoadedCaptionData, rows: number[]): LoadedCaptionData {
   return {
     ...full,
     val_captions: gatherRows(full.val_captions, rows),
@@ -212,7 +217,7 @@ Deno.test("CaptioningSolver trains from StreamBatches on the subset and measures
   const baseDir = await base;
   const full = await loadCocoData({ baseDir });
   const sub = await loadCocoForStreaming({ baseDir, numImages: { val: 4 } });
-  const make = (data: CocoData, batches?: StreamBatches) => {
+  const make = (data: LoadedCaptionData, batches?: StreamBatches) => {
     const model = new CaptioningRNN({
       wordToIdx: data.word_to_idx,
       inputDim: data.train_features.shape[1],

@@ -4,7 +4,6 @@ import {
   loadExperiment,
   parseOverrides,
   resolveExperiment,
-  suggestName,
 } from "../pipeline/config/config.ts";
 import {
   EXPERIMENT_SCHEMA,
@@ -16,6 +15,7 @@ import {
   withGeneratedOptions,
 } from "../pipeline/config/schema.ts";
 import { InputError } from "../pipeline/errors.ts";
+import { suggestName } from "../layers/options.ts";
 
 async function withFile(text: string, fn: (path: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir();

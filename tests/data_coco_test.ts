@@ -1,5 +1,6 @@
 import { assert, assertEquals, assertRejects } from "./assert.ts";
-import { gatherRows, loadCocoData, sampleCocoMinibatch } from "../pipeline/data/coco.ts";
+import { gatherRows } from "../layers/tensor.ts";
+import { loadCocoData, sampleCocoMinibatch } from "../pipeline/data/coco.ts";
 import { writeSyntheticDataset } from "../pipeline/data/synth/writer.ts";
 import { H5File, withH5File } from "../pipeline/io/h5.ts";
 import { InputError } from "../pipeline/errors.ts";
@@ -75,7 +76,7 @@ Deno.test("sampleCocoMinibatch() draws seeded rows and pairs each caption with i
   const rng = new Rng(5);
   for (let i = 0; i < 25; i++) {
     const row = rng.randint(250);
-    assertEquals(a.captionIdxs[i], row);
+    assertEquals(a.captionIdxs![i], row);
     assertEquals(
       a.captions.data.subarray(i * 17, i * 17 + 17),
       data.val_captions.data.subarray(row * 17, row * 17 + 17),
@@ -86,7 +87,7 @@ Deno.test("sampleCocoMinibatch() draws seeded rows and pairs each caption with i
       a.features.data.subarray(i * 512, i * 512 + 512),
       data.val_features.data.subarray(img * 512, img * 512 + 512),
     );
-    assertEquals(a.urls[i], data.val_urls[img]);
+    assertEquals(a.urls![i], data.val_urls[img]);
   }
 });
 

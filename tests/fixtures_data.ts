@@ -5,7 +5,7 @@
  */
 import { Rng } from "../layers/random.ts";
 import { Tensor } from "../layers/tensor.ts";
-import type { CaptionData } from "../pipeline/data/minibatch.ts";
+import type { CaptionData } from "../pipeline/data/caption_data.ts";
 
 /** A vocabulary of `size` words with the four special tokens first. */
 export function makeVocab(

@@ -2,7 +2,9 @@ import { availableBackends, kernels, selectKernels } from "../layers/kernels/mod
 import type { BackendName } from "../layers/kernels/types.ts";
 import { type FloatDType, Tensor } from "../layers/tensor.ts";
 import { CaptioningRNN, type CellType } from "../model/captioning_rnn.ts";
-import { type CaptionData, InMemoryBatches, type Minibatch } from "../pipeline/data/minibatch.ts";
+import type { Minibatch } from "../model/minibatch.ts";
+import { InMemoryBatches } from "../pipeline/data/batches.ts";
+import type { CaptionData } from "../pipeline/data/caption_data.ts";
 import { Optimizer, type UpdateRule } from "../layers/optim.ts";
 import { CaptioningSolver, TrainingDivergedError } from "../pipeline/train/solver.ts";
 import { LocalEngine, type StepResult } from "../workers/engine.ts";

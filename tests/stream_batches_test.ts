@@ -1,6 +1,6 @@
 import { CaptioningRNN } from "../model/captioning_rnn.ts";
 import { loadCocoData } from "../pipeline/data/coco.ts";
-import { InMemoryBatches } from "../pipeline/data/minibatch.ts";
+import { InMemoryBatches } from "../pipeline/data/batches.ts";
 import { CaptioningSolver } from "../pipeline/train/solver.ts";
 import { StreamBatches } from "../pipeline/data/stream/stream_batches.ts";
 import { writeSyntheticDataset } from "../pipeline/data/synth/writer.ts";

@@ -7,7 +7,7 @@
 import { allocArray, type FloatArray, type FloatDType } from "../layers/tensor.ts";
 import type { CaptioningRNN } from "../model/captioning_rnn.ts";
 import type { Optimizer } from "../layers/optim.ts";
-import type { Minibatch } from "../pipeline/data/minibatch.ts";
+import type { Minibatch } from "../model/minibatch.ts";
 import type { SampleOptions, SampleResult } from "../model/sampling.ts";
 import { clipFactor, scaleRange, splitRange } from "./sharding.ts";
 import { reduceBlock } from "./reduce.ts";

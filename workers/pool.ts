@@ -20,7 +20,7 @@ import type { BackendName } from "../layers/kernels/types.ts";
 import { allocArray, type FloatArray, type FloatDType, Tensor } from "../layers/tensor.ts";
 import type { CaptioningRNN } from "../model/captioning_rnn.ts";
 import { checkSampleArgs, type SampleOptions, type SampleResult } from "../model/sampling.ts";
-import type { Minibatch } from "../pipeline/data/minibatch.ts";
+import type { Minibatch } from "../model/minibatch.ts";
 import type { Optimizer, UpdateRule } from "../layers/optim.ts";
 import {
   DEFAULT_SHARDS,

@@ -5,6 +5,7 @@
  * and the field, e.g. `exp.json: train.learningRate: expected a positive number, got "fast"`.
  * @module
  */
+import { suggestName } from "../../layers/options.ts";
 import { InputError } from "../errors.ts";
 import {
   describeExpected,
@@ -165,43 +166,6 @@ function buildDefaults(section: SectionSpec): Obj {
  */
 export function defaultExperiment(name = "default"): ExperimentConfig {
   return resolveExperiment({}, `${name}.json`);
-}
-
-/** Levenshtein distance, for "did you mean" suggestions. */
-function editDistance(a: string, b: string): number {
-  const prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let diag = prev[0];
-    prev[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = prev[j];
-      prev[j] = Math.min(prev[j] + 1, prev[j - 1] + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diag = tmp;
-    }
-  }
-  return prev[b.length];
-}
-
-/**
- * The closest known name to an unknown one, if it is a near miss.
- * @param name The unknown name.
- * @param known The valid names.
- * @returns The suggestion, or undefined when nothing is close.
- *
- * @example
- * ```ts
- * import { suggestName } from "./config.ts";
- * console.log(suggestName("lerningRate", ["learningRate", "momentum"])); // learningRate
- * ```
- */
-export function suggestName(name: string, known: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDist = Infinity;
-  for (const k of known) {
-    const d = k.toLowerCase() === name.toLowerCase() ? 0 : editDistance(name, k);
-    if (d < bestDist) [best, bestDist] = [k, d];
-  }
-  return bestDist <= Math.max(2, Math.floor(name.length / 3)) ? best : undefined;
 }
 
 function shown(value: Json): string {

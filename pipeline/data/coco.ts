@@ -9,44 +9,17 @@
  * @module
  */
 import { Rng } from "../../layers/random.ts";
-import { Tensor } from "../../layers/tensor.ts";
+import { gatherRows } from "../../layers/tensor.ts";
+import type { Minibatch } from "../../model/minibatch.ts";
+import { drawBatchIndices } from "./batches.ts";
 import {
-  CAPTION_LENGTH,
-  CAPTIONS_FILE,
-  drawBatchIndices,
-  featuresFile,
-  loadUrls,
-  loadVocab,
-  requireFile,
+  type CaptionData,
+  gatherMinibatch,
+  type LoadedCaptionData,
   type Split,
-  validateCaptions,
-  validateFeatures,
-} from "./coco_layout.ts";
-import { H5File } from "../io/h5.ts";
-
-/** The exercise's data dictionary (same keys). */
-export interface CocoData {
-  /** Caption rows of the train split: (N, 17) int32. */
-  train_captions: Tensor<"int32">;
-  /** The train image (feature row) of each caption: (N,) int32. */
-  train_image_idxs: Tensor<"int32">;
-  /** Caption rows of the val split: (M, 17) int32. */
-  val_captions: Tensor<"int32">;
-  /** The val image of each caption: (M,) int32. */
-  val_image_idxs: Tensor<"int32">;
-  /** Train image features: (I, D) float32. */
-  train_features: Tensor<"float32">;
-  /** Val image features: (I_val, D) float32. */
-  val_features: Tensor<"float32">;
-  /** Word of each id. */
-  idx_to_word: string[];
-  /** Id of each word. */
-  word_to_idx: Record<string, number>;
-  /** URL (or path relative to the dataset directory) of each train image. */
-  train_urls: string[];
-  /** URL (or relative path) of each val image. */
-  val_urls: string[];
-}
+} from "./caption_data.ts";
+import { openCocoFiles } from "./coco_files.ts";
+import { loadUrls } from "./coco_layout.ts";
 
 /** Options of {@linkcode loadCocoData}. */
 export interface LoadCocoOptions {
@@ -64,7 +37,7 @@ export interface LoadCocoOptions {
  * Loads the COCO captioning data into memory, checking every file first (shapes, dtypes,
  * word ids inside the vocabulary, image indices inside the feature rows, URL counts).
  * @param options Where the data is, the train subset, and which features.
- * @returns The exercise's dictionary.
+ * @returns The exercise's dictionary, with both splits and their URLs.
  * @throws InputError naming the file, the dataset and what to do.
  *
  * @example
@@ -77,46 +50,29 @@ export interface LoadCocoOptions {
  * console.assert(data.train_captions.shape[0] === 50 && data.train_features.shape[1] === 512);
  * ```
  */
-export async function loadCocoData(options: LoadCocoOptions = {}): Promise<CocoData> {
+export async function loadCocoData(options: LoadCocoOptions = {}): Promise<LoadedCaptionData> {
   const { baseDir = "datasets/coco_captioning", maxTrain, pcaFeatures = true } = options;
-  const vocab = await loadVocab(baseDir);
-  const V = vocab.idx_to_word.length;
-  const capPath = `${baseDir}/${CAPTIONS_FILE}`;
-  const features: Partial<Record<Split, Tensor<"float32">>> = {};
-  for (const split of ["train", "val"] as const) {
-    const path = `${baseDir}/${featuresFile(split, pcaFeatures)}`;
-    await requireFile(path);
-    const f = await H5File.open(path);
-    try {
-      validateFeatures(f, pcaFeatures);
-      features[split] = f.read("features", "float32");
-    } finally {
-      f.close();
-    }
-  }
-  await requireFile(capPath);
-  const cf = await H5File.open(capPath);
-  const caps: Partial<Record<string, Tensor<"int32">>> = {};
+  const files = await openCocoFiles(baseDir, pcaFeatures);
+  let arrays;
   try {
-    for (const split of ["train", "val"] as const) {
-      validateCaptions(cf, split, V, features[split]!.shape[0]);
-      caps[`${split}_captions`] = cf.read(`${split}_captions`, "int32");
-      caps[`${split}_image_idxs`] = cf.read(`${split}_image_idxs`, "int32");
-    }
+    const { features, captions } = files;
+    arrays = {
+      train_captions: captions.read("train_captions", "int32"),
+      train_image_idxs: captions.read("train_image_idxs", "int32"),
+      val_captions: captions.read("val_captions", "int32"),
+      val_image_idxs: captions.read("val_image_idxs", "int32"),
+      train_features: features.train!.read("features", "float32"),
+      val_features: features.val!.read("features", "float32"),
+    };
   } finally {
-    cf.close();
+    files.close();
   }
-  const data: CocoData = {
-    train_captions: caps.train_captions!,
-    train_image_idxs: caps.train_image_idxs!,
-    val_captions: caps.val_captions!,
-    val_image_idxs: caps.val_image_idxs!,
-    train_features: features.train!,
-    val_features: features.val!,
-    idx_to_word: vocab.idx_to_word,
-    word_to_idx: vocab.word_to_idx,
-    train_urls: await loadUrls(baseDir, "train", features.train!.shape[0]),
-    val_urls: await loadUrls(baseDir, "val", features.val!.shape[0]),
+  const data: LoadedCaptionData = {
+    ...arrays,
+    idx_to_word: files.vocab.idx_to_word,
+    word_to_idx: files.vocab.word_to_idx,
+    train_urls: await loadUrls(baseDir, "train", files.numImages.train!),
+    val_urls: await loadUrls(baseDir, "val", files.numImages.val!),
   };
   if (maxTrain !== undefined) {
     if (!Number.isInteger(maxTrain) || maxTrain < 1) {
@@ -134,55 +90,11 @@ export async function loadCocoData(options: LoadCocoOptions = {}): Promise<CocoD
 }
 
 /**
- * Rows of a tensor by index (numpy's `x[idx]` on the first axis).
- * @param x The tensor, rows first.
- * @param idx The row indices.
- * @returns A new tensor of `idx.length` rows.
- *
- * @example
- * ```ts
- * import { gatherRows } from "./coco.ts";
- * import { Tensor } from "../../layers/tensor.ts";
- * const t = Tensor.fromValues([1, 2, 3, 4, 5, 6], [3, 2], "int32");
- * console.assert(gatherRows(t, [2, 0]).data[0] === 5);
- * ```
- */
-export function gatherRows<D extends "int32" | "float32" | "float64">(
-  x: Tensor<D>,
-  idx: ArrayLike<number>,
-): Tensor<D> {
-  const row = x.shape.length > 1 ? x.size / x.shape[0] : 1;
-  const out = Tensor.zeros([idx.length, ...x.shape.slice(1)], x.dtype);
-  for (let i = 0; i < idx.length; i++) {
-    const r = idx[i];
-    if (!(r >= 0 && r < x.shape[0])) {
-      throw new RangeError(`Cannot gather row ${r}: the tensor has ${x.shape[0]} rows`);
-    }
-    out.data.set(x.data.subarray(r * row, (r + 1) * row), i * row);
-  }
-  return out;
-}
-
-/** A minibatch, as the exercise's `sample_coco_minibatch` returns it (plus indices). */
-export interface CocoMinibatch {
-  /** Caption rows: (B, 17) int32. */
-  captions: Tensor<"int32">;
-  /** The features of each caption's image: (B, D) float32. */
-  features: Tensor<"float32">;
-  /** The URL of each caption's image. */
-  urls: string[];
-  /** The caption row drawn for each batch entry. */
-  captionIdxs: Int32Array;
-  /** The image (feature row) of each batch entry. */
-  imageIdxs: Int32Array;
-}
-
-/**
  * Samples a random minibatch (uniform, with replacement), as the exercise's
  * `sample_coco_minibatch`.
  * @param data The loaded data.
  * @param options `batchSize` (default 100), `split` (default `"train"`), `rng` (generator or seed, default 0).
- * @returns The captions, features and URLs.
+ * @returns The captions, features, the caption rows drawn, their images and URLs.
  *
  * @example
  * ```ts
@@ -197,9 +109,9 @@ export interface CocoMinibatch {
  * ```
  */
 export function sampleCocoMinibatch(
-  data: CocoData,
+  data: CaptionData,
   options: { batchSize?: number; split?: Split; rng?: Rng | number } = {},
-): CocoMinibatch {
+): Minibatch {
   const { batchSize = 100, split = "train" } = options;
   if (split !== "train" && split !== "val") {
     throw new RangeError(
@@ -207,14 +119,6 @@ export function sampleCocoMinibatch(
     );
   }
   const rng = typeof options.rng === "object" ? options.rng : new Rng(options.rng ?? 0);
-  const captionsAll = data[`${split}_captions`];
-  const captionIdxs = drawBatchIndices(rng, captionsAll.shape[0], batchSize);
-  const captions = gatherRows(captionsAll, captionIdxs);
-  const imageIdxs = gatherRows(data[`${split}_image_idxs`], captionIdxs).data;
-  const features = gatherRows(data[`${split}_features`], imageIdxs);
-  const urls = Array.from(imageIdxs, (i) => data[`${split}_urls`][i]);
-  return { captions, features, urls, captionIdxs, imageIdxs };
+  const size = data[`${split}_captions`]?.shape[0] ?? 0;
+  return gatherMinibatch(data, split, drawBatchIndices(rng, size, batchSize));
 }
-
-/** Re-exported so a caller of the in-memory loader needs only this module. */
-export { CAPTION_LENGTH };

@@ -4,18 +4,18 @@
  * loader's worker. Imports no HDF5 code itself, so the main thread of a stream stays light.
  * @module
  */
-import type { Rng } from "../../layers/random.ts";
+import type { Split } from "./caption_data.ts";
 import { InputError } from "../errors.ts";
 import type { H5File } from "../io/h5.ts";
 
-/** A data split. */
-export type Split = "train" | "val";
 /** The captions file (both splits). */
 export const CAPTIONS_FILE = "coco2014_captions.h5";
 /** The vocabulary file. */
 export const VOCAB_FILE = "coco2014_vocab.json";
 /** Tokens per caption row. */
 export const CAPTION_LENGTH = 17;
+/** The special tokens, at ids 0-3 of every vocabulary. */
+export const SPECIAL_TOKENS = ["<NULL>", "<START>", "<END>", "<UNK>"] as const;
 /** `<NULL>` (padding) id. */
 export const NULL_ID = 0;
 /** `<START>` id. */
@@ -102,7 +102,7 @@ export async function loadVocab(baseDir: string): Promise<Vocab> {
     );
   }
   const { idx_to_word, word_to_idx } = v as Vocab;
-  ["<NULL>", "<START>", "<END>", "<UNK>"].forEach((tok, i) => {
+  SPECIAL_TOKENS.forEach((tok, i) => {
     if (idx_to_word[i] !== tok) {
       throw new InputError(
         `Cannot load COCO data: ${path}: idx_to_word[${i}] is ${
@@ -307,31 +307,4 @@ export function validateCaptions(
 export function validateFeatures(file: H5File, pca: boolean): { rows: number; dim: number } {
   const info = file.expect("features", "float32", [-1, pca ? 512 : 4096]);
   return { rows: info.shape[0], dim: info.shape[1] };
-}
-
-/**
- * Draws a minibatch's caption row indices, as the exercise's `sample_coco_minibatch`
- * (`np.random.choice(split_size, batch_size)`: uniform, with replacement). The in-memory
- * and streaming loaders share it, so the same seed gives the same rows.
- * @param rng The seeded generator (advanced by `batchSize` draws).
- * @param splitSize The number of caption rows.
- * @param batchSize The batch size.
- * @param out Where to write the indices (default: a new array).
- * @returns The indices.
- *
- * @example
- * ```ts
- * import { drawBatchIndices } from "./coco_layout.ts";
- * import { Rng } from "../../layers/random.ts";
- * console.assert(drawBatchIndices(new Rng(1), 10, 4).every((i) => i < 10));
- * ```
- */
-export function drawBatchIndices(
-  rng: Rng,
-  splitSize: number,
-  batchSize: number,
-  out: Int32Array = new Int32Array(batchSize),
-): Int32Array {
-  for (let i = 0; i < batchSize; i++) out[i] = rng.randint(splitSize);
-  return out;
 }

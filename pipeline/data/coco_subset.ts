@@ -24,20 +24,11 @@
  * @module
  */
 import { Tensor } from "../../layers/tensor.ts";
-import type { CocoData } from "./coco.ts";
-import {
-  CAPTION_LENGTH,
-  CAPTIONS_FILE,
-  featuresFile,
-  loadUrls,
-  loadVocab,
-  requireFile,
-  type Split,
-  validateCaptions,
-  validateFeatures,
-} from "./coco_layout.ts";
+import type { LoadedCaptionData, Split, SubsetSplitInfo } from "./caption_data.ts";
+import { openCocoFiles } from "./coco_files.ts";
+import { CAPTION_LENGTH, loadUrls } from "./coco_layout.ts";
 import { planReads } from "./stream/coco_reader.ts";
-import { H5File } from "../io/h5.ts";
+import type { H5File } from "../io/h5.ts";
 
 /** Options of {@linkcode loadCocoForStreaming}. */
 export interface LoadCocoSubsetOptions {
@@ -51,48 +42,6 @@ export interface LoadCocoSubsetOptions {
    * evaluation and the sample images.
    */
   numImages: { train?: number; val: number };
-}
-
-/** How one split of a {@linkcode CocoSubsetData} relates to the files. */
-export interface SubsetSplitInfo {
-  /** K: images with features (`*_features` rows), the first K images in caption order. */
-  loadedImages: number;
-  /** Distinct images the split's captions refer to in the files. */
-  totalImages: number;
-  /** Caption rows of the split in the files (train keeps them all; val only those of loaded images). */
-  totalCaptions: number;
-  /**
-   * The feature row (= URL line) in the files of each image index of the dictionary: length I
-   * for train (every image keeps an index), K for val.
-   */
-  imageRows: Int32Array;
-  /** Hyperslab reads made to load the K feature rows. */
-  featureReads: number;
-}
-
-/**
- * The exercise's dictionary (assignable to `CocoData` and `CaptionData`) with the features of
- * only the first images of each split in caption order; see the module doc for the numbering.
- */
-export interface CocoSubsetData extends CocoData {
-  /** Every train caption row in file order: (N, 17) int32. */
-  train_captions: Tensor<"int32">;
-  /** The image of each train caption (rank in caption order; < K means it has features): (N,). */
-  train_image_idxs: Tensor<"int32">;
-  /** The features of the first K train images: (K, D) float32. */
-  train_features: Tensor<"float32">;
-  /** URL (or relative path) of every train image, by image index: length I. */
-  train_urls: string[];
-  /** The val caption rows of the K loaded val images, in file order: (M_K, 17) int32. */
-  val_captions: Tensor<"int32">;
-  /** The image of each kept val caption, in 0..K-1: (M_K,) int32. */
-  val_image_idxs: Tensor<"int32">;
-  /** The features of the first K val images: (K, D) float32. */
-  val_features: Tensor<"float32">;
-  /** URL (or relative path) of each loaded val image: length K. */
-  val_urls: string[];
-  /** How each split maps to the files. */
-  subset: Record<Split, SubsetSplitInfo>;
 }
 
 /** Merge two feature reads when the unwanted rows between them total at most this. */
@@ -124,7 +73,7 @@ const MAX_READ_BYTES = 8 << 20;
  */
 export async function loadCocoForStreaming(
   options: LoadCocoSubsetOptions,
-): Promise<CocoSubsetData> {
+): Promise<LoadedCaptionData & { subset: Record<Split, SubsetSplitInfo> }> {
   const { baseDir = "datasets/coco_captioning", pcaFeatures = true } = options;
   const want: Record<Split, number> = {
     train: options.numImages.train ?? 0,
@@ -139,46 +88,25 @@ export async function loadCocoForStreaming(
     }
   }
   // The checks of loadCocoData, in its order, so a broken dataset gets the same message.
-  const vocab = await loadVocab(baseDir);
-  const V = vocab.idx_to_word.length;
-  const capPath = `${baseDir}/${CAPTIONS_FILE}`;
-  const featFiles: Partial<Record<Split, H5File>> = {};
+  const files = await openCocoFiles(baseDir, pcaFeatures);
   try {
-    const featRows: Partial<Record<Split, number>> = {};
-    for (const split of ["train", "val"] as const) {
-      const path = `${baseDir}/${featuresFile(split, pcaFeatures)}`;
-      await requireFile(path);
-      featFiles[split] = await H5File.open(path);
-      featRows[split] = validateFeatures(featFiles[split], pcaFeatures).rows;
-    }
-    await requireFile(capPath);
-    const cf = await H5File.open(capPath);
-    const caps: Partial<Record<Split, [Tensor<"int32">, Tensor<"int32">]>> = {};
-    try {
-      for (const split of ["train", "val"] as const) {
-        validateCaptions(cf, split, V, featRows[split]!);
-        caps[split] = [
-          cf.read(`${split}_captions`, "int32"),
-          cf.read(`${split}_image_idxs`, "int32"),
-        ];
-      }
-    } finally {
-      cf.close();
-    }
     const urls: Record<Split, string[]> = {
-      train: await loadUrls(baseDir, "train", featRows.train!),
-      val: await loadUrls(baseDir, "val", featRows.val!),
+      train: await loadUrls(baseDir, "train", files.numImages.train!),
+      val: await loadUrls(baseDir, "val", files.numImages.val!),
     };
     // Everything is checked: number the images and read the features wanted.
-    const dim = pcaFeatures ? 512 : 4096;
     const out: Partial<Record<Split, SplitSubset>> = {};
     for (const split of ["train", "val"] as const) {
-      const [captions, idxs] = caps[split]!;
-      out[split] = subsetSplit(featFiles[split]!, captions, idxs, featRows[split]!, dim, {
-        loaded: want[split],
-        keepAllCaptions: split === "train",
-        urls: urls[split],
-      });
+      const captions = files.captions.read(`${split}_captions`, "int32");
+      const idxs = files.captions.read(`${split}_image_idxs`, "int32");
+      out[split] = subsetSplit(
+        files.features[split]!,
+        captions,
+        idxs,
+        files.numImages[split]!,
+        files.featureDim,
+        { loaded: want[split], keepAllCaptions: split === "train", urls: urls[split] },
+      );
     }
     const { train, val } = out as Record<Split, SplitSubset>;
     return {
@@ -190,13 +118,12 @@ export async function loadCocoForStreaming(
       val_image_idxs: val.imageIdxs,
       val_features: val.features,
       val_urls: val.urls,
-      idx_to_word: vocab.idx_to_word,
-      word_to_idx: vocab.word_to_idx,
+      idx_to_word: files.vocab.idx_to_word,
+      word_to_idx: files.vocab.word_to_idx,
       subset: { train: train.info, val: val.info },
     };
   } finally {
-    featFiles.train?.close();
-    featFiles.val?.close();
+    files.close();
   }
 }
 

@@ -17,7 +17,7 @@ import {
   type MetricScores,
   mostFrequentCaptionBaseline,
 } from "./metrics/mod.ts";
-import type { CaptionData, Split } from "../data/minibatch.ts";
+import type { CaptionData, Split } from "../data/caption_data.ts";
 
 /** A function that captions images (the model itself, or the worker pool). */
 export type Captioner = (

@@ -4,7 +4,8 @@
  * @module
  */
 import { join } from "node:path";
-import { type CocoData, loadCocoData } from "../data/coco.ts";
+import type { LoadedCaptionData } from "../data/caption_data.ts";
+import { loadCocoData } from "../data/coco.ts";
 import { loadCocoForStreaming } from "../data/coco_subset.ts";
 import type { ExperimentConfig } from "../config/config.ts";
 import { InputError } from "../errors.ts";
@@ -25,7 +26,7 @@ export const SAMPLE_IMAGES = 8;
 export async function prepareData(
   config: ExperimentConfig,
   log: (line: string) => void,
-): Promise<CocoData> {
+): Promise<LoadedCaptionData> {
   const { data } = config;
   const captionsFile = join(data.dir, "coco2014_captions.h5");
   if (data.source === "synthetic" && !(await exists(captionsFile))) {

@@ -14,7 +14,7 @@ import type { FloatDType } from "../../layers/tensor.ts";
 import { CaptioningRNN } from "../../model/captioning_rnn.ts";
 import { loadCheckpoint, removeStaleTemporaries, saveCheckpoint } from "../train/checkpoint.ts";
 import { createEngine, type PoolOptions } from "../../workers/pool.ts";
-import type { CocoData } from "../data/coco.ts";
+import type { LoadedCaptionData } from "../data/caption_data.ts";
 import { StreamBatches } from "../data/stream/stream_batches.ts";
 import type { ExperimentConfig } from "../config/config.ts";
 import { InputError } from "../errors.ts";
@@ -232,7 +232,7 @@ export async function runExperiment(
 
 async function train(
   config: ExperimentConfig,
-  data: CocoData,
+  data: LoadedCaptionData,
   options: RunOptions,
   metrics: MetricsLog,
   log: (line: string) => void,

@@ -9,13 +9,9 @@ import { Rng, type RngState } from "../../layers/random.ts";
 import type { FloatDType } from "../../layers/tensor.ts";
 import type { CaptioningRNN } from "../../model/captioning_rnn.ts";
 import { LocalEngine, type TrainEngine } from "../../workers/engine.ts";
-import {
-  type BatchSource,
-  type CaptionData,
-  gatherMinibatch,
-  InMemoryBatches,
-  type Minibatch,
-} from "../data/minibatch.ts";
+import type { Minibatch } from "../../model/minibatch.ts";
+import { type BatchSource, InMemoryBatches } from "../data/batches.ts";
+import { type CaptionData, gatherMinibatch } from "../data/caption_data.ts";
 import {
   type OptimConfig,
   Optimizer,

@@ -8,17 +8,10 @@
  * Dimension letters: B batch size, T = 17 tokens, D feature dimension.
  * @module
  */
-import {
-  CAPTION_LENGTH,
-  CAPTIONS_FILE,
-  featuresFile,
-  loadVocab,
-  requireFile,
-  type Split,
-  validateCaptions,
-  validateFeatures,
-} from "../coco_layout.ts";
-import { H5File } from "../../io/h5.ts";
+import type { Split } from "../caption_data.ts";
+import { openCocoFiles } from "../coco_files.ts";
+import { CAPTION_LENGTH } from "../coco_layout.ts";
+import type { H5File } from "../../io/h5.ts";
 
 /** A read of rows [start, end). */
 export type RowRange = [start: number, end: number];
@@ -119,29 +112,19 @@ export class CocoSplitReader {
    * @throws InputError naming the file, the dataset and what to do.
    */
   static async open(baseDir: string, split: Split, pcaFeatures: boolean): Promise<CocoSplitReader> {
-    const vocab = await loadVocab(baseDir);
-    const featPath = `${baseDir}/${featuresFile(split, pcaFeatures)}`;
-    const capPath = `${baseDir}/${CAPTIONS_FILE}`;
-    await requireFile(featPath);
-    await requireFile(capPath);
-    const features = await H5File.open(featPath);
-    let captions: H5File | null = null;
+    const files = await openCocoFiles(baseDir, pcaFeatures, [split]);
     try {
-      const { rows: numImages, dim } = validateFeatures(features, pcaFeatures);
-      captions = await H5File.open(capPath);
-      const { rows } = validateCaptions(captions, split, vocab.idx_to_word.length, numImages);
       // The image index of every caption stays in memory (4 bytes a caption, 1.6 MB for
       // COCO train): it halves the reads of a batch. Captions and features are streamed.
-      const imageIdxs = captions.readRows(`${split}_image_idxs`) as Int32Array;
-      return new CocoSplitReader(split, captions, features, {
-        rows,
-        numImages,
-        featureDim: dim,
-        vocabSize: vocab.idx_to_word.length,
+      const imageIdxs = files.captions.readRows(`${split}_image_idxs`) as Int32Array;
+      return new CocoSplitReader(split, files.captions, files.features[split]!, {
+        rows: files.numCaptions[split]!,
+        numImages: files.numImages[split]!,
+        featureDim: files.featureDim,
+        vocabSize: files.vocab.idx_to_word.length,
       }, imageIdxs);
     } catch (e) {
-      captions?.close();
-      features.close();
+      files.close();
       throw e;
     }
   }

@@ -15,7 +15,9 @@ import { Rng, type RngState } from "../../../layers/random.ts";
 import { Tensor } from "../../../layers/tensor.ts";
 import { BatchRing, CTRL_ERROR, CTRL_STOP, type RingBuffers, SLOT } from "./batch_ring.ts";
 import type { LoaderInit, LoaderMessage } from "./loader_worker.ts";
-import { CAPTION_LENGTH, loadUrls, type Split } from "../coco_layout.ts";
+import type { Minibatch } from "../../../model/minibatch.ts";
+import type { Split } from "../caption_data.ts";
+import { CAPTION_LENGTH, loadUrls } from "../coco_layout.ts";
 import { InputError } from "../../errors.ts";
 
 /** Options of {@linkcode CocoStream.open}. */
@@ -46,20 +48,17 @@ export interface StreamPosition {
   batches: number;
 }
 
-/** A minibatch in shared memory: valid until {@linkcode CocoStream.release}. */
-export interface StreamBatch {
-  /** The batch number (0 for the first batch after the seed). */
-  seq: number;
-  /** Caption rows: (B, 17) int32, a view into the ring. */
-  captions: Tensor<"int32">;
+/**
+ * A minibatch whose arrays are views into a ring slot of shared memory (valid until
+ * {@linkcode CocoStream.release}), with where it stands in the stream.
+ */
+export interface StreamBatch extends Minibatch {
   /** The features of each caption's image: (B, D) float32, a view into the ring. */
   features: Tensor<"float32">;
-  /** The image (feature row) of each caption. */
-  imageIdxs: Int32Array;
   /** The caption row drawn for each entry. */
   captionIdxs: Int32Array;
-  /** The URL of each caption's image (empty when the stream was opened with `urls: false`). */
-  urls: string[];
+  /** The batch number (0 for the first batch after the seed). */
+  seq: number;
   /** Hyperslab reads the batch took. */
   reads: number;
   /** Milliseconds the worker spent reading it. */
@@ -287,7 +286,7 @@ export class CocoStream {
       features: new Tensor(ring.features(slot), [B, D]),
       imageIdxs,
       captionIdxs: ring.captionIdxs(slot),
-      urls: this.#urls.length ? Array.from(imageIdxs, (i) => this.#urls[i]) : [],
+      ...(this.#urls.length ? { urls: Array.from(imageIdxs, (i) => this.#urls[i]) } : {}),
       reads: c[ring.word(slot, SLOT.reads)],
       readMs: c[ring.word(slot, SLOT.readMicros)] / 1000,
       next,

@@ -9,7 +9,8 @@
  * @module
  */
 import { Rng } from "../../../layers/random.ts";
-import { drawBatchIndices, type Split } from "../coco_layout.ts";
+import { drawBatchIndices } from "../batches.ts";
+import type { Split } from "../caption_data.ts";
 import { CocoSplitReader, type SplitInfo } from "./coco_reader.ts";
 import { BatchRing, CTRL_ERROR, type RingBuffers } from "./batch_ring.ts";
 

@@ -7,7 +7,8 @@
 import type { RngState } from "../../../layers/random.ts";
 import { Tensor } from "../../../layers/tensor.ts";
 import { CocoStream, type CocoStreamOptions } from "./coco_stream.ts";
-import type { BatchSource, Minibatch } from "../minibatch.ts";
+import type { Minibatch } from "../../../model/minibatch.ts";
+import type { BatchSource } from "../batches.ts";
 
 /**
  * Streamed training minibatches: prefetched by a worker into shared memory, copied out one

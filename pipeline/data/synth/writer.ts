@@ -22,15 +22,19 @@
  */
 import { Rng } from "../../../layers/random.ts";
 import { H5File, type H5LibverBounds } from "../../io/h5.ts";
+import {
+  CAPTION_LENGTH,
+  CAPTIONS_FILE,
+  featuresFile,
+  SPECIAL_TOKENS,
+  UNK_ID,
+  urlsFile,
+  VOCAB_FILE,
+} from "../coco_layout.ts";
 import { writeCaption } from "./captions.ts";
 import { FeatureProjector, FULL_DIM, type NoiseOptions, PCA_DIM } from "./features.ts";
 import { packScene, sampleScene, SCENE_WORDS, unpackScene } from "./scene.ts";
 import { drawScene } from "./svg.ts";
-
-/** Tokens per caption row: `<START>`, up to 15 words, `<END>`, `<NULL>` padding. */
-export const CAPTION_LENGTH = 17;
-/** The special tokens and their ids, as in the COCO captioning files. */
-export const SPECIAL_TOKENS = ["<NULL>", "<START>", "<END>", "<UNK>"] as const;
 
 /** Options of {@linkcode writeSyntheticDataset}. */
 export interface SynthOptions {
@@ -208,18 +212,18 @@ export async function writeSyntheticDataset(options: SynthOptions): Promise<Synt
   const idxToWord = [...SPECIAL_TOKENS, ...kept];
   const wordToIdx: Record<string, number> = {};
   idxToWord.forEach((w, i) => (wordToIdx[w] = i));
-  const toVocab = new Int32Array(words.length).fill(3);
+  const toVocab = new Int32Array(words.length).fill(UNK_ID);
   words.forEach((w, i) => {
     if (w in wordToIdx) toVocab[i] = wordToIdx[w];
   });
   const trainEnc = encode(train, toVocab), valEnc = encode(val, toVocab);
   await Deno.writeTextFile(
-    `${dir}/coco2014_vocab.json`,
+    `${dir}/${VOCAB_FILE}`,
     JSON.stringify({ idx_to_word: idxToWord, word_to_idx: wordToIdx }),
   );
 
   // 3. Captions file.
-  const captionsPath = `${dir}/coco2014_captions.h5`;
+  const captionsPath = `${dir}/${CAPTIONS_FILE}`;
   const cf = await H5File.open(captionsPath, "w", { libver: LIBVER });
   try {
     const capOpts = { chunks: [32, CAPTION_LENGTH], gzip: 4 };
@@ -246,11 +250,11 @@ export async function writeSyntheticDataset(options: SynthOptions): Promise<Synt
 
   // 4. Features, in row blocks; 5. drawings and URL files.
   const projector = new FeatureProjector(seed, { full: fullFeatures, ...options.noise });
-  const files = ["coco2014_captions.h5", "coco2014_vocab.json"];
+  const files: string[] = [CAPTIONS_FILE, VOCAB_FILE];
   for (const [name, split] of [["train", train], ["val", val]] as const) {
     const n = split.scenes.length / SCENE_WORDS;
     const noiseRng = new Rng(seed * 31 + (name === "train" ? 1 : 2));
-    const pcaName = `${name}2014_vgg16_fc7_pca.h5`, fullName = `${name}2014_vgg16_fc7.h5`;
+    const pcaName = featuresFile(name, true), fullName = featuresFile(name, false);
     const pf = await H5File.open(`${dir}/${pcaName}`, "w", { libver: LIBVER });
     const ff = fullFeatures
       ? await H5File.open(`${dir}/${fullName}`, "w", { libver: LIBVER })
@@ -288,8 +292,8 @@ export async function writeSyntheticDataset(options: SynthOptions): Promise<Synt
         );
       }
     }
-    await Deno.writeTextFile(`${dir}/${name}2014_urls.txt`, urls.join("\n") + "\n");
-    files.push(`${name}2014_urls.txt`);
+    await Deno.writeTextFile(`${dir}/${urlsFile(name)}`, urls.join("\n") + "\n");
+    files.push(urlsFile(name));
     progress(`wrote ${name} features${images ? ", drawings" : ""} and URLs`);
   }
   return {

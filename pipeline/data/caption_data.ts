@@ -1,0 +1,160 @@
+/**
+ * The captioning data dictionary (the exercise's `load_coco_data` keys), the one shape every
+ * loader returns and every consumer reads: caption rows, the image of each caption, image
+ * features, the vocabulary and image URLs, per split.
+ *
+ * Dimension legend: N caption rows, T+1 caption length (17 in COCO), I images, D image feature.
+ * @module
+ */
+import { gatherRows, type Tensor } from "../../layers/tensor.ts";
+import type { FloatDType } from "../../layers/tensor.ts";
+import type { Minibatch } from "../../model/minibatch.ts";
+
+/** A data split. */
+export type Split = "train" | "val";
+
+/** How one split of a dictionary loaded for a streamed run relates to the files. */
+export interface SubsetSplitInfo {
+  /** K: images with features (`*_features` rows), the first K images in caption order. */
+  loadedImages: number;
+  /** Distinct images the split's captions refer to in the files. */
+  totalImages: number;
+  /** Caption rows of the split in the files (train keeps them all; val only those of loaded images). */
+  totalCaptions: number;
+  /**
+   * The feature row (= URL line) in the files of each image index of the dictionary: length I
+   * for train (every image keeps an index), K for val.
+   */
+  imageRows: Int32Array;
+  /** Hyperslab reads made to load the K feature rows. */
+  featureReads: number;
+}
+
+/** The data dictionary, as the exercise's `load_coco_data` returns it (same keys). */
+export interface CaptionData {
+  /** Caption rows of the train split, (N, T+1) int32. */
+  train_captions: Tensor<"int32">;
+  /** The train image (feature row) of each caption, (N,) int32. */
+  train_image_idxs: Tensor<"int32">;
+  /** Train image features, (I, D). */
+  train_features: Tensor<FloatDType>;
+  /** Caption rows of the val split. */
+  val_captions?: Tensor<"int32">;
+  /** The val image of each caption. */
+  val_image_idxs?: Tensor<"int32">;
+  /** Val image features. */
+  val_features?: Tensor<FloatDType>;
+  /** index → word. */
+  idx_to_word: string[];
+  /** word → index. */
+  word_to_idx: Record<string, number>;
+  /** URL (or path relative to the dataset directory) of each train image. */
+  train_urls?: string[];
+  /** URL (or relative path) of each val image. */
+  val_urls?: string[];
+  /**
+   * Present when the dictionary was loaded for a streamed run (see `loadCocoForStreaming`):
+   * only the first images of each split have features, and images are numbered by their rank
+   * in caption order; this says how each split maps back to the files.
+   */
+  subset?: Record<Split, SubsetSplitInfo>;
+}
+
+/**
+ * A dictionary that has both splits and their URLs, as the loaders of a dataset directory
+ * return it (the same dictionary, with the optional fields known to be there).
+ */
+export type LoadedCaptionData =
+  & CaptionData
+  & Required<
+    Pick<
+      CaptionData,
+      "val_captions" | "val_image_idxs" | "val_features" | "train_urls" | "val_urls"
+    >
+  >;
+
+/** One split of a {@linkcode CaptionData}: its captions, their images, features and URLs. */
+export interface SplitData {
+  /** (N, T+1) int32. */
+  captions: Tensor<"int32">;
+  /** (N,) int32. */
+  imageIdxs: Tensor<"int32">;
+  /** (I, D). */
+  features: Tensor<FloatDType>;
+  /** One per image, when known. */
+  urls?: string[];
+}
+
+/**
+ * One split of the dictionary.
+ * @param data The data dictionary.
+ * @param split The split.
+ * @returns Its arrays.
+ * @throws {RangeError} When the dictionary has no such split.
+ *
+ * @example
+ * ```ts
+ * import { splitOf } from "./caption_data.ts";
+ * import { Tensor } from "../../layers/tensor.ts";
+ * const data = {
+ *   train_captions: Tensor.zeros([2, 3], "int32"), train_image_idxs: Tensor.zeros([2], "int32"),
+ *   train_features: Tensor.zeros([1, 4], "float32"), idx_to_word: [], word_to_idx: {},
+ * };
+ * console.log(splitOf(data, "train").features.shape); // [1, 4]
+ * ```
+ */
+export function splitOf(data: CaptionData, split: Split): SplitData {
+  const captions = data[`${split}_captions`], imageIdxs = data[`${split}_image_idxs`];
+  const features = data[`${split}_features`], urls = data[`${split}_urls`];
+  if (!captions || !imageIdxs || !features) {
+    throw new RangeError(`Cannot use the "${split}" split: the data has none`);
+  }
+  return { captions, imageIdxs, features, ...(urls ? { urls } : {}) };
+}
+
+/**
+ * Gathers the given caption rows of a split with their features, as the exercise's
+ * `sample_coco_minibatch` does once it has chosen the rows.
+ * @param data The data dictionary.
+ * @param split "train" or "val".
+ * @param rows Caption row indices.
+ * @returns The minibatch (with `captionIdxs`, and `urls` when the data has them).
+ *
+ * @example
+ * ```ts
+ * import { gatherMinibatch } from "./caption_data.ts";
+ * import { Tensor } from "../../layers/tensor.ts";
+ * const data = {
+ *   train_captions: Tensor.fromValues([1, 4, 2, 1, 5, 2], [2, 3], "int32"),
+ *   train_image_idxs: Tensor.fromValues([1, 0], [2], "int32"),
+ *   train_features: Tensor.fromValues([0, 0, 7, 7], [2, 2], "float32"),
+ *   idx_to_word: [], word_to_idx: {},
+ * };
+ * console.log(gatherMinibatch(data, "train", [0]).features.data); // [7, 7]
+ * ```
+ */
+export function gatherMinibatch(
+  data: CaptionData,
+  split: Split,
+  rows: ArrayLike<number>,
+): Minibatch {
+  const { captions, imageIdxs: idxs, features, urls } = splitOf(data, split);
+  const captionIdxs = Int32Array.from(rows);
+  const imageIdxs = gatherRows(idxs, captionIdxs).data;
+  for (let i = 0; i < imageIdxs.length; i++) {
+    const img = imageIdxs[i];
+    if (img < 0 || img >= features.shape[0]) {
+      throw new RangeError(
+        `Cannot gather caption ${captionIdxs[i]} of ${split}: its image ${img} has no feature ` +
+          `row (${features.shape[0]} loaded)`,
+      );
+    }
+  }
+  return {
+    captions: gatherRows(captions, captionIdxs),
+    features: gatherRows(features, imageIdxs),
+    imageIdxs,
+    captionIdxs,
+    ...(urls ? { urls: Array.from(imageIdxs, (i) => urls[i]) } : {}),
+  };
+}
