@@ -11,20 +11,45 @@ export type UpdateRule = "sgd" | "sgd_momentum" | "rmsprop" | "adam";
 /** The update rules, for validation and help. */
 export const UPDATE_RULES: readonly UpdateRule[] = ["sgd", "sgd_momentum", "rmsprop", "adam"];
 
+/**
+ * The hyper-parameters of the update rules, the one list of them: learningRate (the step
+ * size), momentum (sgd_momentum's velocity decay), decayRate (rmsprop's squared-gradient
+ * decay), beta1 and beta2 (adam's moment decays), epsilon (rmsprop and adam: added to the
+ * denominator). The order is also their order in the worker pool's shared scalars.
+ */
+export const OPTIM_HYPERPARAMS = [
+  "learningRate",
+  "momentum",
+  "decayRate",
+  "beta1",
+  "beta2",
+  "epsilon",
+] as const;
+
+/** The name of a hyper-parameter of the update rules. */
+export type OptimHyperParam = typeof OPTIM_HYPERPARAMS[number];
+
 /** Hyper-parameters of the update rules (each rule reads the ones it needs). */
-export interface OptimConfig {
-  /** The step size. */
-  learningRate: number;
-  /** sgd_momentum: the velocity's decay. */
-  momentum: number;
-  /** rmsprop: the squared-gradient cache's decay. */
-  decayRate: number;
-  /** adam: the first moment's decay. */
-  beta1: number;
-  /** adam: the second moment's decay. */
-  beta2: number;
-  /** rmsprop, adam: added to the denominator. */
-  epsilon: number;
+export type OptimConfig = Record<OptimHyperParam, number>;
+
+/**
+ * The hyper-parameters of an object that has them among other fields (an experiment's train
+ * section, say), in {@linkcode OPTIM_HYPERPARAMS} order.
+ * @param from The object.
+ * @returns Just the hyper-parameters that it defines.
+ *
+ * @example
+ * ```ts
+ * import { pickOptimConfig } from "./optim.ts";
+ * console.log(pickOptimConfig({ learningRate: 0.1, batchSize: 25 })); // { learningRate: 0.1 }
+ * ```
+ */
+export function pickOptimConfig(from: object): Partial<OptimConfig> {
+  const out: Partial<OptimConfig> = {}, source = from as Partial<Record<string, unknown>>;
+  for (const key of OPTIM_HYPERPARAMS) {
+    if (typeof source[key] === "number") out[key] = source[key] as number;
+  }
+  return out;
 }
 
 /**
@@ -58,10 +83,16 @@ export function optimDefaults(rule: UpdateRule, config: Partial<OptimConfig> = {
   };
 }
 
-/** How many moment buffers a rule keeps (velocity, cache, or adam's m and v). */
-export function momentCount(rule: UpdateRule): number {
-  return rule === "sgd" ? 0 : rule === "adam" ? 2 : 1;
-}
+/**
+ * The moment buffers each rule keeps, by name (as checkpoints store them under `optimizer/`):
+ * sgd none, sgd_momentum its velocity, rmsprop its squared-gradient cache, adam m and v.
+ */
+export const MOMENT_NAMES: Readonly<Record<UpdateRule, readonly string[]>> = {
+  sgd: [],
+  sgd_momentum: ["velocity"],
+  rmsprop: ["cache"],
+  adam: ["m", "v"],
+};
 
 /** The optimizer's state, as saved in checkpoints. */
 export interface OptimizerState {
@@ -108,7 +139,7 @@ export class Optimizer {
   constructor(rule: UpdateRule, config: Partial<OptimConfig>, size: number, dtype: FloatDType) {
     this.rule = rule;
     this.config = optimDefaults(rule, config);
-    this.moments = Array.from({ length: momentCount(rule) }, () => allocArray(dtype, size, true));
+    this.moments = MOMENT_NAMES[rule].map(() => allocArray(dtype, size, true));
   }
 
   /** Advances the step counter: once per training step, before any {@linkcode update}. */

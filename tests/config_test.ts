@@ -16,6 +16,7 @@ import {
 } from "../pipeline/config/schema.ts";
 import { InputError } from "../pipeline/errors.ts";
 import { suggestName } from "../layers/options.ts";
+import { OPTIM_HYPERPARAMS } from "../layers/optim.ts";
 
 async function withFile(text: string, fn: (path: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir();
@@ -297,4 +298,10 @@ Deno.test("every experiment file in experiments/ is valid and points editors at 
     25,
     "sigmoid",
   ]);
+});
+
+Deno.test("the train section has an option for every hyper-parameter of the update rules", () => {
+  for (const key of OPTIM_HYPERPARAMS) {
+    assert(key in EXPERIMENT_SCHEMA.train, `train.${key} is missing from the schema`);
+  }
 });

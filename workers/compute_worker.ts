@@ -14,7 +14,12 @@ import { selectKernels } from "../layers/kernels/mod.ts";
 import type { FloatArray, FloatDType } from "../layers/tensor.ts";
 import { Tensor } from "../layers/tensor.ts";
 import { CaptioningRNN } from "../model/captioning_rnn.ts";
-import { applyUpdate, type OptimConfig, type UpdateRule } from "../layers/optim.ts";
+import {
+  applyUpdate,
+  OPTIM_HYPERPARAMS,
+  type OptimConfig,
+  type UpdateRule,
+} from "../layers/optim.ts";
 import { GRAD_BLOCKS } from "./engine.ts";
 import {
   CMD_LOSS,
@@ -29,17 +34,11 @@ import {
   CTRL_GEN,
   CTRL_MAX_LENGTH,
   CTRL_N,
-  CTRL_STEP,
   CTRL_T1,
   CTRL_TRAINING,
   PHASE_NAMES,
-  SC_BETA1,
-  SC_BETA2,
-  SC_DECAY,
-  SC_EPS,
   SC_FACTOR,
-  SC_LR,
-  SC_MOMENTUM,
+  SC_OPTIM,
   SC_T,
   type WorkerBuffers,
   type WorkerInit,
@@ -55,19 +54,37 @@ function post(msg: WorkerReply): void {
   (globalThis as unknown as { postMessage(m: WorkerReply): void }).postMessage(msg);
 }
 
-/** The worker's state: the init message, the model over the shared parameters, and buffers. */
-class ComputeWorker {
+/**
+ * A compute worker's state — the init message, the model over the shared parameters, the
+ * shared buffers — and its jobs. Exported so that a wrapping worker module can extend it
+ * (see {@linkcode serveComputeWorker}).
+ */
+export class ComputeWorker {
+  /** The init message: index, sizes, shared buffers. */
   readonly init: WorkerInit;
+  /** The model, over the shared parameter buffer. */
   readonly model: CaptioningRNN;
+  /** The optimizer's update rule. */
   rule: UpdateRule = "sgd";
+  /** The optimizer's moment buffers. */
   moments: FloatArray[] = [];
+  /** The shared batch captions. */
   captions: Int32Array = new Int32Array(0);
+  /** The shared batch (or sampling) features. */
   features: FloatArray = new Float32Array(0);
+  /** Sampling output: captions. */
   sampleCaptions: Int32Array = new Int32Array(0);
+  /** Sampling output: log-probabilities. */
   sampleLogProbs: Float64Array = new Float64Array(0);
+  /** The last job generation seen. */
   seenGen: number;
+  /** Set once a job failed: the worker takes no more jobs. */
   failed = false;
 
+  /**
+   * Selects the kernels and builds the model over the shared parameters.
+   * @param init The pool's init message.
+   */
   constructor(init: WorkerInit) {
     this.init = init;
     selectKernels(init.backend);
@@ -79,7 +96,10 @@ class ComputeWorker {
     this.seenGen = Atomics.load(init.control, CTRL_GEN);
   }
 
-  /** Takes new shared buffers from a `buffers` message. */
+  /**
+   * Takes new shared buffers from a `buffers` message.
+   * @param m The message; absent fields keep their buffers.
+   */
   setBuffers(m: WorkerBuffers): void {
     if (m.rule !== undefined) this.rule = m.rule;
     if (m.moments !== undefined) this.moments = m.moments;
@@ -105,47 +125,40 @@ class ComputeWorker {
         (globalThis as unknown as { close(): void }).close();
         return;
       }
-      if (this.faultNow(cmd) && this.init.faultAt?.uncaught) {
-        // Testing only: escape the job's error handling, as a crash of the worker would.
-        throw new Error(`Injected uncaught fault (testing only) in worker ${this.init.index}`);
-      }
-      try {
-        this.run(cmd);
-      } catch (e) {
-        const err = e instanceof Error ? e : new Error(String(e));
-        this.failed = true;
-        post({
-          type: "error",
-          index: this.init.index,
-          phase: PHASE_NAMES[cmd] ?? `command ${cmd}`,
-          name: err.name,
-          message: err.message,
-          stack: err.stack ?? "",
-        });
-        return;
-      }
-      if (Atomics.add(c, CTRL_DONE, 1) === this.init.workers - 1) Atomics.notify(c, CTRL_DONE);
+      this.runJob(cmd);
     }
   }
 
-  /** Whether the testing-only fault is due now, in the phase of `cmd`. */
-  faultNow(cmd: number): boolean {
-    const { init } = this;
-    const fault = init.faultAt, c = init.control;
-    return fault !== undefined && fault.worker === init.index &&
-      Atomics.load(c, CTRL_TRAINING) === 1 && fault.step === Atomics.load(c, CTRL_STEP) &&
-      (fault.phase ?? "loss") === PHASE_NAMES[cmd];
+  /**
+   * Runs one job and counts it done; a job that throws is reported to the pool as an `error`
+   * message (with its phase and stack), and the worker takes no more jobs.
+   * @param cmd The job's command.
+   */
+  runJob(cmd: number): void {
+    const c = this.init.control;
+    try {
+      this.run(cmd);
+    } catch (e) {
+      const err = e instanceof Error ? e : new Error(String(e));
+      this.failed = true;
+      post({
+        type: "error",
+        index: this.init.index,
+        phase: PHASE_NAMES[cmd] ?? `command ${cmd}`,
+        name: err.name,
+        message: err.message,
+        stack: err.stack ?? "",
+      });
+      return;
+    }
+    if (Atomics.add(c, CTRL_DONE, 1) === this.init.workers - 1) Atomics.notify(c, CTRL_DONE);
   }
 
+  /**
+   * Runs one job: one phase of a training step, or a sampling job.
+   * @param cmd The job's command.
+   */
   run(cmd: number): void {
-    const { init } = this;
-    if (this.faultNow(cmd)) {
-      throw new Error(
-        `Injected fault (testing only) in worker ${init.index} at step ${init.faultAt?.step}, ${
-          PHASE_NAMES[cmd]
-        } phase`,
-      );
-    }
     switch (cmd) {
       case CMD_LOSS:
         return this.loss();
@@ -206,14 +219,9 @@ class ComputeWorker {
   update(): void {
     const { init } = this;
     const sc = init.scalars;
-    const config: OptimConfig = {
-      learningRate: sc[SC_LR],
-      momentum: sc[SC_MOMENTUM],
-      decayRate: sc[SC_DECAY],
-      beta1: sc[SC_BETA1],
-      beta2: sc[SC_BETA2],
-      epsilon: sc[SC_EPS],
-    };
+    const config = Object.fromEntries(
+      OPTIM_HYPERPARAMS.map((key, i) => [key, sc[SC_OPTIM + i]]),
+    ) as OptimConfig;
     const t = sc[SC_T], factor = sc[SC_FACTOR];
     const blocks = splitRange(init.grad.length, GRAD_BLOCKS);
     const own = ownedItems(GRAD_BLOCKS, init.workers, init.index);
@@ -242,30 +250,55 @@ class ComputeWorker {
   }
 }
 
-let worker: ComputeWorker | null = null;
-
-globalThis.addEventListener("message", (e) => {
-  const m = (e as MessageEvent<WorkerInit | WorkerBuffers>).data;
-  if (m.type === "init") {
-    try {
-      worker = new ComputeWorker(m);
-    } catch (err) {
-      const x = err instanceof Error ? err : new Error(String(err));
-      post({
-        type: "error",
-        index: m.index,
-        phase: "init",
-        name: x.name,
-        message: x.message,
-        stack: x.stack ?? "",
-      });
-      return;
+/**
+ * Makes this worker serve the pool: the first message (`init`) builds the worker with
+ * `create`, later ones (`buffers`) hand it new shared buffers; after each it runs jobs.
+ * The pool's worker module calls it with the default; a module given as the pool's
+ * `workerUrl` may call it with a subclass of {@linkcode ComputeWorker} (to trace jobs, or, in
+ * tests, to inject faults).
+ * @param create Builds the worker from the init message.
+ *
+ * @example A worker module that logs every job it runs (passed as `workerUrl`)
+ * ```ts ignore
+ * import { ComputeWorker, serveComputeWorker } from "./compute_worker.ts";
+ * class TracingWorker extends ComputeWorker {
+ *   override run(cmd: number): void {
+ *     console.error(`worker ${this.init.index}: job ${cmd}`);
+ *     super.run(cmd);
+ *   }
+ * }
+ * serveComputeWorker((init) => new TracingWorker(init));
+ * ```
+ */
+export function serveComputeWorker(
+  create: (init: WorkerInit) => ComputeWorker = (init) => new ComputeWorker(init),
+): void {
+  let worker: ComputeWorker | null = null;
+  globalThis.addEventListener("message", (e) => {
+    const m = (e as MessageEvent<WorkerInit | WorkerBuffers>).data;
+    if (m.type === "init") {
+      try {
+        worker = create(m);
+      } catch (err) {
+        const x = err instanceof Error ? err : new Error(String(err));
+        post({
+          type: "error",
+          index: m.index,
+          phase: "init",
+          name: x.name,
+          message: x.message,
+          stack: x.stack ?? "",
+        });
+        return;
+      }
+      post({ type: "ready", index: m.index });
+    } else {
+      if (!worker) return;
+      worker.setBuffers(m);
+      post({ type: "ack", index: worker.init.index });
     }
-    post({ type: "ready", index: m.index });
-  } else {
-    if (!worker) return;
-    worker.setBuffers(m);
-    post({ type: "ack", index: worker.init.index });
-  }
-  worker.loop();
-});
+    worker.loop();
+  });
+}
+
+if (import.meta.main) serveComputeWorker();

@@ -21,7 +21,7 @@ import { allocArray, type FloatArray, type FloatDType, Tensor } from "../layers/
 import type { CaptioningRNN } from "../model/captioning_rnn.ts";
 import { checkSampleArgs, type SampleOptions, type SampleResult } from "../model/sampling.ts";
 import type { Minibatch } from "../model/minibatch.ts";
-import type { Optimizer, UpdateRule } from "../layers/optim.ts";
+import { OPTIM_HYPERPARAMS, type Optimizer, type UpdateRule } from "../layers/optim.ts";
 import {
   DEFAULT_SHARDS,
   GRAD_BLOCKS,
@@ -42,17 +42,11 @@ import {
   CTRL_GEN,
   CTRL_MAX_LENGTH,
   CTRL_N,
-  CTRL_STEP,
   CTRL_T1,
   CTRL_TRAINING,
   CTRL_WORDS,
-  SC_BETA1,
-  SC_BETA2,
-  SC_DECAY,
-  SC_EPS,
   SC_FACTOR,
-  SC_LR,
-  SC_MOMENTUM,
+  SC_OPTIM,
   SC_T,
   SC_WORDS,
   type WorkerBuffers,
@@ -77,16 +71,11 @@ export interface PoolOptions {
   /** The fixed shards per batch (default {@linkcode DEFAULT_SHARDS}; independent of workers). */
   shards?: number;
   /**
-   * Testing only: make worker `worker` throw in `phase` (default "loss") of training step
-   * `step` (1 = the first step of this pool), to exercise failure handling; with `uncaught`,
-   * the error escapes the worker's error handling, as a crash would.
+   * The compute worker module (default: `compute_worker.ts` beside this module). A module
+   * that wraps it — to trace jobs or, in tests, to inject faults — calls its
+   * `serveComputeWorker()` with a subclass of `ComputeWorker`.
    */
-  faultAt?: {
-    step: number;
-    worker: number;
-    phase?: "loss" | "reduce" | "update";
-    uncaught?: boolean;
-  };
+  workerUrl?: string | URL;
 }
 
 /**
@@ -141,7 +130,6 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
   #sampleLogProbs: Float64Array = new Float64Array(0);
   #rule: UpdateRule | null = null;
   #moments: FloatArray[] | null = null;
-  #steps = 0;
   #timings = { load: 0, loss: 0, reduce: 0, update: 0 };
   #busy = false;
   #closed = false;
@@ -183,9 +171,10 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
     this.#blockSq = allocArray("float64", GRAD_BLOCKS, true);
     this.#scalars = allocArray("float64", SC_WORDS, true);
     this.#stopped = new Promise<void>((resolve) => (this.#stop = resolve));
+    const workerUrl = options.workerUrl ?? new URL("./compute_worker.ts", import.meta.url);
     try {
       for (let i = 0; i < workers; i++) {
-        const w = new Worker(new URL("./compute_worker.ts", import.meta.url), { type: "module" });
+        const w = new Worker(workerUrl, { type: "module" });
         w.onmessage = (e: MessageEvent<WorkerReply>) => this.#onReply(e.data);
         w.onerror = (e: ErrorEvent) => {
           e.preventDefault();
@@ -213,7 +202,6 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
           shardLoss: this.#shardLoss,
           blockSq: this.#blockSq,
           scalars: this.#scalars,
-          faultAt: options.faultAt,
         };
         w.postMessage(init);
       });
@@ -266,7 +254,6 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
       await this.#loadBatch(batch);
       const c = this.#control, n = batch.captions.shape[0];
       Atomics.store(c, CTRL_TRAINING, 1);
-      Atomics.store(c, CTRL_STEP, ++this.#steps);
       let t1 = performance.now();
       tm.load = t1 - t0;
       await this.#job(CMD_LOSS);
@@ -284,15 +271,10 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
       }
       const factor = clipFactor(gradNorm, gradClip);
       optimizer.beginStep();
-      const sc = this.#scalars, cfg = optimizer.config;
-      sc[SC_LR] = cfg.learningRate;
+      const sc = this.#scalars;
       sc[SC_T] = optimizer.t;
       sc[SC_FACTOR] = factor;
-      sc[SC_MOMENTUM] = cfg.momentum;
-      sc[SC_DECAY] = cfg.decayRate;
-      sc[SC_BETA1] = cfg.beta1;
-      sc[SC_BETA2] = cfg.beta2;
-      sc[SC_EPS] = cfg.epsilon;
+      OPTIM_HYPERPARAMS.forEach((key, i) => sc[SC_OPTIM + i] = optimizer.config[key]);
       await this.#job(CMD_UPDATE);
       tm.update = performance.now() - t1;
       return { loss, gradNorm, applied: true };
@@ -576,8 +558,8 @@ export interface EngineOptions extends Omit<PoolOptions, "workers"> {
  * a {@linkcode PoolEngine} otherwise. Both give bitwise the same results for the same `shards`.
  * @param model The model to train.
  * @param options `workers` (default 1; "auto" = `navigator.hardwareConcurrency`), `backend`
- * (selected on this thread too, so both engines use it), `shards`, and the testing-only
- * `faultAt` (pool only).
+ * (selected on this thread too, so both engines use it), `shards`, and `workerUrl` (pool
+ * only).
  * @returns The engine; pass it as `engine` to `CaptioningSolver`, and close it when done
  * (`solver.close()` does).
  *

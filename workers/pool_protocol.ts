@@ -9,7 +9,7 @@
 import type { FloatArray } from "../layers/tensor.ts";
 import type { ModelConfig } from "../model/captioning_rnn.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
-import type { UpdateRule } from "../layers/optim.ts";
+import { OPTIM_HYPERPARAMS, type UpdateRule } from "../layers/optim.ts";
 
 /** Control word: the job generation; workers wait for it to change. */
 export const CTRL_GEN = 0;
@@ -21,8 +21,6 @@ export const CTRL_DONE = 2;
 export const CTRL_N = 3;
 /** Control word: T + 1, the caption length of the shared batch. */
 export const CTRL_T1 = 4;
-/** Control word: the step number (1 for the first training step), for fault injection. */
-export const CTRL_STEP = 5;
 /** Control word: maxLength of a sampling job. */
 export const CTRL_MAX_LENGTH = 6;
 /** Control word: beamSize of a sampling job. */
@@ -53,36 +51,14 @@ export const PHASE_NAMES: Record<number, string> = {
   [CMD_SAMPLE]: "sample",
 };
 
-/** Scalar slot: the learning rate of the update. */
-export const SC_LR = 0;
 /** Scalar slot: the optimizer's step count t (after `beginStep`). */
-export const SC_T = 1;
+export const SC_T = 0;
 /** Scalar slot: the clip factor (1 = no clipping). */
-export const SC_FACTOR = 2;
-/** Scalar slot: sgd_momentum's momentum. */
-export const SC_MOMENTUM = 3;
-/** Scalar slot: rmsprop's decay rate. */
-export const SC_DECAY = 4;
-/** Scalar slot: adam's beta1. */
-export const SC_BETA1 = 5;
-/** Scalar slot: adam's beta2. */
-export const SC_BETA2 = 6;
-/** Scalar slot: epsilon. */
-export const SC_EPS = 7;
+export const SC_FACTOR = 1;
+/** Scalar slots: the update rule's hyper-parameters, in `OPTIM_HYPERPARAMS` order from here. */
+export const SC_OPTIM = 2;
 /** The scalar array's length. */
-export const SC_WORDS = 8;
-
-/** Testing only: make a worker throw at a given step and phase. */
-export interface FaultSpec {
-  /** The training step (1 = the first) at which to throw. */
-  step: number;
-  /** The worker that throws. */
-  worker: number;
-  /** The phase in which it throws (default "loss"). */
-  phase?: "loss" | "reduce" | "update";
-  /** Throw outside the job's error handling, as if the worker crashed (default false). */
-  uncaught?: boolean;
-}
+export const SC_WORDS: number = SC_OPTIM + OPTIM_HYPERPARAMS.length;
 
 /** The first message to a compute worker: everything it needs, once. */
 export interface WorkerInit {
@@ -114,8 +90,6 @@ export interface WorkerInit {
   blockSq: Float64Array;
   /** The step scalars (`SC_*`). */
   scalars: Float64Array;
-  /** Testing only: a fault to inject. */
-  faultAt?: FaultSpec;
 }
 
 /** A message that replaces shared buffers (sent with `CMD_YIELD`); absent fields stay. */

@@ -5,6 +5,7 @@
  * and the field, e.g. `exp.json: train.learningRate: expected a positive number, got "fast"`.
  * @module
  */
+import type { OptimConfig, UpdateRule } from "../../layers/optim.ts";
 import { suggestName } from "../../layers/options.ts";
 import { InputError } from "../errors.ts";
 import {
@@ -55,22 +56,10 @@ export interface ModelConfig {
   seed: number;
 }
 
-/** The solver (`train` section). */
-export interface TrainConfig {
+/** The solver (`train` section): the update rule's hyper-parameters and the rest. */
+export interface TrainConfig extends OptimConfig {
   /** Optimizer. */
-  updateRule: "sgd" | "sgd_momentum" | "rmsprop" | "adam";
-  /** Step size. */
-  learningRate: number;
-  /** Momentum of sgd_momentum. */
-  momentum: number;
-  /** Adam first-moment decay. */
-  beta1: number;
-  /** Adam second-moment decay. */
-  beta2: number;
-  /** Adam/RMSProp denominator smoothing. */
-  epsilon: number;
-  /** RMSProp squared-gradient decay. */
-  decayRate: number;
+  updateRule: UpdateRule;
   /** Learning-rate multiplier applied after each epoch. */
   lrDecay: number;
   /** Passes over the training captions. */

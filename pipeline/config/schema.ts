@@ -7,6 +7,7 @@
  * options table of `docs/experiments.md` (tests check both are current).
  * @module
  */
+import { UPDATE_RULES } from "../../layers/optim.ts";
 
 /** The kind of value an option holds. */
 export type OptionType =
@@ -154,7 +155,7 @@ export const EXPERIMENT_SCHEMA = {
     seed: int(231, ">=0", "Seed of the weight initialisation"),
   },
   train: {
-    updateRule: oneOf(["sgd", "sgd_momentum", "rmsprop", "adam"], "adam", "Optimizer"),
+    updateRule: oneOf(UPDATE_RULES, "adam", "Optimizer"),
     learningRate: num(5e-3, ">0", "Step size"),
     momentum: num(0.9, "[0,1)", "Momentum of sgd_momentum"),
     beta1: num(0.9, "[0,1)", "Adam first-moment decay"),
