@@ -12,6 +12,7 @@ import { createEngine, PoolEngine } from "../workers/pool.ts";
 import { reduceBlock } from "../workers/reduce.ts";
 import { reduceShards, sumSquares } from "../workers/sharding.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
+import { faultyWorkerUrl } from "./faulty_worker.ts";
 import { randomCaptionData } from "./fixtures_data.ts";
 
 selectKernels(); // the fastest backend here; the pool's workers select the same one
@@ -223,7 +224,10 @@ for (const phase of ["loss", "reduce", "update"] as const) {
   Deno.test(`a worker that throws in the ${phase} phase rejects the step with its error and stack, and the pool shuts down`, async () => {
     const data = randomCaptionData({ numTrain: 40, vocab: 30, inputDim: D, seed: 3 });
     const model = smallModel(data);
-    const pe = new PoolEngine(model, { workers: 2, faultAt: { step: 2, worker: 1, phase } });
+    const pe = new PoolEngine(model, {
+      workers: 2,
+      workerUrl: faultyWorkerUrl({ step: 2, worker: 1, phase }),
+    });
     try {
       const opt = new Optimizer("adam", {}, model.layout.total, model.dtype);
       const batches = new InMemoryBatches(data, 10, 0);
@@ -250,8 +254,8 @@ for (const phase of ["loss", "reduce", "update"] as const) {
 Deno.test("a worker that crashes (uncaught error event) rejects the step without hanging", async () => {
   const data = randomCaptionData({ numTrain: 40, vocab: 30, inputDim: D, seed: 3 });
   const model = smallModel(data);
-  const faultAt = { step: 1, worker: 0, uncaught: true };
-  const pe = new PoolEngine(model, { workers: 2, faultAt });
+  const workerUrl = faultyWorkerUrl({ step: 1, worker: 0, uncaught: true });
+  const pe = new PoolEngine(model, { workers: 2, workerUrl });
   try {
     const before = model.flat.slice();
     const opt = new Optimizer("adam", {}, model.layout.total, model.dtype);
@@ -270,7 +274,10 @@ Deno.test("a worker that crashes (uncaught error event) rejects the step without
 Deno.test("a worker failure stops CaptioningSolver.train() with the worker's message", async () => {
   const data = randomCaptionData({ numTrain: 40, vocab: 30, inputDim: D, seed: 3 });
   const model = smallModel(data);
-  const engine = createEngine(model, { workers: 2, faultAt: { step: 3, worker: 0 } });
+  const engine = createEngine(model, {
+    workers: 2,
+    workerUrl: faultyWorkerUrl({ step: 3, worker: 0 }),
+  });
   const solver = new CaptioningSolver(model, data, { engine, batchSize: 10, verbose: false });
   try {
     const err = await assertRejects(() => solver.train(), Error, "Injected fault");

@@ -8,7 +8,8 @@ import { Tensor } from "../layers/tensor.ts";
 import { loadCheckpoint } from "../pipeline/train/checkpoint.ts";
 import { resolveExperiment } from "../pipeline/config/config.ts";
 import { withH5File } from "../pipeline/io/h5.ts";
-import { RUN_FILES, runExperiment, type RunOptions } from "../pipeline/run/run.ts";
+import { RUN_FILES, runExperiment } from "../pipeline/run/run.ts";
+import { type Fault, faultyWorkerUrl } from "./faulty_worker.ts";
 import { assert, assertEquals } from "./assert.ts";
 import {
   errorLines,
@@ -163,7 +164,7 @@ async function within<T>(ms: number, p: Promise<T>): Promise<T> {
   }
 }
 
-const WORKER_FAULTS: { label: string; name: string; faultAt: RunOptions["faultAt"] & object }[] = [
+const WORKER_FAULTS: { label: string; name: string; faultAt: Fault }[] = [
   { label: "throws in the loss phase", name: "loss", faultAt: { step: 7, worker: 1 } },
   {
     label: "throws in the update phase",
@@ -195,7 +196,7 @@ for (const { label, name, faultAt } of WORKER_FAULTS) {
         progressWrite: (t) => lines.push(t),
         isTTY: false,
         handleSignals: false,
-        faultAt,
+        workerUrl: faultyWorkerUrl(faultAt),
       }).then(() => null, (e: Error) => e),
     );
     assert(err instanceof Error, "the run rejects");

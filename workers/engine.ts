@@ -34,12 +34,12 @@ export interface TrainEngine {
   evalLoss(batch: Minibatch): number | Promise<number>;
   /**
    * Captions images as `model.sampleWithScores(features, options)` does, with the same result
-   * (optional; the pool splits the images across its workers).
+   * (the pool splits the images across its workers).
    * @param features Image features, (N, D).
    * @param options `maxLength` and `beamSize`.
    * @returns `{ captions, logProbs }`.
    */
-  sample?(
+  sample(
     features: Tensor<FloatDType>,
     options?: SampleOptions,
   ): SampleResult | Promise<SampleResult>;
