@@ -81,13 +81,7 @@ export type {
   CheckpointExtras,
   LoadedCheckpoint,
 } from "./pipeline/train/checkpoint.ts";
-export {
-  applyUpdate,
-  momentCount,
-  optimDefaults,
-  Optimizer,
-  UPDATE_RULES,
-} from "./layers/optim.ts";
+export { applyUpdate, optimDefaults, Optimizer, UPDATE_RULES } from "./layers/optim.ts";
 export type { OptimConfig, OptimizerState, UpdateRule } from "./layers/optim.ts";
 export { CaptioningSolver, TrainingDivergedError } from "./pipeline/train/solver.ts";
 export type {

@@ -19,7 +19,7 @@ import { CaptioningRNN } from "../model/captioning_rnn.ts";
 import { saveCheckpoint } from "../pipeline/train/checkpoint.ts";
 import { loadCocoData } from "../pipeline/data/coco.ts";
 import { evaluateSplit } from "../pipeline/eval/evaluate.ts";
-import { MetricsLog } from "../pipeline/run/progress.ts";
+import { MetricsLog } from "../pipeline/run/metrics_log.ts";
 import { CaptioningSolver } from "../pipeline/train/solver.ts";
 import { writeSyntheticDataset } from "../pipeline/data/synth/writer.ts";
 import { createEngine } from "../workers/pool.ts";

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { loadCheckpoint } from "../pipeline/train/checkpoint.ts";
 import { resolveExperiment } from "../pipeline/config/config.ts";
-import { readMetricsLog } from "../pipeline/run/progress.ts";
+import { readMetricsLog } from "../pipeline/run/metrics_log.ts";
 import { escapeHtml } from "../pipeline/run/report.ts";
 import { RUN_FILES, runExperiment } from "../pipeline/run/run.ts";
 import { InputError } from "../pipeline/errors.ts";

@@ -1,10 +1,6 @@
 import { assert, assertEquals, assertRejects } from "./assert.ts";
-import {
-  formatDuration,
-  MetricsLog,
-  ProgressReporter,
-  readMetricsLog,
-} from "../pipeline/run/progress.ts";
+import { formatDuration, ProgressReporter } from "../pipeline/run/progress.ts";
+import { MetricsLog, readMetricsLog } from "../pipeline/run/metrics_log.ts";
 import { InputError } from "../pipeline/errors.ts";
 
 /** A fake clock the test advances by hand. */

@@ -6,10 +6,12 @@
 import { join } from "node:path";
 import type { LoadedCaptionData } from "../data/caption_data.ts";
 import { loadCocoData } from "../data/coco.ts";
+import { CAPTIONS_FILE } from "../data/coco_layout.ts";
 import { loadCocoForStreaming } from "../data/coco_subset.ts";
 import type { ExperimentConfig } from "../config/config.ts";
 import { InputError } from "../errors.ts";
-import { exists, removeStalePartials } from "./files.ts";
+import { partialDir, removeStalePartials } from "../io/atomic.ts";
+import { exists } from "../io/files.ts";
 import { writeSyntheticDataset } from "../data/synth/writer.ts";
 
 /** Validation images captioned during training to pick best.h5 by CIDEr-D. */
@@ -28,7 +30,7 @@ export async function prepareData(
   log: (line: string) => void,
 ): Promise<LoadedCaptionData> {
   const { data } = config;
-  const captionsFile = join(data.dir, "coco2014_captions.h5");
+  const captionsFile = join(data.dir, CAPTIONS_FILE);
   if (data.source === "synthetic" && !(await exists(captionsFile))) {
     log(
       `Generating the synthetic dataset in ${data.dir} (${data.synthetic.numTrain} train / ` +
@@ -38,7 +40,7 @@ export async function prepareData(
     // interrupted generation never leaves a half dataset that looks ready.
     const fresh = !(await exists(data.dir));
     await removeStalePartials(data.dir);
-    const dir = fresh ? `${data.dir.replace(/\/+$/, "")}.partial-${Deno.pid}` : data.dir;
+    const dir = fresh ? partialDir(data.dir) : data.dir;
     const summary = await writeSyntheticDataset({
       dir,
       numTrain: data.synthetic.numTrain,

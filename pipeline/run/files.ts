@@ -4,9 +4,11 @@
  * overwritten trained run, no stale partial datasets).
  * @module
  */
-import { basename, dirname, join } from "node:path";
+import { join } from "node:path";
 import type { ExperimentConfig } from "../config/config.ts";
 import { InputError } from "../errors.ts";
+import { writeTextFileAtomic } from "../io/atomic.ts";
+import { exists } from "../io/files.ts";
 import { withH5File } from "../io/h5.ts";
 
 /** The file names inside a run directory. */
@@ -59,32 +61,15 @@ export async function prepareMetricsLog(
     });
     if (keep.join("\n") + "\n" === text) return;
   }
-  const tmp = `${path}.tmp-${Deno.pid}-metrics`;
-  await Deno.writeTextFile(tmp, keep.map((line) => line + "\n").join(""));
-  await Deno.rename(tmp, path);
-}
-
-/** Removes `<dir>.partial-<pid>` datasets that generations killed midway left beside `dir`. */
-export async function removeStalePartials(dir: string): Promise<void> {
-  const path = dir.replace(/\/+$/, "");
-  const parent = dirname(path), prefix = `${basename(path)}.partial-`;
-  try {
-    for await (const e of Deno.readDir(parent)) {
-      if (e.isDirectory && /^\d+$/.test(e.name.slice(prefix.length)) && e.name.startsWith(prefix)) {
-        await Deno.remove(join(parent, e.name), { recursive: true }).catch(() => {});
-      }
-    }
-  } catch {
-    // no parent directory yet: nothing to clean
-  }
+  await writeTextFileAtomic(path, keep.map((line) => line + "\n").join(""));
 }
 
 /** Writes the run's config.json atomically (a kill never leaves half a config to resume). */
 export async function writeConfig(config: ExperimentConfig): Promise<void> {
-  const path = join(config.output.dir, RUN_FILES.config);
-  const tmp = `${path}.tmp-${Deno.pid}-config`;
-  await Deno.writeTextFile(tmp, JSON.stringify(config, null, 2) + "\n");
-  await Deno.rename(tmp, path);
+  await writeTextFileAtomic(
+    join(config.output.dir, RUN_FILES.config),
+    JSON.stringify(config, null, 2) + "\n",
+  );
 }
 
 /** Refuses to start a fresh run over a trained one, unless asked to (then clears its checkpoints). */
@@ -104,16 +89,6 @@ export async function guardExistingRun(
     );
   }
   for (const path of present) await Deno.remove(path);
-}
-
-/** Whether a path exists. */
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Creates the run directory and checks it is writable, before any work starts. */

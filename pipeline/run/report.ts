@@ -5,7 +5,7 @@
  * sample images with generated and reference captions.
  * @module
  */
-import type { MetricsRecord } from "./progress.ts";
+import type { MetricsRecord } from "./metrics_log.ts";
 
 /** One point of a loss curve. */
 export interface LossPoint {

@@ -7,7 +7,7 @@
 import { isAbsolute, join, relative } from "node:path";
 import type { ExperimentConfig } from "../config/config.ts";
 import type { SplitEvaluation } from "../eval/evaluate.ts";
-import { readMetricsLog } from "./progress.ts";
+import { readMetricsLog } from "./metrics_log.ts";
 import { lossCurvesFromRecords, type MetricsRow, type SampleItem, writeReport } from "./report.ts";
 import { QUICK_EVAL_IMAGES } from "./data.ts";
 import { RUN_FILES } from "./files.ts";

@@ -8,9 +8,10 @@
  * @module
  */
 import type { FloatArray, FloatDType } from "../../layers/tensor.ts";
+import { replaceAtomically } from "../io/atomic.ts";
 import { H5File } from "../io/h5.ts";
 import { InputError } from "../errors.ts";
-import type { OptimizerState, UpdateRule } from "../../layers/optim.ts";
+import { MOMENT_NAMES, type OptimizerState } from "../../layers/optim.ts";
 import type { SolverState } from "./solver.ts";
 import { CaptioningRNN, type ModelConfig } from "../../model/captioning_rnn.ts";
 import { PARAM_NAMES } from "../../model/params.ts";
@@ -19,13 +20,6 @@ import { PARAM_NAMES } from "../../model/params.ts";
 export const CHECKPOINT_FORMAT = "recap-checkpoint";
 /** The version of the layout described in this module. */
 export const CHECKPOINT_VERSION = 1;
-
-const MOMENT_NAMES: Record<UpdateRule, string[]> = {
-  sgd: [],
-  sgd_momentum: ["velocity"],
-  rmsprop: ["cache"],
-  adam: ["m", "v"],
-};
 
 /** What a checkpoint holds besides the model. */
 export interface CheckpointExtras {
@@ -75,49 +69,19 @@ export async function saveCheckpoint(
   model: CaptioningRNN<FloatDType>,
   extras: CheckpointExtras = {},
 ): Promise<string> {
-  const tmp = temporaryName(path);
+  let tmp = "";
   try {
-    const f = await H5File.open(tmp, "w");
-    try {
-      for (const name of PARAM_NAMES) f.write(name, model.params[name].clone());
-      f.setAttr("/", "format", CHECKPOINT_FORMAT);
-      f.setAttr("/", "version", CHECKPOINT_VERSION);
-      f.setJsonAttr("/", "model_config", model.config);
-      f.setJsonAttr("/", "idx_to_word", model.idxToWord);
-      f.setJsonAttr("/", "word_to_idx", model.wordToIdx);
-      const s = extras.solver;
-      if (s) {
-        const { moments, ...optim } = s.optimizer;
-        f.setJsonAttr("/", "optimizer", optim);
-        MOMENT_NAMES[optim.rule].forEach((name, i) => {
-          f.write(`optimizer/${name}`, { data: moments[i].slice(), shape: [moments[i].length] });
-        });
-        const { optimizer: _o, lossHistory, valLossHistory, ...solver } = s;
-        f.setJsonAttr("/", "solver", solver);
-        f.write("history/loss", {
-          data: Float64Array.from(lossHistory),
-          shape: [lossHistory.length],
-        });
-        const val = new Float64Array(valLossHistory.length * 3);
-        valLossHistory.forEach((p, i) => val.set([p.epoch, p.iteration, p.loss], i * 3));
-        f.write("history/val_loss", { data: val, shape: [valLossHistory.length, 3] });
+    return await replaceAtomically(path, async (t) => {
+      tmp = t;
+      const f = await H5File.open(t, "w");
+      try {
+        writeCheckpoint(f, model, extras);
+        f.flush();
+      } finally {
+        f.close();
       }
-      if (extras.experiment !== undefined) f.setJsonAttr("/", "experiment", extras.experiment);
-      if (extras.info !== undefined) f.setJsonAttr("/", "info", extras.info);
-      f.flush();
-    } finally {
-      f.close();
-    }
-    const file = await Deno.open(tmp, { read: true, write: true });
-    try {
-      await file.sync();
-    } finally {
-      file.close();
-    }
-    await Deno.rename(tmp, path);
-    return path;
+    });
   } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
     // The reason may name the temporary file (already removed) and HDF5's diagnostic noise.
     const reason = (e instanceof Error ? e.message : String(e))
       .replaceAll(` in ${tmp}`, " to the temporary file")
@@ -132,45 +96,34 @@ export async function saveCheckpoint(
   }
 }
 
-/** The temporary file name of a save in progress: `<path>.tmp-<pid>-<random>`. */
-function temporaryName(path: string): string {
-  return `${path}.tmp-${Deno.pid}-${Math.random().toString(36).slice(2, 8)}`;
-}
-
-/**
- * Removes the temporary files that saves of `path` by other processes left behind when they
- * were killed mid-save (they are never valid checkpoints; the checkpoint itself is intact).
- * @param path The checkpoint path, e.g. `runs/x/checkpoint.h5`.
- * @returns The names removed.
- *
- * @example
- * ```ts
- * import { removeStaleTemporaries } from "./checkpoint.ts";
- * const dir = await Deno.makeTempDir();
- * await Deno.writeTextFile(`${dir}/checkpoint.h5.tmp-1-abcdef`, "partial");
- * console.log(await removeStaleTemporaries(`${dir}/checkpoint.h5`)); // ["checkpoint.h5.tmp-1-abcdef"]
- * ```
- */
-export async function removeStaleTemporaries(path: string): Promise<string[]> {
-  const slash = path.lastIndexOf("/");
-  const dir = slash < 0 ? "." : path.slice(0, slash) || "/";
-  const prefix = `${path.slice(slash + 1)}.tmp-`;
-  const removed: string[] = [];
-  let entries: Deno.DirEntry[];
-  try {
-    entries = await Array.fromAsync(Deno.readDir(dir));
-  } catch {
-    return removed; // no directory, nothing to clean
+/** Writes the model, its vocabulary and the extras into an open, empty HDF5 file. */
+function writeCheckpoint(
+  f: H5File,
+  model: CaptioningRNN<FloatDType>,
+  extras: CheckpointExtras,
+): void {
+  for (const name of PARAM_NAMES) f.write(name, model.params[name].clone());
+  f.setAttr("/", "format", CHECKPOINT_FORMAT);
+  f.setAttr("/", "version", CHECKPOINT_VERSION);
+  f.setJsonAttr("/", "model_config", model.config);
+  f.setJsonAttr("/", "idx_to_word", model.idxToWord);
+  f.setJsonAttr("/", "word_to_idx", model.wordToIdx);
+  const s = extras.solver;
+  if (s) {
+    const { moments, ...optim } = s.optimizer;
+    f.setJsonAttr("/", "optimizer", optim);
+    MOMENT_NAMES[optim.rule].forEach((name, i) => {
+      f.write(`optimizer/${name}`, { data: moments[i].slice(), shape: [moments[i].length] });
+    });
+    const { optimizer: _o, lossHistory, valLossHistory, ...solver } = s;
+    f.setJsonAttr("/", "solver", solver);
+    f.write("history/loss", { data: Float64Array.from(lossHistory), shape: [lossHistory.length] });
+    const val = new Float64Array(valLossHistory.length * 3);
+    valLossHistory.forEach((p, i) => val.set([p.epoch, p.iteration, p.loss], i * 3));
+    f.write("history/val_loss", { data: val, shape: [valLossHistory.length, 3] });
   }
-  for (const e of entries) {
-    const m = e.isFile && e.name.startsWith(prefix)
-      ? /^(\d+)-[0-9a-z]+$/.exec(e.name.slice(prefix.length))
-      : null;
-    if (!m || Number(m[1]) === Deno.pid) continue;
-    await Deno.remove(`${dir}/${e.name}`).catch(() => {});
-    removed.push(e.name);
-  }
-  return removed;
+  if (extras.experiment !== undefined) f.setJsonAttr("/", "experiment", extras.experiment);
+  if (extras.info !== undefined) f.setJsonAttr("/", "info", extras.info);
 }
 
 /** The 8 bytes every HDF5 file written by recap starts with: `\x89HDF\r\n\x1a\n`. */
