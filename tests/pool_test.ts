@@ -291,21 +291,36 @@ Deno.test("a worker failure stops CaptioningSolver.train() with the worker's mes
 Deno.test("a worker that cannot start rejects the first call, and bad arguments are errors", async () => {
   const data = randomCaptionData({ numTrain: 10, vocab: 30, inputDim: D, seed: 3 });
   const model = smallModel(data);
-  const pe = new PoolEngine(model, { workers: 2, backend: "nope" as BackendName });
+  const missing = new URL("./no_such_worker.ts", import.meta.url);
+  const pe = new PoolEngine(model, { workers: 2, workerUrl: missing });
   try {
-    await assertRejects(() => pe.ready, Error, `unknown backend "nope"`);
-    await assertRejects(() => pe.evalLoss(new InMemoryBatches(data, 4, 0).next()), Error, "nope");
+    await assertRejects(() => pe.ready, Error, "Compute worker 0 failed");
+    await assertRejects(
+      () => pe.evalLoss(new InMemoryBatches(data, 4, 0).next()),
+      Error,
+      "shut down after a failure: Compute worker 0 failed",
+    );
   } finally {
     await pe.close();
   }
+  assertThrows(
+    () => new PoolEngine(model, { workers: 2, backend: "nope" as BackendName }),
+    RangeError,
+    'backend: expected one of "blas", "wasm", "ts", got "nope"',
+  );
+  assertThrows(
+    () => createEngine(model, { worker: 2 } as never),
+    TypeError,
+    'unknown option "worker" (did you mean "workers"?)',
+  );
   const unshared = new CaptioningRNN({
     ...model.config,
     wordToIdx: data.word_to_idx,
     paramBuffer: new Float32Array(model.layout.total),
   });
   assertThrows(() => new PoolEngine(unshared, { workers: 2 }), TypeError, "SharedArrayBuffer");
-  assertThrows(() => new PoolEngine(model, { workers: 0 }), RangeError, "Invalid workers");
-  assertThrows(() => createEngine(model, { workers: 1.5 }), RangeError, "Invalid workers");
+  assertThrows(() => new PoolEngine(model, { workers: 0 }), RangeError, "workers: expected");
+  assertThrows(() => createEngine(model, { workers: 1.5 }), RangeError, "workers: expected");
   assert(createEngine(model, { workers: 1 }) instanceof LocalEngine);
   const pool = new PoolEngine(model, { workers: 2 });
   try {

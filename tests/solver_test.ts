@@ -1,8 +1,13 @@
 import { selectKernels } from "../layers/kernels/mod.ts";
 import { CaptioningRNN, type CellType } from "../model/captioning_rnn.ts";
 import { applyUpdate, optimDefaults, Optimizer, type UpdateRule } from "../layers/optim.ts";
-import { CaptioningSolver, TrainingDivergedError } from "../pipeline/train/solver.ts";
-import { assert, assertAlmostEquals, assertEquals, assertRejects } from "./assert.ts";
+import {
+  CaptioningSolver,
+  type SolverOptions,
+  TrainingDivergedError,
+} from "../pipeline/train/solver.ts";
+import { LocalEngine } from "../workers/engine.ts";
+import { assert, assertAlmostEquals, assertEquals, assertRejects, assertThrows } from "./assert.ts";
 import { randomCaptionData } from "./fixtures_data.ts";
 
 selectKernels(); // the fastest backend here: the overfit runs are real training
@@ -228,3 +233,86 @@ Deno.test("the solver logs the exercise's progress lines", async () => {
   assert(/^\(Iteration 1 \/ 8\) loss: \d+\.\d{6}$/.test(lines[0]), lines[0]);
   assert(lines[1].startsWith("(Iteration 4 / 8)"));
 });
+
+Deno.test("CaptioningSolver trains on the worker pool it is asked for, with the same result as one thread", async () => {
+  const data = randomCaptionData({ numTrain: 40, numVal: 10, vocab: 30, inputDim: 12, seed: 4 });
+  const run = async (workers: number | "auto") => {
+    const model = new CaptioningRNN({
+      wordToIdx: data.word_to_idx,
+      inputDim: 12,
+      wordvecDim: 8,
+      hiddenDim: 10,
+      cellType: "lstm",
+    });
+    const threadsBefore = liveWorkerThreads();
+    let during = 0;
+    const solver = new CaptioningSolver(model, data, {
+      updateRule: "adam",
+      batchSize: 10,
+      numEpochs: 2,
+      verbose: false,
+      workers,
+      onIteration: () => void (during = Math.max(during, liveWorkerThreads() - threadsBefore)),
+    });
+    await solver.train();
+    return { losses: solver.lossHistory, params: model.flat.slice(), during };
+  };
+  const one = await run(1), two = await run(2);
+  assertEquals(one.during, 0, "one worker trains on this thread");
+  assertEquals(two.during, 2, "two workers run while training");
+  assertEquals(two.losses, one.losses);
+  assertEquals(two.params, one.params);
+  for (let i = 0; i < 100 && liveWorkerThreads() > 0; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assertEquals(liveWorkerThreads(), 0, "train() stops the pool it started");
+});
+
+Deno.test("CaptioningSolver rejects unknown and bad options by name", () => {
+  const data = randomCaptionData({ numTrain: 4, vocab: 10, inputDim: 6, seed: 1 });
+  const model = new CaptioningRNN({ wordToIdx: data.word_to_idx, inputDim: 6 });
+  const make = (options: Record<string, unknown>) => () =>
+    new CaptioningSolver(model, data, options as SolverOptions);
+  assertThrows(
+    make({ epochs: 5 }),
+    TypeError,
+    'unknown option "epochs" (did you mean "numEpochs"?)',
+  );
+  assertThrows(make({ learningRate: 1e-3 }), TypeError, 'unknown option "learningRate"');
+  assertThrows(
+    make({ optimConfig: { learningrate: 1 } }),
+    TypeError,
+    '(did you mean "learningRate"?)',
+  );
+  assertThrows(make({ batchSize: 0 }), RangeError, "batchSize: expected a positive integer, got 0");
+  assertThrows(make({ batchSize: 2.5 }), RangeError, "batchSize: expected a positive integer");
+  assertThrows(
+    make({ numEpochs: NaN }),
+    RangeError,
+    "numEpochs: expected a positive integer, got NaN",
+  );
+  assertThrows(
+    make({ optimConfig: { learningRate: -1 } }),
+    RangeError,
+    "learningRate: expected a positive number",
+  );
+  assertThrows(make({ workers: 0 }), RangeError, 'workers: expected a positive integer or "auto"');
+  assertThrows(make({ backend: "gpu" }), RangeError, "backend: expected one of");
+  assertThrows(make({ updateRule: "adamw" }), RangeError, "updateRule: expected one of");
+  assertThrows(make({ batchSize: "10" }), TypeError, "batchSize: expected a positive integer");
+  assertThrows(
+    make({ engine: new LocalEngine(model), workers: 2 }),
+    TypeError,
+    "give either an engine or workers/backend/shards",
+  );
+});
+
+/** Live Web Worker threads of this process (Linux names them "worker-N"). */
+function liveWorkerThreads(): number {
+  let n = 0;
+  for (const t of Deno.readDirSync("/proc/self/task")) {
+    const name = Deno.readTextFileSync(`/proc/self/task/${t.name}/comm`).trim();
+    if (name.startsWith("worker-")) n++;
+  }
+  return n;
+}

@@ -15,7 +15,8 @@
  * results are bitwise the same for any number of workers.
  * @module
  */
-import { kernels, selectKernels } from "../layers/kernels/mod.ts";
+import { backendNames, kernels, selectKernels } from "../layers/kernels/mod.ts";
+import { accepts, checkOptions, type OptionRule } from "../layers/options.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
 import { allocArray, type FloatArray, type FloatDType, Tensor } from "../layers/tensor.ts";
 import type { CaptioningRNN } from "../model/captioning_rnn.ts";
@@ -146,6 +147,7 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
    * @param options See {@linkcode PoolOptions}.
    */
   constructor(model: CaptioningRNN<D>, options: PoolOptions = {}) {
+    checkOptions("PoolEngine options", options, ENGINE_OPTION_RULES);
     const workers = options.workers ?? navigator.hardwareConcurrency;
     const shards = options.shards ?? DEFAULT_SHARDS;
     if (!Number.isInteger(workers) || workers < 1) {
@@ -547,9 +549,24 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
   }
 }
 
+/** What each option of {@linkcode createEngine} accepts. */
+const ENGINE_OPTION_RULES: Record<keyof EngineOptions, OptionRule> = {
+  workers: accepts.positiveIntOrAuto,
+  backend: accepts.oneOf(backendNames()),
+  shards: accepts.positiveInt,
+  workerUrl: {
+    expected: "a string or URL",
+    type: "any",
+    test: (v) => typeof v === "string" || v instanceof URL,
+  },
+};
+
 /** Options of {@linkcode createEngine}. */
 export interface EngineOptions extends Omit<PoolOptions, "workers"> {
-  /** Compute workers: 1 for the single-thread engine, "auto" for one per core (default 1). */
+  /**
+   * Compute workers: 1 for the single-thread engine (the default), "auto" for one per core
+   * (at most `shards`).
+   */
   workers?: number | "auto";
 }
 
@@ -576,11 +593,13 @@ export function createEngine<D extends FloatDType>(
   model: CaptioningRNN<D>,
   options: EngineOptions = {},
 ): LocalEngine<D> | PoolEngine<D> {
-  const workers = options.workers === "auto" ? navigator.hardwareConcurrency : options.workers ?? 1;
-  if (!Number.isInteger(workers) || workers < 1) {
-    throw new RangeError(`Invalid workers: expected a positive integer or "auto", got ${workers}`);
-  }
+  checkOptions("createEngine options", options, ENGINE_OPTION_RULES);
+  const shards = options.shards ?? DEFAULT_SHARDS;
+  // "auto": one worker per core, but no more than there are shards to compute.
+  const workers = options.workers === "auto"
+    ? Math.min(navigator.hardwareConcurrency, shards)
+    : options.workers ?? 1;
   if (options.backend !== undefined) selectKernels(options.backend);
-  if (workers === 1) return new LocalEngine(model, options.shards ?? DEFAULT_SHARDS);
+  if (workers === 1) return new LocalEngine(model, shards);
   return new PoolEngine(model, { ...options, workers });
 }

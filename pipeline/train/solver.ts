@@ -8,16 +8,22 @@
 import { Rng, type RngState } from "../../layers/random.ts";
 import type { FloatDType } from "../../layers/tensor.ts";
 import type { CaptioningRNN } from "../../model/captioning_rnn.ts";
+import type { BackendName } from "../../layers/kernels/types.ts";
+import { accepts, checkOptions, type OptionRule } from "../../layers/options.ts";
 import { LocalEngine, type TrainEngine } from "../../workers/engine.ts";
+import { createEngine, type EngineOptions } from "../../workers/pool.ts";
 import type { Minibatch } from "../../model/minibatch.ts";
 import { type BatchSource, InMemoryBatches } from "../data/batches.ts";
 import { type CaptionData, gatherMinibatch } from "../data/caption_data.ts";
 import {
+  OPTIM_HYPERPARAMS,
   type OptimConfig,
   Optimizer,
   type OptimizerState,
+  UPDATE_RULES,
   type UpdateRule,
 } from "../../layers/optim.ts";
+import { backendNames } from "../../layers/kernels/mod.ts";
 
 /** Options of {@linkcode CaptioningSolver}; the exercise's names, plus the tool's extras. */
 export interface SolverOptions {
@@ -47,13 +53,56 @@ export interface SolverOptions {
   log?: (line: string) => void;
   /** Training minibatches (default: random minibatches of `data` in memory). */
   batches?: BatchSource;
-  /** The step engine (default: single-thread, see workers/). */
+  /**
+   * Compute workers: 1 trains on this thread, more on a worker pool, "auto" (the default) one
+   * per core (at most `shards`). The results are bitwise the same for any count. The pool is
+   * started by each {@linkcode CaptioningSolver.train} call and stopped when it returns.
+   */
+  workers?: number | "auto";
+  /** The kernel backend: "auto" (default: the fastest that loads), "blas", "wasm" or "ts". */
+  backend?: BackendName | "auto";
+  /** The fixed shards each batch is split into (default 4; results depend on it, not on workers). */
+  shards?: number;
+  /**
+   * A step engine to use instead (see `createEngine`); then `workers`, `backend` and `shards`
+   * are the engine's business and must not be given. The caller closes it (or `close()` does).
+   */
   engine?: TrainEngine;
   /** Called after every iteration (progress, metrics, checkpoints). */
   onIteration?: (info: IterationInfo) => void | Promise<void>;
   /** Called after every epoch, after the validation loss. */
   onEpoch?: (info: EpochInfo) => void | Promise<void>;
 }
+
+/** What each option of {@linkcode SolverOptions} accepts. */
+const SOLVER_OPTION_RULES: Record<keyof SolverOptions, OptionRule> = {
+  updateRule: accepts.oneOf(UPDATE_RULES),
+  optimConfig: accepts.object,
+  lrDecay: accepts.positiveNumber,
+  batchSize: accepts.positiveInt,
+  numEpochs: accepts.positiveInt,
+  printEvery: accepts.positiveInt,
+  verbose: accepts.boolean,
+  seed: accepts.nonNegativeInt,
+  gradClip: accepts.nonNegativeNumber,
+  valCaptions: accepts.nonNegativeInt,
+  explodeFactor: accepts.positiveNumber,
+  log: accepts.function,
+  batches: accepts.object,
+  workers: accepts.positiveIntOrAuto,
+  backend: accepts.oneOf(["auto", ...backendNames()]),
+  shards: accepts.positiveInt,
+  engine: accepts.object,
+  onIteration: accepts.function,
+  onEpoch: accepts.function,
+};
+
+/** What each hyper-parameter of `optimConfig` accepts. */
+const OPTIM_CONFIG_RULES: Record<keyof OptimConfig, OptionRule> = {
+  ...Object.fromEntries(OPTIM_HYPERPARAMS.map((k) => [k, accepts.fraction])),
+  learningRate: accepts.positiveNumber,
+  epsilon: accepts.positiveNumber,
+} as Record<keyof OptimConfig, OptionRule>;
 
 /** What {@linkcode SolverOptions.onIteration} receives. */
 export interface IterationInfo {
@@ -175,10 +224,15 @@ export class CaptioningSolver<D extends FloatDType = FloatDType> {
     >
   >;
   readonly #batches: BatchSource;
-  readonly #engine: TrainEngine;
+  /** The engine given as an option, or null: then each train() starts and stops its own. */
+  readonly #givenEngine: TrainEngine | null;
+  readonly #engineOptions: EngineOptions;
+  /** The engine of the train() call running now, else the given one or a local one. */
+  #engine: TrainEngine | null;
   readonly #valRows: Int32Array;
   readonly #onIteration?: SolverOptions["onIteration"];
   readonly #onEpoch?: SolverOptions["onEpoch"];
+  #localEngine: LocalEngine<D> | undefined;
   #initialLoss: number | null = null;
   #stopRequested = false;
 
@@ -189,6 +243,13 @@ export class CaptioningSolver<D extends FloatDType = FloatDType> {
    * @param options See {@linkcode SolverOptions}.
    */
   constructor(model: CaptioningRNN<D>, data: CaptionData, options: SolverOptions = {}) {
+    checkOptions("CaptioningSolver options", options, SOLVER_OPTION_RULES);
+    if (options.engine && ["workers", "backend", "shards"].some((k) => k in options)) {
+      throw new TypeError(
+        "Invalid CaptioningSolver options: engine: give either an engine or workers/backend/shards, not both",
+      );
+    }
+    checkOptions("CaptioningSolver optimConfig", options.optimConfig, OPTIM_CONFIG_RULES);
     this.model = model;
     this.data = data;
     this.batchSize = options.batchSize ?? 100;
@@ -204,7 +265,15 @@ export class CaptioningSolver<D extends FloatDType = FloatDType> {
       valCaptions: options.valCaptions ?? 1000,
     };
     this.#batches = options.batches ?? new InMemoryBatches(data, this.batchSize, seed);
-    this.#engine = options.engine ?? new LocalEngine(model);
+    this.#givenEngine = options.engine ?? null;
+    this.#engine = this.#givenEngine;
+    this.#engineOptions = {
+      workers: options.workers ?? "auto",
+      ...(options.backend !== undefined && options.backend !== "auto"
+        ? { backend: options.backend }
+        : {}),
+      ...(options.shards !== undefined ? { shards: options.shards } : {}),
+    };
     this.#onIteration = options.onIteration;
     this.#onEpoch = options.onEpoch;
     this.optimizer = new Optimizer(
@@ -240,11 +309,26 @@ export class CaptioningSolver<D extends FloatDType = FloatDType> {
    */
   async train(): Promise<void> {
     this.#stopRequested = false;
+    // Without a given engine, this call starts its own (a pool's workers would otherwise keep
+    // the process alive) and stops it when it returns.
+    const engine = this.#givenEngine ?? createEngine(this.model, this.#engineOptions);
+    this.#engine = engine;
+    try {
+      await this.#trainOn(engine);
+    } finally {
+      if (engine !== this.#givenEngine) {
+        this.#engine = null;
+        await engine.close();
+      }
+    }
+  }
+
+  async #trainOn(engine: TrainEngine): Promise<void> {
     const { log, verbose, printEvery } = this.#opts;
     while (this.iteration < this.numIterations && !this.#stopRequested) {
       const batch = await this.#batches.next();
       const learningRate = this.optimizer.config.learningRate;
-      const result = await this.#engine.step(batch, this.optimizer, this.#opts.gradClip);
+      const result = await engine.step(batch, this.optimizer, this.#opts.gradClip);
       this.#guard(result.loss, result.gradNorm, result.applied);
       const t = this.iteration;
       this.iteration++;
@@ -284,11 +368,14 @@ export class CaptioningSolver<D extends FloatDType = FloatDType> {
    */
   async validationLoss(): Promise<number | null> {
     if (this.#valRows.length === 0) return null;
+    // Outside train(), on this thread: the same result as any engine with the same shards.
+    const engine = this.#engine ??
+      (this.#localEngine ??= new LocalEngine(this.model, this.#engineOptions.shards));
     let total = 0;
     for (let i = 0; i < this.#valRows.length; i += this.batchSize) {
       const rows = this.#valRows.subarray(i, Math.min(i + this.batchSize, this.#valRows.length));
       const batch: Minibatch = gatherMinibatch(this.data, "val", rows);
-      total += (await this.#engine.evalLoss(batch)) * rows.length;
+      total += (await engine.evalLoss(batch)) * rows.length;
     }
     return total / this.#valRows.length;
   }
@@ -346,9 +433,9 @@ export class CaptioningSolver<D extends FloatDType = FloatDType> {
     this.optimizer.setState(state.optimizer);
   }
 
-  /** Releases the engine's workers and the batch source. */
+  /** Releases what was given to the solver: the engine's workers and the batch source. */
   async close(): Promise<void> {
-    await this.#engine.close();
+    await this.#givenEngine?.close();
     await this.#batches.close?.();
   }
 }
