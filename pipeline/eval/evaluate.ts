@@ -6,8 +6,7 @@
  * Dimension legend: N images, D feature, L maxLength.
  * @module
  */
-import { Tensor } from "../../layers/tensor.ts";
-import type { FloatDType } from "../../layers/tensor.ts";
+import { type FloatDType, gatherRows, type Tensor } from "../../layers/tensor.ts";
 import type { CaptioningRNN } from "../../model/captioning_rnn.ts";
 import { decodeCaptions } from "../../model/decode.ts";
 import type { SampleOptions, SampleResult } from "../../model/sampling.ts";
@@ -17,7 +16,7 @@ import {
   type MetricScores,
   mostFrequentCaptionBaseline,
 } from "./metrics/mod.ts";
-import type { CaptionData, Split } from "../data/caption_data.ts";
+import { type CaptionData, type Split, splitOf } from "../data/caption_data.ts";
 
 /** A function that captions images (the model itself, or the worker pool). */
 export type Captioner = (
@@ -91,8 +90,7 @@ export function referencesByImage(
   data: CaptionData,
   split: Split,
 ): { refs: Map<number, string[]>; order: number[] } {
-  const caps = data[`${split}_captions`], idxs = data[`${split}_image_idxs`];
-  if (!caps || !idxs) throw new RangeError(`Cannot evaluate: the data has no "${split}" split`);
+  const { captions: caps, imageIdxs: idxs } = splitOf(data, split);
   const texts = decodeCaptions(caps, data.idx_to_word).map(cleanCaption);
   const refs = new Map<number, string[]>(), order: number[] = [];
   for (let i = 0; i < texts.length; i++) {
@@ -138,21 +136,17 @@ export async function evaluateSplit(
   options: EvaluateOptions,
 ): Promise<SplitEvaluation> {
   const { split, beamSize, maxLength, metrics } = options;
-  const feats = data[`${split}_features`];
-  if (!feats) throw new RangeError(`Cannot evaluate: the data has no "${split}" features`);
+  const { features: feats, urls } = splitOf(data, split);
   const { refs, order } = referencesByImage(data, split);
   const images = order.slice(0, options.numImages);
-  const d = feats.shape[1];
-  const features = new Tensor<"float32">(new Float32Array(images.length * d), [images.length, d]);
-  images.forEach((img, i) => {
-    if (img >= feats.shape[0]) {
-      throw new RangeError(
-        `Cannot evaluate ${split} image ${img}: only ${feats.shape[0]} feature rows are loaded; ` +
-          `lower evaluate.numImages`,
-      );
-    }
-    features.data.set(feats.data.subarray(img * d, (img + 1) * d), i * d);
-  });
+  const unloaded = images.find((img) => img >= feats.shape[0]);
+  if (unloaded !== undefined) {
+    throw new RangeError(
+      `Cannot evaluate ${split} image ${unloaded}: only ${feats.shape[0]} feature rows are ` +
+        `loaded; lower evaluate.numImages`,
+    );
+  }
+  const features = gatherRows(feats, images);
   const caption = options.captioner ??
     ((f: Tensor<FloatDType>, o: SampleOptions) => model.sampleWithScores(f, o));
   const decode = (r: SampleResult) => decodeCaptions(r.captions, model.idxToWord).map(cleanCaption);
@@ -161,7 +155,6 @@ export async function evaluateSplit(
   const references = new Map(images.map((img) => [img, refs.get(img)!]));
   const byImage = (texts: string[]) => new Map(images.map((img, i) => [img, texts[i]]));
   const base = baselineCaption(data);
-  const urls = data[`${split}_urls`];
   return {
     split,
     numImages: images.length,
