@@ -389,7 +389,8 @@ export function parseCommandLine<O extends CliOptions>(
     passedThrough,
   });
   const flags = tokens.filter((t) => t.kind === "option");
-  if (flags.some((t) => optionName(t, options) === "help")) return result(true, [], []);
+  const isHelp = (t: typeof flags[number]) => optionName(t, options) === "help" && !t.value;
+  if (flags.some(isHelp)) return result(true, [], []);
 
   const known = [...Object.keys(options), ...(spec.passThrough?.names ?? [])];
   const consumed = new Set<number>(); // indices of the arguments this command's options take
