@@ -223,6 +223,19 @@ export function flag(
 }
 
 /**
+ * The `--help` option (also `-h`): every command lists it, so the help lists it too.
+ *
+ * @example
+ * ```ts
+ * import { HELP_OPTION } from "./args.ts";
+ * console.log(HELP_OPTION.type); // bool
+ * ```
+ */
+export const HELP_OPTION: { type: "bool"; default: false; help: string; example: string } = flag(
+  "Show this help",
+);
+
+/**
  * What an option accepts, as error messages and help say it: "an integer >= 1",
  * `"train" or "val"`, "a path".
  * @param option The option.

@@ -13,6 +13,7 @@ import {
   type CliOptions,
   type CommandSpec,
   flag,
+  HELP_OPTION,
   int,
   oneOf,
   path,
@@ -62,7 +63,7 @@ const EXPERIMENT_OVERRIDES = {
 /** Options every verb takes. */
 const COMMON = {
   debug: flag("Print the stack trace with an error"),
-  help: flag("Show this help"),
+  help: HELP_OPTION,
 };
 
 const SPLIT = oneOf(["train", "val"], "val", "Split whose images are captioned", "train");
