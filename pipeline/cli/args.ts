@@ -94,13 +94,41 @@ export interface CommandLine<O extends CliOptions> {
   passedThrough: string[];
 }
 
+/** Makes an option of a number type: a default, a smallest value, help, an example. */
+export type NumberOptionMaker<T extends "int" | "number"> = <D extends number | undefined>(
+  def: D,
+  min: number,
+  help: string,
+  example: string,
+) => { type: T; default: D; min: number; help: string; example: string };
+
+/** Makes an option of a text type: a default, help, an example. */
+export type TextOptionMaker<T extends "string" | "path"> = <D extends string | undefined>(
+  def: D,
+  help: string,
+  example: string,
+) => { type: T; default: D; help: string; example: string };
+
+const numberOption =
+  <T extends "int" | "number">(type: T): NumberOptionMaker<T> => (def, min, help, example) => ({
+    type,
+    default: def,
+    min,
+    help,
+    example,
+  });
+
+const textOption =
+  <T extends "string" | "path">(type: T): TextOptionMaker<T> => (def, help, example) => ({
+    type,
+    default: def,
+    help,
+    example,
+  });
+
 /**
- * An integer option.
- * @param def The default (`undefined`: unset).
- * @param min The smallest allowed value.
- * @param help One-line help text.
- * @param example A valid value.
- * @returns The option.
+ * An integer option: `int(default, min, help, example)`; a default of `undefined` leaves it
+ * unset.
  *
  * @example
  * ```ts
@@ -108,22 +136,10 @@ export interface CommandLine<O extends CliOptions> {
  * console.log(int(10, 1, "Captions to print", "3").min); // 1
  * ```
  */
-export function int<D extends number | undefined>(
-  def: D,
-  min: number,
-  help: string,
-  example: string,
-): { type: "int"; default: D; min: number; help: string; example: string } {
-  return { type: "int", default: def, min, help, example };
-}
+export const int: NumberOptionMaker<"int"> = numberOption("int");
 
 /**
- * A number option.
- * @param def The default (`undefined`: unset).
- * @param min The smallest allowed value.
- * @param help One-line help text.
- * @param example A valid value.
- * @returns The option.
+ * A number option: `num(default, min, help, example)`.
  *
  * @example
  * ```ts
@@ -131,21 +147,10 @@ export function int<D extends number | undefined>(
  * console.log(num(0.5, 0, "Seconds per measurement", "0.1").type); // number
  * ```
  */
-export function num<D extends number | undefined>(
-  def: D,
-  min: number,
-  help: string,
-  example: string,
-): { type: "number"; default: D; min: number; help: string; example: string } {
-  return { type: "number", default: def, min, help, example };
-}
+export const num: NumberOptionMaker<"number"> = numberOption("number");
 
 /**
- * A free-text option (not empty).
- * @param def The default (`undefined`: unset).
- * @param help One-line help text.
- * @param example A valid value.
- * @returns The option.
+ * A free-text option (not empty): `str(default, help, example)`.
  *
  * @example
  * ```ts
@@ -153,20 +158,11 @@ export function num<D extends number | undefined>(
  * console.log(str("1,2", "Worker counts, comma-separated", "1").default); // 1,2
  * ```
  */
-export function str<D extends string | undefined>(
-  def: D,
-  help: string,
-  example: string,
-): { type: "string"; default: D; help: string; example: string } {
-  return { type: "string", default: def, help, example };
-}
+export const str: TextOptionMaker<"string"> = textOption("string");
 
 /**
- * A file or directory option (not empty; whether it exists is for the command to say).
- * @param def The default (`undefined`: unset).
- * @param help One-line help text.
- * @param example A valid value.
- * @returns The option.
+ * A file or directory option (not empty; whether it exists is for the command to say):
+ * `path(default, help, example)`.
  *
  * @example
  * ```ts
@@ -174,13 +170,7 @@ export function str<D extends string | undefined>(
  * console.log(path("datasets/synthetic", "Where to write", "/tmp/coco").type); // path
  * ```
  */
-export function path<D extends string | undefined>(
-  def: D,
-  help: string,
-  example: string,
-): { type: "path"; default: D; help: string; example: string } {
-  return { type: "path", default: def, help, example };
-}
+export const path: TextOptionMaker<"path"> = textOption("path");
 
 /**
  * An option that takes one of a fixed set of values.
