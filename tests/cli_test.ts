@@ -300,6 +300,10 @@ Deno.test("an unknown flag exits 2 naming it and the option it nearly spells", a
   assertEquals(cut.stderr, [
     "error: command line: --maxLen: unknown option (did you mean --maxLength?); see --help",
   ]);
+  const inherited = await cli(["sample", join(root, "never-read"), "--constructor", "1"]);
+  assertEquals(inherited.stderr, [
+    "error: command line: --constructor: unknown option; see --help",
+  ]);
   const override = await cli(["train", "--train.lerningRate=1e-3"]);
   assert(override.stderr[0].includes("(did you mean --train.learningRate?)"), override.stderr[0]);
   const command = await cli(["trian"]);

@@ -226,6 +226,21 @@ export const HELP_OPTION: { type: "bool"; default: false; help: string; example:
 );
 
 /**
+ * Items as a sentence says them: "a, b or c".
+ * @param items The items.
+ * @returns The list.
+ *
+ * @example
+ * ```ts
+ * import { orList } from "./args.ts";
+ * console.log(orList(["train", "resume", "sample"])); // train, resume or sample
+ * ```
+ */
+export function orList(items: readonly string[]): string {
+  return items.length < 2 ? items.join("") : `${items.slice(0, -1).join(", ")} or ${items.at(-1)}`;
+}
+
+/**
  * What an option accepts, as error messages and help say it: "an integer >= 1",
  * `"train" or "val"`, "a path".
  * @param option The option.
@@ -251,12 +266,8 @@ export function describeAccepted(option: CliOption): string {
       return `an integer${bounds}`;
     case "number":
       return `a number${bounds}`;
-    case "enum": {
-      const quoted = (option.values ?? []).map((v) => JSON.stringify(v));
-      return quoted.length < 2
-        ? quoted.join("")
-        : `${quoted.slice(0, -1).join(", ")} or ${quoted[quoted.length - 1]}`;
-    }
+    case "enum":
+      return orList((option.values ?? []).map((v) => JSON.stringify(v)));
     case "string":
       return "a non-empty text";
     case "path":
@@ -338,7 +349,7 @@ export function usageLine(spec: CommandSpec): string {
 
 /** The option a token names: `-h` is `--help`. */
 function optionName(token: { name: string; rawName: string }, options: CliOptions): string {
-  return token.rawName === "-h" && "help" in options ? "help" : token.name;
+  return token.rawName === "-h" && Object.hasOwn(options, "help") ? "help" : token.name;
 }
 
 /**
@@ -392,14 +403,15 @@ export function parseCommandLine<O extends CliOptions>(
     passedThrough,
   });
   const flags = tokens.filter((t) => t.kind === "option");
-  const isHelp = (t: typeof flags[number]) => optionName(t, options) === "help" && !t.value;
+  const isHelp = (t: typeof flags[number]) =>
+    optionName(t, options) === "help" && t.value === undefined;
   if (flags.some(isHelp)) return result(true, [], []);
 
   const known = [...Object.keys(options), ...(spec.passThrough?.names ?? [])];
   const consumed = new Set<number>(); // indices of the arguments this command's options take
   for (const token of flags) {
     const name = optionName(token, options);
-    const o = options[name];
+    const o = Object.hasOwn(options, name) ? options[name] : undefined; // not "toString"
     if (o === undefined) {
       if (spec.passThrough?.names.includes(name)) continue;
       throw unknownOption(token.rawName, known);

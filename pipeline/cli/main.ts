@@ -10,7 +10,7 @@
 import { suggestName } from "../../layers/options.ts";
 import { InputError } from "../errors.ts";
 import { TrainingDivergedError } from "../train/solver.ts";
-import { commandHelp, type CommandLine, runCommand } from "./args.ts";
+import { commandHelp, type CommandLine, orList, runCommand } from "./args.ts";
 import { evaluateCommand, sampleCommand } from "./checkpoint_commands.ts";
 import { resumeCommand, trainCommand } from "./experiment_commands.ts";
 import { synthCommand } from "./synth.ts";
@@ -68,10 +68,9 @@ function usage(group?: string): string {
 /** The one-line error for a command that is not in the table, with the nearest one. */
 function unknownCommand(typed: string, known: string[]): InputError {
   const hint = suggestName(typed, known);
-  const list = `${known.slice(0, -1).join(", ")}${known.length > 1 ? " or " : ""}${known.at(-1)}`;
   return new InputError(
     `command line: unknown command "${typed}"${hint ? ` (did you mean "${hint}"?)` : ""}; ` +
-      `expected ${list}`,
+      `expected ${orList(known)}`,
   );
 }
 

@@ -35,7 +35,9 @@ forEachOption((p, spec) => {
 
 /** The default of an experiment option. */
 function experimentDefault<T>(name: string): T {
-  return EXPERIMENT_OPTIONS.get(name)!.default as T;
+  const option = EXPERIMENT_OPTIONS.get(name);
+  if (option === undefined) throw new Error(`The verb table names no experiment option ${name}`);
+  return option.default as T;
 }
 
 /**
@@ -66,13 +68,16 @@ const COMMON = {
   help: HELP_OPTION,
 };
 
+/** The split option of the verbs that caption images. */
 const SPLIT = oneOf(["train", "val"], "val", "Split whose images are captioned", "train");
 
+/** The dataset option of the verbs that read a checkpoint: the one it was trained on. */
 const DATA_DIR = {
   ...path(undefined, "The dataset the checkpoint was trained on", "datasets/synthetic"),
   savedAs: "data.dir",
 };
 
+/** A verb's entry, invoked as `deno task <name>`. */
 function verb<O extends CliOptions>(name: string, spec: Omit<VerbSpec<O>, "command">): VerbSpec<O> {
   return { command: `deno task ${name}`, ...spec };
 }
