@@ -9,7 +9,8 @@
 import { Rng } from "../layers/random.ts";
 import { availableBackends, loadKernels } from "../layers/kernels/mod.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
-import { HELP_OPTION, num, oneOf, scriptCommandLine, str } from "../pipeline/cli/args.ts";
+import { scriptCommandLine } from "../pipeline/cli/args.ts";
+import { HELP_OPTION, num, oneOf, str } from "../pipeline/cli/command_spec.ts";
 
 /** (m, n, k): 512³; the temporal affine 1600×1004×512; an LSTM step; a 4-way sharded step. */
 const SHAPES: [number, number, number][] = [

@@ -14,7 +14,8 @@
  */
 import { CocoStream } from "../pipeline/data/stream/coco_stream.ts";
 import { writeSyntheticDataset } from "../pipeline/data/synth/writer.ts";
-import { HELP_OPTION, int, path, scriptCommandLine } from "../pipeline/cli/args.ts";
+import { scriptCommandLine } from "../pipeline/cli/args.ts";
+import { HELP_OPTION, int, path } from "../pipeline/cli/command_spec.ts";
 
 /** One measured configuration, as printed. */
 export interface LoaderBenchResult {
@@ -63,7 +64,8 @@ function busy(ms: number): void {
  * ```ts
  * import { measureStream } from "./loader_bench.ts";
  * import { writeSyntheticDataset } from "../pipeline/data/synth/writer.ts";
-import { HELP_OPTION, int, path, scriptCommandLine } from "../pipeline/cli/args.ts";
+import { scriptCommandLine } from "../pipeline/cli/args.ts";
+import { HELP_OPTION, int, path } from "../pipeline/cli/command_spec.ts";
  * const dir = await Deno.makeTempDir();
  * await writeSyntheticDataset({ dir, numTrain: 50, numVal: 5, images: false });
  * console.log((await measureStream(dir, { batches: 5 })).captionsPerSec);

@@ -13,7 +13,8 @@ import type { BackendName } from "../layers/kernels/types.ts";
 import { Tensor } from "../layers/tensor.ts";
 import { CaptioningRNN, type CellType } from "../model/captioning_rnn.ts";
 import { randomCaptionData } from "../tests/fixtures_data.ts";
-import { flag, HELP_OPTION, int, oneOf, scriptCommandLine } from "../pipeline/cli/args.ts";
+import { scriptCommandLine } from "../pipeline/cli/args.ts";
+import { flag, HELP_OPTION, int, oneOf } from "../pipeline/cli/command_spec.ts";
 
 const { values } = scriptCommandLine({
   command: "deno run -A bench/loss_bench.ts",

@@ -22,7 +22,8 @@ import { MetricsLog } from "../pipeline/run/progress.ts";
 import { CaptioningSolver } from "../pipeline/train/solver.ts";
 import { writeSyntheticDataset } from "../pipeline/data/synth/writer.ts";
 import { createEngine } from "../workers/pool.ts";
-import { HELP_OPTION, int, scriptCommandLine } from "../pipeline/cli/args.ts";
+import { scriptCommandLine } from "../pipeline/cli/args.ts";
+import { HELP_OPTION, int } from "../pipeline/cli/command_spec.ts";
 
 const { iterations, every, workers } = scriptCommandLine({
   command: "deno run -A bench/rss_long_run.ts",

@@ -26,7 +26,8 @@ import { CaptioningSolver } from "../pipeline/train/solver.ts";
 import { StreamBatches } from "../pipeline/data/stream/stream_batches.ts";
 import { writeSyntheticDataset } from "../pipeline/data/synth/writer.ts";
 import { createEngine } from "../workers/pool.ts";
-import { HELP_OPTION, int, oneOf, path, scriptCommandLine, str } from "../pipeline/cli/args.ts";
+import { scriptCommandLine } from "../pipeline/cli/args.ts";
+import { HELP_OPTION, int, oneOf, path, str } from "../pipeline/cli/command_spec.ts";
 
 /** One mode's result, as printed. */
 export interface StreamTrainBenchResult {

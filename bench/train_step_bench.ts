@@ -25,7 +25,8 @@ import { randomCaptionData } from "../tests/fixtures_data.ts";
 import { InMemoryBatches } from "../pipeline/data/batches.ts";
 import { DEFAULT_SHARDS, type TrainEngine } from "../workers/engine.ts";
 import { createEngine, PoolEngine } from "../workers/pool.ts";
-import { HELP_OPTION, int, oneOf, scriptCommandLine, str } from "../pipeline/cli/args.ts";
+import { scriptCommandLine } from "../pipeline/cli/args.ts";
+import { HELP_OPTION, int, oneOf, str } from "../pipeline/cli/command_spec.ts";
 
 const { values, positionals } = scriptCommandLine({
   command: "deno run -A bench/train_step_bench.ts",

@@ -6,7 +6,8 @@
  * through main(), on a tiny synthetic dataset and a tiny trained checkpoint.
  */
 import { join } from "node:path";
-import { type CliOption, num, parseCommandLine, str } from "../pipeline/cli/args.ts";
+import { parseCommandLine } from "../pipeline/cli/args.ts";
+import { type CliOption, num, str } from "../pipeline/cli/command_spec.ts";
 import { main } from "../pipeline/cli/main.ts";
 import { type VerbName, VERBS } from "../pipeline/cli/verbs.ts";
 import { H5File } from "../pipeline/io/h5.ts";

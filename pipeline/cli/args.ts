@@ -1,7 +1,7 @@
 /**
- * Command lines declared as data: a command lists its options once, one line each (name,
- * type, default, range or choices, help, example), and that table builds the parser, the
- * validation and the `--help` text. The CLI verbs (`verbs.ts`) and the bench scripts use it.
+ * Command lines parsed from their tables (command_spec.ts): every option name is checked
+ * (an unknown one suggests the nearest), every value validated, defaults filled in, and the
+ * arguments of pass-through options (the experiment's `--section.option=value`) handed on.
  *
  * The only module that imports node's `util.parseArgs` (JSR is out of reach, so a node
  * built-in does the tokenising). Every error is one {@linkcode InputError} line:
@@ -11,53 +11,13 @@
 import { parseArgs } from "node:util";
 import { suggestName } from "../../layers/options.ts";
 import { InputError } from "../errors.ts";
-
-/** The kind of value an option takes; `bool` options are flags and take none. */
-export type OptionType = "int" | "number" | "string" | "enum" | "bool" | "path";
-
-/** One option of a command. */
-export interface CliOption {
-  /** The kind of value. */
-  readonly type: OptionType;
-  /** The value when the option is not given; none means unset (or saved, see `savedAs`). */
-  readonly default?: number | string | boolean;
-  /** The smallest allowed value (`int`, `number`). */
-  readonly min?: number;
-  /** The largest allowed value (`int`, `number`). */
-  readonly max?: number;
-  /** The allowed values (`enum`). */
-  readonly values?: readonly string[];
-  /** One-line help text. */
-  readonly help: string;
-  /** A valid value, shown in messages and run by tests (`"true"` for a flag). */
-  readonly example: string;
-  /** The dotted option of a saved experiment whose value is the default (`default` if unset). */
-  readonly savedAs?: string;
-}
-
-/** A command's options, keyed by flag name (`beamSize` for `--beamSize`). */
-export type CliOptions = Readonly<Record<string, CliOption>>;
-
-/** A command: how it is invoked, what it does and the options it takes. */
-export interface CommandSpec<O extends CliOptions = CliOptions> {
-  /** How it is invoked, e.g. `"deno task sample"`. */
-  readonly command: string;
-  /** Its positional arguments: `"<checkpoint.h5>"` is required, `"[experiment.json]"` optional. */
-  readonly args: readonly string[];
-  /** One paragraph on what it does. */
-  readonly summary: string;
-  /** Its options. */
-  readonly options: O;
-  /**
-   * Options it hands on unparsed to the code that runs it (the experiment's dotted options
-   * of `train` and `resume`): their names, their usage and their help.
-   */
-  readonly passThrough?: {
-    readonly usage: string;
-    readonly names: readonly string[];
-    readonly help: string;
-  };
-}
+import {
+  type CliOption,
+  type CliOptions,
+  type CommandSpec,
+  describeAccepted,
+} from "./command_spec.ts";
+import { commandHelp, usageLine } from "./help.ts";
 
 /** The value type of an option: an enum's is the union of its values. */
 export type ValueOf<O extends CliOption> = O["type"] extends "int" | "number" ? number
@@ -92,189 +52,6 @@ export interface CommandLine<O extends CliOptions> {
   positionals: string[];
   /** The arguments of the pass-through options, as given (empty for other commands). */
   passedThrough: string[];
-}
-
-/** Makes an option of a number type: a default, a smallest value, help, an example. */
-export type NumberOptionMaker<T extends "int" | "number"> = <D extends number | undefined>(
-  def: D,
-  min: number,
-  help: string,
-  example: string,
-) => { type: T; default: D; min: number; help: string; example: string };
-
-/** Makes an option of a text type: a default, help, an example. */
-export type TextOptionMaker<T extends "string" | "path"> = <D extends string | undefined>(
-  def: D,
-  help: string,
-  example: string,
-) => { type: T; default: D; help: string; example: string };
-
-const numberOption =
-  <T extends "int" | "number">(type: T): NumberOptionMaker<T> => (def, min, help, example) => ({
-    type,
-    default: def,
-    min,
-    help,
-    example,
-  });
-
-const textOption =
-  <T extends "string" | "path">(type: T): TextOptionMaker<T> => (def, help, example) => ({
-    type,
-    default: def,
-    help,
-    example,
-  });
-
-/**
- * An integer option: `int(default, min, help, example)`; a default of `undefined` leaves it
- * unset.
- *
- * @example
- * ```ts
- * import { int } from "./args.ts";
- * console.log(int(10, 1, "Captions to print", "3").min); // 1
- * ```
- */
-export const int: NumberOptionMaker<"int"> = numberOption("int");
-
-/**
- * A number option: `num(default, min, help, example)`.
- *
- * @example
- * ```ts
- * import { num } from "./args.ts";
- * console.log(num(0.5, 0, "Seconds per measurement", "0.1").type); // number
- * ```
- */
-export const num: NumberOptionMaker<"number"> = numberOption("number");
-
-/**
- * A free-text option (not empty): `str(default, help, example)`.
- *
- * @example
- * ```ts
- * import { str } from "./args.ts";
- * console.log(str("1,2", "Worker counts, comma-separated", "1").default); // 1,2
- * ```
- */
-export const str: TextOptionMaker<"string"> = textOption("string");
-
-/**
- * A file or directory option (not empty; whether it exists is for the command to say):
- * `path(default, help, example)`.
- *
- * @example
- * ```ts
- * import { path } from "./args.ts";
- * console.log(path("datasets/synthetic", "Where to write", "/tmp/coco").type); // path
- * ```
- */
-export const path: TextOptionMaker<"path"> = textOption("path");
-
-/**
- * An option that takes one of a fixed set of values.
- * @param values The allowed values.
- * @param def The default (`undefined`: unset).
- * @param help One-line help text.
- * @param example A valid value.
- * @returns The option.
- *
- * @example
- * ```ts
- * import { oneOf } from "./args.ts";
- * console.log(oneOf(["train", "val"], "val", "Split", "train").values); // ["train", "val"]
- * ```
- */
-export function oneOf<const V extends readonly string[], D extends V[number] | undefined>(
-  values: V,
-  def: D,
-  help: string,
-  example: V[number],
-): { type: "enum"; values: V; default: D; help: string; example: string } {
-  return { type: "enum", values, default: def, help, example };
-}
-
-/**
- * A flag: off unless given, and given without a value.
- * @param help One-line help text.
- * @returns The option.
- *
- * @example
- * ```ts
- * import { flag } from "./args.ts";
- * console.log(flag("Replace the dataset").default); // false
- * ```
- */
-export function flag(
-  help: string,
-): { type: "bool"; default: false; help: string; example: string } {
-  return { type: "bool", default: false, help, example: "true" };
-}
-
-/**
- * The `--help` option (also `-h`): every command lists it, so the help lists it too.
- *
- * @example
- * ```ts
- * import { HELP_OPTION } from "./args.ts";
- * console.log(HELP_OPTION.type); // bool
- * ```
- */
-export const HELP_OPTION: { type: "bool"; default: false; help: string; example: string } = flag(
-  "Show this help",
-);
-
-/**
- * Items as a sentence says them: "a, b or c".
- * @param items The items.
- * @returns The list.
- *
- * @example
- * ```ts
- * import { orList } from "./args.ts";
- * console.log(orList(["train", "resume", "sample"])); // train, resume or sample
- * ```
- */
-export function orList(items: readonly string[]): string {
-  return items.length < 2 ? items.join("") : `${items.slice(0, -1).join(", ")} or ${items.at(-1)}`;
-}
-
-/**
- * What an option accepts, as error messages and help say it: "an integer >= 1",
- * `"train" or "val"`, "a path".
- * @param option The option.
- * @returns A short noun phrase.
- *
- * @example
- * ```ts
- * import { describeAccepted, int } from "./args.ts";
- * console.log(describeAccepted(int(10, 1, "Captions", "3"))); // an integer >= 1
- * ```
- */
-export function describeAccepted(option: CliOption): string {
-  const { min, max } = option;
-  const bounds = min !== undefined && max !== undefined
-    ? ` in [${min}, ${max}]`
-    : min !== undefined
-    ? ` >= ${min}`
-    : max !== undefined
-    ? ` <= ${max}`
-    : "";
-  switch (option.type) {
-    case "int":
-      return `an integer${bounds}`;
-    case "number":
-      return `a number${bounds}`;
-    case "enum":
-      return orList((option.values ?? []).map((v) => JSON.stringify(v)));
-    case "string":
-      return "a non-empty text";
-    case "path":
-      return "a path";
-    case "bool":
-      return "no value";
-  }
 }
 
 const INTEGER = /^-?\d+$/;
@@ -330,23 +107,6 @@ function unknownOption(flagName: string, known: readonly string[]): InputError {
   );
 }
 
-/**
- * The usage line of a command: how it is invoked, its arguments, `[options]`.
- * @param spec The command.
- * @returns The line.
- *
- * @example
- * ```ts
- * import { usageLine } from "./args.ts";
- * const spec = { command: "deno task sample", args: ["<checkpoint.h5>"], summary: "", options: {} };
- * console.log(usageLine(spec)); // deno task sample <checkpoint.h5> [options]
- * ```
- */
-export function usageLine(spec: CommandSpec): string {
-  return [spec.command, ...spec.args, spec.passThrough?.usage, "[options]"]
-    .filter((s) => s !== undefined).join(" ");
-}
-
 /** The option a token names: `-h` is `--help`. */
 function optionName(token: { name: string; rawName: string }, options: CliOptions): string {
   return token.rawName === "-h" && Object.hasOwn(options, "help") ? "help" : token.name;
@@ -364,7 +124,8 @@ function optionName(token: { name: string; rawName: string }, options: CliOption
  *
  * @example
  * ```ts
- * import { int, parseCommandLine } from "./args.ts";
+ * import { parseCommandLine } from "./args.ts";
+ * import { int } from "./command_spec.ts";
  * const spec = {
  *   command: "deno task sample",
  *   args: ["<checkpoint.h5>"],
@@ -470,7 +231,8 @@ function optionValue(
  *
  * @example
  * ```ts
- * import { int, withSavedDefaults } from "./args.ts";
+ * import { withSavedDefaults } from "./args.ts";
+ * import { int } from "./command_spec.ts";
  * const options = { beamSize: { ...int(2, 1, "Beam width", "3"), savedAs: "evaluate.beamSize" } };
  * const values = withSavedDefaults(options, { beamSize: undefined }, { evaluate: { beamSize: 5 } });
  * console.log(values.beamSize); // 5
@@ -491,80 +253,6 @@ export function withSavedDefaults<O extends CliOptions>(
   return out as OptionValues<O, true>;
 }
 
-/** Words of `text` in lines of at most `width` characters, each after `indent`. */
-function wrap(text: string, width: number, indent = ""): string {
-  const lines: string[] = [];
-  let line = "";
-  for (const word of text.split(/\s+/)) {
-    if (line !== "" && indent.length + line.length + 1 + word.length > width) {
-      lines.push(indent + line);
-      line = word;
-    } else line = line === "" ? word : `${line} ${word}`;
-  }
-  return [...lines, indent + line].join("\n");
-}
-
-const PLACEHOLDER: Record<OptionType, string> = {
-  int: "N",
-  number: "X",
-  string: "TEXT",
-  path: "PATH",
-  enum: "",
-  bool: "",
-};
-
-/** The help line of an option: the flag and its value, the help, what it accepts, the default. */
-function optionHelp(name: string, o: CliOption): [string, string] {
-  const value = o.type === "enum" ? (o.values ?? []).join("|") : PLACEHOLDER[o.type];
-  const accepts = o.type === "int" || o.type === "number" ? `: ${describeAccepted(o)}` : "";
-  const fallback = o.default === undefined ? undefined : String(o.default);
-  const def = o.savedAs !== undefined
-    ? `the checkpoint's ${o.savedAs}${fallback === undefined ? "" : `, else ${fallback}`}`
-    : o.type === "bool"
-    ? undefined
-    : fallback;
-  const flagName = name === "help" ? "--help, -h" : `--${name}${value ? ` ${value}` : ""}`;
-  return [flagName, `${o.help}${accepts}${def === undefined ? "" : ` (default: ${def})`}`];
-}
-
-/**
- * The `--help` text of a command, generated from its table: usage, summary, one line per
- * option, then the help of its pass-through options.
- * @param spec The command.
- * @returns The text.
- *
- * @example
- * ```ts
- * import { commandHelp, flag, int } from "./args.ts";
- * console.log(commandHelp({
- *   command: "deno task sample",
- *   args: ["<checkpoint.h5>"],
- *   summary: "Prints captions of random images beside a reference caption.",
- *   options: { n: int(10, 1, "Captions to print", "3"), help: flag("Show this help") },
- * }));
- * // Usage: deno task sample <checkpoint.h5> [options]
- * //
- * // Prints captions of random images beside a reference caption.
- * //
- * // Options:
- * //   --n N       Captions to print: an integer >= 1 (default: 10)
- * //   --help, -h  Show this help
- * ```
- */
-export function commandHelp(spec: CommandSpec): string {
-  const rows = Object.entries(spec.options).map(([name, o]) => optionHelp(name, o));
-  const width = Math.max(...rows.map(([f]) => f.length));
-  return [
-    `Usage: ${usageLine(spec)}`,
-    "",
-    wrap(spec.summary, 100),
-    "",
-    "Options:",
-    ...rows.map(([f, text]) => `  ${f.padEnd(width)}  ${text}`),
-    ...(spec.passThrough ? ["", spec.passThrough.help] : []),
-  ].join("\n");
-}
-
 /**
  * Runs a command: prints its help for `--help` (and, when it needs arguments, for none at
  * all), otherwise parses its command line and hands it to `run`.
@@ -577,7 +265,8 @@ export function commandHelp(spec: CommandSpec): string {
  *
  * @example
  * ```ts
- * import { flag, runCommand } from "./args.ts";
+ * import { runCommand } from "./args.ts";
+ * import { flag } from "./command_spec.ts";
  * const spec = {
  *   command: "deno task hello",
  *   args: [],
@@ -614,7 +303,8 @@ export async function runCommand<O extends CliOptions>(
  *
  * @example
  * ```ts ignore
- * import { int, scriptCommandLine } from "../pipeline/cli/args.ts";
+ * import { scriptCommandLine } from "../pipeline/cli/args.ts";
+ * import { int } from "../pipeline/cli/command_spec.ts";
  * const { values } = scriptCommandLine({
  *   command: "deno run -A bench/loss_bench.ts",
  *   args: [],

@@ -10,7 +10,9 @@
 import { suggestName } from "../../layers/options.ts";
 import { InputError } from "../errors.ts";
 import { TrainingDivergedError } from "../train/solver.ts";
-import { commandHelp, type CommandLine, orList, runCommand } from "./args.ts";
+import { type CommandLine, runCommand } from "./args.ts";
+import { orList } from "./command_spec.ts";
+import { commandHelp } from "./help.ts";
 import { evaluateCommand, sampleCommand } from "./checkpoint_commands.ts";
 import { resumeCommand, trainCommand } from "./experiment_commands.ts";
 import { synthCommand } from "./synth.ts";

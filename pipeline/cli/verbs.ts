@@ -17,7 +17,7 @@ import {
   int,
   oneOf,
   path,
-} from "./args.ts";
+} from "./command_spec.ts";
 import { DEFAULT_DATA_DIRS } from "../config/config.ts";
 import { experimentHelp, forEachOption, type OptionSpec } from "../config/schema.ts";
 
