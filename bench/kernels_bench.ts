@@ -9,6 +9,8 @@
 import { Rng } from "../layers/random.ts";
 import { availableBackends, loadKernels } from "../layers/kernels/mod.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
+import { scriptCommandLine } from "../pipeline/cli/args.ts";
+import { HELP_OPTION, num, oneOf, str } from "../pipeline/cli/command_spec.ts";
 
 /** (m, n, k): 512³; the temporal affine 1600×1004×512; an LSTM step; a 4-way sharded step. */
 const SHAPES: [number, number, number][] = [
@@ -23,10 +25,18 @@ const TRANSPOSES: [string, boolean, boolean][] = [["NN", false, false], ["TN", t
   true,
 ]];
 
-function option(args: string[], name: string, fallback: string): string {
-  const prefix = `--${name}=`;
-  return args.find((a) => a.startsWith(prefix))?.slice(prefix.length) ?? fallback;
-}
+const COMMAND = {
+  command: "deno run -A bench/kernels_bench.ts",
+  args: [],
+  summary: "GFLOP/s of each backend's gemm on the model's shapes, one JSON line per " +
+    "(backend, dtype, shape, transposes).",
+  options: {
+    backends: str(undefined, "Backends, comma-separated (default: every one that loads)", "wasm"),
+    dtype: oneOf(["float32", "float64"], "float32", "Precision of the matrices", "float64"),
+    seconds: num(0.5, 0, "Seconds of repeated runs per measurement", "0.1"),
+    help: HELP_OPTION,
+  },
+};
 
 /**
  * Runs every (backend, shape, transposes) and prints one JSON line each.
@@ -39,16 +49,8 @@ function option(args: string[], name: string, fallback: string): string {
  * ```
  */
 export function main(args: string[]): void {
-  const dtype = option(args, "dtype", "float32");
-  if (dtype !== "float32" && dtype !== "float64") {
-    throw new RangeError(
-      `Cannot run the benchmark: unknown dtype "${dtype}", expected float32 or float64`,
-    );
-  }
-  const seconds = Number(option(args, "seconds", "0.5"));
-  const backends = option(args, "backends", availableBackends().join(",")).split(
-    ",",
-  ) as BackendName[];
+  const { dtype, seconds, ...values } = scriptCommandLine(COMMAND, args).values;
+  const backends = (values.backends?.split(",") ?? availableBackends()) as BackendName[];
   const rng = new Rng(1);
 
   for (const name of backends) {

@@ -14,6 +14,8 @@
  */
 import { CocoStream } from "../pipeline/data/stream/coco_stream.ts";
 import { writeSyntheticDataset } from "../pipeline/data/synth/writer.ts";
+import { scriptCommandLine } from "../pipeline/cli/args.ts";
+import { HELP_OPTION, int, path } from "../pipeline/cli/command_spec.ts";
 
 /** One measured configuration, as printed. */
 export interface LoaderBenchResult {
@@ -62,6 +64,8 @@ function busy(ms: number): void {
  * ```ts
  * import { measureStream } from "./loader_bench.ts";
  * import { writeSyntheticDataset } from "../pipeline/data/synth/writer.ts";
+import { scriptCommandLine } from "../pipeline/cli/args.ts";
+import { HELP_OPTION, int, path } from "../pipeline/cli/command_spec.ts";
  * const dir = await Deno.makeTempDir();
  * await writeSyntheticDataset({ dir, numTrain: 50, numVal: 5, images: false });
  * console.log((await measureStream(dir, { batches: 5 })).captionsPerSec);
@@ -135,13 +139,20 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+const COMMAND = {
+  command: "deno run -A bench/loader_bench.ts",
+  args: [],
+  summary: "Streaming throughput and peak RSS of the loader on a COCO-size synthetic dataset " +
+    "(generated in --dir with 4096-d features when missing), as JSON lines.",
+  options: {
+    dir: path("/tmp/recap_coco_full", "The COCO-size dataset", "/tmp/coco"),
+    batches: int(400, 1, "Batches timed per configuration", "20"),
+    help: HELP_OPTION,
+  },
+};
+
 async function main(args: string[]): Promise<void> {
-  const arg = (name: string, fallback: string) => {
-    const i = args.indexOf(name);
-    return i >= 0 && args[i + 1] ? args[i + 1] : fallback;
-  };
-  const dir = arg("--dir", "/tmp/recap_coco_full");
-  const batches = Number(arg("--batches", "400"));
+  const { dir, batches } = scriptCommandLine(COMMAND, args).values;
   if (!(await exists(`${dir}/train2014_vgg16_fc7.h5`))) {
     const s = await writeSyntheticDataset({
       dir,

@@ -8,23 +8,28 @@
  *   deno run -A bench/loss_bench.ts [--iters N] [--backend blas|wasm|ts] [--reference]
  * @module
  */
-import { parseArgs } from "node:util";
 import { describeKernels, selectKernels } from "../layers/kernels/mod.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
 import { Tensor } from "../layers/tensor.ts";
 import { CaptioningRNN, type CellType } from "../model/captioning_rnn.ts";
 import { randomCaptionData } from "../tests/fixtures_data.ts";
+import { scriptCommandLine } from "../pipeline/cli/args.ts";
+import { flag, HELP_OPTION, int, oneOf } from "../pipeline/cli/command_spec.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
+const { values } = scriptCommandLine({
+  command: "deno run -A bench/loss_bench.ts",
+  args: [],
+  summary: "Times CaptioningRNN.loss (one shard, one thread) at the exercise's COCO sizes, " +
+    "against the BLAS roofline, one JSON line per (cell, batch, path).",
   options: {
-    iters: { type: "string", default: "15" },
-    backend: { type: "string" },
-    reference: { type: "boolean", default: false },
+    iters: int(15, 1, "Timed iterations", "3"),
+    backend: oneOf(["auto", "blas", "wasm", "ts"], "auto", "Kernel backend", "ts"),
+    reference: flag("Also time the layer-composed lossReference"),
+    help: HELP_OPTION,
   },
-});
-const k = selectKernels((values.backend ?? "auto") as BackendName | "auto");
-const W = 256, H = 512, V = 1004, D = 512, T = 16, iters = Number(values.iters);
+}, Deno.args);
+const k = selectKernels(values.backend as BackendName | "auto");
+const W = 256, H = 512, V = 1004, D = 512, T = 16, iters = values.iters;
 
 function median(xs: number[]): number {
   const s = xs.slice().sort((a, b) => a - b);

@@ -12,7 +12,6 @@
  * slope (kB per iteration) of a least-squares line over the second half of the run.
  * @module
  */
-import { parseArgs } from "node:util";
 import { join } from "node:path";
 import { selectKernels } from "../layers/kernels/mod.ts";
 import { CaptioningRNN } from "../model/captioning_rnn.ts";
@@ -23,17 +22,21 @@ import { MetricsLog } from "../pipeline/run/metrics_log.ts";
 import { CaptioningSolver } from "../pipeline/train/solver.ts";
 import { writeSyntheticDataset } from "../pipeline/data/synth/writer.ts";
 import { createEngine } from "../workers/pool.ts";
+import { scriptCommandLine } from "../pipeline/cli/args.ts";
+import { HELP_OPTION, int } from "../pipeline/cli/command_spec.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
+const { iterations, every, workers } = scriptCommandLine({
+  command: "deno run -A bench/rss_long_run.ts",
+  args: [],
+  summary: "Trains a small model for many iterations the way deno task train does and prints " +
+    "its memory, open files and threads as JSON lines, then a summary with the RSS slope.",
   options: {
-    iterations: { type: "string", default: "2000" },
-    workers: { type: "string", default: "2" },
-    every: { type: "string", default: "100" },
+    iterations: int(2000, 1, "Iterations to train", "200"),
+    workers: int(2, 1, "Compute workers", "1"),
+    every: int(100, 1, "Report every this many iterations", "50"),
+    help: HELP_OPTION,
   },
-});
-const iterations = Number(values.iterations), every = Number(values.every);
-const workers = Number(values.workers);
+}, Deno.args).values;
 
 /** Entries of a /proc directory, or null off Linux. */
 function procCount(path: string): number | null {

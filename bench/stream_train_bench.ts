@@ -14,7 +14,6 @@
  * The dataset is generated there (COCO size, with 4096-d features) when missing.
  * @module
  */
-import { parseArgs } from "node:util";
 import type { RngState } from "../layers/random.ts";
 import { selectKernels } from "../layers/kernels/mod.ts";
 import { CaptioningRNN } from "../model/captioning_rnn.ts";
@@ -27,6 +26,8 @@ import { CaptioningSolver } from "../pipeline/train/solver.ts";
 import { StreamBatches } from "../pipeline/data/stream/stream_batches.ts";
 import { writeSyntheticDataset } from "../pipeline/data/synth/writer.ts";
 import { createEngine } from "../workers/pool.ts";
+import { scriptCommandLine } from "../pipeline/cli/args.ts";
+import { HELP_OPTION, int, oneOf, path, str } from "../pipeline/cli/command_spec.ts";
 
 /** One mode's result, as printed. */
 export interface StreamTrainBenchResult {
@@ -207,19 +208,28 @@ async function runMode(
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
+  const { values } = scriptCommandLine({
+    command: "deno run -A bench/stream_train_bench.ts",
+    args: [],
+    summary: "Streamed training against in-memory training of a small LSTM on a COCO-size " +
+      "dataset (generated in --dir when missing), each mode in its own process: captions " +
+      "per second, the batch wait and memory, one JSON line per mode.",
     options: {
-      dir: { type: "string", default: "/tmp/recap_coco_full" },
-      iterations: { type: "string", default: "200" },
-      workers: { type: "string", default: "2" },
-      modes: { type: "string", default: "stream,memory" },
-      "val-images": { type: "string", default: "1000" },
-      mode: { type: "string" },
+      dir: path("/tmp/recap_coco_full", "The COCO-size dataset", "/tmp/coco"),
+      iterations: int(200, 1, "Iterations per mode", "20"),
+      workers: int(2, 1, "Compute workers", "1"),
+      modes: str("stream,memory", "Modes to run, comma-separated", "stream"),
+      "val-images": int(1000, 1, "Validation images kept in memory", "100"),
+      mode: oneOf(
+        ["stream", "memory"],
+        undefined,
+        "Run one mode in this process (internal)",
+        "stream",
+      ),
+      help: HELP_OPTION,
     },
-  });
-  const dir = values.dir, iterations = Number(values.iterations);
-  const workers = Number(values.workers), valImages = Number(values["val-images"]);
+  }, Deno.args);
+  const { dir, iterations, workers, "val-images": valImages } = values;
   if (values.mode) {
     // A child: one mode in this process.
     console.log(JSON.stringify(await runMode(values.mode, dir, iterations, workers, valImages)));

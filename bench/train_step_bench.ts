@@ -17,7 +17,6 @@
  * still shows how well the work splits (`cpu_speedup_vs_first`).
  * @module
  */
-import { parseArgs } from "node:util";
 import { selectKernels } from "../layers/kernels/mod.ts";
 import { CaptioningRNN, type CellType } from "../model/captioning_rnn.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
@@ -26,20 +25,25 @@ import { randomCaptionData } from "../tests/fixtures_data.ts";
 import { InMemoryBatches } from "../pipeline/data/batches.ts";
 import { DEFAULT_SHARDS, type TrainEngine } from "../workers/engine.ts";
 import { createEngine, PoolEngine } from "../workers/pool.ts";
+import { scriptCommandLine } from "../pipeline/cli/args.ts";
+import { HELP_OPTION, int, oneOf, str } from "../pipeline/cli/command_spec.ts";
 
-const { values, positionals } = parseArgs({
-  args: Deno.args,
+const { values, positionals } = scriptCommandLine({
+  command: "deno run -A bench/train_step_bench.ts",
+  args: ["[cell]", "[batch]"],
+  summary: "Forward + backward + adam on one minibatch at the exercise's COCO sizes, one JSON " +
+    "line per config and worker count; a cell (rnn, lstm) and a batch size pick one config.",
   options: {
-    iters: { type: "string", default: "10" },
-    backend: { type: "string" },
-    workers: { type: "string", default: "1" },
-    shards: { type: "string" },
+    iters: int(10, 1, "Timed iterations", "3"),
+    backend: oneOf(["auto", "blas", "wasm", "ts"], "auto", "Kernel backend", "ts"),
+    workers: str("1", "Worker counts, comma-separated", "1,2"),
+    shards: int(DEFAULT_SHARDS, 1, "Fixed shards per batch", "2"),
+    help: HELP_OPTION,
   },
-  allowPositionals: true,
-});
-const backend = selectKernels((values.backend ?? "auto") as BackendName | "auto").name;
+}, Deno.args);
+const backend = selectKernels(values.backend as BackendName | "auto").name;
 const workerCounts = values.workers.split(",").map(Number);
-const shards = values.shards ? Number(values.shards) : DEFAULT_SHARDS;
+const shards = values.shards;
 const W = 256, H = 512, V = 1004, D = 512, T = 16;
 const configs: Array<[CellType, number]> = positionals.length >= 2
   ? [[positionals[0] as CellType, Number(positionals[1])]]
@@ -101,7 +105,7 @@ for (const [cell, n] of configs) {
     });
   }
   const batches = new InMemoryBatches(data, n, 0);
-  const iters = Number(values.iters), warmup = 2;
+  const iters = values.iters, warmup = 2;
   for (let i = 0; i < iters + warmup; i++) {
     const batch = batches.next();
     for (let k = 0; k < runs.length; k++) {

@@ -38,7 +38,7 @@ Deno.test("dataset synth defaults to the experiments' synthetic data (datasets/s
   for (const d of ["datasets/synthetic", "4000", "500"]) {
     assert(help.stdout.includes(`(default: ${d})`), `help shows default ${d}:\n${help.stdout}`);
   }
-  assert(/--seed S .*\(default: 0\)/.test(help.stdout), help.stdout);
+  assert(/--seed N .*\(default: 0\)/.test(help.stdout), help.stdout);
   assert(!help.stdout.includes("(default: datasets/coco"), "help names no COCO default dir");
 
   const cwd = await Deno.makeTempDir({ prefix: "recap_synth_defaults_" });
@@ -168,8 +168,8 @@ Deno.test("dataset synth accepts --debug: the dataset is written, bad input prin
 
     const bad = await runCli(["dataset", "synth", "--train", "zero", "--debug"]);
     assertEquals(bad.code, 2);
-    assert(bad.stderr.includes("--train: expected an integer >= 1, got zero"), bad.stderr);
-    assert(/\n\s+at .*cli\/synth\.ts/.test(bad.stderr), `a stack trace:\n${bad.stderr}`);
+    assert(bad.stderr.includes('--train: expected an integer >= 1, got "zero"'), bad.stderr);
+    assert(/\n\s+at .*cli\/args\.ts/.test(bad.stderr), `a stack trace:\n${bad.stderr}`);
 
     const plain = await runCli(["dataset", "synth", "--train", "zero"]);
     assertEquals(plain.code, 2);
@@ -191,7 +191,7 @@ Deno.test("dataset synth accepts --debug: the dataset is written, bad input prin
     }).output();
     const stderr = new TextDecoder().decode(direct.stderr);
     assertEquals(direct.code, 2, stderr);
-    assert(stderr.includes('unknown option "--bogus"') && /\n\s+at /.test(stderr), stderr);
+    assert(stderr.includes("--bogus: unknown option") && /\n\s+at /.test(stderr), stderr);
   } finally {
     await Deno.remove(root, { recursive: true });
   }

@@ -1,6 +1,7 @@
 /**
- * `deno task dataset <command>`: dataset tools. Today one command, `synth`, which writes the
- * synthetic COCO captioning dataset.
+ * `deno task dataset <command>`: the dataset tools, run on their own (`deno run -A
+ * pipeline/cli/dataset.ts synth …`); the same as `main(["dataset", …])`. Today one command,
+ * `synth`, which writes the synthetic COCO captioning dataset.
  *
  * @example
  * ```sh
@@ -8,13 +9,7 @@
  * ```
  * @module
  */
-import { InputError } from "../errors.ts";
-import { SYNTH_HELP, synthMain } from "./synth.ts";
-
-const HELP = `Usage: deno task dataset <command> [options] [--debug]
-
-Commands:
-  synth    write a synthetic COCO captioning dataset (see: deno task dataset synth --help)`;
+import { main } from "./main.ts";
 
 /**
  * Runs `deno task dataset` with its arguments.
@@ -28,28 +23,8 @@ Commands:
  * console.assert(await datasetMain(["--help"]) === 0);
  * ```
  */
-export async function datasetMain(args: string[]): Promise<number> {
-  const debug = args.includes("--debug");
-  const [command, ...rest] = args.filter((a) => a !== "--debug");
-  try {
-    if (command === undefined || command === "--help" || command === "-h" || command === "help") {
-      console.log(command === undefined ? HELP : `${HELP}\n\n${SYNTH_HELP}`);
-      return command === undefined ? 2 : 0;
-    }
-    if (command === "synth") {
-      await synthMain(rest);
-      return 0;
-    }
-    throw new InputError(
-      `dataset: unknown command "${command}"; try: deno task dataset synth --help`,
-    );
-  } catch (e) {
-    if (e instanceof InputError) {
-      console.error(debug ? e : `error: ${e.message}`);
-      return e.exitCode;
-    }
-    throw e;
-  }
+export function datasetMain(args: string[]): Promise<number> {
+  return main(["dataset", ...args]);
 }
 
 if (import.meta.main) Deno.exit(await datasetMain(Deno.args));

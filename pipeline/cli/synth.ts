@@ -9,12 +9,12 @@
  */
 import { basename, dirname, join } from "node:path";
 import { CAPTIONS_FILE, featuresFile, urlsFile, VOCAB_FILE } from "../data/coco_layout.ts";
-import { DEFAULT_DATA_DIRS } from "../config/config.ts";
-import { EXPERIMENT_SCHEMA } from "../config/schema.ts";
 import { InputError } from "../errors.ts";
 import { writeSyntheticDataset } from "../data/synth/writer.ts";
+import { type CommandLine, runCommand } from "./args.ts";
+import { VERBS } from "./verbs.ts";
 
-const SYNTHETIC = EXPERIMENT_SCHEMA.data.synthetic;
+const SYNTH = VERBS["dataset synth"];
 
 /** The defaults of `deno task dataset synth`: those of the experiments' synthetic data. */
 export const SYNTH_DEFAULTS: {
@@ -23,10 +23,10 @@ export const SYNTH_DEFAULTS: {
   readonly numVal: number;
   readonly seed: number;
 } = {
-  dir: DEFAULT_DATA_DIRS.synthetic,
-  numTrain: SYNTHETIC.numTrain.default as number,
-  numVal: SYNTHETIC.numVal.default as number,
-  seed: SYNTHETIC.seed.default as number,
+  dir: SYNTH.options.dir.default,
+  numTrain: SYNTH.options.train.default,
+  numVal: SYNTH.options.val.default,
+  seed: SYNTH.options.seed.default,
 };
 
 /** The entries of a dataset directory the writer writes (and `--force` replaces). */
@@ -40,43 +40,6 @@ const DATASET_ENTRIES = [
   ]),
   "images",
 ];
-
-/** The options, one line each: flag, default, help. */
-const OPTIONS: [string, string, string][] = [
-  ["--dir DIR", SYNTH_DEFAULTS.dir, "where to write the dataset"],
-  ["--train N", String(SYNTH_DEFAULTS.numTrain), "train images (5 captions each)"],
-  ["--val N", String(SYNTH_DEFAULTS.numVal), "validation images"],
-  ["--seed S", String(SYNTH_DEFAULTS.seed), "seed: the same seed and sizes give the same data"],
-  ["--full-features", "off", "also write the 4096-d train2014_vgg16_fc7.h5 / val2014_vgg16_fc7.h5"],
-  ["--no-images", "off", "skip the SVG drawings under images/ (URL files still list them)"],
-  ["--min-count N", "5", "words seen fewer times in train captions become <UNK>"],
-  ["--force", "off", "replace the dataset files already in --dir (refused otherwise)"],
-  ["--quiet", "off", "print only the summary"],
-  ["--debug", "off", "print a stack trace with an error"],
-];
-
-/** The help text of `deno task dataset synth`. */
-export const SYNTH_HELP: string = [
-  "Usage: deno task dataset synth [options]",
-  "",
-  "Writes a synthetic COCO captioning dataset (same files, datasets, dtypes and tokens as",
-  "datasets/coco_captioning) from a seeded scene grammar, with SVG drawings of each image.",
-  "The defaults are those of the experiments' synthetic data (data.synthetic).",
-  "",
-  "Options:",
-  ...OPTIONS.map(([f, d, h]) => `  ${f.padEnd(18)} ${h} (default: ${d})`),
-  "  --help             show this help",
-].join("\n");
-
-function intArg(flag: string, value: string | undefined, min: number): number {
-  const n = Number(value);
-  if (value === undefined || !Number.isInteger(n) || n < min) {
-    throw new InputError(
-      `dataset synth: ${flag}: expected an integer >= ${min}, got ${value ?? "nothing"}`,
-    );
-  }
-  return n;
-}
 
 /** The dataset entries present in `dir` ([] when it does not exist). */
 async function datasetEntriesIn(dir: string): Promise<string[]> {
@@ -137,10 +100,11 @@ async function install(partial: string, dir: string, existing: string[]): Promis
 /**
  * Runs `deno task dataset synth` with command-line arguments (after `synth`).
  * @param args The arguments, e.g. `["--dir", "/tmp/coco", "--train", "200", "--val", "50"]`.
- * @returns Resolves when the dataset is written (the summary is printed).
+ * @returns The exit code, 0, once the dataset is written (the summary is printed) or the help
+ * printed.
  * @throws InputError for an unknown flag, a bad value, or a `--dir` that already holds a
  * dataset without `--force` (exit code 2). `--debug` is accepted here; printing the stack
- * trace is up to the caller (`datasetMain` in dataset.ts).
+ * trace is up to the caller (`main` in main.ts).
  *
  * @example
  * ```ts
@@ -149,58 +113,32 @@ async function install(partial: string, dir: string, existing: string[]): Promis
  * await synthMain(["--dir", dir, "--train", "10", "--val", "4", "--no-images", "--quiet"]);
  * ```
  */
-export async function synthMain(args: string[]): Promise<void> {
-  let { dir, numTrain, numVal, seed } = SYNTH_DEFAULTS;
-  let fullFeatures = false, images = true, minWordCount = 5, quiet = false, force = false;
-  for (let i = 0; i < args.length; i++) {
-    const [flag, inline] = args[i].includes("=")
-      ? args[i].split(/=(.*)/s, 2)
-      : [args[i], undefined];
-    const value = () => inline ?? args[++i];
-    switch (flag) {
-      case "--help":
-      case "-h":
-        console.log(SYNTH_HELP);
-        return;
-      case "--dir": {
-        const v = value();
-        if (!v) throw new InputError("dataset synth: --dir: expected a directory");
-        dir = v;
-        break;
-      }
-      case "--train":
-        numTrain = intArg(flag, value(), 1);
-        break;
-      case "--val":
-        numVal = intArg(flag, value(), 1);
-        break;
-      case "--seed":
-        seed = intArg(flag, value(), 0);
-        break;
-      case "--min-count":
-        minWordCount = intArg(flag, value(), 1);
-        break;
-      case "--full-features":
-        fullFeatures = true;
-        break;
-      case "--no-images":
-        images = false;
-        break;
-      case "--force":
-        force = true;
-        break;
-      case "--quiet":
-        quiet = true;
-        break;
-      case "--debug":
-        break;
-      default:
-        throw new InputError(`dataset synth: unknown option "${args[i]}"; see --help`);
-    }
-  }
-  dir = dir.replace(/(.)\/+$/, "$1");
+export function synthMain(args: string[]): Promise<number> {
+  return runCommand(SYNTH, args, synthCommand);
+}
+
+/**
+ * Writes the synthetic dataset a parsed `deno task dataset synth` command line asks for.
+ * @param commandLine The parsed command line (see `VERBS["dataset synth"]`).
+ * @returns The exit code, 0, once the dataset is written (the summary is printed).
+ * @throws InputError for a `--dir` that already holds a dataset without `--force`.
+ *
+ * @example
+ * ```ts
+ * import { parseCommandLine } from "./args.ts";
+ * import { synthCommand } from "./synth.ts";
+ * import { VERBS } from "./verbs.ts";
+ * const dir = `${await Deno.makeTempDir()}/coco`;
+ * const args = ["--dir", dir, "--train", "10", "--val", "4", "--no-images", "--quiet"];
+ * await synthCommand(parseCommandLine(VERBS["dataset synth"], args));
+ * ```
+ */
+export async function synthCommand(
+  { values }: CommandLine<typeof VERBS["dataset synth"]["options"]>,
+): Promise<number> {
+  const dir = values.dir.replace(/(.)\/+$/, "$1");
   const existing = await datasetEntriesIn(dir);
-  if (existing.length > 0 && !force) {
+  if (existing.length > 0 && !values.force) {
     throw new InputError(
       `dataset synth: ${dir} already holds a dataset (${existing.join(", ")}); ` +
         `choose another --dir, or pass --force to replace it`,
@@ -212,13 +150,13 @@ export async function synthMain(args: string[]): Promise<void> {
   try {
     s = await writeSyntheticDataset({
       dir: partial,
-      numTrain,
-      numVal,
-      seed,
-      fullFeatures,
-      images,
-      minWordCount,
-      onProgress: quiet ? undefined : (m) => console.error(`synth: ${m}`),
+      numTrain: values.train,
+      numVal: values.val,
+      seed: values.seed,
+      fullFeatures: values["full-features"],
+      images: !values["no-images"],
+      minWordCount: values["min-count"],
+      onProgress: values.quiet ? undefined : (m) => console.error(`synth: ${m}`),
     });
     await install(partial, dir, existing);
   } catch (e) {
@@ -231,4 +169,5 @@ export async function synthMain(args: string[]): Promise<void> {
         s.seconds.toFixed(1)
       } s`,
   );
+  return 0;
 }

@@ -1,0 +1,174 @@
+/**
+ * Every verb of the `recap` command line, defined once as data: how it is invoked, what it
+ * does, and its options, one line each (name, type, default, range or choices, help, and an
+ * example value that tests/cli_test.ts runs). The parser, the validation, each verb's
+ * `--help` and the list of verbs in `deno task recap --help` all come from this table.
+ *
+ * Defaults that an experiment also has (the synthetic data's sizes, a checkpoint's beam
+ * width) are read from the experiment schema, so the two never disagree.
+ * @module
+ */
+import {
+  type CliOption,
+  type CliOptions,
+  type CommandSpec,
+  flag,
+  HELP_OPTION,
+  int,
+  oneOf,
+  path,
+} from "./command_spec.ts";
+import { DEFAULT_DATA_DIRS } from "../config/config.ts";
+import { experimentHelp, forEachOption, type OptionSpec } from "../config/schema.ts";
+
+/** A verb of the command line: a command with a few words for the list of verbs. */
+export interface VerbSpec<O extends CliOptions = CliOptions> extends CommandSpec<O> {
+  /** What it does in a few words, for `deno task recap --help`. */
+  readonly brief: string;
+}
+
+/** The experiment options, by dotted name (`$schema` is for editors, not a command line). */
+const EXPERIMENT_OPTIONS = new Map<string, OptionSpec>();
+forEachOption((p, spec) => {
+  if (p[0] !== "$schema") EXPERIMENT_OPTIONS.set(p.join("."), spec);
+});
+
+/** The default of an experiment option. */
+function experimentDefault<T>(name: string): T {
+  const option = EXPERIMENT_OPTIONS.get(name);
+  if (option === undefined) throw new Error(`The verb table names no experiment option ${name}`);
+  return option.default as T;
+}
+
+/**
+ * An option whose default is the checkpoint's saved experiment option `name`, or, for a
+ * checkpoint that saved none, that option's default.
+ */
+function saved<O extends CliOption>(
+  name: string,
+  option: O,
+): Omit<O, "default"> & { savedAs: string; default: number | string } {
+  const fallback = experimentDefault<number | string | null>(name);
+  if (fallback === null) {
+    throw new Error(`Experiment option ${name} has no default to fall back on`);
+  }
+  return { ...option, savedAs: name, default: fallback };
+}
+
+/** `train` and `resume` take every experiment option as `--section.option=value`. */
+const EXPERIMENT_OVERRIDES = {
+  usage: "[--section.option=value …]",
+  names: [...EXPERIMENT_OPTIONS.keys()],
+  help: experimentHelp(),
+};
+
+/** Options every verb takes. */
+const COMMON = {
+  debug: flag("Print the stack trace with an error"),
+  help: HELP_OPTION,
+};
+
+/** The split option of the verbs that caption images. */
+const SPLIT = oneOf(["train", "val"], "val", "Split whose images are captioned", "train");
+
+/** The dataset option of the verbs that read a checkpoint: the one it was trained on. */
+const DATA_DIR = {
+  ...path(undefined, "The dataset the checkpoint was trained on", "datasets/synthetic"),
+  savedAs: "data.dir",
+};
+
+/** A verb's entry, invoked as `deno task <name>`. */
+function verb<O extends CliOptions>(name: string, spec: Omit<VerbSpec<O>, "command">): VerbSpec<O> {
+  return { command: `deno task ${name}`, ...spec };
+}
+
+/**
+ * The verbs, keyed by name as typed after `deno task` (`dataset synth` is two words).
+ *
+ * @example
+ * ```ts
+ * import { VERBS } from "./verbs.ts";
+ * console.log(VERBS.sample.options.maxLength.savedAs); // evaluate.maxLength
+ * ```
+ */
+export const VERBS = {
+  train: verb("train", {
+    args: ["[experiment.json]"],
+    passThrough: EXPERIMENT_OVERRIDES,
+    brief: "run an experiment: train, evaluate, sample, report",
+    summary: "Runs the experiment's stages (train, evaluate, sample, report). With no file it " +
+      "runs the default experiment: an LSTM on the synthetic dataset (generated on first use), " +
+      "then evaluation and report.html in runs/default. Every option of the file can be " +
+      "overridden on the command line, typed like its default: --train.learningRate=1e-3, " +
+      "--model.cellType rnn, --evaluate.splits=train,val. A run directory that already holds " +
+      "a trained run is never overwritten: continue it with deno task resume, or pass --force " +
+      "to start over.",
+    options: {
+      force: flag(
+        "Start over in a run directory that holds a trained run (deletes its checkpoints)",
+      ),
+      ...COMMON,
+    },
+  }),
+  resume: verb("resume", {
+    args: ["<run dir>"],
+    passThrough: EXPERIMENT_OVERRIDES,
+    brief: "continue an interrupted run",
+    summary: "Continues a run from its checkpoint.h5 with its config.json, exactly as if it had " +
+      "not stopped. Overrides change the continued run, e.g. a lower --train.learningRate " +
+      "after a divergence, or more --train.numEpochs.",
+    options: { ...COMMON },
+  }),
+  evaluate: verb("evaluate", {
+    args: ["<checkpoint.h5>"],
+    brief: "score a checkpoint: BLEU-1..4 and CIDEr-D beside the baseline",
+    summary: "Scores the checkpoint's captions with BLEU-1..4 and CIDEr-D against all " +
+      "references, beside the most-frequent-caption baseline, on the data it was trained on.",
+    options: {
+      split: SPLIT,
+      beamSize: saved("evaluate.beamSize", int(undefined, 1, "Beam width (1 = greedy)", "3")),
+      numImages: saved("evaluate.numImages", int(undefined, 1, "Images to score", "7")),
+      maxLength: saved("evaluate.maxLength", int(undefined, 1, "Longest caption, words", "5")),
+      "data.dir": DATA_DIR,
+      ...COMMON,
+    },
+  }),
+  sample: verb("sample", {
+    args: ["<checkpoint.h5>"],
+    brief: "print captions of random images beside a reference",
+    summary: "Prints the checkpoint's captions of random images beside a reference caption.",
+    options: {
+      n: int(10, 1, "Images to caption", "3"),
+      split: SPLIT,
+      beamSize: int(1, 1, "Beam width (1 = greedy)", "2"),
+      maxLength: saved("evaluate.maxLength", int(undefined, 1, "Longest caption, words", "5")),
+      seed: int(0, 0, "Seed of the choice of images", "7"),
+      "data.dir": DATA_DIR,
+      ...COMMON,
+    },
+  }),
+  "dataset synth": verb("dataset synth", {
+    args: [],
+    brief: "write the synthetic dataset in the COCO layout",
+    summary: "Writes a synthetic COCO captioning dataset (same files, datasets, dtypes and " +
+      "tokens as datasets/coco_captioning) from a seeded scene grammar, with SVG drawings of " +
+      "each image. The defaults are those of the experiments' synthetic data (data.synthetic), " +
+      "so it writes what deno task train would generate. A directory that holds a dataset is " +
+      "never overwritten without --force.",
+    options: {
+      dir: path(DEFAULT_DATA_DIRS.synthetic, "Where to write the dataset", "datasets/mine"),
+      train: int(experimentDefault<number>("data.synthetic.numTrain"), 1, "Train images", "12"),
+      val: int(experimentDefault<number>("data.synthetic.numVal"), 1, "Validation images", "3"),
+      seed: int(experimentDefault<number>("data.synthetic.seed"), 0, "Seed of the data", "4"),
+      "full-features": flag("Also write the 4096-d train2014_vgg16_fc7.h5 / val2014_vgg16_fc7.h5"),
+      "no-images": flag("Skip the SVG drawings under images/ (the URL files still list them)"),
+      "min-count": int(5, 1, "Words seen fewer times in train captions become <UNK>", "2"),
+      force: flag("Replace the dataset files already in --dir (refused otherwise)"),
+      quiet: flag("Print only the summary"),
+      ...COMMON,
+    },
+  }),
+} as const;
+
+/** The name of a verb: `"train"`, …, `"dataset synth"`. */
+export type VerbName = keyof typeof VERBS;
