@@ -3,7 +3,8 @@ import { loadCheckpoint } from "../pipeline/train/checkpoint.ts";
 import { resolveExperiment } from "../pipeline/config/config.ts";
 import { readMetricsLog } from "../pipeline/run/metrics_log.ts";
 import { escapeHtml } from "../pipeline/run/report.ts";
-import { RUN_FILES, runExperiment } from "../pipeline/run/run.ts";
+import { RUN_FILES } from "../pipeline/run/files.ts";
+import { runExperiment } from "../pipeline/run/run.ts";
 import { InputError } from "../pipeline/errors.ts";
 import { assert, assertEquals, assertRejects } from "./assert.ts";
 

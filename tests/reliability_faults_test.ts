@@ -8,7 +8,8 @@ import { Tensor } from "../layers/tensor.ts";
 import { loadCheckpoint } from "../pipeline/train/checkpoint.ts";
 import { resolveExperiment } from "../pipeline/config/config.ts";
 import { withH5File } from "../pipeline/io/h5.ts";
-import { RUN_FILES, runExperiment } from "../pipeline/run/run.ts";
+import { RUN_FILES } from "../pipeline/run/files.ts";
+import { runExperiment } from "../pipeline/run/run.ts";
 import { type Fault, faultyWorkerUrl } from "./faulty_worker.ts";
 import { assert, assertEquals } from "./assert.ts";
 import {

@@ -5,7 +5,8 @@
 import { join } from "node:path";
 import { loadCheckpoint } from "../pipeline/train/checkpoint.ts";
 import { resolveExperiment } from "../pipeline/config/config.ts";
-import { RUN_FILES, runExperiment } from "../pipeline/run/run.ts";
+import { RUN_FILES } from "../pipeline/run/files.ts";
+import { runExperiment } from "../pipeline/run/run.ts";
 import { assert, assertEquals } from "./assert.ts";
 import {
   listDir,

@@ -6,13 +6,13 @@
  */
 import { selectKernels } from "../../layers/kernels/mod.ts";
 import { Rng } from "../../layers/random.ts";
-import { type FloatDType, Tensor } from "../../layers/tensor.ts";
+import type { FloatDType } from "../../layers/tensor.ts";
 import type { CaptioningRNN } from "../../model/captioning_rnn.ts";
 import { decodeCaptions } from "../../model/decode.ts";
 import type { ExperimentConfig } from "../config/config.ts";
 import { EXPERIMENT_SCHEMA } from "../config/schema.ts";
 import { loadCocoData } from "../data/coco.ts";
-import type { LoadedCaptionData } from "../data/caption_data.ts";
+import { gatherMinibatch, type LoadedCaptionData } from "../data/caption_data.ts";
 import { InputError } from "../errors.ts";
 import { cleanCaption, evaluateSplit, formatEvaluation } from "../eval/evaluate.ts";
 import type { Metric } from "../eval/metrics/mod.ts";
@@ -119,28 +119,19 @@ export async function sampleCommand(
   const { model, data, values } = await checkpointWithData(VERBS.sample.options, commandLine);
   const { split, n, beamSize, maxLength } = values;
   const rng = new Rng(values.seed);
-  const caps = data[`${split}_captions`], idxs = data[`${split}_image_idxs`];
-  const rows = Array.from({ length: n }, () => rng.randint(caps.shape[0]));
-  const feats = data[`${split}_features`], d = feats.shape[1];
-  const features = new Float32Array(n * d);
-  rows.forEach((r, i) =>
-    features.set(feats.data.subarray(idxs.data[r] * d, (idxs.data[r] + 1) * d), i * d)
-  );
+  const size = data[`${split}_captions`].shape[0];
+  const batch = gatherMinibatch(data, split, Array.from({ length: n }, () => rng.randint(size)));
   const generated = decodeCaptions(
-    model.sample(new Tensor<"float32">(features, [n, d]), { beamSize, maxLength }),
+    model.sample(batch.features, { beamSize, maxLength }),
     model.idxToWord,
   );
-  const t1 = caps.shape[1];
-  rows.forEach((r, i) => {
-    const ref = decodeCaptions(
-      new Tensor<"int32">(caps.data.slice(r * t1, (r + 1) * t1), [1, t1]),
-      data.idx_to_word,
-    )[0];
-    const url = data[`${split}_urls`][idxs.data[r]];
+  const references = decodeCaptions(batch.captions, data.idx_to_word);
+  batch.imageIdxs.forEach((img, i) => {
+    const url = batch.urls?.[i];
     console.log(
-      `${split} image ${idxs.data[r]}${url ? ` (${url})` : ""}\n  generated: ${
+      `${split} image ${img}${url ? ` (${url})` : ""}\n  generated: ${
         cleanCaption(generated[i])
-      }\n  reference: ${cleanCaption(ref)}`,
+      }\n  reference: ${cleanCaption(references[i])}`,
     );
   });
   return 0;

@@ -7,7 +7,8 @@
 import { join } from "node:path";
 import { loadExperiment, parseOverrides, resolveExperiment } from "../config/config.ts";
 import { InputError } from "../errors.ts";
-import { RUN_FILES, runExperiment } from "../run/run.ts";
+import { RUN_FILES } from "../run/files.ts";
+import { runExperiment } from "../run/run.ts";
 import type { CommandLine } from "./args.ts";
 import type { VERBS } from "./verbs.ts";
 

@@ -7,7 +7,9 @@
  * `<dir>.partial-<pid>` first, so an interrupted generation never leaves a half dataset.
  * @module
  */
-import { basename, dirname, join } from "node:path";
+import { join } from "node:path";
+import { partialDir, removeStalePartials } from "../io/atomic.ts";
+import { exists } from "../io/files.ts";
 import { CAPTIONS_FILE, featuresFile, urlsFile, VOCAB_FILE } from "../data/coco_layout.ts";
 import { InputError } from "../errors.ts";
 import { writeSyntheticDataset } from "../data/synth/writer.ts";
@@ -62,27 +64,13 @@ async function datasetEntriesIn(dir: string): Promise<string[]> {
   return present;
 }
 
-/** Removes `<dir>.partial-<pid>` datasets that generations killed midway left beside `dir`. */
-async function removeStalePartials(dir: string): Promise<void> {
-  const parent = dirname(dir), prefix = `${basename(dir)}.partial-`;
-  try {
-    for await (const e of Deno.readDir(parent)) {
-      if (e.isDirectory && e.name.startsWith(prefix) && /^\d+$/.test(e.name.slice(prefix.length))) {
-        await Deno.remove(join(parent, e.name), { recursive: true }).catch(() => {});
-      }
-    }
-  } catch {
-    // no parent directory yet: nothing to clean
-  }
-}
-
 /**
  * Moves a complete dataset from `partial` into `dir`. A new `dir` is one rename. An existing
  * one keeps its other files: the old dataset entries go (the captions file first, so the
  * directory never looks ready midway), the new ones move in, the captions file last.
  */
 async function install(partial: string, dir: string, existing: string[]): Promise<void> {
-  if (!(await Deno.stat(dir).then(() => true, () => false))) {
+  if (!(await exists(dir))) {
     await Deno.rename(partial, dir);
     return;
   }
@@ -145,7 +133,7 @@ export async function synthCommand(
     );
   }
   await removeStalePartials(dir);
-  const partial = `${dir}.partial-${Deno.pid}`;
+  const partial = partialDir(dir);
   let s;
   try {
     s = await writeSyntheticDataset({

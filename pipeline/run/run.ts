@@ -38,8 +38,6 @@ import { MetricsLog } from "./metrics_log.ts";
 import { writeRunReport } from "./report_data.ts";
 import { trainStage } from "./train_stage.ts";
 
-export { RUN_FILES } from "./files.ts";
-
 /** How to run an experiment. */
 export interface RunOptions {
   /** Continue from the run directory's checkpoint.h5 instead of starting over. */
