@@ -23,8 +23,9 @@ import {
   type ParamName,
   viewParams,
 } from "./params.ts";
-import { TrainStep } from "./train_step.ts";
+import { Decoder } from "./decoder.ts";
 import { sampleCaptions, type SampleOptions, type SampleResult } from "./sampling.ts";
+import { TrainStep } from "./train_step.ts";
 
 /** The recurrent cell of the language model. */
 export type CellType = "rnn" | "lstm";
@@ -154,6 +155,8 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
   #step: TrainStep | undefined;
   /** The gradient views of the last gradient buffer. */
   #gradViews: ParamBuffer<D> | undefined;
+  /** The per-step decoder, made at the first sampling. */
+  #decoder: Decoder | undefined;
 
   /**
    * Builds the model and initialises its parameters as the exercise does.
@@ -217,6 +220,11 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
   /** The element type of parameters and gradients. */
   get dtype(): D {
     return this.config.dtype as D;
+  }
+
+  /** The per-step decoder that sampling drives (made at its first use, then reused). */
+  get decoder(): Decoder {
+    return this.#decoder ??= new Decoder(this);
   }
 
   /** The exercise's initialisation: randn scaled by 1/100 or 1/√fan-in, zero biases. */
