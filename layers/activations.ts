@@ -32,7 +32,7 @@ export function sigmoid(x: number): number {
  */
 export function checkActivation(activation: string): Activation {
   if (activation !== "tanh" && activation !== "sigmoid") {
-    throw new RangeError(`Unknown activation "${activation}": expected "tanh" or "sigmoid"`);
+    throw new RangeError(`Invalid activation: expected "tanh" or "sigmoid", got "${activation}"`);
   }
   return activation;
 }

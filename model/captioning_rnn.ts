@@ -6,7 +6,6 @@
  * Dimension legend: N batch, T time, D image feature, W word vector, H hidden, V vocabulary.
  * @module
  */
-import { type Activation, checkActivation } from "../layers/activations.ts";
 import { affineBackward, affineForward } from "../layers/affine.ts";
 import { lstmBackward, lstmForward } from "../layers/lstm.ts";
 import { Rng } from "../layers/random.ts";
@@ -24,62 +23,18 @@ import {
   viewParams,
 } from "./params.ts";
 import { Decoder } from "./decoder.ts";
+import {
+  type CaptioningRNNOptions,
+  checkLossOptions,
+  checkNormalizer,
+  type LossOptions,
+  type ModelConfig,
+  resolveModelConfig,
+} from "./model_config.ts";
 import { sampleCaptions, type SampleOptions, type SampleResult } from "./sampling.ts";
 import { TrainStep } from "./train_step.ts";
 
-/** The recurrent cell of the language model. */
-export type CellType = "rnn" | "lstm";
-
-/** How to build a {@linkcode CaptioningRNN}; every field but `wordToIdx` has a default. */
-export interface CaptioningRNNOptions<D extends FloatDType = FloatDType> {
-  /** The vocabulary: word → index, with `<NULL>` (and `<START>`, `<END>` to sample). */
-  wordToIdx: Record<string, number>;
-  /** D, the image feature size (default 512). */
-  inputDim?: number;
-  /** W, the word-vector size (default 128). */
-  wordvecDim?: number;
-  /** H, the hidden size (default 128). */
-  hiddenDim?: number;
-  /** "rnn" (default) or "lstm". */
-  cellType?: CellType;
-  /** The vanilla RNN's nonlinearity: "tanh" (default) or "sigmoid". */
-  activation?: Activation;
-  /** "float32" (default, for training speed) or "float64" (for gradient checks). */
-  dtype?: D;
-  /** The seed of the parameter initialisation (default 0). */
-  seed?: number;
-  /** An existing flat parameter buffer to use instead of a new one (e.g. shared by workers). */
-  paramBuffer?: ArrayOf<D>;
-}
-
-/** The resolved constructor arguments, as saved in checkpoints. */
-export interface ModelConfig {
-  /** D */
-  inputDim: number;
-  /** W */
-  wordvecDim: number;
-  /** H */
-  hiddenDim: number;
-  /** The recurrent cell. */
-  cellType: CellType;
-  /** The vanilla RNN's nonlinearity. */
-  activation: Activation;
-  /** The element type. */
-  dtype: FloatDType;
-  /** The initialisation seed. */
-  seed: number;
-}
-
-/** Options of {@linkcode CaptioningRNN.loss}. */
-export interface LossOptions<D extends FloatDType> {
-  /**
-   * What the summed loss is divided by (default N, the exercise's). A shard of a larger batch
-   * passes the whole batch's size so that shard losses and gradients add up to the batch's.
-   */
-  normalizer?: number;
-  /** A flat gradient buffer (the parameter layout) to write into instead of a new one. */
-  gradBuffer?: ArrayOf<D>;
-}
+export type { CaptioningRNNOptions, CellType, LossOptions, ModelConfig } from "./model_config.ts";
 
 /** What {@linkcode CaptioningRNN.loss} returns. */
 export interface LossResult<D extends FloatDType> {
@@ -109,6 +64,11 @@ function checkVocabulary(wordToIdx: Record<string, number>, vocabSize: number): 
   }
   const seen = new Map<number, string>();
   for (const [word, i] of Object.entries(wordToIdx)) {
+    if (!Number.isInteger(i) || i < 0) {
+      throw new RangeError(
+        `Invalid vocabulary: "${word}" has index ${i}, expected an integer >= 0`,
+      );
+    }
     const other = seen.get(i);
     if (other !== undefined) {
       throw new RangeError(
@@ -163,24 +123,8 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
    * @param options The vocabulary and sizes; see {@linkcode CaptioningRNNOptions}.
    */
   constructor(options: CaptioningRNNOptions<D>) {
+    const config = resolveModelConfig(options);
     const { wordToIdx } = options;
-    const config: ModelConfig = {
-      inputDim: options.inputDim ?? 512,
-      wordvecDim: options.wordvecDim ?? 128,
-      hiddenDim: options.hiddenDim ?? 128,
-      cellType: options.cellType ?? "rnn",
-      activation: checkActivation(options.activation ?? "tanh"),
-      dtype: options.dtype ?? "float32",
-      seed: options.seed ?? 0,
-    };
-    if (config.cellType !== "rnn" && config.cellType !== "lstm") {
-      throw new RangeError(`Invalid cellType "${config.cellType}": expected "rnn" or "lstm"`);
-    }
-    for (const k of ["inputDim", "wordvecDim", "hiddenDim"] as const) {
-      if (!Number.isInteger(config[k]) || config[k] < 1) {
-        throw new RangeError(`Invalid ${k}: expected a positive integer, got ${config[k]}`);
-      }
-    }
     if (!("<NULL>" in wordToIdx)) {
       throw new RangeError(`Invalid vocabulary: wordToIdx has no "<NULL>" token`);
     }
@@ -264,6 +208,7 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
     options: LossOptions<D> = {},
   ): LossResult<D> {
     this.#checkBatch(features, captions);
+    checkLossOptions(options, this.dtype, this.layout.total);
     const gradFlat = options.gradBuffer ?? allocArray(this.dtype, this.layout.total) as ArrayOf<D>;
     if (this.#gradViews?.flat !== gradFlat) {
       this.#gradViews = viewParams(this.layout, this.dtype, gradFlat);
@@ -285,10 +230,12 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
   lossValue(
     features: Tensor<FloatDType>,
     captions: Tensor<"int32">,
-    normalizer: number = captions.shape[0],
+    normalizer?: number,
   ): number {
     this.#checkBatch(features, captions);
-    return this.#trainStep().run(this.params, features, captions, normalizer, null);
+    if (normalizer !== undefined) checkNormalizer(normalizer);
+    const divisor = normalizer ?? captions.shape[0];
+    return this.#trainStep().run(this.params, features, captions, divisor, null);
   }
 
   #trainStep(): TrainStep {
@@ -331,6 +278,7 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
     options: LossOptions<D> = {},
   ): LossResult<D> {
     this.#checkBatch(features, captions);
+    checkLossOptions(options, this.dtype, this.layout.total);
     const [n, t1] = captions.shape;
     const p = this.params;
     const feats =

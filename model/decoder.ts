@@ -9,24 +9,25 @@
  */
 import type { ElementwiseKernels, FloatArena } from "../layers/kernels/elementwise.ts";
 import { selectElementwise } from "../layers/kernels/elementwise_wasm.ts";
-import type { FloatArray, FloatDType } from "../layers/tensor.ts";
+import type { FloatArray, FloatDType, Tensor } from "../layers/tensor.ts";
 import {
   embedWords,
   gateWidth,
   initialHidden,
-  type LmParams,
   type LmShape,
   type LmState,
   recurrentStep,
   vocabScores,
 } from "./lm_step.ts";
+import type { ModelConfig } from "./model_config.ts";
+import type { ParamName } from "./params.ts";
 
 /** What the decoder reads of a model (a `CaptioningRNN` is one). */
 export interface DecoderModel {
   /** The parameter views. */
-  readonly params: LmParams;
+  readonly params: Readonly<Record<ParamName, Tensor<FloatDType>>>;
   /** The sizes, cell and element type. */
-  readonly config: Readonly<Omit<LmShape, "vocabSize">> & { readonly dtype: FloatDType };
+  readonly config: ModelConfig;
   /** V */
   readonly vocabSize: number;
   /** The index of `<START>`, or -1 when the vocabulary has none. */
@@ -39,8 +40,8 @@ export interface DecoderModel {
 
 /**
  * One step of the language model for up to R rows at a time, in work arrays reused across
- * steps and calls (grown on demand). The state the next step reads is `state`; a step writes
- * `next`, and {@linkcode Decoder.advance} swaps them.
+ * steps and calls (grown on demand). A step reads the current state of each row and writes
+ * the next one; {@linkcode Decoder.advance} makes the next state current.
  *
  * @example
  * ```ts
@@ -51,7 +52,8 @@ export interface DecoderModel {
  * dec.start(new Float32Array(2 * 4), 2); // two images
  * dec.step([1, 1], 2); // both read <START>
  * dec.advance();
- * console.log(dec.scores.length >= 2 * 3, dec.lse.length >= 2); // true true
+ * const logP = dec.scores[2] - dec.lse[0]; // log p(<END>) of image 0's first word
+ * console.log(logP < 0); // true
  * ```
  */
 export class Decoder {
@@ -62,19 +64,19 @@ export class Decoder {
   readonly #arena: FloatArena;
   #rows = -1;
   /** The state the next step reads: h and c, (R, H). */
-  state!: LmState;
+  #state!: LmState;
   /** The state a step writes, (R, H). */
-  next!: LmState;
+  #next!: LmState;
   /** Word vectors, (R, W). */
-  x!: FloatArray;
+  #x!: FloatArray;
   /** Gates, (R, G). */
-  gates!: FloatArray;
-  /** The scores of the last step, (R, V). */
-  scores!: FloatArray;
+  #gates!: FloatArray;
   /** The softmax of a copy of the scores, (R, V), for its row statistics. */
   #scratch!: FloatArray;
   /** Each row's max and Σ exp(score - max), (R, 2). */
   #stats!: FloatArray;
+  /** The scores of the last step, (R, V). */
+  scores: FloatArray = new Float32Array(0);
   /** Each row's log Σ exp(scores) after a step: log p[j] = scores[j] - lse. */
   lse: Float64Array = new Float64Array(0);
 
@@ -110,10 +112,10 @@ export class Decoder {
       2 * rows,
     ]);
     // tanh(c) is not read across steps: both states share one array.
-    this.state = { h, c, tanhC };
-    this.next = { h: hNext, c: cNext, tanhC };
-    this.x = x;
-    this.gates = gates;
+    this.#state = { h, c, tanhC };
+    this.#next = { h: hNext, c: cNext, tanhC };
+    this.#x = x;
+    this.#gates = gates;
     this.scores = scores;
     this.#scratch = scratch;
     this.#stats = stats;
@@ -128,22 +130,22 @@ export class Decoder {
    */
   start(feats: FloatArray, rows: number): void {
     this.reserve(rows);
-    this.state.c.fill(0, 0, rows * this.#shape.hiddenDim);
-    initialHidden(this.model.params, this.#shape, feats, rows, this.state.h);
+    this.#state.c.fill(0, 0, rows * this.#shape.hiddenDim);
+    initialHidden(this.model.params, this.#shape, feats, rows, this.#state.h);
   }
 
   /**
-   * One step for `rows` words: reads `state`, writes `next`, the scores and each row's
-   * log-sum-exp.
+   * One step for `rows` words: reads the current state, writes the next one, the scores and
+   * each row's log-sum-exp.
    * @param words The word each row reads, (R,).
    * @param rows R.
    */
   step(words: ArrayLike<number>, rows: number): void {
     const p = this.model.params, shape = this.#shape, ew = this.#ew, v = shape.vocabSize;
-    embedWords(p, shape, words, rows, this.x, this.gates);
-    const { h, c } = this.state;
-    recurrentStep(p, shape, ew, rows, this.gates, 0, h, c, 0, this.next, 0);
-    vocabScores(p, shape, this.next.h, rows, this.scores);
+    embedWords(p, shape, words, rows, this.#x, this.#gates);
+    const { h, c } = this.#state;
+    recurrentStep(p, shape, ew, rows, this.#gates, 0, h, c, 0, this.#next, 0);
+    vocabScores(p, shape, this.#next.h, rows, this.scores);
     // log Σ exp = max + log Σ exp(s - max), from the softmax of a scratch copy.
     this.#scratch.set(this.scores.subarray(0, rows * v));
     ew.softmaxRows(this.#scratch, 0, rows, v, this.#stats, 0, 1);
@@ -152,8 +154,20 @@ export class Decoder {
     }
   }
 
-  /** Swaps the states: the state just written becomes the one read next. */
+  /** Makes the state just written the one the next step reads (swapping the buffers). */
   advance(): void {
-    [this.state, this.next] = [this.next, this.state];
+    [this.#state, this.#next] = [this.#next, this.#state];
+  }
+
+  /**
+   * Makes row `from` of the state just written row `to` of the state the next step reads:
+   * how beam search keeps the surviving beams (instead of {@linkcode Decoder.advance}).
+   * @param from A row of the last step.
+   * @param to A row of the next step.
+   */
+  keep(from: number, to: number): void {
+    const hd = this.#shape.hiddenDim, a = from * hd, b = a + hd;
+    this.#state.h.set(this.#next.h.subarray(a, b), to * hd);
+    this.#state.c.set(this.#next.c.subarray(a, b), to * hd);
   }
 }

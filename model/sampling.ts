@@ -178,7 +178,6 @@ interface Hypothesis {
  */
 function beamSearch(dec: Decoder, chunk: Chunk, beamSize: number, maxLength: number): void {
   const { n } = chunk, { vocabSize: v, startIdx, endIdx, nullIdx } = dec.model;
-  const hd = dec.model.config.hiddenDim;
   dec.reserve(n * beamSize);
   dec.start(chunk.feats, n); // row i is image i's single initial beam
   const beams: Hypothesis[][] = Array.from({ length: n }, () => [{ words: [], logProb: 0 }]);
@@ -232,12 +231,7 @@ function beamSearch(dec: Decoder, chunk: Chunk, beamSize: number, maxLength: num
         continue;
       }
       // The surviving beams' states, gathered from the state just written.
-      for (const cand of live) {
-        const from = (r0 + cand.beam) * hd;
-        dec.state.h.set(dec.next.h.subarray(from, from + hd), next * hd);
-        dec.state.c.set(dec.next.c.subarray(from, from + hd), next * hd);
-        next++;
-      }
+      for (const cand of live) dec.keep(r0 + cand.beam, next++);
       beams[i] = live.map((cand) => ({
         words: [...beams[i][cand.beam].words, cand.word],
         logProb: cand.logProb,
