@@ -26,7 +26,6 @@ import { Decoder } from "./decoder.ts";
 import {
   type CaptioningRNNOptions,
   checkLossOptions,
-  checkNormalizer,
   type LossOptions,
   type ModelConfig,
   resolveModelConfig,
@@ -207,8 +206,7 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
     captions: Tensor<"int32">,
     options: LossOptions<D> = {},
   ): LossResult<D> {
-    this.#checkBatch(features, captions);
-    checkLossOptions(options, this.dtype, this.layout.total);
+    this.#checkBatch(features, captions, options);
     const gradFlat = options.gradBuffer ?? allocArray(this.dtype, this.layout.total) as ArrayOf<D>;
     if (this.#gradViews?.flat !== gradFlat) {
       this.#gradViews = viewParams(this.layout, this.dtype, gradFlat);
@@ -232,8 +230,7 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
     captions: Tensor<"int32">,
     normalizer?: number,
   ): number {
-    this.#checkBatch(features, captions);
-    if (normalizer !== undefined) checkNormalizer(normalizer);
+    this.#checkBatch(features, captions, { normalizer });
     const divisor = normalizer ?? captions.shape[0];
     return this.#trainStep().run(this.params, features, captions, divisor, null);
   }
@@ -246,8 +243,13 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
     });
   }
 
-  /** Checks the shapes and dtypes of a batch. */
-  #checkBatch(features: Tensor<FloatDType>, captions: Tensor<"int32">): void {
+  /** Checks the shapes and dtypes of a batch, and the options of the loss. */
+  #checkBatch(
+    features: Tensor<FloatDType>,
+    captions: Tensor<"int32">,
+    options: LossOptions<D>,
+  ): void {
+    checkLossOptions(options, this.dtype, this.layout.total);
     const [n, t1] = captions.shape;
     if (captions.dtype !== "int32" || captions.shape.length !== 2 || t1 < 2) {
       throw new RangeError(
@@ -277,8 +279,7 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
     captions: Tensor<"int32">,
     options: LossOptions<D> = {},
   ): LossResult<D> {
-    this.#checkBatch(features, captions);
-    checkLossOptions(options, this.dtype, this.layout.total);
+    this.#checkBatch(features, captions, options);
     const [n, t1] = captions.shape;
     const p = this.params;
     const feats =

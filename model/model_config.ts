@@ -143,19 +143,8 @@ export function checkLossOptions(
   }
 }
 
-/**
- * Checks what a loss is divided by.
- * @param normalizer A positive, finite number.
- * @throws {TypeError} When it is not a number.
- * @throws {RangeError} When it is not positive and finite.
- *
- * @example
- * ```ts
- * import { checkNormalizer } from "./model_config.ts";
- * checkNormalizer(25); // fine
- * ```
- */
-export function checkNormalizer(normalizer: number): void {
+/** A positive, finite number. */
+function checkNormalizer(normalizer: number): void {
   expectNumber("normalizer", normalizer, "a positive number");
   if (!(normalizer > 0 && Number.isFinite(normalizer))) {
     throw new RangeError(`Invalid normalizer: expected a positive number, got ${normalizer}`);
