@@ -120,6 +120,8 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
   /**
    * Builds the model and initialises its parameters as the exercise does.
    * @param options The vocabulary and sizes; see {@linkcode CaptioningRNNOptions}.
+   * @throws {TypeError} For an unknown option name or a value of the wrong type.
+   * @throws {RangeError} For a value out of range or an invalid vocabulary.
    */
   constructor(options: CaptioningRNNOptions<D>) {
     const config = resolveModelConfig(options);
@@ -200,6 +202,8 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
    * @param captions Word indices, (N, T + 1), int32.
    * @param options A normalizer for sharded batches and a gradient buffer to fill.
    * @returns `{ loss, grads, gradFlat }`.
+   * @throws {TypeError} For an unknown option or a gradient buffer of the wrong type.
+   * @throws {RangeError} For bad shapes, word indices, normalizer or buffer length.
    */
   loss(
     features: Tensor<FloatDType>,
@@ -273,6 +277,8 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
    * @param captions Word indices, (N, T + 1), int32.
    * @param options A normalizer for sharded batches and a gradient buffer to fill.
    * @returns `{ loss, grads, gradFlat }`.
+   * @throws {TypeError} For an unknown option or a gradient buffer of the wrong type.
+   * @throws {RangeError} For bad shapes, word indices, normalizer or buffer length.
    */
   lossReference(
     features: Tensor<FloatDType>,

@@ -14,6 +14,8 @@
  *   step on a contiguous block, one vocabulary GEMM over all rows, the fused softmax + masked
  *   loss + gradient, and the weight gradients as one GEMM over all steps each
  *   (dWx = Xᵀ dA, dWh = H_prevᵀ dA, dW_vocab = Hᵀ dScores, biases as onesᵀ · d).
+ * - The forward pass is the language model's step (`lm_step.ts`, shared with the decoder) on
+ *   these packed rows; the backward pass is written out here.
  * - The elementwise parts run on the arena's kernels: WebAssembly SIMD for float32, `Math` for
  *   float64 (exact, for gradient checks). Nothing is allocated per step or per call except when
  *   a larger batch needs larger workspaces.
@@ -34,6 +36,7 @@ import {
   initialHidden,
   type LmParams,
   type LmShape,
+  type LmState,
   recurrentStep,
   vocabScores,
 } from "./lm_step.ts";
@@ -49,23 +52,24 @@ export interface TrainStepConfig extends LmShape {
   elementwise?: "auto" | "ts";
 }
 
-/** The work arrays, views of the arena; re-carved only when a batch needs more room. */
-interface Work {
-  x: FloatArray;
-  gates: FloatArray;
-  h: FloatArray;
-  c: FloatArray;
-  tanhC: FloatArray;
-  hPrev: FloatArray;
-  scores: FloatArray;
-  dh: FloatArray;
-  dA: FloatArray;
-  h0: FloatArray;
-  dh0: FloatArray;
-  dc: FloatArray;
-  feats: FloatArray;
-  ones: FloatArray;
-  stats: FloatArray;
+/**
+ * The work arrays, views of the arena; re-carved only when a batch needs more room. Rows of
+ * (R, ·) are packed rows, of (N, ·) captions in packed order; h, c, tanhC are the step's state
+ * (for the RNN, h is the activated gates and c, tanhC are empty).
+ */
+interface Work extends LmState {
+  x: FloatArray; // (R, W) word vectors, then their gradient
+  gates: FloatArray; // (R, G)
+  hPrev: FloatArray; // (R, H) the state each row starts from
+  scores: FloatArray; // (R, V) scores, then their gradient
+  dh: FloatArray; // (R, H)
+  dA: FloatArray; // (R, G)
+  h0: FloatArray; // (N, H)
+  dh0: FloatArray; // (N, H)
+  dc: FloatArray; // (N, H) dnext_c → dprev_c, carried from step to step
+  feats: FloatArray; // (N, D)
+  ones: FloatArray; // (max(R, N),) for the bias gradients
+  stats: FloatArray; // (R, 2) softmax max and sum
 }
 
 /**
@@ -120,7 +124,7 @@ export class TrainStep {
     const { inputDim: d, wordvecDim: w, hiddenDim: hd, vocabSize: v, cellType } = this.#cfg;
     rows = Math.max(rows, this.#capRows);
     n = Math.max(n, this.#capN);
-    const g = cellType === "lstm" ? 4 * hd : hd, lstm = cellType === "lstm";
+    const g = gateWidth(this.#cfg), lstm = cellType === "lstm";
     const names: (keyof Work)[] = [
       "x",
       "gates",
