@@ -54,14 +54,12 @@ for (const cell of ["rnn", "lstm"] as CellType[]) {
     m.params.b_vocab.data[2] += 3; // and <END> likely enough that beams finish early
     const n = SAMPLE_CHUNK + 6; // more than one chunk of images
     const feats = Tensor.randn([n, 6], 9);
+    const images = [0, 1, 33, 63, 64, 69, SAMPLE_CHUNK - 1, SAMPLE_CHUNK, n - 1];
+    const checked = new Set(images.filter((i) => i < n)); // both sides of the chunk boundary
     for (const beamSize of [2, 4]) {
       const all = m.sampleWithScores(feats, { beamSize, maxLength: 9 });
       let ended = 0;
-      for (
-        const i of new Set(
-          [0, 1, 33, 63, 64, 69, SAMPLE_CHUNK - 1, SAMPLE_CHUNK, n - 1].filter((i) => i < n),
-        )
-      ) {
+      for (const i of checked) {
         const one = m.sampleWithScores(
           new Tensor(feats.data.slice(i * 6, (i + 1) * 6), [1, 6]),
           { beamSize, maxLength: 9 },
