@@ -11,10 +11,11 @@
 import { describeKernels, selectKernels } from "../layers/kernels/mod.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
 import { Tensor } from "../layers/tensor.ts";
-import { CaptioningRNN, type CellType } from "../model/captioning_rnn.ts";
+import type { CellType } from "../model/captioning_rnn.ts";
 import { randomCaptionData } from "../tests/fixtures_data.ts";
 import { scriptCommandLine } from "../pipeline/cli/args.ts";
 import { flag, HELP_OPTION, int, oneOf } from "../pipeline/cli/command_spec.ts";
+import { cocoModel, D, H, median, T, V, W } from "./coco_sizes.ts";
 
 const { values } = scriptCommandLine({
   command: "deno run -A bench/loss_bench.ts",
@@ -29,12 +30,7 @@ const { values } = scriptCommandLine({
   },
 }, Deno.args);
 const k = selectKernels(values.backend as BackendName | "auto");
-const W = 256, H = 512, V = 1004, D = 512, T = 16, iters = values.iters;
-
-function median(xs: number[]): number {
-  const s = xs.slice().sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
+const iters = values.iters;
 
 /** GFLOP/s of a 512³ sgemm on this backend: the roofline the step is measured against. */
 function roofline(): number {
@@ -79,13 +75,7 @@ for (
     100,
   ]] as const
 ) {
-  const model = new CaptioningRNN({
-    wordToIdx: data.word_to_idx,
-    inputDim: D,
-    wordvecDim: W,
-    hiddenDim: H,
-    cellType: cell,
-  });
+  const model = cocoModel(data.word_to_idx, cell);
   const grad = new Float32Array(model.layout.total);
   const paths = values.reference ? ["fused", "reference"] as const : ["fused"] as const;
   for (const path of paths) {

@@ -18,7 +18,7 @@
  * @module
  */
 import { selectKernels } from "../layers/kernels/mod.ts";
-import { CaptioningRNN, type CellType } from "../model/captioning_rnn.ts";
+import type { CellType } from "../model/captioning_rnn.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
 import { Optimizer } from "../layers/optim.ts";
 import { randomCaptionData } from "../tests/fixtures_data.ts";
@@ -27,6 +27,7 @@ import { DEFAULT_SHARDS, type TrainEngine } from "../workers/engine.ts";
 import { createEngine, PoolEngine } from "../workers/pool.ts";
 import { scriptCommandLine } from "../pipeline/cli/args.ts";
 import { HELP_OPTION, int, oneOf, str } from "../pipeline/cli/command_spec.ts";
+import { cocoModel, D, H, median as medianOf, T, V, W } from "./coco_sizes.ts";
 
 const { values, positionals } = scriptCommandLine({
   command: "deno run -A bench/train_step_bench.ts",
@@ -44,7 +45,6 @@ const { values, positionals } = scriptCommandLine({
 const backend = selectKernels(values.backend as BackendName | "auto").name;
 const workerCounts = values.workers.split(",").map(Number);
 const shards = values.shards;
-const W = 256, H = 512, V = 1004, D = 512, T = 16;
 const configs: Array<[CellType, number]> = positionals.length >= 2
   ? [[positionals[0] as CellType, Number(positionals[1])]]
   : [["rnn", 25], ["lstm", 25], ["rnn", 100], ["lstm", 100]];
@@ -83,13 +83,7 @@ for (const [cell, n] of configs) {
   const data = randomCaptionData({ numTrain: 500, vocab: V, inputDim: D, seed: 1 });
   const runs: Run[] = [];
   for (const workers of workerCounts) {
-    const model = new CaptioningRNN({
-      wordToIdx: data.word_to_idx,
-      inputDim: D,
-      wordvecDim: W,
-      hiddenDim: H,
-      cellType: cell,
-    });
+    const model = cocoModel(data.word_to_idx, cell);
     const t0 = performance.now();
     const engine = createEngine(model, { workers, shards });
     if (engine instanceof PoolEngine) await engine.ready;
@@ -124,10 +118,7 @@ for (const [cell, n] of configs) {
   }
   const k = cell === "lstm" ? 4 : 1;
   const flops = 3 * 2 * (n * D * H + n * T * (W * k * H + H * k * H) + n * T * H * V);
-  const median = (xs: number[]) => {
-    const sorted = xs.slice(warmup).sort((a, b) => a - b);
-    return sorted[Math.floor(sorted.length / 2)];
-  };
+  const median = (xs: number[]) => medianOf(xs.slice(warmup));
   const base = median(runs[0].times);
   const baseBusiest = runs[0].busiest.length ? median(runs[0].busiest) : NaN;
   const round = (x: number, digits = 2) => Number(x.toFixed(digits));

@@ -5,7 +5,7 @@
  * @module
  */
 import { expectSameDtype, expectShape } from "./checks.ts";
-import { kernels } from "./kernels/mod.ts";
+import { mat, matmul, matmulAdd, T } from "./kernels/matmul.ts";
 import { type FloatDType, shapeSize, Tensor } from "./tensor.ts";
 
 /** What {@linkcode affineForward} keeps for the backward pass. */
@@ -54,7 +54,7 @@ export function affineForward<D extends FloatDType>(
   const out = Tensor.zeros([n, m], x.dtype);
   // out = b broadcast over rows, then out += x @ w.
   for (let i = 0; i < n; i++) out.data.set(b.data, i * m);
-  kernels().gemm(false, false, n, m, d, 1, x.data, 0, d, w.data, 0, m, 1, out.data, 0, m);
+  matmulAdd(mat(out.data, n, m), mat(x.data, n, d), mat(w.data, d, m));
   return [out, { x, w }];
 }
 
@@ -82,9 +82,9 @@ export function affineBackward<D extends FloatDType>(
   const dx = Tensor.zeros(x.shape, x.dtype);
   const dw = Tensor.zeros([d, m], x.dtype);
   const db = Tensor.zeros([m], x.dtype);
-  const k = kernels();
-  k.gemm(false, true, n, d, m, 1, dout.data, 0, m, w.data, 0, m, 0, dx.data, 0, d); // dout @ wᵀ
-  k.gemm(true, false, d, m, n, 1, x.data, 0, d, dout.data, 0, m, 0, dw.data, 0, m); // xᵀ @ dout
+  const dOut = mat(dout.data, n, m);
+  matmul(mat(dx.data, n, d), dOut, T(mat(w.data, d, m))); // dout @ wᵀ
+  matmul(mat(dw.data, d, m), T(mat(x.data, n, d)), dOut); // xᵀ @ dout
   sumRows(dout.data, n, m, db.data);
   return { dx, dw, db };
 }

@@ -10,12 +10,12 @@
  * weight gradients as one GEMM over all steps, which is the same math as looping the step.
  * @module
  */
-import { sigmoid } from "./activations.ts";
 import { sumRows } from "./affine.ts";
 import { expectSameDtype, expectShape } from "./checks.ts";
-import { kernels } from "./kernels/mod.ts";
+import { tsElementwise } from "./kernels/elementwise.ts";
+import { mat, matmul, matmulAdd, T } from "./kernels/matmul.ts";
 import { projectionGrads } from "./rnn.ts";
-import { allocFloat, type FloatArray, type FloatDType, Tensor } from "./tensor.ts";
+import { type FloatDType, Tensor } from "./tensor.ts";
 
 /** What {@linkcode lstmStepForward} keeps for the backward pass. */
 export interface LstmStepCache<D extends FloatDType> {
@@ -87,43 +87,16 @@ export function lstmStepForward<D extends FloatDType>(
   expectShape("Wx", Wx, [d, 4 * h]);
   expectShape("Wh", Wh, [h, 4 * h]);
   expectShape("b", b, [4 * h]);
-  const dtype = x.dtype, k = kernels();
+  const dtype = x.dtype;
   const gates = Tensor.zeros([n, 4 * h], dtype);
   for (let i = 0; i < n; i++) gates.data.set(b.data, i * 4 * h);
-  k.gemm(false, false, n, 4 * h, d, 1, x.data, 0, d, Wx.data, 0, 4 * h, 1, gates.data, 0, 4 * h);
-  k.gemm(
-    false,
-    false,
-    n,
-    4 * h,
-    h,
-    1,
-    prevH.data,
-    0,
-    h,
-    Wh.data,
-    0,
-    4 * h,
-    1,
-    gates.data,
-    0,
-    4 * h,
-  );
+  const a = mat(gates.data, n, 4 * h);
+  matmulAdd(a, mat(x.data, n, d), mat(Wx.data, d, 4 * h)); // += x @ Wx
+  matmulAdd(a, mat(prevH.data, n, h), mat(Wh.data, h, 4 * h)); // += prev_h @ Wh
   const nextH = Tensor.zeros([n, h], dtype), nextC = Tensor.zeros([n, h], dtype);
   const tanhC = Tensor.zeros([n, h], dtype);
-  for (let i = 0; i < n; i++) {
-    cellForward(
-      gates.data,
-      i * 4 * h,
-      prevC.data,
-      i * h,
-      nextC.data,
-      nextH.data,
-      tanhC.data,
-      i * h,
-      h,
-    );
-  }
+  // The cell: activates the gates in place, then next_c, tanh(next_c) and next_h.
+  tsElementwise.lstmCell(gates.data, 0, prevC.data, 0, nextC.data, tanhC.data, nextH.data, 0, n, h);
   return [nextH, nextC, { x, prevH, prevC, Wx, Wh, gates, tanhC }];
 }
 
@@ -154,32 +127,33 @@ export function lstmStepBackward<D extends FloatDType>(
   const [n, d] = x.shape, h = prevH.shape[1];
   expectShape("dnextH", dnextH, [n, h]);
   expectShape("dnextC", dnextC, [n, h]);
-  const dtype = x.dtype, k = kernels();
-  const da = Tensor.zeros([n, 4 * h], dtype), dprevC = Tensor.zeros([n, h], dtype);
-  for (let i = 0; i < n; i++) {
-    cellBackward(
-      dnextH.data,
-      dnextC.data,
-      i * h,
-      gates.data,
-      i * 4 * h,
-      prevC.data,
-      tanhC.data,
-      i * h,
-      da.data,
-      i * 4 * h,
-      dprevC.data,
-      i * h,
-      h,
-    );
-  }
+  const dtype = x.dtype;
+  const da = Tensor.zeros([n, 4 * h], dtype);
+  // The cell backward turns dnext_c into dprev_c in place.
+  const dprevC = Tensor.zeros([n, h], dtype);
+  dprevC.data.set(dnextC.data);
+  tsElementwise.lstmCellBackward(
+    gates.data,
+    0,
+    dnextH.data,
+    dprevC.data,
+    0,
+    prevC.data,
+    0,
+    tanhC.data,
+    0,
+    da.data,
+    n,
+    h,
+  );
   const dx = Tensor.zeros([n, d], dtype), dprevH = Tensor.zeros([n, h], dtype);
   const dWx = Tensor.zeros([d, 4 * h], dtype), dWh = Tensor.zeros([h, 4 * h], dtype);
   const db = Tensor.zeros([4 * h], dtype);
-  k.gemm(false, true, n, d, 4 * h, 1, da.data, 0, 4 * h, Wx.data, 0, 4 * h, 0, dx.data, 0, d);
-  k.gemm(false, true, n, h, 4 * h, 1, da.data, 0, 4 * h, Wh.data, 0, 4 * h, 0, dprevH.data, 0, h);
-  k.gemm(true, false, d, 4 * h, n, 1, x.data, 0, d, da.data, 0, 4 * h, 0, dWx.data, 0, 4 * h);
-  k.gemm(true, false, h, 4 * h, n, 1, prevH.data, 0, h, da.data, 0, 4 * h, 0, dWh.data, 0, 4 * h);
+  const dA = mat(da.data, n, 4 * h);
+  matmul(mat(dx.data, n, d), dA, T(mat(Wx.data, d, 4 * h))); // da @ Wxᵀ
+  matmul(mat(dprevH.data, n, h), dA, T(mat(Wh.data, h, 4 * h))); // da @ Whᵀ
+  matmul(mat(dWx.data, d, 4 * h), T(mat(x.data, n, d)), dA); // xᵀ @ da
+  matmul(mat(dWh.data, h, 4 * h), T(mat(prevH.data, n, h)), dA); // prev_hᵀ @ da
   sumRows(da.data, n, 4 * h, db.data);
   return { dx, dprevH, dprevC, dWx, dWh, db };
 }
@@ -252,44 +226,24 @@ export function lstmForward<D extends FloatDType>(
   expectShape("Wx", Wx, [d, g4]);
   expectShape("Wh", Wh, [hd, g4]);
   expectShape("b", b, [g4]);
-  const dtype = x.dtype, k = kernels();
+  const dtype = x.dtype;
   const gates = Tensor.zeros([n, t, g4], dtype);
   const ga = gates.data;
   for (let r = 0; r < n * t; r++) ga.set(b.data, r * g4);
   // All input projections at once: (N·T, D) @ (D, 4H).
-  k.gemm(false, false, n * t, g4, d, 1, x.data, 0, d, Wx.data, 0, g4, 1, ga, 0, g4);
+  matmulAdd(mat(ga, n * t, g4), mat(x.data, n * t, d), mat(Wx.data, d, g4));
   const h = Tensor.zeros([n, t, hd], dtype), c = Tensor.zeros([n, t, hd], dtype);
   const tanhC = Tensor.zeros([n, t, hd], dtype);
-  const c0 = allocFloat(dtype, hd); // zeros
-  const gStride = t * g4, hStride = t * hd;
+  const gStride = t * g4, hStride = t * hd, wh = mat(Wh.data, hd, g4);
   for (let s = 0; s < t; s++) {
     // gates[:, s] += prev_h @ Wh, prev_h = h0 or h[:, s-1] as a strided view.
-    if (s === 0) {
-      k.gemm(false, false, n, g4, hd, 1, h0.data, 0, hd, Wh.data, 0, g4, 1, ga, 0, gStride);
-    } else {
-      k.gemm(
-        false,
-        false,
-        n,
-        g4,
-        hd,
-        1,
-        h.data,
-        (s - 1) * hd,
-        hStride,
-        Wh.data,
-        0,
-        g4,
-        1,
-        ga,
-        s * g4,
-        gStride,
-      );
-    }
+    const prevH = s === 0 ? mat(h0.data, n, hd) : mat(h.data, n, hd, (s - 1) * hd, hStride);
+    matmulAdd(mat(ga, n, g4, s * g4, gStride), prevH, wh);
     for (let i = 0; i < n; i++) {
-      const hOff = i * hStride + s * hd;
-      const prevC = s === 0 ? c0 : c.data, prevOff = s === 0 ? 0 : hOff - hd;
-      cellForward(ga, i * gStride + s * g4, prevC, prevOff, c.data, h.data, tanhC.data, hOff, hd);
+      // One row of step s (the kernel's rows are contiguous; these are T apart). c0 = 0.
+      const hOff = i * hStride + s * hd, prevC = s === 0 ? null : c.data;
+      const gOff = i * gStride + s * g4;
+      tsElementwise.lstmCell(ga, gOff, prevC, hOff - hd, c.data, tanhC.data, h.data, hOff, 1, hd);
     }
   }
   return [h, { x, h0, Wx, Wh, h, c, tanhC, gates }];
@@ -319,150 +273,36 @@ export function lstmBackward<D extends FloatDType>(
   const { x, h0, Wx, Wh, h, c, tanhC, gates } = cache;
   const [n, t] = x.shape, hd = h0.shape[1], g4 = 4 * hd;
   expectShape("dh", dh, [n, t, hd]);
-  const dtype = x.dtype, k = kernels();
+  const dtype = x.dtype;
   const gStride = t * g4, hStride = t * hd;
   const da = Tensor.zeros([n, t, g4], dtype);
   const dprevH = Tensor.zeros([n, hd], dtype);
   const dprevC = Tensor.zeros([n, hd], dtype); // carried from step s+1 to s, in place
-  const dhTotal = allocFloat(dtype, hd);
-  const c0 = allocFloat(dtype, hd);
+  // dh + dprev_h of every step, at the offsets of tanh_c (as the cell backward reads them).
+  const dhTotal = Tensor.zeros([n, t, hd], dtype).data;
+  const whT = T(mat(Wh.data, hd, g4));
   for (let s = t - 1; s >= 0; s--) {
     for (let i = 0; i < n; i++) {
-      const hOff = i * hStride + s * hd;
-      for (let j = 0; j < hd; j++) dhTotal[j] = dh.data[hOff + j] + dprevH.data[i * hd + j];
-      const prevC = s === 0 ? c0 : c.data, prevOff = s === 0 ? 0 : hOff - hd;
-      cellBackwardAt(
+      const hOff = i * hStride + s * hd, gOff = i * gStride + s * g4;
+      for (let j = 0; j < hd; j++) dhTotal[hOff + j] = dh.data[hOff + j] + dprevH.data[i * hd + j];
+      tsElementwise.lstmCellBackward(
+        gates.data,
+        gOff,
         dhTotal,
         dprevC.data,
         i * hd,
-        gates.data,
-        i * gStride + s * g4,
-        prevC,
-        prevOff,
+        s === 0 ? null : c.data, // c0 = 0
+        hOff - hd,
         tanhC.data,
         hOff,
         da.data,
-        i * gStride + s * g4,
+        1,
         hd,
       );
     }
     // dprev_h = da[:, s] @ Whᵀ.
-    k.gemm(
-      false,
-      true,
-      n,
-      hd,
-      g4,
-      1,
-      da.data,
-      s * g4,
-      gStride,
-      Wh.data,
-      0,
-      g4,
-      0,
-      dprevH.data,
-      0,
-      hd,
-    );
+    matmul(mat(dprevH.data, n, hd), mat(da.data, n, g4, s * g4, gStride), whT);
   }
   // Over all steps at once: dx = da @ Wxᵀ, dWx = xᵀ @ da, dWh = h_prevᵀ @ da, db = Σ da.
   return { ...projectionGrads(x, h0, h, da, Wx), dh0: dprevH };
-}
-
-/**
- * The cell's elementwise part for one row: activates the gates in place (i, f, o sigmoid,
- * g tanh), then next_c = f * prev_c + i * g, tanh_c = tanh(next_c), next_h = o * tanh_c.
- */
-function cellForward(
-  g: FloatArray,
-  gOff: number,
-  prevC: FloatArray,
-  prevOff: number,
-  nextC: FloatArray,
-  nextH: FloatArray,
-  tanhC: FloatArray,
-  outOff: number,
-  h: number,
-): void {
-  for (let j = 0; j < h; j++) {
-    const i = sigmoid(g[gOff + j]);
-    const f = sigmoid(g[gOff + h + j]);
-    const o = sigmoid(g[gOff + 2 * h + j]);
-    const gg = Math.tanh(g[gOff + 3 * h + j]);
-    g[gOff + j] = i;
-    g[gOff + h + j] = f;
-    g[gOff + 2 * h + j] = o;
-    g[gOff + 3 * h + j] = gg;
-    const cNew = f * prevC[prevOff + j] + i * gg;
-    const tc = Math.tanh(cNew);
-    nextC[outOff + j] = cNew;
-    tanhC[outOff + j] = tc;
-    nextH[outOff + j] = o * tc;
-  }
-}
-
-/** The step backward's elementwise part for one row (dnext_h and dnext_c given separately). */
-function cellBackward(
-  dnextH: FloatArray,
-  dnextC: FloatArray,
-  dOff: number,
-  g: FloatArray,
-  gOff: number,
-  prevC: FloatArray,
-  tanhC: FloatArray,
-  cOff: number,
-  da: FloatArray,
-  daOff: number,
-  dprevC: FloatArray,
-  dcOff: number,
-  h: number,
-): void {
-  for (let j = 0; j < h; j++) dprevC[dcOff + j] = dnextC[dOff + j];
-  cellBackwardAt(
-    dnextH.subarray(dOff, dOff + h),
-    dprevC,
-    dcOff,
-    g,
-    gOff,
-    prevC,
-    cOff,
-    tanhC,
-    cOff,
-    da,
-    daOff,
-    h,
-  );
-}
-
-/**
- * The cell backward for one row. `dc` holds dnext_c on entry and dprev_c on exit.
- *   dc += dh * o * (1 - tanh_c²)
- *   da_i = dc * g * i(1-i), da_f = dc * prev_c * f(1-f), da_o = dh * tanh_c * o(1-o),
- *   da_g = dc * i * (1-g²), dprev_c = dc * f
- */
-function cellBackwardAt(
-  dhRow: FloatArray,
-  dc: FloatArray,
-  dcOff: number,
-  g: FloatArray,
-  gOff: number,
-  prevC: FloatArray,
-  prevOff: number,
-  tanhC: FloatArray,
-  tcOff: number,
-  da: FloatArray,
-  daOff: number,
-  h: number,
-): void {
-  for (let j = 0; j < h; j++) {
-    const i = g[gOff + j], f = g[gOff + h + j], o = g[gOff + 2 * h + j], gg = g[gOff + 3 * h + j];
-    const tc = tanhC[tcOff + j], dhj = dhRow[j];
-    const dcj = dc[dcOff + j] + dhj * o * (1 - tc * tc);
-    da[daOff + j] = dcj * gg * i * (1 - i);
-    da[daOff + h + j] = dcj * prevC[prevOff + j] * f * (1 - f);
-    da[daOff + 2 * h + j] = dhj * tc * o * (1 - o);
-    da[daOff + 3 * h + j] = dcj * i * (1 - gg * gg);
-    dc[dcOff + j] = dcj * f;
-  }
 }

@@ -8,15 +8,11 @@
  * weight gradients as one GEMM over all steps, which is the same math as looping the step.
  * @module
  */
-import {
-  activateInPlace,
-  type Activation,
-  activationBackward,
-  checkActivation,
-} from "./activations.ts";
+import { type Activation, checkActivation } from "./activations.ts";
 import { sumRows } from "./affine.ts";
 import { expectSameDtype, expectShape } from "./checks.ts";
-import { kernels } from "./kernels/mod.ts";
+import { tsElementwise } from "./kernels/elementwise.ts";
+import { mat, matmul, matmulAdd, T } from "./kernels/matmul.ts";
 import { allocFloat, type FloatDType, Tensor } from "./tensor.ts";
 
 /** What {@linkcode rnnStepForward} keeps for the backward pass. */
@@ -88,10 +84,10 @@ export function rnnStepForward<D extends FloatDType>(
   const nextH = Tensor.zeros([n, h], x.dtype);
   const a = nextH.data; // the pre-activation, turned into next_h in place
   for (let i = 0; i < n; i++) a.set(b.data, i * h);
-  const k = kernels();
-  k.gemm(false, false, n, h, d, 1, x.data, 0, d, Wx.data, 0, h, 1, a, 0, h); // += x @ Wx
-  k.gemm(false, false, n, h, h, 1, prevH.data, 0, h, Wh.data, 0, h, 1, a, 0, h); // += prev_h @ Wh
-  activateInPlace(a, 0, a.length, activation);
+  const out = mat(a, n, h);
+  matmulAdd(out, mat(x.data, n, d), mat(Wx.data, d, h)); // += x @ Wx
+  matmulAdd(out, mat(prevH.data, n, h), mat(Wh.data, h, h)); // += prev_h @ Wh
+  tsElementwise.activate(a, 0, a.length, activation);
   return [nextH, { x, prevH, Wx, Wh, nextH, activation }];
 }
 
@@ -122,15 +118,15 @@ export function rnnStepBackward<D extends FloatDType>(
   const dtype = x.dtype;
   // da = dnext_h * act'(a), written with the output: tanh' = 1 - h², sigmoid' = h (1 - h).
   const da = Tensor.zeros([n, h], dtype);
-  activationBackward(dnextH.data, 0, nextH.data, 0, da.data, 0, n * h, activation);
+  tsElementwise.activationBackward(dnextH.data, 0, nextH.data, 0, da.data, 0, n * h, activation);
   const dx = Tensor.zeros([n, d], dtype), dprevH = Tensor.zeros([n, h], dtype);
   const dWx = Tensor.zeros([d, h], dtype), dWh = Tensor.zeros([h, h], dtype);
   const db = Tensor.zeros([h], dtype);
-  const k = kernels();
-  k.gemm(false, true, n, d, h, 1, da.data, 0, h, Wx.data, 0, h, 0, dx.data, 0, d); // da @ Wxᵀ
-  k.gemm(false, true, n, h, h, 1, da.data, 0, h, Wh.data, 0, h, 0, dprevH.data, 0, h); // da @ Whᵀ
-  k.gemm(true, false, d, h, n, 1, x.data, 0, d, da.data, 0, h, 0, dWx.data, 0, h); // xᵀ @ da
-  k.gemm(true, false, h, h, n, 1, prevH.data, 0, h, da.data, 0, h, 0, dWh.data, 0, h); // prev_hᵀ @ da
+  const dA = mat(da.data, n, h);
+  matmul(mat(dx.data, n, d), dA, T(mat(Wx.data, d, h))); // da @ Wxᵀ
+  matmul(mat(dprevH.data, n, h), dA, T(mat(Wh.data, h, h))); // da @ Whᵀ
+  matmul(mat(dWx.data, d, h), T(mat(x.data, n, d)), dA); // xᵀ @ da
+  matmul(mat(dWh.data, h, h), T(mat(prevH.data, n, h)), dA); // prev_hᵀ @ da
   sumRows(da.data, n, h, db.data);
   return { dx, dprevH, dWx, dWh, db };
 }
@@ -205,35 +201,17 @@ export function rnnForward<D extends FloatDType>(
   const h = Tensor.zeros([n, t, hd], x.dtype);
   const a = h.data; // pre-activations, turned into hidden states in place, step by step
   for (let r = 0; r < n * t; r++) a.set(b.data, r * hd);
-  const k = kernels();
   // All input projections at once: (N·T, D) @ (D, H).
-  k.gemm(false, false, n * t, hd, d, 1, x.data, 0, d, Wx.data, 0, hd, 1, a, 0, hd);
+  matmulAdd(mat(a, n * t, hd), mat(x.data, n * t, d), mat(Wx.data, d, hd));
   const rowStride = t * hd; // from (n, t) to (n + 1, t) in an (N, T, H) array
+  const wh = mat(Wh.data, hd, hd);
   for (let s = 0; s < t; s++) {
     // a[:, s] += prev_h @ Wh, where prev_h is h0 or h[:, s-1] (a strided view, no copy).
-    if (s === 0) {
-      k.gemm(false, false, n, hd, hd, 1, h0.data, 0, hd, Wh.data, 0, hd, 1, a, 0, rowStride);
-    } else {
-      k.gemm(
-        false,
-        false,
-        n,
-        hd,
-        hd,
-        1,
-        a,
-        (s - 1) * hd,
-        rowStride,
-        Wh.data,
-        0,
-        hd,
-        1,
-        a,
-        s * hd,
-        rowStride,
-      );
+    const prevH = s === 0 ? mat(h0.data, n, hd) : mat(a, n, hd, (s - 1) * hd, rowStride);
+    matmulAdd(mat(a, n, hd, s * hd, rowStride), prevH, wh);
+    for (let i = 0; i < n; i++) {
+      tsElementwise.activate(a, i * rowStride + s * hd, hd, activation);
     }
-    for (let i = 0; i < n; i++) activateInPlace(a, i * rowStride + s * hd, hd, activation);
   }
   return [h, { x, h0, Wx, Wh, h, activation }];
 }
@@ -262,36 +240,20 @@ export function rnnBackward<D extends FloatDType>(
   const { x, h0, Wx, Wh, h, activation } = cache;
   const [n, t] = x.shape, hd = h0.shape[1];
   expectShape("dh", dh, [n, t, hd]);
-  const dtype = x.dtype, k = kernels();
+  const dtype = x.dtype;
   const rowStride = t * hd;
   const da = Tensor.zeros([n, t, hd], dtype); // gradient of every step's pre-activation
   const dprev = Tensor.zeros([n, hd], dtype); // gradient flowing into h[:, s] from step s+1
   const total = allocFloat(dtype, hd);
+  const whT = T(mat(Wh.data, hd, hd));
   for (let s = t - 1; s >= 0; s--) {
     for (let i = 0; i < n; i++) {
       const o = i * rowStride + s * hd;
       for (let j = 0; j < hd; j++) total[j] = dh.data[o + j] + dprev.data[i * hd + j];
-      activationBackward(total, 0, h.data, o, da.data, o, hd, activation);
+      tsElementwise.activationBackward(total, 0, h.data, o, da.data, o, hd, activation);
     }
     // dprev = da[:, s] @ Whᵀ: the gradient of h[:, s-1] (or of h0 at s = 0).
-    k.gemm(
-      false,
-      true,
-      n,
-      hd,
-      hd,
-      1,
-      da.data,
-      s * hd,
-      rowStride,
-      Wh.data,
-      0,
-      hd,
-      0,
-      dprev.data,
-      0,
-      hd,
-    );
+    matmul(mat(dprev.data, n, hd), mat(da.data, n, hd, s * hd, rowStride), whT);
   }
   return { ...projectionGrads(x, h0, h, da, Wx), dh0: dprev };
 }
@@ -314,14 +276,15 @@ export function projectionGrads<D extends FloatDType>(
   da: Tensor<D>,
   Wx: Tensor<D>,
 ): { dx: Tensor<D>; dWx: Tensor<D>; dWh: Tensor<D>; db: Tensor<D> } {
-  const [n, t, d] = x.shape, hd = h0.shape[1], g = da.shape[2], dtype = x.dtype, k = kernels();
+  const [n, t, d] = x.shape, hd = h0.shape[1], g = da.shape[2], dtype = x.dtype, rows = n * t;
   const dx = Tensor.zeros([n, t, d], dtype);
   const dWx = Tensor.zeros([d, g], dtype), dWh = Tensor.zeros([hd, g], dtype);
   const db = Tensor.zeros([g], dtype);
-  k.gemm(false, true, n * t, d, g, 1, da.data, 0, g, Wx.data, 0, g, 0, dx.data, 0, d);
-  k.gemm(true, false, d, g, n * t, 1, x.data, 0, d, da.data, 0, g, 0, dWx.data, 0, g);
+  const dA = mat(da.data, rows, g); // every step's rows, (N·T, G)
+  matmul(mat(dx.data, rows, d), dA, T(mat(Wx.data, d, g)));
+  matmul(mat(dWx.data, d, g), T(mat(x.data, rows, d)), dA);
   const hPrev = shiftedHidden(h0, h);
-  k.gemm(true, false, hd, g, n * t, 1, hPrev.data, 0, hd, da.data, 0, g, 0, dWh.data, 0, g);
+  matmul(mat(dWh.data, hd, g), T(mat(hPrev.data, rows, hd)), dA);
   sumRows(da.data, n * t, g, db.data);
   return { dx, dWx, dWh, db };
 }

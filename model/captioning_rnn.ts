@@ -6,7 +6,6 @@
  * Dimension legend: N batch, T time, D image feature, W word vector, H hidden, V vocabulary.
  * @module
  */
-import { type Activation, checkActivation } from "../layers/activations.ts";
 import { affineBackward, affineForward } from "../layers/affine.ts";
 import { lstmBackward, lstmForward } from "../layers/lstm.ts";
 import { Rng } from "../layers/random.ts";
@@ -23,62 +22,18 @@ import {
   type ParamName,
   viewParams,
 } from "./params.ts";
-import { TrainStep } from "./train_step.ts";
+import { Decoder } from "./decoder.ts";
+import {
+  type CaptioningRNNOptions,
+  checkLossOptions,
+  type LossOptions,
+  type ModelConfig,
+  resolveModelConfig,
+} from "./model_config.ts";
 import { sampleCaptions, type SampleOptions, type SampleResult } from "./sampling.ts";
+import { TrainStep } from "./train_step.ts";
 
-/** The recurrent cell of the language model. */
-export type CellType = "rnn" | "lstm";
-
-/** How to build a {@linkcode CaptioningRNN}; every field but `wordToIdx` has a default. */
-export interface CaptioningRNNOptions<D extends FloatDType = FloatDType> {
-  /** The vocabulary: word → index, with `<NULL>` (and `<START>`, `<END>` to sample). */
-  wordToIdx: Record<string, number>;
-  /** D, the image feature size (default 512). */
-  inputDim?: number;
-  /** W, the word-vector size (default 128). */
-  wordvecDim?: number;
-  /** H, the hidden size (default 128). */
-  hiddenDim?: number;
-  /** "rnn" (default) or "lstm". */
-  cellType?: CellType;
-  /** The vanilla RNN's nonlinearity: "tanh" (default) or "sigmoid". */
-  activation?: Activation;
-  /** "float32" (default, for training speed) or "float64" (for gradient checks). */
-  dtype?: D;
-  /** The seed of the parameter initialisation (default 0). */
-  seed?: number;
-  /** An existing flat parameter buffer to use instead of a new one (e.g. shared by workers). */
-  paramBuffer?: ArrayOf<D>;
-}
-
-/** The resolved constructor arguments, as saved in checkpoints. */
-export interface ModelConfig {
-  /** D */
-  inputDim: number;
-  /** W */
-  wordvecDim: number;
-  /** H */
-  hiddenDim: number;
-  /** The recurrent cell. */
-  cellType: CellType;
-  /** The vanilla RNN's nonlinearity. */
-  activation: Activation;
-  /** The element type. */
-  dtype: FloatDType;
-  /** The initialisation seed. */
-  seed: number;
-}
-
-/** Options of {@linkcode CaptioningRNN.loss}. */
-export interface LossOptions<D extends FloatDType> {
-  /**
-   * What the summed loss is divided by (default N, the exercise's). A shard of a larger batch
-   * passes the whole batch's size so that shard losses and gradients add up to the batch's.
-   */
-  normalizer?: number;
-  /** A flat gradient buffer (the parameter layout) to write into instead of a new one. */
-  gradBuffer?: ArrayOf<D>;
-}
+export type { CaptioningRNNOptions, CellType, LossOptions, ModelConfig } from "./model_config.ts";
 
 /** What {@linkcode CaptioningRNN.loss} returns. */
 export interface LossResult<D extends FloatDType> {
@@ -108,6 +63,11 @@ function checkVocabulary(wordToIdx: Record<string, number>, vocabSize: number): 
   }
   const seen = new Map<number, string>();
   for (const [word, i] of Object.entries(wordToIdx)) {
+    if (!Number.isInteger(i) || i < 0) {
+      throw new RangeError(
+        `Invalid vocabulary: "${word}" has index ${i}, expected an integer >= 0`,
+      );
+    }
     const other = seen.get(i);
     if (other !== undefined) {
       throw new RangeError(
@@ -154,30 +114,18 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
   #step: TrainStep | undefined;
   /** The gradient views of the last gradient buffer. */
   #gradViews: ParamBuffer<D> | undefined;
+  /** The per-step decoder, made at the first sampling. */
+  #decoder: Decoder | undefined;
 
   /**
    * Builds the model and initialises its parameters as the exercise does.
    * @param options The vocabulary and sizes; see {@linkcode CaptioningRNNOptions}.
+   * @throws {TypeError} For an unknown option name or a value of the wrong type.
+   * @throws {RangeError} For a value out of range or an invalid vocabulary.
    */
   constructor(options: CaptioningRNNOptions<D>) {
+    const config = resolveModelConfig(options);
     const { wordToIdx } = options;
-    const config: ModelConfig = {
-      inputDim: options.inputDim ?? 512,
-      wordvecDim: options.wordvecDim ?? 128,
-      hiddenDim: options.hiddenDim ?? 128,
-      cellType: options.cellType ?? "rnn",
-      activation: checkActivation(options.activation ?? "tanh"),
-      dtype: options.dtype ?? "float32",
-      seed: options.seed ?? 0,
-    };
-    if (config.cellType !== "rnn" && config.cellType !== "lstm") {
-      throw new RangeError(`Invalid cellType "${config.cellType}": expected "rnn" or "lstm"`);
-    }
-    for (const k of ["inputDim", "wordvecDim", "hiddenDim"] as const) {
-      if (!Number.isInteger(config[k]) || config[k] < 1) {
-        throw new RangeError(`Invalid ${k}: expected a positive integer, got ${config[k]}`);
-      }
-    }
     if (!("<NULL>" in wordToIdx)) {
       throw new RangeError(`Invalid vocabulary: wordToIdx has no "<NULL>" token`);
     }
@@ -219,6 +167,11 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
     return this.config.dtype as D;
   }
 
+  /** The per-step decoder that sampling drives (made at its first use, then reused). */
+  get decoder(): Decoder {
+    return this.#decoder ??= new Decoder(this);
+  }
+
   /** The exercise's initialisation: randn scaled by 1/100 or 1/√fan-in, zero biases. */
   #initParams(rng: Rng): void {
     const { inputDim: d, wordvecDim: w, hiddenDim: h } = this.config;
@@ -249,13 +202,15 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
    * @param captions Word indices, (N, T + 1), int32.
    * @param options A normalizer for sharded batches and a gradient buffer to fill.
    * @returns `{ loss, grads, gradFlat }`.
+   * @throws {TypeError} For an unknown option or a gradient buffer of the wrong type.
+   * @throws {RangeError} For bad shapes, word indices, normalizer or buffer length.
    */
   loss(
     features: Tensor<FloatDType>,
     captions: Tensor<"int32">,
     options: LossOptions<D> = {},
   ): LossResult<D> {
-    this.#checkBatch(features, captions);
+    this.#checkBatch(features, captions, options);
     const gradFlat = options.gradBuffer ?? allocArray(this.dtype, this.layout.total) as ArrayOf<D>;
     if (this.#gradViews?.flat !== gradFlat) {
       this.#gradViews = viewParams(this.layout, this.dtype, gradFlat);
@@ -277,10 +232,11 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
   lossValue(
     features: Tensor<FloatDType>,
     captions: Tensor<"int32">,
-    normalizer: number = captions.shape[0],
+    normalizer?: number,
   ): number {
-    this.#checkBatch(features, captions);
-    return this.#trainStep().run(this.params, features, captions, normalizer, null);
+    this.#checkBatch(features, captions, { normalizer });
+    const divisor = normalizer ?? captions.shape[0];
+    return this.#trainStep().run(this.params, features, captions, divisor, null);
   }
 
   #trainStep(): TrainStep {
@@ -291,8 +247,13 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
     });
   }
 
-  /** Checks the shapes and dtypes of a batch. */
-  #checkBatch(features: Tensor<FloatDType>, captions: Tensor<"int32">): void {
+  /** Checks the shapes and dtypes of a batch, and the options of the loss. */
+  #checkBatch(
+    features: Tensor<FloatDType>,
+    captions: Tensor<"int32">,
+    options: LossOptions<D>,
+  ): void {
+    checkLossOptions(options, this.dtype, this.layout.total);
     const [n, t1] = captions.shape;
     if (captions.dtype !== "int32" || captions.shape.length !== 2 || t1 < 2) {
       throw new RangeError(
@@ -316,13 +277,15 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
    * @param captions Word indices, (N, T + 1), int32.
    * @param options A normalizer for sharded batches and a gradient buffer to fill.
    * @returns `{ loss, grads, gradFlat }`.
+   * @throws {TypeError} For an unknown option or a gradient buffer of the wrong type.
+   * @throws {RangeError} For bad shapes, word indices, normalizer or buffer length.
    */
   lossReference(
     features: Tensor<FloatDType>,
     captions: Tensor<"int32">,
     options: LossOptions<D> = {},
   ): LossResult<D> {
-    this.#checkBatch(features, captions);
+    this.#checkBatch(features, captions, options);
     const [n, t1] = captions.shape;
     const p = this.params;
     const feats =

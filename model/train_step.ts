@@ -14,12 +14,13 @@
  *   step on a contiguous block, one vocabulary GEMM over all rows, the fused softmax + masked
  *   loss + gradient, and the weight gradients as one GEMM over all steps each
  *   (dWx = Xᵀ dA, dWh = H_prevᵀ dA, dW_vocab = Hᵀ dScores, biases as onesᵀ · d).
+ * - The forward pass is the language model's step (`lm_step.ts`, shared with the decoder) on
+ *   these packed rows; the backward pass is written out here.
  * - The elementwise parts run on the arena's kernels: WebAssembly SIMD for float32, `Math` for
  *   float64 (exact, for gradient checks). Nothing is allocated per step or per call except when
  *   a larger batch needs larger workspaces.
  * @module
  */
-import type { Activation } from "../layers/activations.ts";
 import {
   type ElementwiseKernels,
   type FloatArena,
@@ -27,24 +28,22 @@ import {
   typedArena,
 } from "../layers/kernels/elementwise.ts";
 import { selectElementwise } from "../layers/kernels/elementwise_wasm.ts";
-import { kernels } from "../layers/kernels/mod.ts";
+import { mat, matmul, matmulAdd, T } from "../layers/kernels/matmul.ts";
 import type { FloatArray, FloatDType, Tensor } from "../layers/tensor.ts";
+import {
+  embedWords,
+  gateWidth,
+  initialHidden,
+  type LmParams,
+  type LmShape,
+  type LmState,
+  recurrentStep,
+  vocabScores,
+} from "./lm_step.ts";
 import type { ParamName } from "./params.ts";
 
 /** The sizes and cell of a model, as the step needs them. */
-export interface TrainStepConfig {
-  /** D */
-  inputDim: number;
-  /** W */
-  wordvecDim: number;
-  /** H */
-  hiddenDim: number;
-  /** V */
-  vocabSize: number;
-  /** "rnn" or "lstm". */
-  cellType: "rnn" | "lstm";
-  /** The vanilla RNN's nonlinearity. */
-  activation: Activation;
+export interface TrainStepConfig extends LmShape {
   /** The element type. */
   dtype: FloatDType;
   /** The index of `<NULL>`, whose targets are masked out. */
@@ -53,23 +52,24 @@ export interface TrainStepConfig {
   elementwise?: "auto" | "ts";
 }
 
-/** The work arrays, views of the arena; re-carved only when a batch needs more room. */
-interface Work {
-  x: FloatArray;
-  gates: FloatArray;
-  h: FloatArray;
-  c: FloatArray;
-  tanhC: FloatArray;
-  hPrev: FloatArray;
-  scores: FloatArray;
-  dh: FloatArray;
-  dA: FloatArray;
-  h0: FloatArray;
-  dh0: FloatArray;
-  dc: FloatArray;
-  feats: FloatArray;
-  ones: FloatArray;
-  stats: FloatArray;
+/**
+ * The work arrays, views of the arena; re-carved only when a batch needs more room. Rows of
+ * (R, ·) are packed rows, of (N, ·) captions in packed order; h, c, tanhC are the step's state
+ * (for the RNN, h is the activated gates and c, tanhC are empty).
+ */
+interface Work extends LmState {
+  x: FloatArray; // (R, W) word vectors, then their gradient
+  gates: FloatArray; // (R, G)
+  hPrev: FloatArray; // (R, H) the state each row starts from
+  scores: FloatArray; // (R, V) scores, then their gradient
+  dh: FloatArray; // (R, H)
+  dA: FloatArray; // (R, G)
+  h0: FloatArray; // (N, H)
+  dh0: FloatArray; // (N, H)
+  dc: FloatArray; // (N, H) dnext_c → dprev_c, carried from step to step
+  feats: FloatArray; // (N, D)
+  ones: FloatArray; // (max(R, N),) for the bias gradients
+  stats: FloatArray; // (R, 2) softmax max and sum
 }
 
 /**
@@ -124,7 +124,7 @@ export class TrainStep {
     const { inputDim: d, wordvecDim: w, hiddenDim: hd, vocabSize: v, cellType } = this.#cfg;
     rows = Math.max(rows, this.#capRows);
     n = Math.max(n, this.#capN);
-    const g = cellType === "lstm" ? 4 * hd : hd, lstm = cellType === "lstm";
+    const g = gateWidth(this.#cfg), lstm = cellType === "lstm";
     const names: (keyof Work)[] = [
       "x",
       "gates",
@@ -200,8 +200,8 @@ export class TrainStep {
     normalizer: number,
     grads: Record<ParamName, Tensor<FloatDType>> | null,
   ): number {
-    const { inputDim: d, wordvecDim: w, hiddenDim: hd, vocabSize: v, nullIdx } = this.#cfg;
-    const lstm = this.#cfg.cellType === "lstm", g = lstm ? 4 * hd : hd;
+    const cfg = this.#cfg, lstm = cfg.cellType === "lstm", g = gateWidth(cfg);
+    const { inputDim: d, wordvecDim: w, hiddenDim: hd, vocabSize: v, nullIdx } = cfg;
     const [n, t1] = captions.shape, t = t1 - 1, cap = captions.data;
     this.#reserve(n * t, n);
     // Each caption's length: one past its last unmasked target (0 when all are masked).
@@ -255,12 +255,12 @@ export class TrainStep {
       stepOff[s + 1] = stepOff[s] + i;
     }
     const rows = stepOff[tEff];
-    const p = params, gr = grads;
+    const p: LmParams = params, gr = grads;
     if (rows === 0) {
       if (gr) { for (const name in gr) gr[name as ParamName].data.fill(0); }
       return 0;
     }
-    const wk = this.#work, k = kernels(), ew = this.#ew;
+    const wk = this.#work, ew = this.#ew;
     const words = this.#words, targets = this.#targets;
     for (let s = 0; s < tEff; s++) {
       for (let i = 0, ns = running(s); i < ns; i++) {
@@ -274,58 +274,20 @@ export class TrainStep {
     const feats = features.data;
     for (let i = 0; i < n0; i++) {
       wk.feats.set(feats.subarray(perm[i] * d, (perm[i] + 1) * d), i * d);
-      wk.h0.set(p.b_proj.data, i * hd);
     }
-    k.gemm(false, false, n0, hd, d, 1, wk.feats, 0, d, p.W_proj.data, 0, hd, 1, wk.h0, 0, hd);
+    initialHidden(p, cfg, wk.feats, n0, wk.h0);
     // Word vectors, then the input projection of every step at once: gates = b + x · Wx.
-    const emb = p.W_embed.data;
-    for (let r = 0; r < rows; r++) {
-      wk.x.set(emb.subarray(words[r] * w, (words[r] + 1) * w), r * w);
-      wk.gates.set(p.b.data, r * g);
-    }
-    k.gemm(false, false, rows, g, w, 1, wk.x, 0, w, p.Wx.data, 0, g, 1, wk.gates, 0, g);
+    embedWords(p, cfg, words, rows, wk.x, wk.gates);
     for (let s = 0; s < tEff; s++) {
-      const ns = running(s), off = stepOff[s];
-      // gates[s] += h_prev · Wh, h_prev = h0 or the previous step's first n_s rows.
-      const prev = s === 0 ? wk.h0 : wk.h, prevOff = s === 0 ? 0 : stepOff[s - 1] * hd;
-      k.gemm(
-        false,
-        false,
-        ns,
-        g,
-        hd,
-        1,
-        prev,
-        prevOff,
-        hd,
-        p.Wh.data,
-        0,
-        g,
-        1,
-        wk.gates,
-        off * g,
-        g,
-      );
-      if (lstm) {
-        ew.lstmCell(
-          wk.gates,
-          off * g,
-          s === 0 ? null : wk.c,
-          s === 0 ? 0 : stepOff[s - 1] * hd,
-          wk.c,
-          wk.tanhC,
-          wk.h,
-          off * hd,
-          ns,
-          hd,
-        );
-      } else if (this.#cfg.activation === "tanh") ew.tanh(wk.gates, off * hd, ns * hd);
-      else ew.sigmoid(wk.gates, off * hd, ns * hd);
+      // gates[s] += h_prev · Wh, h_prev = h0 or the previous step's first n_s rows (the
+      // captions still running are the longest ones, first); then the cell (c0 = 0).
+      const hPrev = s === 0 ? wk.h0 : wk.h, cPrev = s === 0 ? null : wk.c;
+      const prevOff = s === 0 ? 0 : stepOff[s - 1] * hd, off = stepOff[s];
+      recurrentStep(p, cfg, ew, running(s), wk.gates, off * g, hPrev, cPrev, prevOff, wk, off * hd);
     }
     // Scores of every row at once, then softmax + masked loss + gradient, in place.
     const sc = wk.scores, xt = this.#xt, stats = wk.stats;
-    for (let r = 0; r < rows; r++) sc.set(p.b_vocab.data, r * v);
-    k.gemm(false, false, rows, v, hd, 1, wk.h, 0, hd, p.W_vocab.data, 0, v, 1, sc, 0, v);
+    vocabScores(p, cfg, wk.h, rows, sc);
     for (let r = 0; r < rows; r++) xt[r] = targets[r] === nullIdx ? 0 : sc[r * v + targets[r]];
     const scale = 1 / normalizer;
     ew.softmaxRows(sc, 0, rows, v, stats, 0, scale);
@@ -342,89 +304,48 @@ export class TrainStep {
     if (gr === null) return loss * scale;
 
     // Backward. dh = dScores · W_vocabᵀ; dW_vocab = hᵀ · dScores; db_vocab = onesᵀ · dScores.
-    k.gemm(false, true, rows, hd, v, 1, sc, 0, v, p.W_vocab.data, 0, v, 0, wk.dh, 0, hd);
-    k.gemm(true, false, hd, v, rows, 1, wk.h, 0, hd, sc, 0, v, 0, gr.W_vocab.data, 0, v);
-    k.gemm(false, false, 1, v, rows, 1, wk.ones, 0, rows, sc, 0, v, 0, gr.b_vocab.data, 0, v);
+    const dScores = mat(sc, rows, v), h = mat(wk.h, rows, hd), ones = mat(wk.ones, 1, rows);
+    matmul(mat(wk.dh, rows, hd), dScores, T(mat(p.W_vocab.data, hd, v)));
+    matmul(mat(gr.W_vocab.data, hd, v), T(h), dScores);
+    matmul(mat(gr.b_vocab.data, 1, v), ones, dScores);
     if (lstm) wk.dc.fill(0, 0, n0 * hd);
+    const whT = T(mat(p.Wh.data, hd, g));
     for (let s = tEff - 1; s >= 0; s--) {
-      const ns = running(s), off = stepOff[s];
+      const ns = running(s), off = stepOff[s], prevOff = s === 0 ? 0 : stepOff[s - 1] * hd;
+      // dA[s]: the cell's backward (dc carries dnext_c → dprev_c), or dh ⊙ act'(a) from h.
       if (lstm) {
-        ew.lstmCellBackward(
-          wk.gates,
-          off * g,
-          wk.dh,
-          wk.dc,
-          0,
-          s === 0 ? null : wk.c,
-          s === 0 ? 0 : stepOff[s - 1] * hd,
-          wk.tanhC,
-          off * hd,
-          wk.dA,
-          ns,
-          hd,
-        );
+        const { gates, dh, dc, tanhC, dA } = wk, cPrev = s === 0 ? null : wk.c;
+        ew.lstmCellBackward(gates, off * g, dh, dc, 0, cPrev, prevOff, tanhC, off * hd, dA, ns, hd);
       } else {
-        rnnActivationBackward(wk, off, ns, hd, this.#cfg.activation);
+        const at = off * hd;
+        ew.activationBackward(wk.dh, at, wk.h, at, wk.dA, at, ns * hd, cfg.activation);
       }
       // The recurrent gradient: dh[s-1] += dA[s] · Whᵀ (or dh0 = dA[0] · Whᵀ).
-      if (s > 0) {
-        k.gemm(
-          false,
-          true,
-          ns,
-          hd,
-          g,
-          1,
-          wk.dA,
-          off * g,
-          g,
-          p.Wh.data,
-          0,
-          g,
-          1,
-          wk.dh,
-          stepOff[s - 1] * hd,
-          hd,
-        );
-      } else {
-        k.gemm(false, true, ns, hd, g, 1, wk.dA, 0, g, p.Wh.data, 0, g, 0, wk.dh0, 0, hd);
-      }
+      const dAs = mat(wk.dA, ns, g, off * g);
+      if (s > 0) matmulAdd(mat(wk.dh, ns, hd, prevOff), dAs, whT);
+      else matmul(mat(wk.dh0, ns, hd), dAs, whT);
     }
     // Weight gradients over all steps at once.
-    k.gemm(true, false, w, g, rows, 1, wk.x, 0, w, wk.dA, 0, g, 0, gr.Wx.data, 0, g);
+    const dA = mat(wk.dA, rows, g), x = mat(wk.x, rows, w);
+    matmul(mat(gr.Wx.data, w, g), T(x), dA);
     wk.hPrev.set(wk.h0.subarray(0, n0 * hd), 0);
     for (let s = 1; s < tEff; s++) {
       const from = stepOff[s - 1] * hd;
       wk.hPrev.set(wk.h.subarray(from, from + running(s) * hd), stepOff[s] * hd);
     }
-    k.gemm(true, false, hd, g, rows, 1, wk.hPrev, 0, hd, wk.dA, 0, g, 0, gr.Wh.data, 0, g);
-    k.gemm(false, false, 1, g, rows, 1, wk.ones, 0, rows, wk.dA, 0, g, 0, gr.b.data, 0, g);
+    matmul(mat(gr.Wh.data, hd, g), T(mat(wk.hPrev, rows, hd)), dA);
+    matmul(mat(gr.b.data, 1, g), ones, dA);
     // dx = dA · Wxᵀ (into x, no longer needed), scattered into the word vectors' gradient.
-    k.gemm(false, true, rows, w, g, 1, wk.dA, 0, g, p.Wx.data, 0, g, 0, wk.x, 0, w);
+    matmul(x, dA, T(mat(p.Wx.data, w, g)));
     const dEmb = gr.W_embed.data, dx = wk.x;
     dEmb.fill(0);
     for (let r = 0; r < rows; r++) {
       const o = words[r] * w, x0 = r * w;
       for (let j = 0; j < w; j++) dEmb[o + j] += dx[x0 + j];
     }
-    k.gemm(true, false, d, hd, n0, 1, wk.feats, 0, d, wk.dh0, 0, hd, 0, gr.W_proj.data, 0, hd);
-    k.gemm(false, false, 1, hd, n0, 1, wk.ones, 0, n0, wk.dh0, 0, hd, 0, gr.b_proj.data, 0, hd);
+    const feats0 = mat(wk.feats, n0, d), dh0 = mat(wk.dh0, n0, hd);
+    matmul(mat(gr.W_proj.data, d, hd), T(feats0), dh0);
+    matmul(mat(gr.b_proj.data, 1, hd), mat(wk.ones, 1, n0), dh0);
     return loss * scale;
-  }
-}
-
-/** dA[s] = dh[s] ⊙ act'(a), from the activation's output h: tanh' = 1 - h², σ' = h (1 - h). */
-function rnnActivationBackward(
-  wk: Work,
-  off: number,
-  ns: number,
-  hd: number,
-  activation: Activation,
-): void {
-  const { h, dh, dA } = wk, start = off * hd, end = (off + ns) * hd;
-  if (activation === "tanh") {
-    for (let q = start; q < end; q++) dA[q] = dh[q] * (1 - h[q] * h[q]);
-  } else {
-    for (let q = start; q < end; q++) dA[q] = dh[q] * (h[q] * (1 - h[q]));
   }
 }

@@ -18,7 +18,7 @@ import {
   selectKernels,
   setKernels,
 } from "../layers/kernels/mod.ts";
-import { gemmTs, tsKernels } from "../layers/kernels/ts.ts";
+import { tsKernels } from "../layers/kernels/ts.ts";
 import { loadWasmKernels } from "../layers/kernels/wasm.ts";
 import { op, sleb, uleb } from "../layers/kernels/wasm_asm.ts";
 import type { BackendName, Kernels } from "../layers/kernels/types.ts";
@@ -88,63 +88,16 @@ function checkCase(backend: Kernels, ctor: Ctor, c: Case, shared: boolean, rng: 
   const b = store(rng, ctor, transB ? n : k, transB ? k : n, shared, "random");
   const cc = store(rng, ctor, m, n, shared, beta === 0 ? "nan" : "random");
   const expected = cc.data.slice();
-  gemmTs(
-    transA,
-    transB,
-    m,
-    n,
-    k,
-    alpha,
-    a.data,
-    a.offset,
-    a.ld,
-    b.data,
-    b.offset,
-    b.ld,
-    beta,
-    expected,
-    cc.offset,
-    cc.ld,
-  );
+  const args = (x: Stored) => [x.data, x.offset, x.ld] as const;
+  const run = (kern: Kernels, alpha: number, a: Stored, b: Stored, beta: number, out: FloatArray) =>
+    kern.gemm(transA, transB, m, n, k, alpha, ...args(a), ...args(b), beta, out, cc.offset, cc.ld);
+  run(tsKernels, alpha, a, b, beta, expected);
   // |alpha| |op(A)| |op(B)| + |beta| |C|: the scale of each element's rounding error.
   const scale = beta === 0 ? new Float64Array(cc.data.length) : abs64(cc.data);
-  gemmTs(
-    transA,
-    transB,
-    m,
-    n,
-    k,
-    Math.abs(alpha),
-    abs64(a.data),
-    a.offset,
-    a.ld,
-    abs64(b.data),
-    b.offset,
-    b.ld,
-    Math.abs(beta),
-    scale,
-    cc.offset,
-    cc.ld,
-  );
+  const absA = { ...a, data: abs64(a.data) }, absB = { ...b, data: abs64(b.data) };
+  run(tsKernels, Math.abs(alpha), absA, absB, Math.abs(beta), scale);
   const actual = cc.data;
-  backend.gemm(
-    transA,
-    transB,
-    m,
-    n,
-    k,
-    alpha,
-    a.data,
-    a.offset,
-    a.ld,
-    b.data,
-    b.offset,
-    b.ld,
-    beta,
-    actual,
-    cc.offset,
-    cc.ld,
-  );
+  run(backend, alpha, a, b, beta, actual);
   const eps = ctor === Float32Array ? 2 ** -24 : 2 ** -53;
   const tol = 2 * (k + 2) * eps;
   const label =
@@ -453,7 +406,7 @@ Deno.test({
     for (let i = 0; i < a.length; i++) a[i] = rng.random() - 0.5;
     for (let i = 0; i < b.length; i++) b[i] = rng.random() - 0.5;
     const expected = new Float32Array(m * n);
-    gemmTs(false, false, m, n, k, 1, a, 0, k, b, 0, n, 0, expected, 0, n);
+    tsKernels.gemm(false, false, m, n, k, 1, a, 0, k, b, 0, n, 0, expected, 0, n);
     const modUrl = new URL("../layers/kernels/mod.ts", import.meta.url).href;
     // Both workers wait at a barrier, then each rewrites its own half of C (beta = 0 over NaN)
     // many times, checking every round, while the other does the same.

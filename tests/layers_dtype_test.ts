@@ -142,7 +142,7 @@ Deno.test("layers reject wrong shapes, mixed dtypes and bad indices with clear m
         "relu" as "tanh",
       ),
     RangeError,
-    'Unknown activation "relu"',
+    'Invalid activation: expected "tanh" or "sigmoid", got "relu"',
   );
   assertThrows(
     () =>

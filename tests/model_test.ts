@@ -162,7 +162,7 @@ Deno.test("CaptioningRNN rejects bad constructor arguments and inputs with clear
   assertThrows(
     () => new CaptioningRNN({ wordToIdx: { "<NULL>": 0 }, cellType: "gru" as CellType }),
     RangeError,
-    'Invalid cellType "gru"',
+    'Invalid cellType: expected "rnn" or "lstm", got "gru"',
   );
   const m = tinyModel("rnn");
   assertThrows(
@@ -170,6 +170,71 @@ Deno.test("CaptioningRNN rejects bad constructor arguments and inputs with clear
     RangeError,
     "Invalid features",
   );
+});
+
+Deno.test("new CaptioningRNN() rejects unknown option names and bad values in one line", () => {
+  const wordToIdx = { "<NULL>": 0, "<START>": 1, "<END>": 2 };
+  const bad: Array<[Record<string, unknown>, ErrorConstructor, string]> = [
+    [{ hiddenSize: 64 }, TypeError, 'unknown option "hiddenSize" (did you mean "hiddenDim"?)'],
+    [{ celltype: "lstm" }, TypeError, 'unknown option "celltype" (did you mean "cellType"?)'],
+    [{ hiddenDim: 2.5 }, RangeError, "Invalid hiddenDim: expected a positive integer, got 2.5"],
+    [{ inputDim: 0 }, RangeError, "Invalid inputDim: expected a positive integer, got 0"],
+    [{ wordvecDim: "8" }, TypeError, 'Invalid wordvecDim: expected a positive integer, got "8"'],
+    [{ dtype: "int32" }, RangeError, 'Invalid dtype: expected "float32" or "float64", got "int32"'],
+    [{ activation: "relu" }, RangeError, 'expected "tanh" or "sigmoid", got "relu"'],
+    [{ seed: 1.5 }, RangeError, "Invalid seed: expected an integer, got 1.5"],
+    [{ seed: "1" }, TypeError, 'Invalid seed: expected an integer, got "1"'],
+    [
+      { paramBuffer: new Float64Array(4) },
+      TypeError,
+      "Invalid paramBuffer: expected a Float32Array (the model's dtype is float32), got Float64Array",
+    ],
+  ];
+  for (const [options, type, message] of bad) {
+    assertThrows(() => new CaptioningRNN({ wordToIdx, ...options }), type, message);
+  }
+  assertThrows(
+    () => new CaptioningRNN({ wordToIdx: ["<NULL>"] as never }),
+    TypeError,
+    "Invalid wordToIdx: expected an object of word → index, got an array",
+  );
+  assertThrows(() => new CaptioningRNN(undefined as never), TypeError, "expected an object");
+  assertThrows(
+    () => new CaptioningRNN({ wordToIdx: { "<NULL>": 0, cat: -2 } }),
+    RangeError,
+    'Invalid vocabulary: "cat" has index -2, expected an integer >= 0',
+  );
+});
+
+Deno.test("CaptioningRNN.loss(), lossReference() and lossValue() check their options", () => {
+  const m = tinyModel("rnn");
+  const feats = Tensor.randn([2, 8], 1, "float32");
+  const caps = Tensor.fromValues([1, 4, 5, 2, 1, 6, 7, 2], [2, 4], "int32");
+  for (const loss of [m.loss.bind(m), m.lossReference.bind(m)]) {
+    assertThrows(
+      () => loss(feats, caps, { normaliser: 4 } as never),
+      TypeError,
+      'Invalid loss options: unknown option "normaliser" (did you mean "normalizer"?)',
+    );
+    assertThrows(
+      () => loss(feats, caps, { normalizer: 0 }),
+      RangeError,
+      "Invalid normalizer: expected a positive number, got 0",
+    );
+    assertThrows(
+      () => loss(feats, caps, { gradBuffer: new Float64Array(m.layout.total) as never }),
+      TypeError,
+      "Invalid gradBuffer: expected a Float32Array (the model's dtype is float32), got Float64Array",
+    );
+    assertThrows(
+      () => loss(feats, caps, { gradBuffer: new Float32Array(3) }),
+      RangeError,
+      `Invalid gradBuffer: expected ${m.layout.total} elements (the parameter layout), got 3`,
+    );
+  }
+  assertThrows(() => m.lossValue(feats, caps, NaN), RangeError, "Invalid normalizer");
+  assertThrows(() => m.lossValue(feats, caps, "2" as never), TypeError, 'got "2"');
+  assert(m.loss(feats, caps, { normalizer: 4 }).loss > 0, "valid options pass");
 });
 
 for (const cell of ["rnn", "lstm"] as CellType[]) {

@@ -4,8 +4,7 @@
  * parallelism comes from our own workers, each of which loads its own kernels.
  * @module
  */
-import type { FloatArray } from "../tensor.ts";
-import { checkGemm, scaleC } from "./check.ts";
+import { checkedGemm } from "./check.ts";
 import { readEnv } from "./env.ts";
 import type { Kernels } from "./types.ts";
 
@@ -170,38 +169,18 @@ function makeKernels(lib: BlasLibrary, library: string, threads: string): BlasKe
     library,
     threads,
     close: () => lib.close(),
-    gemm(
-      transA: boolean,
-      transB: boolean,
-      m: number,
-      n: number,
-      k: number,
-      alpha: number,
-      a: FloatArray,
-      aOffset: number,
-      lda: number,
-      b: FloatArray,
-      bOffset: number,
-      ldb: number,
-      beta: number,
-      c: FloatArray,
-      cOffset: number,
-      ldc: number,
-    ): void {
-      checkGemm(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc);
-      if (m === 0 || n === 0) return;
-      if (k === 0 || alpha === 0) return scaleC(m, n, beta, c, cOffset, ldc);
+    gemm: checkedGemm((tA, tB, m, n, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc) => {
       // Views starting at the offsets: "buffer" parameters pass the view's own start address,
       // for ArrayBuffer- and SharedArrayBuffer-backed arrays alike.
-      const av = aOffset === 0 ? a : a.subarray(aOffset);
-      const bv = bOffset === 0 ? b : b.subarray(bOffset);
-      const cv = cOffset === 0 ? c : c.subarray(cOffset);
-      const ta = transA ? TRANS : NO_TRANS, tb = transB ? TRANS : NO_TRANS;
+      const av = aOff === 0 ? a : a.subarray(aOff);
+      const bv = bOff === 0 ? b : b.subarray(bOff);
+      const cv = cOff === 0 ? c : c.subarray(cOff);
+      const ta = tA ? TRANS : NO_TRANS, tb = tB ? TRANS : NO_TRANS;
       if (c instanceof Float32Array) {
         cblas_sgemm(ROW_MAJOR, ta, tb, m, n, k, alpha, av, lda, bv, ldb, beta, cv, ldc);
       } else {
         cblas_dgemm(ROW_MAJOR, ta, tb, m, n, k, alpha, av, lda, bv, ldb, beta, cv, ldc);
       }
-    },
+    }),
   };
 }

@@ -4,6 +4,7 @@
  * @module
  */
 import type { FloatArray } from "../tensor.ts";
+import type { Kernels } from "./types.ts";
 
 /**
  * Checks that one gemm operand fits its array: `rows` stored rows of `cols` elements each, the
@@ -53,64 +54,48 @@ export function checkOperand(
 }
 
 /**
- * Checks every gemm argument (see {@linkcode Kernels.gemm}) before it reaches unchecked memory.
- * @param transA Whether A is stored transposed.
- * @param transB Whether B is stored transposed.
- * @param m Rows of op(A) and C.
- * @param n Columns of op(B) and C.
- * @param k Columns of op(A), rows of op(B).
- * @param a The array holding A.
- * @param aOffset Index of A's first element.
- * @param lda Leading dimension of A.
- * @param b The array holding B.
- * @param bOffset Index of B's first element.
- * @param ldb Leading dimension of B.
- * @param c The array holding C.
- * @param cOffset Index of C's first element.
- * @param ldc Leading dimension of C.
- * @throws {RangeError} If a dimension is negative or not an integer, or an operand does not fit.
- * @throws {TypeError} If A, B and C are not all Float32Array or all Float64Array.
+ * A backend's gemm behind the checks every backend that hands raw memory to native or wasm
+ * code needs: the dimensions are integers >= 0, A, B and C have one element type (Float32Array
+ * or Float64Array) and every operand fits its array ({@linkcode checkOperand}); m = 0 or
+ * n = 0 then does nothing, and k = 0 or alpha = 0 only scales C. So `core` runs with
+ * m, n, k >= 1, alpha != 0 and operands that fit.
+ * @param core The backend's multiply.
+ * @returns The checked gemm, which throws a RangeError for a dimension or an operand out of
+ * range and a TypeError for mixed element types.
  *
  * @example
  * ```ts
- * import { checkGemm } from "./check.ts";
- * const x = new Float64Array(4);
- * checkGemm(false, false, 2, 2, 2, x, 0, 2, x, 0, 2, x, 0, 2);
+ * import { checkedGemm } from "./check.ts";
+ * import { tsKernels } from "./ts.ts";
+ * const gemm = checkedGemm(tsKernels.gemm);
+ * const c = new Float64Array([NaN]);
+ * gemm(false, false, 1, 1, 0, 1, new Float64Array(0), 0, 1, new Float64Array(0), 0, 1, 0, c, 0, 1);
+ * console.log(c[0]); // 0: k = 0 only scales C (beta = 0 clears it)
  * ```
  */
-export function checkGemm(
-  transA: boolean,
-  transB: boolean,
-  m: number,
-  n: number,
-  k: number,
-  a: FloatArray,
-  aOffset: number,
-  lda: number,
-  b: FloatArray,
-  bOffset: number,
-  ldb: number,
-  c: FloatArray,
-  cOffset: number,
-  ldc: number,
-): void {
-  for (const [name, v] of [["m", m], ["n", n], ["k", k]] as const) {
-    if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) {
-      throw new RangeError(`Cannot run gemm: ${name} must be an integer >= 0, got ${v}`);
+export function checkedGemm(core: Kernels["gemm"]): Kernels["gemm"] {
+  return (tA, tB, m, n, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc) => {
+    for (const [name, v] of [["m", m], ["n", n], ["k", k]] as const) {
+      if (!Number.isInteger(v) || v < 0 || v > 0x7fffffff) {
+        throw new RangeError(`Cannot run gemm: ${name} must be an integer >= 0, got ${v}`);
+      }
     }
-  }
-  const f32 = c instanceof Float32Array;
-  if (!f32 && !(c instanceof Float64Array)) {
-    throw new TypeError("Cannot run gemm: C must be a Float32Array or a Float64Array");
-  }
-  if ((a instanceof Float32Array) !== f32 || (b instanceof Float32Array) !== f32) {
-    throw new TypeError(
-      `Cannot run gemm: A, B and C must have the same element type, got ${a.constructor.name}, ${b.constructor.name} and ${c.constructor.name}`,
-    );
-  }
-  checkOperand("A", a, aOffset, lda, transA ? k : m, transA ? m : k);
-  checkOperand("B", b, bOffset, ldb, transB ? n : k, transB ? k : n);
-  checkOperand("C", c, cOffset, ldc, m, n);
+    const f32 = c instanceof Float32Array;
+    if (!f32 && !(c instanceof Float64Array)) {
+      throw new TypeError("Cannot run gemm: C must be a Float32Array or a Float64Array");
+    }
+    if ((a instanceof Float32Array) !== f32 || (b instanceof Float32Array) !== f32) {
+      throw new TypeError(
+        `Cannot run gemm: A, B and C must have the same element type, got ${a.constructor.name}, ${b.constructor.name} and ${c.constructor.name}`,
+      );
+    }
+    checkOperand("A", a, aOff, lda, tA ? k : m, tA ? m : k);
+    checkOperand("B", b, bOff, ldb, tB ? n : k, tB ? k : n);
+    checkOperand("C", c, cOff, ldc, m, n);
+    if (m === 0 || n === 0) return;
+    if (k === 0 || alpha === 0) return scaleC(m, n, beta, c, cOff, ldc);
+    core(tA, tB, m, n, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc);
+  };
 }
 
 /**

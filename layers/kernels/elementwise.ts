@@ -1,13 +1,15 @@
 /**
- * Elementwise kernels of the training step: the nonlinearities, the fused LSTM cell forward and
- * softmax rows, in place on (array, offset) ranges. Two implementations: these plain `Math`
- * loops (exact, the float64 path and the reference) and WebAssembly SIMD for float32
- * (`elementwise_wasm.ts`). An arena hands out the work arrays the kernels run on.
+ * Elementwise kernels: the recurrent cells' math (the vanilla RNN's activation and the LSTM
+ * cell, forward and backward) and softmax rows, on (array, offset) ranges. This is their one
+ * implementation: the layers (`rnn.ts`, `lstm.ts`) run the plain `Math` loops below, the fused
+ * training step and the decoders run an arena's kernels, which are these loops too or, for
+ * float32, WebAssembly SIMD (`elementwise_wasm.ts`, a backend as BLAS is for gemm). An arena
+ * hands out the work arrays the kernels run on.
  *
  * Dimension legend: H hidden, V vocabulary.
  * @module
  */
-import { sigmoid } from "../activations.ts";
+import { type Activation, sigmoid } from "../activations.ts";
 import type { FloatArray, FloatDType } from "../tensor.ts";
 
 /** The elementwise kernels; all work in place on `a[off …]`. */
@@ -20,6 +22,22 @@ export interface ElementwiseKernels {
   sigmoid(a: FloatArray, off: number, len: number): void;
   /** a[off … off+len) = tanh(a). */
   tanh(a: FloatArray, off: number, len: number): void;
+  /** a[off … off+len) = act(a), the vanilla RNN's activation (tanh or sigmoid). */
+  activate(a: FloatArray, off: number, len: number, activation: Activation): void;
+  /**
+   * The activation's backward over `len` elements: out = dout ⊙ act'(a), written with the
+   * activation's output y: tanh' = 1 - y², σ' = y (1 - y). `out` may be `dout` itself.
+   */
+  activationBackward(
+    dout: FloatArray,
+    dOff: number,
+    y: FloatArray,
+    yOff: number,
+    out: FloatArray,
+    outOff: number,
+    len: number,
+    activation: Activation,
+  ): void;
   /**
    * The LSTM cell forward over `rows` rows: gates (rows, 4H) at g[gOff] hold the
    * pre-activations i, f, o, g and are activated in place; then c = f ⊙ prevC + i ⊙ g,
@@ -100,11 +118,24 @@ export const tsElementwise: ElementwiseKernels = {
   exp(a, off, len) {
     for (let i = off; i < off + len; i++) a[i] = Math.exp(a[i]);
   },
-  sigmoid(a, off, len) {
-    for (let i = off; i < off + len; i++) a[i] = sigmoid(a[i]);
+  sigmoid: sigmoidTs,
+  tanh: tanhTs,
+  activate(a, off, len, activation) {
+    if (activation === "tanh") tanhTs(a, off, len);
+    else sigmoidTs(a, off, len);
   },
-  tanh(a, off, len) {
-    for (let i = off; i < off + len; i++) a[i] = Math.tanh(a[i]);
+  activationBackward(dout, dOff, y, yOff, out, outOff, len, activation) {
+    if (activation === "tanh") {
+      for (let j = 0; j < len; j++) {
+        const v = y[yOff + j];
+        out[outOff + j] = dout[dOff + j] * (1 - v * v);
+      }
+    } else {
+      for (let j = 0; j < len; j++) {
+        const v = y[yOff + j];
+        out[outOff + j] = dout[dOff + j] * (v * (1 - v));
+      }
+    }
   },
   lstmCell(g, gOff, prevC, pOff, c, tanhC, h, outOff, rows, hd) {
     for (let r = 0; r < rows; r++) {
@@ -160,6 +191,14 @@ export const tsElementwise: ElementwiseKernels = {
     }
   },
 };
+
+function sigmoidTs(a: FloatArray, off: number, len: number): void {
+  for (let i = off; i < off + len; i++) a[i] = sigmoid(a[i]);
+}
+
+function tanhTs(a: FloatArray, off: number, len: number): void {
+  for (let i = off; i < off + len; i++) a[i] = Math.tanh(a[i]);
+}
 
 /**
  * An arena of plain typed arrays over one growable ArrayBuffer.

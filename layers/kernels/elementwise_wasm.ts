@@ -1,6 +1,8 @@
 /**
  * WebAssembly SIMD128 elementwise kernels for float32: exp, sigmoid, tanh, the fused LSTM cell
- * forward and softmax rows, emitted from TypeScript (with the project's assembler) at load time.
+ * forward and backward and softmax rows, emitted from TypeScript (with the project's assembler)
+ * at load time. The RNN activation's backward (no transcendental function) delegates to the
+ * plain loop.
  *
  * The transcendental functions are polynomial approximations (Cephes expf/tanhf coefficients)
  * accurate to about 2e-7 relative, i.e. to float32 rounding; they are used for float32 only —
@@ -470,6 +472,16 @@ export function wasmElementwiseArena(): ElementwiseArena | null {
   const addr = (a: FloatArray, off: number): number =>
     a.buffer === memory.buffer && a instanceof Float32Array ? a.byteOffset + 4 * off : -1;
   const ts = tsElementwise;
+  const sigmoid = (a: FloatArray, off: number, len: number): void => {
+    const p = addr(a, off);
+    if (p < 0) ts.sigmoid(a, off, len);
+    else ex.sigmoid(p, len);
+  };
+  const tanh = (a: FloatArray, off: number, len: number): void => {
+    const p = addr(a, off);
+    if (p < 0) ts.tanh(a, off, len);
+    else ex.tanh(p, len);
+  };
   return {
     name: "wasm",
     carve(lengths: number[]): Float32Array[] {
@@ -498,16 +510,14 @@ export function wasmElementwiseArena(): ElementwiseArena | null {
       if (p < 0) ts.exp(a, off, len);
       else ex.exp(p, len);
     },
-    sigmoid(a, off, len) {
-      const p = addr(a, off);
-      if (p < 0) ts.sigmoid(a, off, len);
-      else ex.sigmoid(p, len);
+    sigmoid,
+    tanh,
+    activate(a, off, len, activation) {
+      if (activation === "tanh") tanh(a, off, len);
+      else sigmoid(a, off, len);
     },
-    tanh(a, off, len) {
-      const p = addr(a, off);
-      if (p < 0) ts.tanh(a, off, len);
-      else ex.tanh(p, len);
-    },
+    // No transcendental function in it: the plain loop is as fast.
+    activationBackward: ts.activationBackward,
     lstmCell(g, gOff, prevC, pOff, c, tc, h, outOff, rows, hd) {
       const ga = addr(g, gOff), ca = addr(c, outOff), ta = addr(tc, outOff), ha = addr(h, outOff);
       const pa = prevC ? addr(prevC, pOff) : -1;

@@ -7,7 +7,7 @@
  * @module
  */
 import type { FloatArray } from "../tensor.ts";
-import { checkGemm, scaleC } from "./check.ts";
+import { checkedGemm, scaleC } from "./check.ts";
 import type { Kernels } from "./types.ts";
 import { assemble, Func, op } from "./wasm_asm.ts";
 import { gemmModuleBytes, type TileConfig, TILES } from "./wasm_gemm.ts";
@@ -154,27 +154,7 @@ export function loadWasmKernels(options: WasmOptions = {}): WasmKernels {
     name: "wasm",
     relaxed,
     memoryBytes: () => memory.buffer.byteLength,
-    gemm(
-      transA: boolean,
-      transB: boolean,
-      m: number,
-      n: number,
-      k: number,
-      alpha: number,
-      a: FloatArray,
-      aOffset: number,
-      lda: number,
-      b: FloatArray,
-      bOffset: number,
-      ldb: number,
-      beta: number,
-      c: FloatArray,
-      cOffset: number,
-      ldc: number,
-    ): void {
-      checkGemm(transA, transB, m, n, k, a, aOffset, lda, b, bOffset, ldb, c, cOffset, ldc);
-      if (m === 0 || n === 0) return;
-      if (k === 0 || alpha === 0) return scaleC(m, n, beta, c, cOffset, ldc);
+    gemm: checkedGemm((tA, tB, m, n, k, alpha, a, aOff, lda, b, bOff, ldb, beta, c, cOff, ldc) => {
       const single = c instanceof Float32Array;
       const es = single ? 4 : 8;
       const tile = single ? tiles.f32 : tiles.f64;
@@ -183,11 +163,11 @@ export function loadWasmKernels(options: WasmOptions = {}): WasmKernels {
       const kc = Math.ceil(k / Math.ceil(k / block.kc));
       const mc = roundUp(Math.ceil(m / Math.ceil(m / block.mc)), tile.mr);
       const nc = roundUp(Math.ceil(n / Math.ceil(n / block.nc)), tile.nr);
-      const [aRows, aCols] = transA ? [k, m] : [m, k];
-      const [bRows, bCols] = transB ? [n, k] : [k, n];
+      const [aRows, aCols] = tA ? [k, m] : [m, k];
+      const [bRows, bCols] = tB ? [n, k] : [k, n];
       // Few rows of A: each B panel serves only a few tiles, so packing B costs more than it
       // saves; the kernel then reads op(B) = B in place (its rows are contiguous).
-      const direct = !transB && m <= directRows;
+      const direct = !tB && m <= directRows;
       // Layout: tile | packed A | packed B | A | B | C, each 64-byte aligned.
       const tileAt = 0;
       const packAAt = roundUp(tile.mr * tile.nr * es, 64);
@@ -199,16 +179,16 @@ export function loadWasmKernels(options: WasmOptions = {}): WasmKernels {
       // last row (into C, or this slack); those lanes are never stored.
       ensure(cAt + m * n * es + 64);
       const view = single ? f32 : f64;
-      copyIn(a, aOffset, lda, aRows, aCols, view, aAt / es);
-      copyIn(b, bOffset, ldb, bRows, bCols, view, bAt / es);
+      copyIn(a, aOff, lda, aRows, aCols, view, aAt / es);
+      copyIn(b, bOff, ldb, bRows, bCols, view, bAt / es);
       // beta = 0: the kernel's first k block overwrites C, so C is neither copied in nor cleared.
       if (beta !== 0) {
-        copyIn(c, cOffset, ldc, m, n, view, cAt / es);
+        copyIn(c, cOff, ldc, m, n, view, cAt / es);
         if (beta !== 1) scaleC(1, m * n, beta, view, cAt / es, m * n);
       }
       (single ? sgemm : dgemm)(
-        transA ? 1 : 0,
-        transB ? 1 : 0,
+        tA ? 1 : 0,
+        tB ? 1 : 0,
         m,
         n,
         k,
@@ -228,8 +208,8 @@ export function loadWasmKernels(options: WasmOptions = {}): WasmKernels {
         beta === 0 ? 1 : 0,
         direct ? 1 : 0,
       );
-      copyOut(view, cAt / es, m, n, c, cOffset, ldc);
-    },
+      copyOut(view, cAt / es, m, n, c, cOff, ldc);
+    }),
   };
 }
 

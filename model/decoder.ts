@@ -1,0 +1,173 @@
+/**
+ * The per-step decoder that greedy decoding and beam search drive: the language model's step
+ * (`lm_step.ts`) for a block of rows (images or beams) in reused work arrays, with each row's
+ * log-sum-exp for log-probabilities.
+ *
+ * Dimension legend: R rows, D image feature, W word vector, H hidden,
+ * G gate width (H for the RNN, 4H for the LSTM), V vocabulary.
+ * @module
+ */
+import type { ElementwiseKernels, FloatArena } from "../layers/kernels/elementwise.ts";
+import { selectElementwise } from "../layers/kernels/elementwise_wasm.ts";
+import type { FloatArray, FloatDType, Tensor } from "../layers/tensor.ts";
+import {
+  embedWords,
+  gateWidth,
+  initialHidden,
+  type LmShape,
+  type LmState,
+  recurrentStep,
+  vocabScores,
+} from "./lm_step.ts";
+import type { ModelConfig } from "./model_config.ts";
+import type { ParamName } from "./params.ts";
+
+/** What the decoder reads of a model (a `CaptioningRNN` is one). */
+export interface DecoderModel {
+  /** The parameter views. */
+  readonly params: Readonly<Record<ParamName, Tensor<FloatDType>>>;
+  /** The sizes, cell and element type. */
+  readonly config: ModelConfig;
+  /** V */
+  readonly vocabSize: number;
+  /** The index of `<START>`, or -1 when the vocabulary has none. */
+  readonly startIdx: number;
+  /** The index of `<END>`, or -1. */
+  readonly endIdx: number;
+  /** The index of `<NULL>`, the padding after `<END>`. */
+  readonly nullIdx: number;
+}
+
+/**
+ * One step of the language model for up to R rows at a time, in work arrays reused across
+ * steps and calls (grown on demand). A step reads the current state of each row and writes
+ * the next one; {@linkcode Decoder.advance} makes the next state current.
+ *
+ * @example
+ * ```ts
+ * import { CaptioningRNN } from "../mod.ts";
+ * import { Decoder } from "./decoder.ts";
+ * const model = new CaptioningRNN({ wordToIdx: { "<NULL>": 0, "<START>": 1, "<END>": 2 }, inputDim: 4 });
+ * const dec = new Decoder(model);
+ * dec.start(new Float32Array(2 * 4), 2); // two images
+ * dec.step([1, 1], 2); // both read <START>
+ * dec.advance();
+ * const logP = dec.scores[2] - dec.lse[0]; // log p(<END>) of image 0's first word
+ * console.log(logP < 0); // true
+ * ```
+ */
+export class Decoder {
+  /** The model decoded. */
+  readonly model: DecoderModel;
+  readonly #shape: LmShape;
+  readonly #ew: ElementwiseKernels;
+  readonly #arena: FloatArena;
+  #rows = -1;
+  /** The state the next step reads: h and c, (R, H). */
+  #state!: LmState;
+  /** The state a step writes, (R, H). */
+  #next!: LmState;
+  /** Word vectors, (R, W). */
+  #x!: FloatArray;
+  /** Gates, (R, G). */
+  #gates!: FloatArray;
+  /** The softmax of a copy of the scores, (R, V), for its row statistics. */
+  #scratch!: FloatArray;
+  /** Each row's max and Σ exp(score - max), (R, 2). */
+  #stats!: FloatArray;
+  /** The scores of the last step, (R, V). */
+  scores: FloatArray = new Float32Array(0);
+  /** Each row's log Σ exp(scores) after a step: log p[j] = scores[j] - lse. */
+  lse: Float64Array = new Float64Array(0);
+
+  /**
+   * A decoder for a model (work arrays are allocated at the first start).
+   * @param model The parameter views, sizes and special tokens.
+   */
+  constructor(model: DecoderModel) {
+    this.model = model;
+    this.#shape = { ...model.config, vocabSize: model.vocabSize };
+    const { kernels, arena } = selectElementwise(model.config.dtype);
+    this.#ew = kernels;
+    this.#arena = arena;
+  }
+
+  /**
+   * Makes room for `rows` rows; the state is kept only when no growth was needed.
+   * @param rows R.
+   */
+  reserve(rows: number): void {
+    if (rows <= this.#rows) return;
+    const { wordvecDim: w, hiddenDim: hd, vocabSize: v } = this.#shape, g = gateWidth(this.#shape);
+    const [h, c, hNext, cNext, x, gates, tanhC, scores, scratch, stats] = this.#arena.carve([
+      rows * hd,
+      rows * hd,
+      rows * hd,
+      rows * hd,
+      rows * w,
+      rows * g,
+      rows * hd,
+      rows * v,
+      rows * v,
+      2 * rows,
+    ]);
+    // tanh(c) is not read across steps: both states share one array.
+    this.#state = { h, c, tanhC };
+    this.#next = { h: hNext, c: cNext, tanhC };
+    this.#x = x;
+    this.#gates = gates;
+    this.scores = scores;
+    this.#scratch = scratch;
+    this.#stats = stats;
+    this.lse = new Float64Array(rows);
+    this.#rows = rows;
+  }
+
+  /**
+   * Starts `rows` rows from their images: h = feats · W_proj + b_proj, c = 0.
+   * @param feats Image features, (R, D), of the model's dtype.
+   * @param rows R.
+   */
+  start(feats: FloatArray, rows: number): void {
+    this.reserve(rows);
+    this.#state.c.fill(0, 0, rows * this.#shape.hiddenDim);
+    initialHidden(this.model.params, this.#shape, feats, rows, this.#state.h);
+  }
+
+  /**
+   * One step for `rows` words: reads the current state, writes the next one, the scores and
+   * each row's log-sum-exp.
+   * @param words The word each row reads, (R,).
+   * @param rows R.
+   */
+  step(words: ArrayLike<number>, rows: number): void {
+    const p = this.model.params, shape = this.#shape, ew = this.#ew, v = shape.vocabSize;
+    embedWords(p, shape, words, rows, this.#x, this.#gates);
+    const { h, c } = this.#state;
+    recurrentStep(p, shape, ew, rows, this.#gates, 0, h, c, 0, this.#next, 0);
+    vocabScores(p, shape, this.#next.h, rows, this.scores);
+    // log Σ exp = max + log Σ exp(s - max), from the softmax of a scratch copy.
+    this.#scratch.set(this.scores.subarray(0, rows * v));
+    ew.softmaxRows(this.#scratch, 0, rows, v, this.#stats, 0, 1);
+    for (let i = 0; i < rows; i++) {
+      this.lse[i] = this.#stats[2 * i] + Math.log(this.#stats[2 * i + 1]);
+    }
+  }
+
+  /** Makes the state just written the one the next step reads (swapping the buffers). */
+  advance(): void {
+    [this.#state, this.#next] = [this.#next, this.#state];
+  }
+
+  /**
+   * Makes row `from` of the state just written row `to` of the state the next step reads:
+   * how beam search keeps the surviving beams (instead of {@linkcode Decoder.advance}).
+   * @param from A row of the last step.
+   * @param to A row of the next step.
+   */
+  keep(from: number, to: number): void {
+    const hd = this.#shape.hiddenDim, a = from * hd, b = a + hd;
+    this.#state.h.set(this.#next.h.subarray(a, b), to * hd);
+    this.#state.c.set(this.#next.c.subarray(a, b), to * hd);
+  }
+}

@@ -1,0 +1,211 @@
+/**
+ * The captioning model's options: what `new CaptioningRNN(…)` and its loss take, their
+ * defaults, and the checks that turn a wrong option into a one-line error naming it (plain
+ * JavaScript callers get no type error for `{ hiddenSize: 512 }` or `{ hiddenDim: "512" }`).
+ * @module
+ */
+import { type Activation, checkActivation } from "../layers/activations.ts";
+import { checkOptionNames } from "../layers/options.ts";
+import type { ArrayOf, FloatArray, FloatDType } from "../layers/tensor.ts";
+
+/** The recurrent cell of the language model. */
+export type CellType = "rnn" | "lstm";
+
+/** How to build a `CaptioningRNN`; every field but `wordToIdx` has a default. */
+export interface CaptioningRNNOptions<D extends FloatDType = FloatDType> {
+  /** The vocabulary: word → index, with `<NULL>` (and `<START>`, `<END>` to sample). */
+  wordToIdx: Record<string, number>;
+  /** D, the image feature size (default 512). */
+  inputDim?: number;
+  /** W, the word-vector size (default 128). */
+  wordvecDim?: number;
+  /** H, the hidden size (default 128). */
+  hiddenDim?: number;
+  /** "rnn" (default) or "lstm". */
+  cellType?: CellType;
+  /** The vanilla RNN's nonlinearity: "tanh" (default) or "sigmoid". */
+  activation?: Activation;
+  /** "float32" (default, for training speed) or "float64" (for gradient checks). */
+  dtype?: D;
+  /** The seed of the parameter initialisation (default 0). */
+  seed?: number;
+  /** An existing flat parameter buffer to use instead of a new one (e.g. shared by workers). */
+  paramBuffer?: ArrayOf<D>;
+}
+
+/** The resolved constructor arguments, as saved in checkpoints. */
+export interface ModelConfig {
+  /** D */
+  inputDim: number;
+  /** W */
+  wordvecDim: number;
+  /** H */
+  hiddenDim: number;
+  /** The recurrent cell. */
+  cellType: CellType;
+  /** The vanilla RNN's nonlinearity. */
+  activation: Activation;
+  /** The element type. */
+  dtype: FloatDType;
+  /** The initialisation seed. */
+  seed: number;
+}
+
+/** Options of `CaptioningRNN.loss` and `lossReference`. */
+export interface LossOptions<D extends FloatDType> {
+  /**
+   * What the summed loss is divided by (default N, the exercise's). A shard of a larger batch
+   * passes the whole batch's size so that shard losses and gradients add up to the batch's.
+   */
+  normalizer?: number;
+  /** A flat gradient buffer (the parameter layout) to write into instead of a new one. */
+  gradBuffer?: ArrayOf<D>;
+}
+
+const MODEL_OPTIONS: readonly (keyof CaptioningRNNOptions)[] = [
+  "wordToIdx",
+  "inputDim",
+  "wordvecDim",
+  "hiddenDim",
+  "cellType",
+  "activation",
+  "dtype",
+  "seed",
+  "paramBuffer",
+];
+const LOSS_OPTIONS: readonly (keyof LossOptions<FloatDType>)[] = ["normalizer", "gradBuffer"];
+
+/**
+ * Checks the options of a `CaptioningRNN` and fills in the defaults.
+ * @param options The options given.
+ * @returns The resolved configuration (the vocabulary is checked by the model).
+ * @throws {TypeError} For an unknown option name or a value of the wrong type.
+ * @throws {RangeError} For a value out of range.
+ *
+ * @example
+ * ```ts
+ * import { resolveModelConfig } from "./model_config.ts";
+ * console.log(resolveModelConfig({ wordToIdx: { "<NULL>": 0 }, hiddenDim: 64 }).hiddenDim); // 64
+ * try {
+ *   resolveModelConfig({ wordToIdx: { "<NULL>": 0 }, hiddenDim: 2.5 });
+ * } catch (e) {
+ *   console.log((e as Error).message); // Invalid hiddenDim: expected a positive integer, got 2.5
+ * }
+ * ```
+ */
+export function resolveModelConfig(options: CaptioningRNNOptions): ModelConfig {
+  if (options === undefined) {
+    throw new TypeError("Invalid CaptioningRNN options: expected an object with wordToIdx");
+  }
+  checkOptionNames("CaptioningRNN options", options, MODEL_OPTIONS);
+  const { wordToIdx } = options;
+  if (typeof wordToIdx !== "object" || wordToIdx === null || Array.isArray(wordToIdx)) {
+    throw new TypeError(
+      `Invalid wordToIdx: expected an object of word → index, got ${describe(wordToIdx)}`,
+    );
+  }
+  const config: ModelConfig = {
+    inputDim: positiveInteger("inputDim", options.inputDim ?? 512),
+    wordvecDim: positiveInteger("wordvecDim", options.wordvecDim ?? 128),
+    hiddenDim: positiveInteger("hiddenDim", options.hiddenDim ?? 128),
+    cellType: oneOf("cellType", options.cellType ?? "rnn", ["rnn", "lstm"]),
+    activation: checkActivation(options.activation ?? "tanh"),
+    dtype: oneOf("dtype", options.dtype ?? "float32", ["float32", "float64"]),
+    seed: integer("seed", options.seed ?? 0),
+  };
+  if (options.paramBuffer !== undefined) checkBuffer("paramBuffer", options.paramBuffer, config);
+  return config;
+}
+
+/**
+ * Checks the options of a loss call.
+ * @param options The options given.
+ * @param dtype The model's element type.
+ * @param total The length of the parameter layout.
+ * @throws {TypeError} For an unknown option name or a value of the wrong type.
+ * @throws {RangeError} For a value out of range.
+ *
+ * @example
+ * ```ts
+ * import { checkLossOptions } from "./model_config.ts";
+ * checkLossOptions({ normalizer: 50, gradBuffer: new Float32Array(10) }, "float32", 10); // fine
+ * ```
+ */
+export function checkLossOptions(
+  options: LossOptions<FloatDType>,
+  dtype: FloatDType,
+  total: number,
+): void {
+  checkOptionNames("loss options", options, LOSS_OPTIONS);
+  if (options.normalizer !== undefined) checkNormalizer(options.normalizer);
+  if (options.gradBuffer !== undefined) {
+    checkBuffer("gradBuffer", options.gradBuffer, { dtype }, total);
+  }
+}
+
+/** A positive, finite number. */
+function checkNormalizer(normalizer: number): void {
+  expectNumber("normalizer", normalizer, "a positive number");
+  if (!(normalizer > 0 && Number.isFinite(normalizer))) {
+    throw new RangeError(`Invalid normalizer: expected a positive number, got ${normalizer}`);
+  }
+}
+
+function expectNumber(name: string, value: unknown, expected: string): asserts value is number {
+  if (typeof value !== "number") {
+    throw new TypeError(`Invalid ${name}: expected ${expected}, got ${describe(value)}`);
+  }
+}
+
+function positiveInteger(name: string, value: number): number {
+  expectNumber(name, value, "a positive integer");
+  if (!Number.isInteger(value) || value < 1) {
+    throw new RangeError(`Invalid ${name}: expected a positive integer, got ${value}`);
+  }
+  return value;
+}
+
+function integer(name: string, value: number): number {
+  expectNumber(name, value, "an integer");
+  if (!Number.isInteger(value)) {
+    throw new RangeError(`Invalid ${name}: expected an integer, got ${value}`);
+  }
+  return value;
+}
+
+function oneOf<T extends string>(name: string, value: T, allowed: readonly T[]): T {
+  if (!allowed.includes(value)) {
+    const names = allowed.map((a) => `"${a}"`).join(" or ");
+    throw new RangeError(`Invalid ${name}: expected ${names}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/** A flat buffer of the model's dtype (and, when given, of the layout's length). */
+function checkBuffer(
+  name: string,
+  buffer: unknown,
+  config: { dtype: FloatDType },
+  length?: number,
+): asserts buffer is FloatArray {
+  const want = config.dtype === "float32" ? Float32Array : Float64Array;
+  if (!(buffer instanceof want)) {
+    throw new TypeError(
+      `Invalid ${name}: expected a ${want.name} (the model's dtype is ${config.dtype}), got ` +
+        describe(buffer),
+    );
+  }
+  if (length !== undefined && buffer.length !== length) {
+    throw new RangeError(
+      `Invalid ${name}: expected ${length} elements (the parameter layout), got ${buffer.length}`,
+    );
+  }
+}
+
+/** A value as an error message shows it: strings quoted, objects by their constructor. */
+function describe(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (value === null || typeof value !== "object") return String(value);
+  if (Array.isArray(value)) return "an array";
+  return value.constructor?.name ?? "an object";
+}
