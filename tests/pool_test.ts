@@ -2,6 +2,7 @@ import { availableBackends, kernels, selectKernels } from "../layers/kernels/mod
 import type { BackendName } from "../layers/kernels/types.ts";
 import { type FloatDType, Tensor } from "../layers/tensor.ts";
 import { CaptioningRNN, type CellType } from "../model/captioning_rnn.ts";
+import { SAMPLE_CHUNK } from "../model/sampling.ts";
 import type { Minibatch } from "../model/minibatch.ts";
 import { InMemoryBatches } from "../pipeline/data/batches.ts";
 import type { CaptionData } from "../pipeline/data/caption_data.ts";
@@ -152,21 +153,23 @@ Deno.test("evalLoss() and sample() on the pool equal LocalEngine.evalLoss() and 
   try {
     const batch = new InMemoryBatches(data, 13, 2).next();
     assert(Object.is(await pe.evalLoss(batch), new LocalEngine(model).evalLoss(batch)));
-    // 7 images: uneven rows per worker (4 + 3), greedy and beam search.
+    // Bitwise by construction on any CPU: the workers take whole chunks of SAMPLE_CHUNK images,
+    // each decoded as the single call decodes it. 7 images (one partial chunk, one worker
+    // busy) and 2 chunks + 7 (2 + 1 chunks), greedy and beam search.
     const features = new Tensor<"float32">(
       data.train_features.data.slice(0, 7 * D) as Float32Array,
       [7, D],
     );
-    for (const beamSize of [1, 3]) {
-      const want = model.sampleWithScores(features, { maxLength: 9, beamSize });
-      const got = await pe.sample(features, { maxLength: 9, beamSize });
-      assertEquals(got.captions.shape, [7, 9]);
-      assertEquals(
-        bitDiffs(got.captions.data, want.captions.data),
-        [],
-        `captions, beam ${beamSize}`,
-      );
-      assertEquals(bitDiffs(got.logProbs, want.logProbs), [], `log-probs, beam ${beamSize}`);
+    const many = Tensor.randn([2 * SAMPLE_CHUNK + 7, D], 8, "float32");
+    for (const f of [features, many]) {
+      for (const beamSize of [1, 3]) {
+        const want = model.sampleWithScores(f, { maxLength: 9, beamSize });
+        const got = await pe.sample(f, { maxLength: 9, beamSize });
+        assertEquals(got.captions.shape, [f.shape[0], 9]);
+        const what = `${f.shape[0]} images, beam ${beamSize}`;
+        assertEquals(bitDiffs(got.captions.data, want.captions.data), [], `captions, ${what}`);
+        assertEquals(bitDiffs(got.logProbs, want.logProbs), [], `log-probs, ${what}`);
+      }
     }
     // A larger call grows the shared buffers; a bad one is an error here, not a dead worker.
     const all = data.train_features;

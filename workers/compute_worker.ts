@@ -14,6 +14,7 @@ import { selectKernels } from "../layers/kernels/mod.ts";
 import type { FloatArray, FloatDType } from "../layers/tensor.ts";
 import { Tensor } from "../layers/tensor.ts";
 import { CaptioningRNN } from "../model/captioning_rnn.ts";
+import { SAMPLE_CHUNK } from "../model/sampling.ts";
 import {
   applyUpdate,
   OPTIM_HYPERPARAMS,
@@ -232,14 +233,20 @@ export class ComputeWorker {
     }
   }
 
-  /** Captions the owned rows of the shared features into the shared outputs. */
+  /**
+   * Captions the owned images of the shared features into the shared outputs. Images are
+   * decoded in fixed chunks of `SAMPLE_CHUNK` from image 0, so a worker takes whole chunks:
+   * each chunk is decoded exactly as one call over all images decodes it, whatever the number
+   * of workers.
+   */
   sample(): void {
     const { init, model } = this;
     const c = init.control;
     const n = Atomics.load(c, CTRL_N), d = model.config.inputDim;
     const maxLength = Atomics.load(c, CTRL_MAX_LENGTH), beamSize = Atomics.load(c, CTRL_BEAM);
-    const r = ownedItems(n, init.workers, init.index);
-    if (r.end === r.start) return;
+    const chunks = ownedItems(Math.ceil(n / SAMPLE_CHUNK), init.workers, init.index);
+    const r = { start: chunks.start * SAMPLE_CHUNK, end: Math.min(n, chunks.end * SAMPLE_CHUNK) };
+    if (r.end <= r.start) return;
     const features = new Tensor<FloatDType>(this.features.subarray(r.start * d, r.end * d), [
       r.end - r.start,
       d,
