@@ -3,7 +3,9 @@
  * with hand-written forward and backward passes, as a Deno library and command-line tool.
  *
  * Every layer is a forward/backward pair with the exercise's argument order; forward
- * returns `[out, cache]`, backward returns the gradients by name.
+ * returns `[out, cache]`, backward returns the gradients by name. `CaptioningRNN` is the
+ * exercise's model, `CaptioningSolver` its training loop (on a pool of Web Workers when asked),
+ * `runExperiment` runs a whole experiment file as `deno task train` does.
  *
  * @example Check an RNN step's gradient the way the notebook does
  * ```ts
@@ -20,12 +22,14 @@
  * ```
  * @module
  */
-export { allocArray, allocFloat, dtypeOf, shapeSize, Tensor } from "./layers/tensor.ts";
+
+// Tensors and seeded randomness.
+export { Tensor } from "./layers/tensor.ts";
 export type { ArrayOf, DType, FloatArray, FloatDType } from "./layers/tensor.ts";
 export { Rng } from "./layers/random.ts";
 export type { RngState } from "./layers/random.ts";
-export { sigmoid } from "./layers/activations.ts";
-export type { Activation } from "./layers/activations.ts";
+
+// The exercise's layers: forward/backward pairs, and numeric gradient checks.
 export { affineBackward, affineForward } from "./layers/affine.ts";
 export type { AffineCache, AffineGrads } from "./layers/affine.ts";
 export { rnnBackward, rnnForward, rnnStepBackward, rnnStepForward } from "./layers/rnn.ts";
@@ -37,26 +41,29 @@ export type { WordEmbeddingCache, WordEmbeddingGrads } from "./layers/word_embed
 export { temporalAffineBackward, temporalAffineForward } from "./layers/temporal_affine.ts";
 export type { TemporalAffineCache } from "./layers/temporal_affine.ts";
 export { temporalSoftmaxLoss } from "./layers/temporal_softmax_loss.ts";
+export { sigmoid } from "./layers/activations.ts";
+export type { Activation } from "./layers/activations.ts";
 export {
   evalNumericalGradient,
   evalNumericalGradientArray,
   relError,
 } from "./layers/gradient_check.ts";
-export { kernels, setKernels } from "./layers/kernels/mod.ts";
-export type { BackendName, Kernels } from "./layers/kernels/mod.ts";
-export { InputError } from "./pipeline/errors.ts";
+
+// The update rules (the exercise's optim.py).
 export {
-  availableBackends,
-  backendNames,
-  describeKernels,
-  loadKernels,
-  selectKernels,
-} from "./layers/kernels/mod.ts";
-export { BLAS_CANDIDATES, loadBlasKernels } from "./layers/kernels/blas.ts";
-export type { BlasKernels } from "./layers/kernels/blas.ts";
-export { DEFAULT_BLOCKS, loadWasmKernels } from "./layers/kernels/wasm.ts";
-export type { BlockSizes, WasmKernels, WasmOptions } from "./layers/kernels/wasm.ts";
-export type { TileConfig } from "./layers/kernels/wasm_gemm.ts";
+  applyUpdate,
+  OPTIM_HYPERPARAMS,
+  optimDefaults,
+  Optimizer,
+  UPDATE_RULES,
+} from "./layers/optim.ts";
+export type { OptimConfig, OptimHyperParam, OptimizerState, UpdateRule } from "./layers/optim.ts";
+
+// Compute backends: the kernels every layer multiplies with.
+export { availableBackends, describeKernels, selectKernels } from "./layers/kernels/mod.ts";
+export type { BackendName, Kernels } from "./layers/kernels/mod.ts";
+
+// The captioning model: loss and gradients, decoding, the parameter layout.
 export { CaptioningRNN } from "./model/captioning_rnn.ts";
 export type {
   CaptioningRNNOptions,
@@ -65,24 +72,43 @@ export type {
   LossResult,
   ModelConfig,
 } from "./model/captioning_rnn.ts";
-export { makeLayout, PARAM_NAMES, viewParams } from "./model/params.ts";
-export type { ParamBuffer, ParamLayout, ParamName, ParamSlot } from "./model/params.ts";
-export { sampleCaptions } from "./model/sampling.ts";
-export type { SampleOptions, SampleResult } from "./model/sampling.ts";
+export type { Minibatch } from "./model/minibatch.ts";
+export { SAMPLE_CHUNK, sampleCaptions } from "./model/sampling.ts";
+export type { SampleOptions, SampleResult, SamplingModel } from "./model/sampling.ts";
+export { Decoder } from "./model/decoder.ts";
+export type { DecoderModel } from "./model/decoder.ts";
 export { decodeCaptions } from "./model/decode.ts";
-export {
-  CHECKPOINT_FORMAT,
-  CHECKPOINT_VERSION,
-  loadCheckpoint,
-  saveCheckpoint,
-} from "./pipeline/train/checkpoint.ts";
+export { PARAM_NAMES } from "./model/params.ts";
+export type { ParamLayout, ParamName, ParamSlot } from "./model/params.ts";
+
+// Training engines: one thread, or a pool of Web Workers; the same bits either way.
+export { createEngine, PoolEngine } from "./workers/pool.ts";
+export type { EngineOptions, PoolOptions } from "./workers/pool.ts";
+export { LocalEngine } from "./workers/engine.ts";
+export type { StepResult, TrainEngine } from "./workers/engine.ts";
+
+// Data: the exercise's dictionary, the COCO files, streaming, the synthetic dataset.
+export { gatherMinibatch, splitOf } from "./pipeline/data/caption_data.ts";
 export type {
-  CheckpointExpectation,
-  CheckpointExtras,
-  LoadedCheckpoint,
-} from "./pipeline/train/checkpoint.ts";
-export { applyUpdate, optimDefaults, Optimizer, UPDATE_RULES } from "./layers/optim.ts";
-export type { OptimConfig, OptimizerState, UpdateRule } from "./layers/optim.ts";
+  CaptionData,
+  LoadedCaptionData,
+  Split,
+  SplitData,
+  SubsetSplitInfo,
+} from "./pipeline/data/caption_data.ts";
+export { loadCocoData, sampleCocoMinibatch } from "./pipeline/data/coco.ts";
+export type { LoadCocoOptions } from "./pipeline/data/coco.ts";
+export { loadCocoForStreaming } from "./pipeline/data/coco_subset.ts";
+export type { LoadCocoSubsetOptions } from "./pipeline/data/coco_subset.ts";
+export { InMemoryBatches } from "./pipeline/data/batches.ts";
+export type { BatchSource } from "./pipeline/data/batches.ts";
+export { StreamBatches } from "./pipeline/data/stream/stream_batches.ts";
+export type { StreamOptions } from "./pipeline/data/stream/coco_stream.ts";
+export { writeSyntheticDataset } from "./pipeline/data/synth/writer.ts";
+export type { SynthOptions, SynthSummary } from "./pipeline/data/synth/writer.ts";
+export type { NoiseOptions } from "./pipeline/data/synth/features.ts";
+
+// Training: the solver and its checkpoints.
 export { CaptioningSolver, TrainingDivergedError } from "./pipeline/train/solver.ts";
 export type {
   EpochInfo,
@@ -91,30 +117,36 @@ export type {
   SolverState,
   ValLossPoint,
 } from "./pipeline/train/solver.ts";
-export { InMemoryBatches } from "./pipeline/data/batches.ts";
-export type { BatchSource } from "./pipeline/data/batches.ts";
-export { gatherMinibatch } from "./pipeline/data/caption_data.ts";
-export type { CaptionData, Split } from "./pipeline/data/caption_data.ts";
-export type { Minibatch } from "./model/minibatch.ts";
-export { LocalEngine } from "./workers/engine.ts";
-export { createEngine, PoolEngine } from "./workers/pool.ts";
-export type { EngineOptions, PoolOptions } from "./workers/pool.ts";
-export type { StepResult, TrainEngine } from "./workers/engine.ts";
-export { loadCocoData, sampleCocoMinibatch } from "./pipeline/data/coco.ts";
-export { CocoStream } from "./pipeline/data/stream/coco_stream.ts";
+export { loadCheckpoint, saveCheckpoint } from "./pipeline/train/checkpoint.ts";
 export type {
-  CocoStreamOptions,
-  StreamBatch,
-  StreamPosition,
-} from "./pipeline/data/stream/coco_stream.ts";
-export { StreamBatches } from "./pipeline/data/stream/stream_batches.ts";
-export type { RingBuffers } from "./pipeline/data/stream/batch_ring.ts";
-export { H5File, initH5, withH5File } from "./pipeline/io/h5.ts";
-export type { DatasetInfo, H5DType, H5Mode, WriteOptions } from "./pipeline/io/h5.ts";
-export type { LoadCocoOptions } from "./pipeline/data/coco.ts";
-export { writeSyntheticDataset } from "./pipeline/data/synth/writer.ts";
-export type { SynthOptions, SynthSummary } from "./pipeline/data/synth/writer.ts";
-export type { NoiseOptions } from "./pipeline/data/synth/features.ts";
+  CheckpointExpectation,
+  CheckpointExtras,
+  LoadedCheckpoint,
+} from "./pipeline/train/checkpoint.ts";
+
+// Evaluation: a split's captions beside the baseline, and the COCO metrics.
+export { evaluateSplit } from "./pipeline/eval/evaluate.ts";
+export type {
+  CaptionedImage,
+  Captioner,
+  EvaluateOptions,
+  SplitEvaluation,
+} from "./pipeline/eval/evaluate.ts";
+export {
+  ciderD,
+  corpusBleu,
+  evaluateCaptions,
+  mostFrequentCaptionBaseline,
+  unigramBleu,
+} from "./pipeline/eval/metrics/mod.ts";
+export type {
+  BleuScores,
+  CaptionsById,
+  Metric,
+  MetricScores,
+} from "./pipeline/eval/metrics/mod.ts";
+
+// Experiments: the files `deno task train` runs.
 export {
   defaultExperiment,
   loadExperiment,
@@ -130,34 +162,9 @@ export type {
   StageName,
   TrainConfig,
 } from "./pipeline/config/config.ts";
-export {
-  ciderD,
-  corpusBleu,
-  evaluateCaptions,
-  mostFrequentCaptionBaseline,
-  unigramBleu,
-} from "./pipeline/eval/metrics/mod.ts";
-export type {
-  BleuScores,
-  CaptionsById,
-  Metric,
-  MetricScores,
-} from "./pipeline/eval/metrics/mod.ts";
 export { METRIC_NAMES, STAGE_NAMES } from "./pipeline/config/schema.ts";
-export { evaluateSplit } from "./pipeline/eval/evaluate.ts";
-export type {
-  CaptionedImage,
-  Captioner,
-  EvaluateOptions,
-  SplitEvaluation,
-} from "./pipeline/eval/evaluate.ts";
 export { runExperiment } from "./pipeline/run/run.ts";
 export type { RunOptions, RunResult } from "./pipeline/run/run.ts";
-export { renderReport, writeReport } from "./pipeline/run/report.ts";
-export type {
-  BaselineInfo,
-  LossPoint,
-  MetricsRow,
-  ReportData,
-  SampleItem,
-} from "./pipeline/run/report.ts";
+
+// Errors.
+export { InputError } from "./pipeline/errors.ts";

@@ -20,8 +20,8 @@ import type { Split } from "../caption_data.ts";
 import { CAPTION_LENGTH, loadUrls } from "../coco_layout.ts";
 import { InputError } from "../../errors.ts";
 
-/** Options of {@linkcode CocoStream.open}. */
-export interface CocoStreamOptions {
+/** What to stream: the options every stream of minibatches takes. */
+export interface StreamOptions {
   /** The dataset directory (default `datasets/coco_captioning`). */
   baseDir?: string;
   /** The split (default `"train"`). */
@@ -30,12 +30,16 @@ export interface CocoStreamOptions {
   batchSize?: number;
   /** Stream the 512-d `_pca` features (default true) or the 4096-d ones. */
   pcaFeatures?: boolean;
-  /** The seed of the batch order (default 0). Ignored when `state` is given. */
+  /** The seed of the batch order (default 0). */
   seed?: number;
-  /** Resume from a position saved with {@linkcode CocoStream.position}. */
-  resume?: StreamPosition;
   /** Batches read ahead of the consumer (default 2): the ring has `prefetch + 1` slots. */
   prefetch?: number;
+}
+
+/** Options of {@linkcode CocoStream.open}. */
+export interface CocoStreamOptions extends StreamOptions {
+  /** Resume from a position saved with {@linkcode CocoStream.position} (then `seed` is ignored). */
+  resume?: StreamPosition;
   /** Load the URL file so batches carry `urls` (default true). */
   urls?: boolean;
 }

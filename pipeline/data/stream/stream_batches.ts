@@ -6,7 +6,7 @@
  */
 import type { RngState } from "../../../layers/random.ts";
 import { Tensor } from "../../../layers/tensor.ts";
-import { CocoStream, type CocoStreamOptions } from "./coco_stream.ts";
+import { CocoStream, type StreamOptions } from "./coco_stream.ts";
 import type { Minibatch } from "../../../model/minibatch.ts";
 import type { BatchSource } from "../batches.ts";
 
@@ -26,12 +26,12 @@ import type { BatchSource } from "../batches.ts";
  * ```
  */
 export class StreamBatches implements BatchSource {
-  readonly #options: CocoStreamOptions;
+  readonly #options: StreamOptions;
   #stream: CocoStream;
   #state: RngState;
   #reopen = false;
 
-  private constructor(options: CocoStreamOptions, stream: CocoStream) {
+  private constructor(options: StreamOptions, stream: CocoStream) {
     this.#options = options;
     this.#stream = stream;
     this.#state = stream.position().state;
@@ -42,7 +42,7 @@ export class StreamBatches implements BatchSource {
    * @param options The dataset, split, batch size, features and seed (as {@linkcode CocoStream.open}).
    * @returns The batch source.
    */
-  static async open(options: CocoStreamOptions): Promise<StreamBatches> {
+  static async open(options: StreamOptions): Promise<StreamBatches> {
     return new StreamBatches(options, await CocoStream.open({ ...options, urls: false }));
   }
 
