@@ -7,7 +7,7 @@
  * @module
  */
 import { ComputeWorker, serveComputeWorker } from "../workers/compute_worker.ts";
-import { CMD_LOSS, CTRL_TRAINING, PHASE_NAMES } from "../workers/pool_protocol.ts";
+import { CMD, CTRL, PHASE_NAMES } from "../workers/pool_protocol.ts";
 
 /** A fault to inject. */
 export interface Fault {
@@ -46,12 +46,12 @@ class FaultyWorker extends ComputeWorker {
 
   #due(cmd: number): boolean {
     const f = this.#fault;
-    return Atomics.load(this.init.control, CTRL_TRAINING) === 1 && this.init.index === f.worker &&
+    return Atomics.load(this.init.control, CTRL.TRAINING) === 1 && this.init.index === f.worker &&
       this.#step === f.step && PHASE_NAMES[cmd] === f.phase;
   }
 
   override runJob(cmd: number): void {
-    if (cmd === CMD_LOSS && Atomics.load(this.init.control, CTRL_TRAINING) === 1) this.#step++;
+    if (cmd === CMD.LOSS && Atomics.load(this.init.control, CTRL.TRAINING) === 1) this.#step++;
     if (this.#fault.uncaught && this.#due(cmd)) {
       throw new Error(`Injected uncaught fault (testing only) in worker ${this.init.index}`);
     }

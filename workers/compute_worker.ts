@@ -4,7 +4,7 @@
  * (loss + gradients of its fixed shards; reduction of its fixed gradient blocks; the clipped
  * optimizer update of those blocks) or a sampling job over its rows of the shared features.
  *
- * Between jobs it blocks in `Atomics.wait` (bounded, re-checked). A `CMD_YIELD` job sends it
+ * Between jobs it blocks in `Atomics.wait` (bounded, re-checked). A `CMD.YIELD` job sends it
  * back to the event loop to read one `buffers` message; it replies `ack` and resumes waiting.
  * An exception is posted as `{ type: "error" }` with its stack; the worker then stops taking
  * jobs and waits to be terminated.
@@ -23,24 +23,10 @@ import {
 } from "../layers/optim.ts";
 import { GRAD_BLOCKS } from "./engine.ts";
 import {
-  CMD_LOSS,
-  CMD_REDUCE,
-  CMD_SAMPLE,
-  CMD_STOP,
-  CMD_UPDATE,
-  CMD_YIELD,
-  CTRL_BEAM,
-  CTRL_CMD,
-  CTRL_DONE,
-  CTRL_GEN,
-  CTRL_MAX_LENGTH,
-  CTRL_N,
-  CTRL_T1,
-  CTRL_TRAINING,
+  CMD,
+  CTRL,
   PHASE_NAMES,
-  SC_FACTOR,
-  SC_OPTIM,
-  SC_T,
+  SC,
   type WorkerBuffers,
   type WorkerInit,
   type WorkerReply,
@@ -94,7 +80,7 @@ export class ComputeWorker {
       wordToIdx: init.wordToIdx,
       paramBuffer: init.params as never,
     });
-    this.seenGen = Atomics.load(init.control, CTRL_GEN);
+    this.seenGen = Atomics.load(init.control, CTRL.GEN);
   }
 
   /**
@@ -114,15 +100,15 @@ export class ComputeWorker {
   loop(): void {
     const c = this.init.control;
     while (!this.failed) {
-      const gen = Atomics.load(c, CTRL_GEN);
+      const gen = Atomics.load(c, CTRL.GEN);
       if (gen === this.seenGen) {
-        Atomics.wait(c, CTRL_GEN, gen, WAIT_MS);
+        Atomics.wait(c, CTRL.GEN, gen, WAIT_MS);
         continue;
       }
       this.seenGen = gen;
-      const cmd = Atomics.load(c, CTRL_CMD);
-      if (cmd === CMD_YIELD) return;
-      if (cmd === CMD_STOP) {
+      const cmd = Atomics.load(c, CTRL.CMD);
+      if (cmd === CMD.YIELD) return;
+      if (cmd === CMD.STOP) {
         (globalThis as unknown as { close(): void }).close();
         return;
       }
@@ -152,7 +138,7 @@ export class ComputeWorker {
       });
       return;
     }
-    if (Atomics.add(c, CTRL_DONE, 1) === this.init.workers - 1) Atomics.notify(c, CTRL_DONE);
+    if (Atomics.add(c, CTRL.DONE, 1) === this.init.workers - 1) Atomics.notify(c, CTRL.DONE);
   }
 
   /**
@@ -161,13 +147,13 @@ export class ComputeWorker {
    */
   run(cmd: number): void {
     switch (cmd) {
-      case CMD_LOSS:
+      case CMD.LOSS:
         return this.loss();
-      case CMD_REDUCE:
+      case CMD.REDUCE:
         return this.reduce();
-      case CMD_UPDATE:
+      case CMD.UPDATE:
         return this.update();
-      case CMD_SAMPLE:
+      case CMD.SAMPLE:
         return this.sample();
       default:
         throw new RangeError(`Unknown pool command ${cmd}`);
@@ -177,7 +163,7 @@ export class ComputeWorker {
   /** Loss and gradients of each owned shard (an empty shard gets a zero gradient). */
   loss(): void {
     const { init, model } = this;
-    const n = Atomics.load(init.control, CTRL_N), t1 = Atomics.load(init.control, CTRL_T1);
+    const n = Atomics.load(init.control, CTRL.N), t1 = Atomics.load(init.control, CTRL.T1);
     const d = model.config.inputDim;
     const ranges = splitRange(n, init.shards);
     const own = ownedItems(init.shards, init.workers, init.index);
@@ -198,7 +184,7 @@ export class ComputeWorker {
         d,
       ]);
       // A training step needs gradients; validation (evalLoss) only the loss, at ~40% of the cost.
-      init.shardLoss[s] = Atomics.load(init.control, CTRL_TRAINING) === 1
+      init.shardLoss[s] = Atomics.load(init.control, CTRL.TRAINING) === 1
         ? model.loss(features, captions, { normalizer: n, gradBuffer: init.shardGrads[s] as never })
           .loss
         : model.lossValue(features, captions, n);
@@ -221,9 +207,9 @@ export class ComputeWorker {
     const { init } = this;
     const sc = init.scalars;
     const config = Object.fromEntries(
-      OPTIM_HYPERPARAMS.map((key, i) => [key, sc[SC_OPTIM + i]]),
+      OPTIM_HYPERPARAMS.map((key, i) => [key, sc[SC.OPTIM + i]]),
     ) as OptimConfig;
-    const t = sc[SC_T], factor = sc[SC_FACTOR];
+    const t = sc[SC.T], factor = sc[SC.FACTOR];
     const blocks = splitRange(init.grad.length, GRAD_BLOCKS);
     const own = ownedItems(GRAD_BLOCKS, init.workers, init.index);
     for (let k = own.start; k < own.end; k++) {
@@ -242,8 +228,8 @@ export class ComputeWorker {
   sample(): void {
     const { init, model } = this;
     const c = init.control;
-    const n = Atomics.load(c, CTRL_N), d = model.config.inputDim;
-    const maxLength = Atomics.load(c, CTRL_MAX_LENGTH), beamSize = Atomics.load(c, CTRL_BEAM);
+    const n = Atomics.load(c, CTRL.N), d = model.config.inputDim;
+    const maxLength = Atomics.load(c, CTRL.MAX_LENGTH), beamSize = Atomics.load(c, CTRL.BEAM);
     const chunks = ownedItems(Math.ceil(n / SAMPLE_CHUNK), init.workers, init.index);
     const r = { start: chunks.start * SAMPLE_CHUNK, end: Math.min(n, chunks.end * SAMPLE_CHUNK) };
     if (r.end <= r.start) return;

@@ -31,25 +31,9 @@ import {
   type TrainEngine,
 } from "./engine.ts";
 import {
-  CMD_LOSS,
-  CMD_REDUCE,
-  CMD_SAMPLE,
-  CMD_STOP,
-  CMD_UPDATE,
-  CMD_YIELD,
-  CTRL_BEAM,
-  CTRL_CMD,
-  CTRL_DONE,
-  CTRL_GEN,
-  CTRL_MAX_LENGTH,
-  CTRL_N,
-  CTRL_T1,
-  CTRL_TRAINING,
-  CTRL_WORDS,
-  SC_FACTOR,
-  SC_OPTIM,
-  SC_T,
-  SC_WORDS,
+  CMD,
+  CTRL,
+  SC,
   type WorkerBuffers,
   type WorkerInit,
   type WorkerReply,
@@ -166,12 +150,12 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
     this.backend = options.backend ?? kernels().name;
     this.#model = model;
     const total = model.layout.total, dtype = model.dtype;
-    this.#control = allocArray("int32", CTRL_WORDS, true);
+    this.#control = allocArray("int32", CTRL.WORDS, true);
     this.#shardGrads = Array.from({ length: shards }, () => allocArray(dtype, total, true));
     this.#grad = allocArray(dtype, total, true);
     this.#shardLoss = allocArray("float64", shards, true);
     this.#blockSq = allocArray("float64", GRAD_BLOCKS, true);
-    this.#scalars = allocArray("float64", SC_WORDS, true);
+    this.#scalars = allocArray("float64", SC.WORDS, true);
     this.#stopped = new Promise<void>((resolve) => (this.#stop = resolve));
     const workerUrl = options.workerUrl ?? new URL("./compute_worker.ts", import.meta.url);
     try {
@@ -255,14 +239,14 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
       this.#bindOptimizer(optimizer);
       await this.#loadBatch(batch);
       const c = this.#control, n = batch.captions.shape[0];
-      Atomics.store(c, CTRL_TRAINING, 1);
+      Atomics.store(c, CTRL.TRAINING, 1);
       let t1 = performance.now();
       tm.load = t1 - t0;
-      await this.#job(CMD_LOSS);
+      await this.#job(CMD.LOSS);
       const loss = this.#sumLoss(n);
       t0 = performance.now();
       tm.loss = t0 - t1;
-      await this.#job(CMD_REDUCE);
+      await this.#job(CMD.REDUCE);
       t1 = performance.now();
       tm.reduce = t1 - t0;
       let sq = 0;
@@ -274,10 +258,10 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
       const factor = clipFactor(gradNorm, gradClip);
       optimizer.beginStep();
       const sc = this.#scalars;
-      sc[SC_T] = optimizer.t;
-      sc[SC_FACTOR] = factor;
-      OPTIM_HYPERPARAMS.forEach((key, i) => sc[SC_OPTIM + i] = optimizer.config[key]);
-      await this.#job(CMD_UPDATE);
+      sc[SC.T] = optimizer.t;
+      sc[SC.FACTOR] = factor;
+      OPTIM_HYPERPARAMS.forEach((key, i) => sc[SC.OPTIM + i] = optimizer.config[key]);
+      await this.#job(CMD.UPDATE);
       tm.update = performance.now() - t1;
       return { loss, gradNorm, applied: true };
     });
@@ -291,8 +275,8 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
   evalLoss(batch: Minibatch): Promise<number> {
     return this.#exclusive(async () => {
       await this.#loadBatch(batch);
-      Atomics.store(this.#control, CTRL_TRAINING, 0);
-      await this.#job(CMD_LOSS);
+      Atomics.store(this.#control, CTRL.TRAINING, 0);
+      await this.#job(CMD.LOSS);
       return this.#sumLoss(batch.captions.shape[0]);
     });
   }
@@ -320,11 +304,11 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
       await this.#sendBuffers(msg);
       this.#features.set(features.data);
       const c = this.#control;
-      Atomics.store(c, CTRL_N, n);
-      Atomics.store(c, CTRL_MAX_LENGTH, maxLength);
-      Atomics.store(c, CTRL_BEAM, beamSize);
-      Atomics.store(c, CTRL_TRAINING, 0);
-      await this.#job(CMD_SAMPLE);
+      Atomics.store(c, CTRL.N, n);
+      Atomics.store(c, CTRL.MAX_LENGTH, maxLength);
+      Atomics.store(c, CTRL.BEAM, beamSize);
+      Atomics.store(c, CTRL.TRAINING, 0);
+      await this.#job(CMD.SAMPLE);
       return {
         captions: new Tensor(this.#sampleCaptions.slice(0, n * maxLength), [n, maxLength]),
         logProbs: this.#sampleLogProbs.slice(0, n),
@@ -423,8 +407,8 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
     await this.#sendBuffers(msg);
     this.#captions.set(captions.data);
     this.#features.set(features.data);
-    Atomics.store(this.#control, CTRL_N, n);
-    Atomics.store(this.#control, CTRL_T1, t1);
+    Atomics.store(this.#control, CTRL.N, n);
+    Atomics.store(this.#control, CTRL.T1, t1);
   }
 
   #ensureFeatures(n: number, msg: WorkerBuffers): void {
@@ -441,17 +425,17 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
     if (Object.keys(pending).length === 1) return;
     this.#replies = 0;
     for (const w of this.#workers) w.postMessage(pending);
-    this.#signal(CMD_YIELD);
+    this.#signal(CMD.YIELD);
     await this.#waitReplies(this.workers, ACK_TIMEOUT_MS, "take new buffers");
   }
 
   /** Starts a job on every worker. */
   #signal(cmd: number): void {
     const c = this.#control;
-    Atomics.store(c, CTRL_DONE, 0);
-    Atomics.store(c, CTRL_CMD, cmd);
-    Atomics.add(c, CTRL_GEN, 1);
-    Atomics.notify(c, CTRL_GEN);
+    Atomics.store(c, CTRL.DONE, 0);
+    Atomics.store(c, CTRL.CMD, cmd);
+    Atomics.add(c, CTRL.GEN, 1);
+    Atomics.notify(c, CTRL.GEN);
   }
 
   /** Runs a job on every worker and waits until all are done (or one fails). */
@@ -460,11 +444,11 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
     const c = this.#control;
     for (;;) {
       this.#checkRunning();
-      const done = Atomics.load(c, CTRL_DONE);
+      const done = Atomics.load(c, CTRL.DONE);
       if (done >= this.workers) return;
-      const r = Atomics.waitAsync(c, CTRL_DONE, done, WAIT_MS);
+      const r = Atomics.waitAsync(c, CTRL.DONE, done, WAIT_MS);
       // Not raced against #stopped: every race would add a reaction to that never-settling
-      // promise (a leak of ~0.7 kB per step); shutdown notifies CTRL_DONE and the wait is bounded.
+      // promise (a leak of ~0.7 kB per step); shutdown notifies CTRL.DONE and the wait is bounded.
       if (r.async) await r.value;
     }
   }
@@ -539,11 +523,11 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
   /** Terminates every worker and wakes every wait of the main thread. */
   #shutdown(): void {
     const c = this.#control;
-    Atomics.store(c, CTRL_CMD, CMD_STOP);
-    Atomics.add(c, CTRL_GEN, 1);
-    Atomics.notify(c, CTRL_GEN);
+    Atomics.store(c, CTRL.CMD, CMD.STOP);
+    Atomics.add(c, CTRL.GEN, 1);
+    Atomics.notify(c, CTRL.GEN);
     for (const w of this.#workers) w.terminate();
-    Atomics.notify(c, CTRL_DONE);
+    Atomics.notify(c, CTRL.DONE);
     this.#stop();
     this.#wake();
   }

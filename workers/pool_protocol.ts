@@ -11,54 +11,63 @@ import type { ModelConfig } from "../model/captioning_rnn.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
 import { OPTIM_HYPERPARAMS, type UpdateRule } from "../layers/optim.ts";
 
-/** Control word: the job generation; workers wait for it to change. */
-export const CTRL_GEN = 0;
-/** Control word: the command of the current generation (one of the `CMD_*` values). */
-export const CTRL_CMD = 1;
-/** Control word: how many workers have finished the current job; the main thread waits on it. */
-export const CTRL_DONE = 2;
-/** Control word: N, rows in the shared batch. */
-export const CTRL_N = 3;
-/** Control word: T + 1, the caption length of the shared batch. */
-export const CTRL_T1 = 4;
-/** Control word: maxLength of a sampling job. */
-export const CTRL_MAX_LENGTH = 6;
-/** Control word: beamSize of a sampling job. */
-export const CTRL_BEAM = 7;
-/** Control word: 1 while the job computes a training step (0 for an evaluation loss). */
-export const CTRL_TRAINING = 8;
-/** The control array's length. */
-export const CTRL_WORDS = 16;
+/** The words of the shared control array (an Int32Array of `CTRL.WORDS` words). */
+export const CTRL = {
+  /** The job generation; workers wait for it to change. */
+  GEN: 0,
+  /** The command of the current generation (one of {@linkcode CMD}). */
+  CMD: 1,
+  /** How many workers have finished the current job; the main thread waits on it. */
+  DONE: 2,
+  /** N, rows in the shared batch (or images of a sampling job). */
+  N: 3,
+  /** T + 1, the caption length of the shared batch. */
+  T1: 4,
+  /** maxLength of a sampling job. */
+  MAX_LENGTH: 6,
+  /** beamSize of a sampling job. */
+  BEAM: 7,
+  /** 1 while the job computes a training step (0 for an evaluation loss). */
+  TRAINING: 8,
+  /** The control array's length. */
+  WORDS: 16,
+} as const;
 
-/** Command: loss and gradients of each owned shard, into the shard buffers. */
-export const CMD_LOSS = 1;
-/** Command: reduce the owned gradient blocks in shard order, with their sums of squares. */
-export const CMD_REDUCE = 2;
-/** Command: clip and apply the optimizer to the owned gradient blocks. */
-export const CMD_UPDATE = 3;
-/** Command: caption the owned rows of the shared features. */
-export const CMD_SAMPLE = 4;
-/** Command: return to the event loop to read one message (then resume waiting). */
-export const CMD_YIELD = 5;
-/** Command: leave the job loop for good. */
-export const CMD_STOP = 6;
+/** The jobs a generation of the control array can command. */
+export const CMD = {
+  /** Loss and gradients of each owned shard, into the shard buffers. */
+  LOSS: 1,
+  /** Reduce the owned gradient blocks in shard order, with their sums of squares. */
+  REDUCE: 2,
+  /** Clip and apply the optimizer to the owned gradient blocks. */
+  UPDATE: 3,
+  /** Caption the owned chunks of images of the shared features. */
+  SAMPLE: 4,
+  /** Return to the event loop to read one message (then resume waiting). */
+  YIELD: 5,
+  /** Leave the job loop for good. */
+  STOP: 6,
+} as const;
 
 /** The phase a command runs, for error reports. */
 export const PHASE_NAMES: Record<number, string> = {
-  [CMD_LOSS]: "loss",
-  [CMD_REDUCE]: "reduce",
-  [CMD_UPDATE]: "update",
-  [CMD_SAMPLE]: "sample",
+  [CMD.LOSS]: "loss",
+  [CMD.REDUCE]: "reduce",
+  [CMD.UPDATE]: "update",
+  [CMD.SAMPLE]: "sample",
 };
 
-/** Scalar slot: the optimizer's step count t (after `beginStep`). */
-export const SC_T = 0;
-/** Scalar slot: the clip factor (1 = no clipping). */
-export const SC_FACTOR = 1;
-/** Scalar slots: the update rule's hyper-parameters, in `OPTIM_HYPERPARAMS` order from here. */
-export const SC_OPTIM = 2;
-/** The scalar array's length. */
-export const SC_WORDS: number = SC_OPTIM + OPTIM_HYPERPARAMS.length;
+/** The slots of the shared step scalars (a Float64Array of `SC.WORDS` slots). */
+export const SC = {
+  /** The optimizer's step count t (after `beginStep`). */
+  T: 0,
+  /** The clip factor (1 = no clipping). */
+  FACTOR: 1,
+  /** The update rule's hyper-parameters, in `OPTIM_HYPERPARAMS` order from here. */
+  OPTIM: 2,
+  /** The scalar array's length. */
+  WORDS: 2 + OPTIM_HYPERPARAMS.length,
+} as const;
 
 /** The first message to a compute worker: everything it needs, once. */
 export interface WorkerInit {
@@ -88,11 +97,11 @@ export interface WorkerInit {
   shardLoss: Float64Array;
   /** The sum of squares of each reduced gradient block. */
   blockSq: Float64Array;
-  /** The step scalars (`SC_*`). */
+  /** The step scalars (slots {@linkcode SC}). */
   scalars: Float64Array;
 }
 
-/** A message that replaces shared buffers (sent with `CMD_YIELD`); absent fields stay. */
+/** A message that replaces shared buffers (sent with `CMD.YIELD`); absent fields stay. */
 export interface WorkerBuffers {
   /** "buffers". */
   type: "buffers";
