@@ -76,7 +76,7 @@ export type { Minibatch } from "./model/minibatch.ts";
 export { SAMPLE_CHUNK, sampleCaptions } from "./model/sampling.ts";
 export type { SampleOptions, SampleResult, SamplingModel } from "./model/sampling.ts";
 export { Decoder } from "./model/decoder.ts";
-export type { DecoderModel } from "./model/decoder.ts";
+export type { DecodedModel, DecoderModel, StepDecoder } from "./model/decoder.ts";
 export { decodeCaptions } from "./model/decode.ts";
 export { PARAM_NAMES } from "./model/params.ts";
 export type { ParamLayout, ParamName, ParamSlot } from "./model/params.ts";

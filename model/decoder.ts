@@ -22,7 +22,49 @@ import {
 import type { ModelConfig } from "./model_config.ts";
 import type { ParamName } from "./params.ts";
 
-/** What the decoder reads of a model (a `CaptioningRNN` is one). */
+/**
+ * What decoding needs to know of a model: its vocabulary's size and special tokens, and the
+ * size and element type of the image features it reads.
+ */
+export interface DecodedModel {
+  /** The feature size D and the element type. */
+  readonly config: { readonly inputDim: number; readonly dtype: FloatDType };
+  /** V */
+  readonly vocabSize: number;
+  /** The index of `<START>`, or -1 when the vocabulary has none. */
+  readonly startIdx: number;
+  /** The index of `<END>`, or -1. */
+  readonly endIdx: number;
+  /** The index of `<NULL>`, the padding after `<END>`. */
+  readonly nullIdx: number;
+}
+
+/**
+ * What greedy decoding, beam search and sampling drive: one step of a language model for a
+ * block of R rows (images, or beams of images), with each row's state kept between steps.
+ * The recurrent models' {@linkcode Decoder} implements it; any captioning model's decoder
+ * (e.g. one with cached keys and values) can, and then every decoding strategy works for it.
+ */
+export interface StepDecoder {
+  /** The model decoded. */
+  readonly model: DecodedModel;
+  /** The scores of the last step, (R, V): log p[j] = scores[j] - lse[row]. */
+  readonly scores: FloatArray;
+  /** Each row's log Σ exp(scores) after a step, (R,). */
+  readonly lse: Float64Array;
+  /** Makes room for R rows (keeping the state only when no growth was needed). */
+  reserve(rows: number): void;
+  /** Starts R rows from their images' features, (R, D), of the model's dtype. */
+  start(feats: FloatArray, rows: number): void;
+  /** One step: row r reads `words[r]`; writes the scores and the next state of R rows. */
+  step(words: ArrayLike<number>, rows: number): void;
+  /** Makes the state the last step wrote the one the next step reads, row for row. */
+  advance(): void;
+  /** Makes row `from` of the state just written row `to` of the next step's (beam search). */
+  keep(from: number, to: number): void;
+}
+
+/** What the recurrent decoder reads of a model (a `CaptioningRNN` is one). */
 export interface DecoderModel {
   /** The parameter views. */
   readonly params: Readonly<Record<ParamName, Tensor<FloatDType>>>;
@@ -56,7 +98,7 @@ export interface DecoderModel {
  * console.log(logP < 0); // true
  * ```
  */
-export class Decoder {
+export class Decoder implements StepDecoder {
   /** The model decoded. */
   readonly model: DecoderModel;
   readonly #shape: LmShape;

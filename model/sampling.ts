@@ -1,6 +1,6 @@
 /**
  * Caption generation: the exercise's greedy decoding and beam search, driving a model's
- * {@linkcode Decoder}.
+ * step decoder (`StepDecoder`: the recurrent models' `Decoder`, or any other model's).
  *
  * Images are decoded in fixed chunks of {@linkcode SAMPLE_CHUNK}, counted from image 0: every
  * GEMM of a chunk has the same rows whether the chunk is decoded in one call with all images
@@ -13,7 +13,7 @@
  */
 import { checkOptionNames } from "../layers/options.ts";
 import { type FloatArray, type FloatDType, Tensor } from "../layers/tensor.ts";
-import type { Decoder, DecoderModel } from "./decoder.ts";
+import type { DecodedModel, StepDecoder } from "./decoder.ts";
 
 /** Options of sampling. */
 export interface SampleOptions {
@@ -34,7 +34,7 @@ export interface SampleResult {
 /** A model that owns a decoder, as a `CaptioningRNN` does. */
 export interface SamplingModel {
   /** The model's decoder (made at its first use). */
-  readonly decoder: Decoder;
+  readonly decoder: StepDecoder;
 }
 
 /**
@@ -66,7 +66,7 @@ const SAMPLE_OPTIONS = ["maxLength", "beamSize"];
  * ```
  */
 export function checkSampleArgs(
-  model: Pick<DecoderModel, "startIdx"> & { readonly config: { readonly inputDim: number } },
+  model: Pick<DecodedModel, "startIdx"> & { readonly config: { readonly inputDim: number } },
   features: Tensor<FloatDType>,
   maxLength: number,
   beamSize: number,
@@ -143,7 +143,7 @@ interface Chunk {
 }
 
 /** Greedy decoding of a chunk, all images in step. */
-function greedySample(dec: Decoder, chunk: Chunk, maxLength: number): void {
+function greedySample(dec: StepDecoder, chunk: Chunk, maxLength: number): void {
   const { n, captions, logProbs } = chunk, { vocabSize: v, startIdx, endIdx } = dec.model;
   const ended = new Uint8Array(n);
   dec.start(chunk.feats, n);
@@ -177,7 +177,7 @@ interface Hypothesis {
  * unless greedy's is more likely: beam search is not monotone in the beam size, and greedy's
  * caption is one of its candidates too, so a wider beam never returns a less likely caption.
  */
-function beamSearch(dec: Decoder, chunk: Chunk, beamSize: number, maxLength: number): void {
+function beamSearch(dec: StepDecoder, chunk: Chunk, beamSize: number, maxLength: number): void {
   const { n } = chunk, { vocabSize: v, startIdx, endIdx, nullIdx } = dec.model;
   dec.reserve(n * beamSize);
   dec.start(chunk.feats, n); // row i is image i's single initial beam
