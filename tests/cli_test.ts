@@ -8,36 +8,22 @@
 import { join } from "node:path";
 import { parseCommandLine } from "../pipeline/cli/args.ts";
 import { type CliOption, num, str } from "../pipeline/cli/command_spec.ts";
-import { main } from "../pipeline/cli/main.ts";
 import { type VerbName, VERBS } from "../pipeline/cli/verbs.ts";
 import { H5File } from "../pipeline/io/h5.ts";
 import { loadCheckpoint } from "../pipeline/train/checkpoint.ts";
 import { InputError } from "../pipeline/errors.ts";
 import { assert, assertEquals, assertNotEquals, assertThrows } from "./assert.ts";
-import { tinyDataset, tinyExperiment, writeExperiment } from "./reliability_fixtures.ts";
-
-/** What an in-process run of the CLI printed. */
-interface Run {
-  code: number;
-  stdout: string;
-  /** One entry per console.error call (an error printed with --debug shows its stack). */
-  stderr: string[];
-}
+import {
+  cliInProcess,
+  type InProcessRun,
+  tinyDataset,
+  tinyExperiment,
+  writeExperiment,
+} from "./reliability_fixtures.ts";
 
 /** Runs the CLI in this process, capturing what it prints to the console. */
-async function cli(args: string[]): Promise<Run> {
-  const out: string[] = [], err: string[] = [];
-  const { log, error } = console;
-  const text = (xs: unknown[]) => xs.map((x) => x instanceof Error ? x.stack : String(x)).join(" ");
-  console.log = (...xs: unknown[]) => out.push(text(xs));
-  console.error = (...xs: unknown[]) => err.push(text(xs));
-  try {
-    return { code: await main(args), stdout: out.join("\n"), stderr: err };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
-}
+const cli: (args: string[]) => Promise<Run> = cliInProcess;
+type Run = InProcessRun;
 
 const root = await Deno.makeTempDir({ prefix: "recap_cli_" });
 let fresh = 0;

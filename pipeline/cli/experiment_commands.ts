@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { loadExperiment, parseOverrides, resolveExperiment } from "../config/config.ts";
 import { InputError } from "../errors.ts";
 import { RUN_FILES } from "../run/files.ts";
+import { assertRunFree } from "../run/lock.ts";
 import { runExperiment } from "../run/run.ts";
 import type { CommandLine } from "./args.ts";
 import type { VERBS } from "./verbs.ts";
@@ -59,6 +60,14 @@ export async function trainCommand(
 export async function resumeCommand(
   { positionals: [runDir], passedThrough: overrides }: CommandLine<typeof VERBS.resume.options>,
 ): Promise<number> {
+  await assertRunFree(runDir);
+  const moved = (parseOverrides(overrides).output as { dir?: unknown } | undefined)?.dir;
+  if (moved !== undefined) {
+    throw new InputError(
+      `command line: --output.dir: a resumed run stays in its directory (${runDir}); to ` +
+        `continue it elsewhere, copy ${runDir} there and resume the copy`,
+    );
+  }
   const configPath = join(runDir, RUN_FILES.config);
   const checkpointPath = join(runDir, RUN_FILES.checkpoint);
   for (const path of [configPath, checkpointPath]) {

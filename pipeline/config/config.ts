@@ -273,7 +273,35 @@ export function resolveExperiment(input: unknown, file: string): ExperimentConfi
   }
   cfg.data.dir ??= DEFAULT_DATA_DIRS[cfg.data.source];
   cfg.output.dir ??= `runs/${cfg.name}`;
+  checkCombinations(cfg as ExperimentConfig, file);
   return cfg as ExperimentConfig;
+}
+
+/**
+ * Checks a resolved experiment again (a library caller may have built or changed one by
+ * hand): every field, and the options that are valid alone but not together.
+ * @param config The experiment.
+ * @param where What to name in messages (default "experiment").
+ * @throws {InputError} On an unknown key, a wrong or out-of-range value, or a bad combination.
+ *
+ * @example
+ * ```ts
+ * import { checkExperiment, defaultExperiment } from "./config.ts";
+ * checkExperiment(defaultExperiment()); // fine
+ * ```
+ */
+export function checkExperiment(config: ExperimentConfig, where = "experiment"): void {
+  resolveExperiment(config, where);
+}
+
+/** Checks the options that are valid alone but not together. */
+function checkCombinations(cfg: ExperimentConfig, file: string): void {
+  if (cfg.data.stream && cfg.data.maxTrain !== null) {
+    throw new InputError(
+      `${file}: data.maxTrain: cannot be combined with data.stream (a streamed run samples ` +
+        `every caption); remove one of them`,
+    );
+  }
 }
 
 /** The type of every option by dotted path, for overrides. */

@@ -32,26 +32,7 @@ export async function prepareData(
   const { data } = config;
   const captionsFile = join(data.dir, CAPTIONS_FILE);
   if (data.source === "synthetic" && !(await exists(captionsFile))) {
-    log(
-      `Generating the synthetic dataset in ${data.dir} (${data.synthetic.numTrain} train / ` +
-        `${data.synthetic.numVal} val images, seed ${data.synthetic.seed})`,
-    );
-    // A new dataset is written beside its place and renamed into it once complete, so an
-    // interrupted generation never leaves a half dataset that looks ready.
-    const fresh = !(await exists(data.dir));
-    await removeStalePartials(data.dir);
-    const dir = fresh ? partialDir(data.dir) : data.dir;
-    const summary = await writeSyntheticDataset({
-      dir,
-      numTrain: data.synthetic.numTrain,
-      numVal: data.synthetic.numVal,
-      seed: data.synthetic.seed,
-    });
-    if (fresh) await Deno.rename(dir, data.dir);
-    log(
-      `  ${summary.trainCaptions} train captions, vocabulary of ${summary.vocabSize} words, ` +
-        `${summary.seconds.toFixed(1)}s`,
-    );
+    await generateSynthetic(config, log);
   }
   if (data.source === "coco" && !(await exists(captionsFile))) {
     throw new InputError(
@@ -60,12 +41,6 @@ export async function prepareData(
     );
   }
   if (data.stream) {
-    if (data.maxTrain !== null) {
-      throw new InputError(
-        `data.maxTrain: cannot be combined with data.stream (a streamed run samples every ` +
-          `caption); remove one of them`,
-      );
-    }
     // Only the features that evaluation, validation and samples read are loaded; training
     // minibatches are streamed from the files (see StreamBatches), so memory stays bounded.
     const evaluate = config.evaluate;
@@ -82,4 +57,46 @@ export async function prepareData(
     ...(data.maxTrain !== null ? { maxTrain: data.maxTrain } : {}),
     rng: config.train.seed,
   });
+}
+
+/**
+ * Writes the synthetic dataset into `data.dir`, which must not exist: recap never writes into
+ * a directory it did not create (it may hold a user's dataset whose captions file is still
+ * downloading). The dataset is written beside its place and renamed into it once complete, so
+ * an interrupted generation never leaves a half dataset that looks ready.
+ */
+async function generateSynthetic(
+  config: ExperimentConfig,
+  log: (line: string) => void,
+): Promise<void> {
+  const { data } = config;
+  if (await exists(data.dir)) {
+    throw new InputError(
+      `${data.dir}: data.dir exists but holds no dataset (no ${CAPTIONS_FILE}), and recap writes ` +
+        `the synthetic dataset only into a directory it creates; choose another data.dir, or ` +
+        `write it there yourself with: deno task dataset synth --dir ${data.dir}`,
+    );
+  }
+  log(
+    `Generating the synthetic dataset in ${data.dir} (${data.synthetic.numTrain} train / ` +
+      `${data.synthetic.numVal} val images, seed ${data.synthetic.seed})`,
+  );
+  await removeStalePartials(data.dir);
+  const partial = partialDir(data.dir);
+  try {
+    const summary = await writeSyntheticDataset({
+      dir: partial,
+      numTrain: data.synthetic.numTrain,
+      numVal: data.synthetic.numVal,
+      seed: data.synthetic.seed,
+    });
+    await Deno.rename(partial, data.dir);
+    log(
+      `  ${summary.trainCaptions} train captions, vocabulary of ${summary.vocabSize} words, ` +
+        `${summary.seconds.toFixed(1)}s`,
+    );
+  } catch (e) {
+    await Deno.remove(partial, { recursive: true }).catch(() => {});
+    throw e;
+  }
 }

@@ -9,7 +9,6 @@ import type { ExperimentConfig } from "../config/config.ts";
 import { InputError } from "../errors.ts";
 import { writeTextFileAtomic } from "../io/atomic.ts";
 import { exists } from "../io/files.ts";
-import { withH5File } from "../io/h5.ts";
 
 /** The file names inside a run directory. */
 export const RUN_FILES = {
@@ -27,10 +26,12 @@ export const RUN_FILES = {
  * an empty log; a resumed one keeps the records up to its checkpoint's iteration (those after
  * it are redone) and drops a line cut short by a kill or a full disk — so the log of an
  * interrupted and resumed run reads like an uninterrupted one. Rewritten atomically.
+ * @param path The run's metrics.jsonl.
+ * @param resumedIteration The checkpoint's iteration when resuming, null for a fresh run.
  */
 export async function prepareMetricsLog(
   path: string,
-  checkpointPath: string | null,
+  resumedIteration: number | null,
 ): Promise<void> {
   let text: string;
   try {
@@ -39,22 +40,14 @@ export async function prepareMetricsLog(
     return; // no log yet
   }
   let keep: string[] = [];
-  if (checkpointPath !== null) {
-    let iteration: number;
-    try {
-      const solver = await withH5File(checkpointPath, "r", (f) => f.getJsonAttr("/", "solver"));
-      iteration = (solver as { iteration: number }).iteration;
-      if (typeof iteration !== "number") return;
-    } catch {
-      return; // no usable checkpoint: resuming fails with its own message, the log is kept
-    }
+  if (resumedIteration !== null) {
     keep = text.split("\n").filter((line) => {
       try {
         const r = JSON.parse(line);
         // Final evaluations are redone after training; the training records up to the
         // checkpoint are the history that continues.
         if (r?.kind === "eval" && r.checkpoint !== "training") return false;
-        return typeof r?.iteration !== "number" || r.iteration <= iteration;
+        return typeof r?.iteration !== "number" || r.iteration <= resumedIteration;
       } catch {
         return false;
       }
@@ -72,23 +65,48 @@ export async function writeConfig(config: ExperimentConfig): Promise<void> {
   );
 }
 
-/** Refuses to start a fresh run over a trained one, unless asked to (then clears its checkpoints). */
-export async function guardExistingRun(
+/**
+ * The checkpoints of a trained run already in the directory. Without `overwrite` a fresh run
+ * over them is refused; with it they are only removed by {@linkcode startRunFiles}, once the
+ * new run has shown it can start.
+ * @param config The experiment (its `output.dir`).
+ * @param overwrite Whether the run may replace them (`--force`).
+ * @returns The paths of the checkpoints present.
+ * @throws {InputError} When a trained run is there and `overwrite` is false.
+ */
+export async function existingCheckpoints(
   config: ExperimentConfig,
   overwrite: boolean,
-): Promise<void> {
+): Promise<string[]> {
   const runDir = config.output.dir;
   const checkpoints = [RUN_FILES.checkpoint, RUN_FILES.best].map((f) => join(runDir, f));
   const present = [];
   for (const path of checkpoints) if (await exists(path)) present.push(path);
-  if (present.length === 0) return;
-  if (!overwrite) {
+  if (present.length > 0 && !overwrite) {
     throw new InputError(
       `${present[0]}: this run directory already holds a trained run; continue it with ` +
         `deno task resume ${runDir}, start over with --force, or choose another --output.dir`,
     );
   }
-  for (const path of present) await Deno.remove(path);
+  return present;
+}
+
+/**
+ * The first writes of a training run, made only once everything has been checked and the
+ * first step has run: the old run's checkpoints go (a fresh run with `--force`), config.json
+ * is written, metrics.jsonl is started (fresh) or trimmed to the checkpoint (resumed).
+ * @param config The experiment.
+ * @param replaced The old checkpoints to remove (from {@linkcode existingCheckpoints}).
+ * @param resumedIteration The checkpoint's iteration when resuming, null for a fresh run.
+ */
+export async function startRunFiles(
+  config: ExperimentConfig,
+  replaced: readonly string[],
+  resumedIteration: number | null,
+): Promise<void> {
+  for (const path of replaced) await Deno.remove(path).catch(() => {});
+  await writeConfig(config);
+  await prepareMetricsLog(join(config.output.dir, RUN_FILES.metrics), resumedIteration);
 }
 
 /** Creates the run directory and checks it is writable, before any work starts. */

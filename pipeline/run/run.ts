@@ -13,7 +13,7 @@ import type { BackendName } from "../../layers/kernels/types.ts";
 import type { FloatDType } from "../../layers/tensor.ts";
 import type { CaptioningRNN } from "../../model/captioning_rnn.ts";
 import { createEngine, type PoolOptions } from "../../workers/pool.ts";
-import type { ExperimentConfig, StageName } from "../config/config.ts";
+import { checkExperiment, type ExperimentConfig, type StageName } from "../config/config.ts";
 import type { LoadedCaptionData } from "../data/caption_data.ts";
 import { InputError } from "../errors.ts";
 import {
@@ -27,13 +27,8 @@ import type { Metric } from "../eval/metrics/mod.ts";
 import { exists } from "../io/files.ts";
 import { loadCheckpoint } from "../train/checkpoint.ts";
 import { prepareData, SAMPLE_IMAGES } from "./data.ts";
-import {
-  ensureWritableDir,
-  guardExistingRun,
-  prepareMetricsLog,
-  RUN_FILES,
-  writeConfig,
-} from "./files.ts";
+import { ensureWritableDir, existingCheckpoints, RUN_FILES, writeConfig } from "./files.ts";
+import { lockRunDir } from "./lock.ts";
 import { MetricsLog } from "./metrics_log.ts";
 import { writeRunReport } from "./report_data.ts";
 import { trainStage } from "./train_stage.ts";
@@ -91,26 +86,36 @@ export async function runExperiment(
   config: ExperimentConfig,
   options: RunOptions = {},
 ): Promise<RunResult> {
+  checkExperiment(config);
   const log = options.log ?? ((line: string) => console.log(line));
   const stages = new Set<StageName>(config.stages);
   const runDir = config.output.dir;
   const resume = options.resume ?? false;
-  await checkRunDir(config, stages, resume, options.overwrite ?? false);
-  // Only a fresh training run defines the run: a resumed run's config.json is replaced once
-  // its checkpoint is known to fit, and evaluate/report-only runs leave it be.
-  if (!resume && stages.has("train")) await writeConfig(config);
-  // "auto" defers to RECAP_BACKEND when it is set.
-  const choice = config.train.backend === "auto" ? undefined : config.train.backend as BackendName;
-  log(`recap: run ${config.name} in ${runDir} (backend: ${selectKernels(choice).name})`);
+  const replaced = await checkRunDir(config, stages, resume, options.overwrite ?? false);
+  const lock = await lockRunDir(runDir);
+  try {
+    return await runStages(config, stages, { ...options, log, resume }, replaced);
+  } finally {
+    await lock.release();
+  }
+}
+
+/**
+ * The stages, with the run directory checked and locked. Nothing is written into it before
+ * the data is ready and training has started (see train_stage.ts), so a run that cannot
+ * start leaves an earlier run in the directory as it was.
+ */
+async function runStages(
+  config: ExperimentConfig,
+  stages: Set<StageName>,
+  options: RunOptions & { log: (line: string) => void; resume: boolean },
+  replaced: readonly string[],
+): Promise<RunResult> {
+  const { log, resume } = options, runDir = config.output.dir;
+  log(`recap: run ${config.name} in ${runDir} (backend: ${selectBackend(config)})`);
   const data = await prepareData(config, log);
   const result: RunResult = { runDir, interrupted: false, iterations: 0, evaluations: [] };
-  if (stages.has("train")) {
-    await prepareMetricsLog(
-      join(runDir, RUN_FILES.metrics),
-      resume ? join(runDir, RUN_FILES.checkpoint) : null,
-    );
-  }
-  const metrics = MetricsLog.open(runDir);
+  let metrics: MetricsLog | null = null;
   try {
     // 1. Train, or find how far an earlier run trained.
     let trainedModel: CaptioningRNN<FloatDType> | undefined;
@@ -118,7 +123,7 @@ export async function runExperiment(
       const trained = await trainStage({
         config,
         data,
-        metrics,
+        replaced,
         log,
         resume,
         handleSignals: options.handleSignals ?? true,
@@ -134,6 +139,7 @@ export async function runExperiment(
       if (resume) await writeConfig(config);
     }
     if (!stages.has("evaluate") && !stages.has("sample") && !stages.has("report")) return result;
+    metrics = MetricsLog.open(runDir);
     // 2. Evaluate and sample the best checkpoint by CIDEr-D (the latest when there is none).
     const { model, label } = await checkpointToEvaluate(config, data, result, trainedModel);
     if (stages.has("evaluate") || stages.has("sample")) {
@@ -164,24 +170,30 @@ export async function runExperiment(
     }
     return result;
   } finally {
-    metrics.close();
+    metrics?.close();
   }
+}
+
+/** Selects the experiment's backend ("auto" defers to RECAP_BACKEND) and names it. */
+function selectBackend(config: ExperimentConfig): string {
+  const choice = config.train.backend === "auto" ? undefined : config.train.backend as BackendName;
+  return selectKernels(choice).name;
 }
 
 /**
  * Checks the run directory before any work: writable; a fresh training run does not overwrite
  * a trained one (unless `overwrite`); a run without the train stage has a checkpoint to use.
+ * @returns The old run's checkpoints that a fresh `overwrite` run replaces once it starts.
  */
 async function checkRunDir(
   config: ExperimentConfig,
   stages: Set<StageName>,
   resume: boolean,
   overwrite: boolean,
-): Promise<void> {
+): Promise<string[]> {
   const runDir = config.output.dir;
   await ensureWritableDir(runDir);
-  if (stages.has("train") && !resume) await guardExistingRun(config, overwrite);
-  if (stages.has("train")) return;
+  if (stages.has("train")) return resume ? [] : await existingCheckpoints(config, overwrite);
   const trained = await exists(join(runDir, RUN_FILES.best)) ||
     await exists(join(runDir, RUN_FILES.checkpoint));
   if (!trained) {
@@ -192,6 +204,7 @@ async function checkRunDir(
         }; add "train" to stages, or set output.dir to a trained run`,
     );
   }
+  return [];
 }
 
 /** How far an earlier run trained: the latest checkpoint's iteration (checked: one exists). */

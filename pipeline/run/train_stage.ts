@@ -2,12 +2,16 @@
  * The train stage of a run, in the order it happens:
  *
  * 1. the model — restored from checkpoint.h5 when resuming (after checking that it fits the
- *    experiment), else initialised;
+ *    experiment), else initialised — once the run is known to fit in memory;
  * 2. the training minibatches (in memory, or streamed by a loader worker) and the compute
  *    engine (this thread, or the worker pool);
  * 3. a {@linkcode TrainingSession}: the solver, and what watches it — the progress bar,
  *    metrics.jsonl, checkpoint.h5 and best.h5 — with the policy of when each is written;
- * 4. training, stopped cleanly by Ctrl-C or SIGTERM with a checkpoint.
+ * 4. training, stopped cleanly by Ctrl-C, SIGTERM or SIGHUP with a checkpoint.
+ *
+ * Nothing is written into the run directory until the first step has run: a run that cannot
+ * start (bad data, a model or batch too large, a checkpoint that does not fit) leaves the
+ * directory — an earlier run's checkpoints and log included — exactly as it was.
  * @module
  */
 import { join } from "node:path";
@@ -32,8 +36,9 @@ import {
   TrainingDivergedError,
 } from "../train/solver.ts";
 import { QUICK_EVAL_IMAGES } from "./data.ts";
-import { RUN_FILES, writeConfig } from "./files.ts";
-import type { MetricsLog } from "./metrics_log.ts";
+import { RUN_FILES, startRunFiles } from "./files.ts";
+import { checkTrainingMemory, estimateTrainingMemory, isAllocationFailure } from "./memory.ts";
+import { MetricsLog } from "./metrics_log.ts";
 import { ProgressReporter } from "./progress.ts";
 
 /** What the train stage needs from the run. */
@@ -42,8 +47,8 @@ export interface TrainStageContext {
   config: ExperimentConfig;
   /** The run's data. */
   data: LoadedCaptionData;
-  /** The run's metrics.jsonl. */
-  metrics: MetricsLog;
+  /** The old run's checkpoints that this fresh run replaces (`--force`), removed when it starts. */
+  replaced: readonly string[];
   /** Where messages go. */
   log: (line: string) => void;
   /** Continue from checkpoint.h5. */
@@ -74,7 +79,7 @@ const YIELD_MS = 50;
 /**
  * Runs the train stage: builds or restores the model, trains it, and writes checkpoint.h5,
  * best.h5 and metrics.jsonl as it goes.
- * @param ctx The run's experiment, data, metrics log and options.
+ * @param ctx The run's experiment, data and options.
  * @returns The model, the iterations done, and whether a signal stopped it.
  */
 export async function trainStage(ctx: TrainStageContext): Promise<TrainStageResult> {
@@ -84,13 +89,18 @@ export async function trainStage(ctx: TrainStageContext): Promise<TrainStageResu
   for (const name of [RUN_FILES.checkpoint, RUN_FILES.best, RUN_FILES.config, RUN_FILES.metrics]) {
     await removeStaleTemporaries(join(runDir, name));
   }
+  const workers = usableWorkers(config, log);
+  checkTrainingMemory(estimateTrainingMemory(config, {
+    vocabSize: data.idx_to_word.length,
+    inputDim: data.train_features.shape[1],
+    captionLength: data.train_captions.shape[1],
+  }, workers));
   const resumed = ctx.resume ? await checkpointToResume(config, data) : null;
   const model = resumed?.model ?? new CaptioningRNN({
     wordToIdx: data.word_to_idx,
     inputDim: data.train_features.shape[1],
     ...config.model,
   });
-  const workers = usableWorkers(config, log);
   const batches = await trainingBatches(config, log);
   let engine: TrainEngine;
   try {
@@ -107,7 +117,7 @@ export async function trainStage(ctx: TrainStageContext): Promise<TrainStageResu
   let session: TrainingSession;
   try {
     session = new TrainingSession(ctx, model, engine, batches, resumed);
-    if (resumed) await session.continueFrom(resumed);
+    if (resumed) session.continueFrom(resumed);
   } catch (e) {
     // Nothing else will close them: the workers would keep the process alive.
     await engine.close();
@@ -194,6 +204,10 @@ class TrainingSession {
   #bestInfo: Record<string, unknown> | undefined;
   /** The iteration of the checkpoint.h5 on disk (null: none yet), for messages after a failure. */
   #savedIteration: number | null;
+  /** The checkpoint's iteration when resuming, null for a fresh run. */
+  readonly #resumedIteration: number | null;
+  /** The run's metrics.jsonl, opened once the run has started (see {@linkcode #start}). */
+  #metrics: MetricsLog | null = null;
   #lastYield = performance.now();
 
   constructor(
@@ -212,6 +226,7 @@ class TrainingSession {
     this.#bestInfo = resumed?.info;
     if (typeof this.#bestInfo?.cider === "number") this.#best = this.#bestInfo.cider;
     this.#savedIteration = resumed?.solver?.iteration ?? null;
+    this.#resumedIteration = resumed ? (resumed.solver?.iteration ?? 0) : null;
     this.solver = new CaptioningSolver(model, ctx.data, {
       updateRule: t.updateRule,
       optimConfig: pickOptimConfig(t),
@@ -237,19 +252,41 @@ class TrainingSession {
   }
 
   /**
-   * Restores the solver's state from the checkpoint (with the optimizer options the
-   * experiment changes since), and only then rewrites the run's config.json: a resume that
-   * fails before this point leaves the run as it was.
+   * Restores the solver's state from the checkpoint, with the optimizer options the experiment
+   * changes since (nothing is written yet: see {@linkcode #start}).
+   * @throws {InputError} When the experiment now has fewer iterations than the checkpoint did.
    */
-  async continueFrom(resumed: LoadedCheckpoint): Promise<void> {
+  continueFrom(resumed: LoadedCheckpoint): void {
     if (resumed.solver) {
       this.solver.setState(resumed.solver);
       applyChangedHyperParameters(this.solver, resumed.experiment, this.#ctx.config, this.#ctx.log);
     }
-    await writeConfig(this.#ctx.config);
+    const { iteration, numIterations, iterationsPerEpoch } = this.solver;
+    if (iteration > numIterations) {
+      throw new InputError(
+        `train.numEpochs: the checkpoint is at iteration ${iteration}, past the ${numIterations} ` +
+          `iterations of ${this.#ctx.config.train.numEpochs} epoch(s) of ${iterationsPerEpoch}; ` +
+          `resume with at least --train.numEpochs=${Math.ceil(iteration / iterationsPerEpoch)}`,
+      );
+    }
     this.#ctx.log(
-      `Resuming at iteration ${this.solver.iteration} of ${this.solver.numIterations}`,
+      iteration === numIterations
+        ? `The run already trained its ${numIterations} iterations; raise --train.numEpochs to train more`
+        : `Resuming at iteration ${iteration} of ${numIterations}`,
     );
+  }
+
+  /**
+   * The run's first writes, made once the first step has run (or before anything else is
+   * written): the replaced run's checkpoints go, config.json is written, metrics.jsonl is
+   * started or trimmed to the checkpoint. Idempotent.
+   */
+  async #start(): Promise<MetricsLog> {
+    if (this.#metrics) return this.#metrics;
+    const { config, replaced } = this.#ctx;
+    await startRunFiles(config, replaced, this.#resumedIteration);
+    this.#metrics = MetricsLog.open(config.output.dir);
+    return this.#metrics;
   }
 
   /** Trains to the end (or to a stop signal), scores the final parameters, saves them. */
@@ -269,6 +306,14 @@ class TrainingSession {
         if (e instanceof TrainingDivergedError) {
           throw new TrainingDivergedError(`${e.message}; ${this.#kept()}`);
         }
+        if (isAllocationFailure(e)) {
+          throw new InputError(
+            `train.batchSize: out of memory at iteration ${solver.iteration + 1} ` +
+              `(${(e as Error).message}); lower train.batchSize, model.hiddenDim or ` +
+              `model.wordvecDim; ${this.#kept()}`,
+            { cause: e },
+          );
+        }
         this.#progress.log(
           `Training stopped by an error after iteration ${solver.iteration}; ${this.#kept()}` +
             (this.#savedIteration === null
@@ -284,6 +329,7 @@ class TrainingSession {
       await this.#save(this.#checkpointPath);
     } finally {
       stopSignals.remove();
+      this.#metrics?.close();
     }
     if (solver.stopped) {
       this.#ctx.log(
@@ -295,7 +341,7 @@ class TrainingSession {
   }
 
   async #afterIteration(info: IterationInfo): Promise<void> {
-    const t = this.#ctx.config.train;
+    const t = this.#ctx.config.train, metrics = await this.#start();
     // A step on this thread never returns to the event loop by itself; let it run now and
     // then so Ctrl-C (and timers) are seen between steps, not only at the next checkpoint.
     if (performance.now() - this.#lastYield >= YIELD_MS) {
@@ -305,7 +351,7 @@ class TrainingSession {
     this.#progress.update(info.iteration, info.loss);
     const last = info.iteration === info.numIterations;
     if (info.iteration % t.printEvery === 0 || last || info.iteration === 1) {
-      this.#ctx.metrics.write({
+      metrics.write({
         kind: "train",
         iteration: info.iteration,
         epoch: info.iteration / this.solver.iterationsPerEpoch,
@@ -323,9 +369,9 @@ class TrainingSession {
   }
 
   async #afterEpoch(info: EpochInfo): Promise<void> {
-    const t = this.#ctx.config.train;
+    const t = this.#ctx.config.train, metrics = await this.#start();
     if (info.valLoss !== null) {
-      this.#ctx.metrics.write({
+      metrics.write({
         kind: "val",
         iteration: info.iteration,
         epoch: info.epoch,
@@ -343,8 +389,9 @@ class TrainingSession {
 
   /** Scores greedy captions of the first val images; a better CIDEr-D is saved as best.h5. */
   async #scoreForBest(iteration: number): Promise<void> {
-    const { config, data, metrics } = this.#ctx;
-    if (!data.val_captions) return;
+    const { config, data } = this.#ctx;
+    if (!data.val_captions || data.val_captions.shape[0] === 0) return;
+    const metrics = await this.#start();
     const ev = await evaluateSplit(this.#model, data, {
       split: "val",
       numImages: Math.min(config.evaluate.numImages, QUICK_EVAL_IMAGES),
@@ -378,6 +425,7 @@ class TrainingSession {
 
   /** Saves the model with the solver's state, the experiment and the best score's info. */
   async #save(path: string): Promise<void> {
+    await this.#start();
     await saveCheckpoint(path, this.#model, {
       solver: this.solver.getState(),
       experiment: this.#ctx.config,
@@ -394,7 +442,7 @@ class TrainingSession {
   }
 
   /**
-   * The first Ctrl-C (or SIGTERM) stops after the current step with a checkpoint; a second
+   * The first Ctrl-C (or SIGTERM, SIGHUP) stops after the current step with a checkpoint; a second
    * one quits at once (a step that never ends must not trap the user; saves are atomic).
    */
   #listenForStop(): { remove(): void } {
@@ -411,7 +459,8 @@ class TrainingSession {
       this.#progress.log(`Quitting at once; ${this.#kept()}`);
       Deno.exit(130);
     };
-    const signals: Deno.Signal[] = this.#ctx.handleSignals ? ["SIGINT", "SIGTERM"] : [];
+    // A closed terminal (SIGHUP) is a stop like the others, not a kill.
+    const signals: Deno.Signal[] = this.#ctx.handleSignals ? ["SIGINT", "SIGTERM", "SIGHUP"] : [];
     for (const s of signals) Deno.addSignalListener(s, stop);
     return { remove: () => signals.forEach((s) => Deno.removeSignalListener(s, stop)) };
   }
