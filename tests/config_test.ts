@@ -49,7 +49,7 @@ Deno.test("the JSON Schema lists every option with its default, and rejects extr
     assertEquals(node.default, spec.default, path.join("."));
     count++;
   });
-  assertEquals(count, 42);
+  assertEquals(count, 43);
   assertEquals(schema.additionalProperties, false);
   assertEquals(schema.properties.train.additionalProperties, false);
   assertEquals(schema.properties.train.properties.learningRate.exclusiveMinimum, 0);
@@ -270,7 +270,7 @@ Deno.test("experimentHelp() lists every option with its default", () => {
   assert(help.includes("--train.learningRate"));
   assert(help.includes("(default 0.005)"));
   assert(help.includes(`--model.cellType`));
-  assertEquals(help.split("\n").filter((l) => l.startsWith("  --")).length, 41);
+  assertEquals(help.split("\n").filter((l) => l.startsWith("  --")).length, 42);
   assertEquals(typeof EXPERIMENT_SCHEMA.train.batchSize.help, "string");
 });
 

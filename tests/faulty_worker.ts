@@ -3,7 +3,8 @@
  * the pool as its `workerUrl`, with the fault in the query string (see
  * {@linkcode faultyWorkerUrl}): worker `worker` throws in `phase` of training step `step`
  * (1 = the pool's first step); with `uncaught`, the error escapes the job's error handling,
- * as a crash of the worker would. Production code knows nothing of it.
+ * as a crash of the worker would; with `hang`, it loops forever instead. Production code
+ * knows nothing of it.
  * @module
  */
 import { ComputeWorker, serveComputeWorker } from "../workers/compute_worker.ts";
@@ -19,6 +20,13 @@ export interface Fault {
   phase?: "loss" | "reduce" | "update";
   /** Throw outside the job's error handling, as if the worker crashed (default false). */
   uncaught?: boolean;
+  /**
+   * Instead of throwing, never finish the job: "wait" blocks until the pool stops (the pool
+   * cannot tell it from a stuck worker, and it cleans up after itself: for tests in this
+   * process); "spin" loops forever, as a worker stuck in a bug does — a thread that Deno
+   * cannot terminate, so only for a subprocess that exits.
+   */
+  hang?: "wait" | "spin";
 }
 
 /**
@@ -32,6 +40,7 @@ export function faultyWorkerUrl(fault: Fault): URL {
   url.searchParams.set("worker", String(fault.worker));
   url.searchParams.set("phase", fault.phase ?? "loss");
   if (fault.uncaught) url.searchParams.set("uncaught", "1");
+  if (fault.hang) url.searchParams.set("hang", fault.hang);
   return url;
 }
 
@@ -59,6 +68,14 @@ class FaultyWorker extends ComputeWorker {
   }
 
   override run(cmd: number): void {
+    if (this.#fault.hang === "spin" && this.#due(cmd)) { for (;;) { /* stuck for good */ } }
+    if (this.#fault.hang === "wait" && this.#due(cmd)) {
+      const c = this.init.control;
+      while (Atomics.load(c, CTRL.CMD) !== CMD.STOP) {
+        Atomics.wait(c, CTRL.GEN, Atomics.load(c, CTRL.GEN), 50);
+      }
+      return;
+    }
     if (this.#due(cmd)) {
       throw new Error(
         `Injected fault (testing only) in worker ${this.init.index} at step ${this.#step}, ` +
@@ -76,6 +93,7 @@ if (import.meta.main) {
     worker: Number(q.get("worker")),
     phase: (q.get("phase") ?? "loss") as Required<Fault>["phase"],
     uncaught: q.has("uncaught"),
+    hang: (q.get("hang") ?? undefined) as Required<Fault>["hang"],
   };
   serveComputeWorker((init) => new FaultyWorker(init, fault));
 }

@@ -9,7 +9,7 @@ import type { CaptionData } from "../pipeline/data/caption_data.ts";
 import { Optimizer, type UpdateRule } from "../layers/optim.ts";
 import { CaptioningSolver, TrainingDivergedError } from "../pipeline/train/solver.ts";
 import { LocalEngine, type StepResult } from "../workers/engine.ts";
-import { createEngine, PoolEngine } from "../workers/pool.ts";
+import { createEngine, PoolEngine, WorkerFailure } from "../workers/pool.ts";
 import { reduceBlock } from "../workers/reduce.ts";
 import { reduceShards, sumSquares } from "../workers/sharding.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
@@ -253,6 +253,32 @@ for (const phase of ["loss", "reduce", "update"] as const) {
     }
   });
 }
+
+Deno.test("a worker stuck in a loop is stopped by the watchdog, which names it and the phase", async () => {
+  const data = randomCaptionData({ numTrain: 40, vocab: 30, inputDim: D, seed: 3 });
+  const model = smallModel(data);
+  const workerUrl = faultyWorkerUrl({ step: 2, worker: 1, phase: "reduce", hang: "wait" });
+  const pe = new PoolEngine(model, { workers: 2, workerUrl, workerTimeout: 1 });
+  try {
+    const opt = new Optimizer("adam", {}, model.layout.total, model.dtype);
+    const batches = new InMemoryBatches(data, 10, 0);
+    await pe.step(batches.next(), opt, 0);
+    const before = model.flat.slice();
+    const started = performance.now();
+    const err = await assertRejects(
+      () => pe.step(batches.next(), opt, 0),
+      WorkerFailure,
+      "Compute worker 1 did not finish the reduce phase within 1 s",
+    );
+    assertEquals((err as WorkerFailure).phase, "reduce");
+    assertEquals((err as WorkerFailure).worker, 1);
+    assert(performance.now() - started < 10_000, "stopped within the bound, not hung");
+    assertEquals(bitDiffs(model.flat, before), [], "the parameters are untouched");
+    await assertRejects(() => pe.evalLoss(batches.next()), Error, "shut down after a failure");
+  } finally {
+    await pe.close();
+  }
+});
 
 Deno.test("a worker that crashes (uncaught error event) rejects the step without hanging", async () => {
   const data = randomCaptionData({ numTrain: 40, vocab: 30, inputDim: D, seed: 3 });

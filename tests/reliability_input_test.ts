@@ -419,8 +419,7 @@ Deno.test({
       const errors = errorLines(r.stderr).filter((l) => l.startsWith("error: "));
       assertEquals(errors, [
         `error: ${join(dir, "run", "metrics.jsonl")}: cannot append the metrics log (No space ` +
-        `left on device (os error 28)); free disk space or make the run directory writable, ` +
-        `then resume the run`,
+        `left on device (os error 28)); free disk space or make the run directory writable`,
       ]);
       assert(!r.stderr.includes("    at "), r.stderr);
     });

@@ -138,6 +138,7 @@ export class ComputeWorker {
       });
       return;
     }
+    Atomics.store(this.init.finished, this.init.index, this.seenGen);
     if (Atomics.add(c, CTRL.DONE, 1) === this.init.workers - 1) Atomics.notify(c, CTRL.DONE);
   }
 

@@ -8,7 +8,7 @@ import { allocArray, type FloatArray, type FloatDType } from "../layers/tensor.t
 import type { CaptioningRNN } from "../model/captioning_rnn.ts";
 import type { Optimizer } from "../layers/optim.ts";
 import type { Minibatch } from "../model/minibatch.ts";
-import type { SampleOptions, SampleResult } from "../model/sampling.ts";
+import { SAMPLE_CHUNK, type SampleOptions, type SampleResult } from "../model/sampling.ts";
 import { clipFactor, scaleRange, splitRange } from "./sharding.ts";
 import { reduceBlock } from "./reduce.ts";
 import { Tensor } from "../layers/tensor.ts";
@@ -145,13 +145,29 @@ export class LocalEngine<D extends FloatDType> implements TrainEngine {
   }
 
   /**
-   * Captions images on this thread: `model.sampleWithScores(features, options)`.
+   * Captions images on this thread, the same as `model.sampleWithScores(features, options)`:
+   * a chunk of `SAMPLE_CHUNK` images at a time, returning to the event loop between chunks so
+   * that signals (Ctrl-C) and timers are seen during a long evaluation.
    * @param features Image features, (N, D).
    * @param options `maxLength` (default 30) and `beamSize` (default 1).
    * @returns `{ captions, logProbs }`.
    */
-  sample(features: Tensor<FloatDType>, options: SampleOptions = {}): SampleResult {
-    return this.#model.sampleWithScores(features, options);
+  async sample(features: Tensor<FloatDType>, options: SampleOptions = {}): Promise<SampleResult> {
+    const [n, d] = features.shape;
+    if (n <= SAMPLE_CHUNK) return this.#model.sampleWithScores(features, options);
+    let captions: Tensor<"int32"> | null = null;
+    const logProbs = new Float64Array(n);
+    for (let i0 = 0; i0 < n; i0 += SAMPLE_CHUNK) {
+      const i1 = Math.min(n, i0 + SAMPLE_CHUNK);
+      const chunk = new Tensor<FloatDType>(features.data.subarray(i0 * d, i1 * d), [i1 - i0, d]);
+      const part = this.#model.sampleWithScores(chunk, options);
+      const length = part.captions.shape[1];
+      captions ??= Tensor.zeros([n, length], "int32");
+      captions.data.set(part.captions.data, i0 * length);
+      logProbs.set(part.logProbs, i0);
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    return { captions: captions!, logProbs };
   }
 
   close(): void {}

@@ -33,6 +33,7 @@ import {
 import {
   CMD,
   CTRL,
+  PHASE_NAMES,
   SC,
   type WorkerBuffers,
   type WorkerInit,
@@ -55,6 +56,12 @@ export interface PoolOptions {
   backend?: BackendName;
   /** The fixed shards per batch (default {@linkcode DEFAULT_SHARDS}; independent of workers). */
   shards?: number;
+  /**
+   * The longest a worker may take over one job — a phase of a training step, or a captioning
+   * call — in seconds, before the pool decides it is stuck, stops, and reports it (default
+   * 900; generous: a job normally takes milliseconds to seconds).
+   */
+  workerTimeout?: number;
   /**
    * The compute worker module (default: `compute_worker.ts` beside this module). A module
    * that wraps it — to trace jobs or, in tests, to inject faults — calls its
@@ -107,6 +114,8 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
   readonly #grad: FloatArray;
   readonly #shardLoss: Float64Array;
   readonly #blockSq: Float64Array;
+  readonly #finished: Int32Array;
+  readonly #timeoutMs: number;
   readonly #scalars: Float64Array;
   readonly #ready: Promise<void>;
   #captions: Int32Array = new Int32Array(0);
@@ -155,6 +164,8 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
     this.#grad = allocArray(dtype, total, true);
     this.#shardLoss = allocArray("float64", shards, true);
     this.#blockSq = allocArray("float64", GRAD_BLOCKS, true);
+    this.#finished = allocArray("int32", workers, true);
+    this.#timeoutMs = (options.workerTimeout ?? DEFAULT_WORKER_TIMEOUT_S) * 1000;
     this.#scalars = allocArray("float64", SC.WORDS, true);
     this.#stopped = new Promise<void>((resolve) => (this.#stop = resolve));
     const workerUrl = options.workerUrl ?? new URL("./compute_worker.ts", import.meta.url);
@@ -165,7 +176,7 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
         w.onerror = (e: ErrorEvent) => {
           e.preventDefault();
           const where = e.filename ? ` (${e.filename}:${e.lineno}:${e.colno})` : "";
-          this.#fail(new Error(`Compute worker ${i} failed: ${e.message}${where}`));
+          this.#fail(new WorkerFailure(`Compute worker ${i} failed: ${e.message}${where}`, i, "?"));
         };
         w.onmessageerror = () => {
           this.#fail(new Error(`Compute worker ${i} failed: a message could not be deserialized`));
@@ -187,6 +198,7 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
           control: this.#control,
           shardLoss: this.#shardLoss,
           blockSq: this.#blockSq,
+          finished: this.#finished,
           scalars: this.#scalars,
         };
         w.postMessage(init);
@@ -441,11 +453,13 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
   /** Runs a job on every worker and waits until all are done (or one fails). */
   async #job(cmd: number): Promise<void> {
     this.#signal(cmd);
-    const c = this.#control;
+    const c = this.#control, gen = Atomics.load(c, CTRL.GEN);
+    const deadline = performance.now() + this.#timeoutMs;
     for (;;) {
       this.#checkRunning();
       const done = Atomics.load(c, CTRL.DONE);
       if (done >= this.workers) return;
+      if (performance.now() > deadline) this.#stuck(cmd, gen);
       const r = Atomics.waitAsync(c, CTRL.DONE, done, WAIT_MS);
       // Not raced against #stopped: every race would add a reaction to that never-settling
       // promise (a leak of ~0.7 kB per step); shutdown notifies CTRL.DONE and the wait is bounded.
@@ -462,13 +476,33 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
     return loss;
   }
 
+  /** The watchdog: names the workers that have not finished job `gen`, stops the pool, throws. */
+  #stuck(cmd: number, gen: number): never {
+    const stuck = Array.from(this.#finished.keys()).filter((i) =>
+      Atomics.load(this.#finished, i) !== gen
+    );
+    const phase = PHASE_NAMES[cmd] ?? `command ${cmd}`;
+    const err = new WorkerFailure(
+      `Compute worker${stuck.length > 1 ? "s" : ""} ${stuck.join(", ")} did not finish the ` +
+        `${phase} phase within ${this.#timeoutMs / 1000} s and ${
+          stuck.length > 1 ? "seem" : "seems"
+        } stuck; the pool was stopped (raise train.workerTimeout if a job really takes this long)`,
+      stuck[0] ?? -1,
+      phase,
+    );
+    this.#fail(err);
+    throw err;
+  }
+
   #onReply(m: WorkerReply): void {
     if (m.type === "error") {
       const cause = new Error(m.message);
       cause.name = m.name;
       cause.stack = m.stack;
-      const err = new Error(
+      const err = new WorkerFailure(
         `Compute worker ${m.index} failed in the ${m.phase} phase: ${m.name}: ${m.message}`,
+        m.index,
+        m.phase,
         { cause },
       );
       err.stack = `${err.stack}\nWorker ${m.index} stack:\n${m.stack}`;
@@ -538,12 +572,38 @@ const ENGINE_OPTION_RULES: Record<keyof EngineOptions, OptionRule> = {
   workers: accepts.positiveIntOrAuto,
   backend: accepts.oneOf(backendNames()),
   shards: accepts.positiveInt,
+  workerTimeout: accepts.positiveNumber,
   workerUrl: {
     expected: "a string or URL",
     type: "any",
     test: (v) => typeof v === "string" || v instanceof URL,
   },
 };
+
+/**
+ * A compute worker failed (threw, crashed, or got stuck), with the phase it was in: a failure
+ * in the `loss` or `reduce` phase left the parameters and the optimizer untouched.
+ */
+export class WorkerFailure extends Error {
+  /**
+   * @param message What happened.
+   * @param worker The worker (-1 when unknown).
+   * @param phase "loss", "reduce", "update", "sample", "init", … .
+   * @param options The cause.
+   */
+  constructor(
+    message: string,
+    readonly worker: number,
+    readonly phase: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "WorkerFailure";
+  }
+}
+
+/** How long a worker may take over one job before the pool reports it stuck (seconds). */
+export const DEFAULT_WORKER_TIMEOUT_S = 900;
 
 /** Options of {@linkcode createEngine}. */
 export interface EngineOptions extends Omit<PoolOptions, "workers"> {

@@ -97,6 +97,8 @@ export interface WorkerInit {
   shardLoss: Float64Array;
   /** The sum of squares of each reduced gradient block. */
   blockSq: Float64Array;
+  /** The generation of the last job each worker finished, (workers,): the watchdog's view. */
+  finished: Int32Array;
   /** The step scalars (slots {@linkcode SC}). */
   scalars: Float64Array;
 }

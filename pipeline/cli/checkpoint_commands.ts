@@ -4,18 +4,23 @@
  * experiment saved in it (see `savedAs` in verbs.ts).
  * @module
  */
-import { selectKernels } from "../../layers/kernels/mod.ts";
 import { Rng } from "../../layers/random.ts";
 import type { FloatDType } from "../../layers/tensor.ts";
 import type { CaptioningRNN } from "../../model/captioning_rnn.ts";
 import { decodeCaptions } from "../../model/decode.ts";
-import type { ExperimentConfig } from "../config/config.ts";
+import { checkExperiment, type ExperimentConfig } from "../config/config.ts";
 import { EXPERIMENT_SCHEMA } from "../config/schema.ts";
 import { loadCocoData } from "../data/coco.ts";
-import { gatherMinibatch, type LoadedCaptionData } from "../data/caption_data.ts";
+import {
+  gatherMinibatch,
+  type LoadedCaptionData,
+  requireCaptions,
+  type Split,
+} from "../data/caption_data.ts";
 import { InputError } from "../errors.ts";
 import { cleanCaption, evaluateSplit, formatEvaluation } from "../eval/evaluate.ts";
 import type { Metric } from "../eval/metrics/mod.ts";
+import { selectConfiguredBackend } from "../run/backend.ts";
 import { loadCheckpoint } from "../train/checkpoint.ts";
 import { type CommandLine, type OptionValues, withSavedDefaults } from "./args.ts";
 import { VERBS } from "./verbs.ts";
@@ -40,6 +45,17 @@ async function checkpointWithData<O extends CheckpointOptions>(
 ): Promise<CheckpointWithData<O>> {
   const ckpt = await loadCheckpoint(path);
   const experiment = ckpt.experiment as ExperimentConfig | undefined;
+  if (experiment !== undefined) {
+    try {
+      checkExperiment(experiment, "its saved experiment");
+    } catch (e) {
+      throw new InputError(
+        `Cannot load checkpoint ${path}: ${(e as Error).message}; pass --data.dir and the ` +
+          `options yourself, or use a checkpoint written by this recap`,
+        { cause: e },
+      );
+    }
+  }
   const resolved = withSavedDefaults(options, values, experiment);
   const dir = resolved["data.dir"] as string | undefined; // both verbs' DATA_DIR
   if (!dir) {
@@ -60,9 +76,19 @@ async function checkpointWithData<O extends CheckpointOptions>(
   if (saved.length !== words.length || saved.some((w, i) => w !== words[i])) {
     await loadCheckpoint(path, { idxToWord: words }); // throws, naming the first difference
   }
+  const width = data.train_features.shape[1], inputDim = ckpt.model.config.inputDim;
+  if (width !== inputDim) {
+    throw new InputError(
+      `Cannot load checkpoint ${path}: it reads ${inputDim}-d image features but ${dir} has ` +
+        `${width}-d ones (data.pcaFeatures?); pass the --data.dir it was trained on`,
+    );
+  }
+  if ("split" in resolved) {
+    requireCaptions(data, resolved.split as Split, dir, `--split ${resolved.split}`);
+  }
   // "auto" (or no saved choice) defers to RECAP_BACKEND when it is set.
   const backend = experiment?.train?.backend;
-  selectKernels(backend === undefined || backend === "auto" ? undefined : backend);
+  selectConfiguredBackend(backend ?? "auto");
   return { model: ckpt.model as CaptioningRNN<FloatDType>, data, experiment, values: resolved };
 }
 

@@ -52,7 +52,15 @@ function saved<O extends CliOption>(
   if (fallback === null) {
     throw new Error(`Experiment option ${name} has no default to fall back on`);
   }
-  return { ...option, savedAs: name, default: fallback };
+  // The saved option's range holds on the command line too.
+  const { min, max } = EXPERIMENT_OPTIONS.get(name)!;
+  return {
+    ...option,
+    ...(min !== undefined ? { min } : {}),
+    ...(max !== undefined ? { max } : {}),
+    savedAs: name,
+    default: fallback,
+  };
 }
 
 /** `train` and `resume` take every experiment option as `--section.option=value`. */
@@ -138,9 +146,9 @@ export const VERBS = {
     brief: "print captions of random images beside a reference",
     summary: "Prints the checkpoint's captions of random images beside a reference caption.",
     options: {
-      n: int(10, 1, "Images to caption", "3"),
+      n: { ...int(10, 1, "Images to caption", "3"), max: 10_000 },
       split: SPLIT,
-      beamSize: int(1, 1, "Beam width (1 = greedy)", "2"),
+      beamSize: { ...int(1, 1, "Beam width (1 = greedy)", "2"), max: 50 },
       maxLength: saved("evaluate.maxLength", int(undefined, 1, "Longest caption, words", "5")),
       seed: int(0, 0, "Seed of the choice of images", "7"),
       "data.dir": DATA_DIR,
@@ -157,8 +165,14 @@ export const VERBS = {
       "never overwritten without --force.",
     options: {
       dir: path(DEFAULT_DATA_DIRS.synthetic, "Where to write the dataset", "datasets/mine"),
-      train: int(experimentDefault<number>("data.synthetic.numTrain"), 1, "Train images", "12"),
-      val: int(experimentDefault<number>("data.synthetic.numVal"), 1, "Validation images", "3"),
+      train: {
+        ...int(experimentDefault<number>("data.synthetic.numTrain"), 1, "Train images", "12"),
+        max: EXPERIMENT_OPTIONS.get("data.synthetic.numTrain")!.max,
+      },
+      val: {
+        ...int(experimentDefault<number>("data.synthetic.numVal"), 1, "Validation images", "3"),
+        max: EXPERIMENT_OPTIONS.get("data.synthetic.numVal")!.max,
+      },
       seed: int(experimentDefault<number>("data.synthetic.seed"), 0, "Seed of the data", "4"),
       "full-features": flag("Also write the 4096-d train2014_vgg16_fc7.h5 / val2014_vgg16_fc7.h5"),
       "no-images": flag("Skip the SVG drawings under images/ (the URL files still list them)"),

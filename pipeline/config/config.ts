@@ -8,6 +8,8 @@
 import type { OptimConfig, UpdateRule } from "../../layers/optim.ts";
 import { suggestName } from "../../layers/options.ts";
 import { InputError } from "../errors.ts";
+import { readTextFileChecked, UnreadableFile } from "../io/files.ts";
+import { parseJson } from "../io/json.ts";
 import {
   describeExpected,
   EXPERIMENT_SCHEMA,
@@ -18,6 +20,9 @@ import {
   type SectionSpec,
   type STAGE_NAMES,
 } from "./schema.ts";
+
+/** The largest experiment file read (experiments list only what they change: a few kB). */
+export const MAX_EXPERIMENT_BYTES = 1_000_000;
 
 /** A metric `evaluate.metrics` may list. */
 export type MetricName = typeof METRIC_NAMES[number];
@@ -85,6 +90,8 @@ export interface TrainConfig extends OptimConfig {
   evalEvery: number;
   /** Kernel backend. */
   backend: "auto" | "blas" | "wasm" | "ts";
+  /** Seconds a worker may take over one job before the run stops it as stuck. */
+  workerTimeout: number;
 }
 
 /** Caption generation and scoring (`evaluate` section). */
@@ -158,6 +165,8 @@ export function defaultExperiment(name = "default"): ExperimentConfig {
 }
 
 function shown(value: Json): string {
+  // JSON would show Infinity and NaN as null.
+  if (typeof value === "number" && !Number.isFinite(value)) return String(value);
   const s = JSON.stringify(value) ?? String(value);
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }
@@ -315,16 +324,16 @@ function parseOverrideValue(spec: OptionSpec, text: string, flag: string): Json 
   const bad = () =>
     new InputError(`${flag}: expected ${describeExpected(spec)}, got ${JSON.stringify(text)}`);
   if (spec.nullable && text === "null") return null;
+  // Plain decimal numbers only: Number() would also take "0x19", " 2" and "".
+  const decimal = /^-?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
   switch (spec.type) {
     case "int":
-    case "number": {
-      const x = text.trim() === "" ? NaN : Number(text);
-      if (Number.isNaN(x)) throw bad();
-      return x;
-    }
+    case "number":
+      if (!decimal.test(text)) throw bad();
+      return Number(text);
     case "intOrAuto":
       if (text === "auto") return "auto";
-      if (text.trim() === "" || Number.isNaN(Number(text))) throw bad();
+      if (!decimal.test(text)) throw bad();
       return Number(text);
     case "bool":
       if (text === "true") return true;
@@ -406,31 +415,6 @@ function deepMerge(base: Obj, over: Obj): Obj {
   return out;
 }
 
-/** Turns a JSON.parse error into "line L, column C: detail". */
-function jsonErrorLocation(text: string, error: Error): string {
-  const msg = error.message;
-  let line: number | undefined;
-  let col: number | undefined;
-  const lc = /line (\d+) column (\d+)/.exec(msg);
-  const pos = /position (\d+)/.exec(msg);
-  if (lc) [line, col] = [Number(lc[1]), Number(lc[2])];
-  else if (pos) {
-    const before = text.slice(0, Number(pos[1]));
-    line = before.split("\n").length;
-    col = Number(pos[1]) - before.lastIndexOf("\n");
-  } else if (/end of JSON input/i.test(msg)) {
-    const lines = text.split("\n");
-    line = lines.length;
-    col = lines[lines.length - 1].length + 1;
-  }
-  const detail = msg.replace(/\s*\(line \d+ column \d+\)/, "").replace(
-    / in JSON at position \d+/,
-    "",
-  )
-    .replace(/^JSON\.parse: /, "");
-  return line === undefined ? detail : `line ${line}, column ${col}: ${detail}`;
-}
-
 /**
  * Loads an experiment: reads the JSON file, applies the command-line overrides, validates,
  * and returns the resolved config. An experiment file lists only what it changes.
@@ -452,25 +436,25 @@ export async function loadExperiment(
 ): Promise<ExperimentConfig> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = await readTextFileChecked(path, MAX_EXPERIMENT_BYTES);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new InputError(`${path}: experiment file not found`, { cause: e });
+    if (!(e instanceof UnreadableFile)) {
+      throw new InputError(`${path}: cannot read experiment file: ${(e as Error).message}`, {
+        cause: e,
+      });
     }
-    if (e instanceof Deno.errors.IsADirectory) {
-      throw new InputError(`${path}: expected an experiment JSON file, got a directory`);
-    }
-    throw new InputError(`${path}: cannot read experiment file: ${(e as Error).message}`, {
-      cause: e,
-    });
+    const detail = e.problem === "missing"
+      ? "experiment file not found"
+      : e.problem === "too large"
+      ? `${e.detail}; an experiment file lists only what it changes`
+      : `${e.detail.replace("a file", "an experiment JSON file")}`;
+    throw new InputError(`${path}: ${detail}`, { cause: e });
   }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    parsed = parseJson(text);
   } catch (e) {
-    throw new InputError(`${path}: invalid JSON at ${jsonErrorLocation(text, e as Error)}`, {
-      cause: e,
-    });
+    throw new InputError(`${path}: invalid JSON at ${(e as Error).message}`, { cause: e });
   }
   // Validate the file alone first, so its errors name the file rather than the overrides.
   resolveExperiment(parsed, path);

@@ -141,8 +141,12 @@ export const EXPERIMENT_SCHEMA = {
       "Stream training batches from the HDF5 files in a loader worker (bounded memory)",
     ),
     synthetic: {
-      numTrain: int(4000, ">=1", "Synthetic training images, generated if the dir is absent"),
-      numVal: int(500, ">=1", "Synthetic validation images"),
+      numTrain: int(
+        4000,
+        "[1,1000000]",
+        "Synthetic training images, generated if the dir is absent",
+      ),
+      numVal: int(500, "[1,1000000]", "Synthetic validation images"),
       seed: int(0, ">=0", "Seed of the synthetic scene generator"),
     },
   },
@@ -177,12 +181,17 @@ export const EXPERIMENT_SCHEMA = {
       "Score val captions and keep best.h5 every this many iterations (0 = each epoch)",
     ),
     backend: oneOf(["auto", "blas", "wasm", "ts"], "auto", "Kernel backend"),
+    workerTimeout: num(
+      900,
+      ">0",
+      "Seconds a worker may take over one job (a step's phase) before the run stops it as stuck",
+    ),
   },
   evaluate: {
     splits: listOf(["train", "val"], ["val"], "Splits to evaluate"),
     numImages: int(500, ">=1", "Images per split to caption and score"),
-    beamSize: int(2, ">=1", "Beam width (1 = greedy)"),
-    maxLength: int(30, ">=1", "Longest generated caption, in words"),
+    beamSize: int(2, "[1,50]", "Beam width (1 = greedy)"),
+    maxLength: int(30, "[1,100]", "Longest generated caption, in words"),
     metrics: listOf(METRIC_NAMES, ["bleu1", "bleu2", "bleu3", "bleu4", "cider"], "Metrics"),
   },
   output: {

@@ -9,6 +9,7 @@
 import { gatherRows, type Tensor } from "../../layers/tensor.ts";
 import type { FloatDType } from "../../layers/tensor.ts";
 import type { Minibatch } from "../../model/minibatch.ts";
+import { InputError } from "../errors.ts";
 
 /** A data split. */
 export type Split = "train" | "val";
@@ -157,4 +158,33 @@ export function gatherMinibatch(
     captionIdxs,
     ...(urls ? { urls: Array.from(imageIdxs, (i) => urls[i]) } : {}),
   };
+}
+
+/**
+ * Checks that a split has captions, for the stages that need them (training needs train
+ * captions; evaluating or sampling a split needs its captions and images).
+ * @param data The data dictionary.
+ * @param split The split.
+ * @param dir The dataset directory, for the message.
+ * @param why What needs them, e.g. "training" or "evaluate.splits".
+ * @throws InputError when the split is absent or empty.
+ *
+ * @example
+ * ```ts
+ * import { requireCaptions } from "./caption_data.ts";
+ * import { Tensor } from "../../layers/tensor.ts";
+ * const data = {
+ *   train_captions: Tensor.zeros([2, 3], "int32"), train_image_idxs: Tensor.zeros([2], "int32"),
+ *   train_features: Tensor.zeros([1, 4], "float32"), idx_to_word: [], word_to_idx: {},
+ * };
+ * requireCaptions(data, "train", "datasets/x", "training"); // fine
+ * ```
+ */
+export function requireCaptions(data: CaptionData, split: Split, dir: string, why: string): void {
+  const n = data[`${split}_captions`]?.shape[0] ?? 0;
+  if (n > 0) return;
+  throw new InputError(
+    `${dir}: the ${split} split has no captions, and ${why} needs some; use a dataset whose ` +
+      `${split} split has captions`,
+  );
 }

@@ -16,10 +16,11 @@ import {
   type CaptionData,
   gatherMinibatch,
   type LoadedCaptionData,
+  requireCaptions,
   type Split,
 } from "./caption_data.ts";
 import { openCocoFiles } from "./coco_files.ts";
-import { loadUrls } from "./coco_layout.ts";
+import { checkFiniteFeatures, loadUrls } from "./coco_layout.ts";
 
 /** Options of {@linkcode loadCocoData}. */
 export interface LoadCocoOptions {
@@ -67,6 +68,10 @@ export async function loadCocoData(options: LoadCocoOptions = {}): Promise<Loade
   } finally {
     files.close();
   }
+  for (const split of ["train", "val"] as const) {
+    const f = arrays[`${split}_features`];
+    checkFiniteFeatures(f.data, f.shape[1], files.features[split]!.path);
+  }
   const data: LoadedCaptionData = {
     ...arrays,
     idx_to_word: files.vocab.idx_to_word,
@@ -80,6 +85,7 @@ export async function loadCocoData(options: LoadCocoOptions = {}): Promise<Loade
         `Cannot load COCO data: maxTrain must be a positive integer, got ${maxTrain}`,
       );
     }
+    requireCaptions(data, "train", baseDir, "maxTrain");
     const rng = typeof options.rng === "object" ? options.rng : new Rng(options.rng ?? 0);
     // np.random.randint(num_train, size=max_train): uniform, with replacement.
     const mask = drawBatchIndices(rng, data.train_captions.shape[0], maxTrain);

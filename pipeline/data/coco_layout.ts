@@ -6,6 +6,8 @@
  */
 import type { Split } from "./caption_data.ts";
 import { InputError } from "../errors.ts";
+import { checkRegularFile, readTextFileChecked, UnreadableFile } from "../io/files.ts";
+import { parseJson } from "../io/json.ts";
 import type { H5File } from "../io/h5.ts";
 
 /** The captions file (both splits). */
@@ -82,18 +84,13 @@ export interface Vocab {
  */
 export async function loadVocab(baseDir: string): Promise<Vocab> {
   const path = `${baseDir}/${VOCAB_FILE}`;
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch {
-    throw missing(path);
-  }
+  const text = await readDataFile(path, MAX_VOCAB_BYTES);
   let v: Partial<Vocab>;
   try {
-    v = JSON.parse(text);
+    v = parseJson(text) as Partial<Vocab>;
   } catch (e) {
     throw new InputError(
-      `Cannot load COCO data: ${path} is not valid JSON (${(e as Error).message})`,
+      `Cannot load COCO data: ${path}: invalid JSON at ${(e as Error).message}`,
     );
   }
   if (!v || !Array.isArray(v.idx_to_word) || typeof v.word_to_idx !== "object" || !v.word_to_idx) {
@@ -102,6 +99,15 @@ export async function loadVocab(baseDir: string): Promise<Vocab> {
     );
   }
   const { idx_to_word, word_to_idx } = v as Vocab;
+  idx_to_word.forEach((w, i) => {
+    if (typeof w !== "string" || w === "") {
+      throw new InputError(
+        `Cannot load COCO data: ${path}: idx_to_word[${i}] is ${
+          JSON.stringify(w)
+        }; every word must be a non-empty string`,
+      );
+    }
+  });
   SPECIAL_TOKENS.forEach((tok, i) => {
     if (idx_to_word[i] !== tok) {
       throw new InputError(
@@ -153,12 +159,7 @@ export async function loadUrls(
   numImages: number,
 ): Promise<string[]> {
   const path = `${baseDir}/${urlsFile(split)}`;
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch {
-    throw missing(path);
-  }
+  const text = await readDataFile(path, MAX_URLS_BYTES);
   const urls = text.split(/\r?\n/);
   while (urls.length && urls[urls.length - 1] === "") urls.pop();
   if (urls.length !== numImages) {
@@ -171,17 +172,35 @@ export async function loadUrls(
   return urls;
 }
 
-function missing(path: string): InputError {
+/** The largest vocabulary file read (COCO's is 20 kB; a 100k-word one about 3 MB). */
+const MAX_VOCAB_BYTES = 64e6;
+/** The largest URL file read (COCO train's is 5 MB). */
+const MAX_URLS_BYTES = 512e6;
+
+/** Reads a small data file whole, refusing anything but a regular file of a sane size. */
+async function readDataFile(path: string, maxBytes: number): Promise<string> {
+  try {
+    return await readTextFileChecked(path, maxBytes);
+  } catch (e) {
+    throw e instanceof UnreadableFile ? unusable(e) : e;
+  }
+}
+
+/** The loader's message for a data file that is missing, not a file, or too large. */
+function unusable(e: UnreadableFile): InputError {
   return new InputError(
-    `Cannot load COCO data: ${path} does not exist; download the COCO captioning files there, ` +
-      `or write a synthetic dataset with: deno task dataset synth --dir <dir>`,
+    e.problem === "missing"
+      ? `Cannot load COCO data: ${e.path} does not exist; download the COCO captioning files ` +
+        `there, or write a synthetic dataset with: deno task dataset synth --dir <dir>`
+      : `Cannot load COCO data: ${e.path}: ${e.detail}; point data.dir at the dataset's files`,
   );
 }
 
 /**
- * Checks that a data file exists before opening it, with the loader's message.
+ * Checks that a data file exists and is a regular file before opening it, with the loader's
+ * message.
  * @param path The file path.
- * @throws InputError when it is missing.
+ * @throws InputError when it is missing or not a regular file.
  *
  * @example
  * ```ts
@@ -191,11 +210,10 @@ function missing(path: string): InputError {
  */
 export async function requireFile(path: string): Promise<void> {
   try {
-    if ((await Deno.stat(path)).isFile) return;
-  } catch {
-    // fall through
+    await checkRegularFile(path);
+  } catch (e) {
+    throw e instanceof UnreadableFile ? unusable(e) : e;
   }
-  throw missing(path);
 }
 
 /** Rows scanned per block when validating (bounded memory). */
@@ -307,4 +325,35 @@ export function validateCaptions(
 export function validateFeatures(file: H5File, pca: boolean): { rows: number; dim: number } {
   const info = file.expect("features", "float32", [-1, pca ? 512 : 4096]);
   return { rows: info.shape[0], dim: info.shape[1] };
+}
+
+/**
+ * Checks that feature rows hold only finite numbers: a NaN or infinite feature would make
+ * every loss and caption of its image NaN far from where it came from.
+ * @param data The rows, (R, D), row-major.
+ * @param dim D.
+ * @param path The features file, for the message.
+ * @param rowOf The row of the file that row r of `data` is (default: r itself).
+ * @throws InputError naming the file, the row and the value.
+ *
+ * @example
+ * ```ts
+ * import { checkFiniteFeatures } from "./coco_layout.ts";
+ * checkFiniteFeatures(new Float32Array([0.5, 1, 2, 3]), 2, "features.h5"); // fine
+ * ```
+ */
+export function checkFiniteFeatures(
+  data: ArrayLike<number>,
+  dim: number,
+  path: string,
+  rowOf: (r: number) => number = (r) => r,
+): void {
+  for (let i = 0; i < data.length; i++) {
+    if (Number.isFinite(data[i])) continue;
+    const row = rowOf(Math.floor(i / dim));
+    throw new InputError(
+      `Cannot load COCO data: ${path}: dataset "features" row ${row} holds ${data[i]} ` +
+        `(column ${i % dim}); fix that image's features or leave the image out`,
+    );
+  }
 }

@@ -26,7 +26,7 @@
 import { Tensor } from "../../layers/tensor.ts";
 import type { LoadedCaptionData, Split, SubsetSplitInfo } from "./caption_data.ts";
 import { openCocoFiles } from "./coco_files.ts";
-import { CAPTION_LENGTH, loadUrls } from "./coco_layout.ts";
+import { CAPTION_LENGTH, checkFiniteFeatures, loadUrls } from "./coco_layout.ts";
 import { planReads } from "./stream/coco_reader.ts";
 import type { H5File } from "../io/h5.ts";
 
@@ -219,5 +219,6 @@ function readFeatureRows(
       features.data.set(buf.subarray(r * dim, (r + 1) * dim), byRow[p] * dim);
     }
   }
+  checkFiniteFeatures(features.data, dim, file.path, (r) => rows[r]);
   return { features, reads: ranges.length };
 }

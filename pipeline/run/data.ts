@@ -4,7 +4,7 @@
  * @module
  */
 import { join } from "node:path";
-import type { LoadedCaptionData } from "../data/caption_data.ts";
+import { type LoadedCaptionData, requireCaptions } from "../data/caption_data.ts";
 import { loadCocoData } from "../data/coco.ts";
 import { CAPTIONS_FILE } from "../data/coco_layout.ts";
 import { loadCocoForStreaming } from "../data/coco_subset.ts";
@@ -45,18 +45,37 @@ export async function prepareData(
     // minibatches are streamed from the files (see StreamBatches), so memory stays bounded.
     const evaluate = config.evaluate;
     const val = Math.max(evaluate.numImages, QUICK_EVAL_IMAGES, SAMPLE_IMAGES);
-    return await loadCocoForStreaming({
+    return checkSplits(
+      config,
+      await loadCocoForStreaming({
+        baseDir: data.dir,
+        pcaFeatures: data.pcaFeatures,
+        numImages: { train: evaluate.splits.includes("train") ? evaluate.numImages : 0, val },
+      }),
+    );
+  }
+  return checkSplits(
+    config,
+    await loadCocoData({
       baseDir: data.dir,
       pcaFeatures: data.pcaFeatures,
-      numImages: { train: evaluate.splits.includes("train") ? evaluate.numImages : 0, val },
-    });
+      ...(data.maxTrain !== null ? { maxTrain: data.maxTrain } : {}),
+      rng: config.train.seed,
+    }),
+  );
+}
+
+/** Checks that the splits the stages need have captions. */
+function checkSplits(config: ExperimentConfig, data: LoadedCaptionData): LoadedCaptionData {
+  const dir = config.data.dir, stages = config.stages;
+  if (stages.includes("train")) requireCaptions(data, "train", dir, "training");
+  if (stages.includes("evaluate")) {
+    for (const split of config.evaluate.splits) {
+      requireCaptions(data, split, dir, "evaluate.splits");
+    }
   }
-  return await loadCocoData({
-    baseDir: data.dir,
-    pcaFeatures: data.pcaFeatures,
-    ...(data.maxTrain !== null ? { maxTrain: data.maxTrain } : {}),
-    rng: config.train.seed,
-  });
+  if (stages.includes("sample")) requireCaptions(data, "val", dir, "the sample stage");
+  return data;
 }
 
 /**

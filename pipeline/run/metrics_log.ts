@@ -117,7 +117,7 @@ export class MetricsLog {
         // Name the file: a bare "No space left on device" does not say what failed.
         throw new InputError(
           `${path}: cannot append the metrics log (${(e as Error).message}); free disk space or ` +
-            `make the run directory writable, then resume the run`,
+            `make the run directory writable`,
           { cause: e },
         );
       }

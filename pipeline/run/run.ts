@@ -8,8 +8,7 @@
  * @module
  */
 import { join } from "node:path";
-import { kernels, selectKernels } from "../../layers/kernels/mod.ts";
-import type { BackendName } from "../../layers/kernels/types.ts";
+import { kernels } from "../../layers/kernels/mod.ts";
 import type { FloatDType } from "../../layers/tensor.ts";
 import type { CaptioningRNN } from "../../model/captioning_rnn.ts";
 import { createEngine, type PoolOptions } from "../../workers/pool.ts";
@@ -26,6 +25,7 @@ import {
 import type { Metric } from "../eval/metrics/mod.ts";
 import { exists } from "../io/files.ts";
 import { loadCheckpoint } from "../train/checkpoint.ts";
+import { selectConfiguredBackend } from "./backend.ts";
 import { prepareData, SAMPLE_IMAGES } from "./data.ts";
 import { ensureWritableDir, existingCheckpoints, RUN_FILES, writeConfig } from "./files.ts";
 import { lockRunDir } from "./lock.ts";
@@ -112,7 +112,11 @@ async function runStages(
   replaced: readonly string[],
 ): Promise<RunResult> {
   const { log, resume } = options, runDir = config.output.dir;
-  log(`recap: run ${config.name} in ${runDir} (backend: ${selectBackend(config)})`);
+  log(
+    `recap: run ${config.name} in ${runDir} (backend: ${
+      selectConfiguredBackend(config.train.backend)
+    })`,
+  );
   const data = await prepareData(config, log);
   const result: RunResult = { runDir, interrupted: false, iterations: 0, evaluations: [] };
   let metrics: MetricsLog | null = null;
@@ -146,6 +150,7 @@ async function runStages(
       const captioning = createEngine(model, {
         workers: config.train.workers,
         backend: kernels().name,
+        workerTimeout: config.train.workerTimeout,
       });
       const captioner: Captioner = (features, o) => captioning.sample(features, o);
       try {
@@ -172,12 +177,6 @@ async function runStages(
   } finally {
     metrics?.close();
   }
-}
-
-/** Selects the experiment's backend ("auto" defers to RECAP_BACKEND) and names it. */
-function selectBackend(config: ExperimentConfig): string {
-  const choice = config.train.backend === "auto" ? undefined : config.train.backend as BackendName;
-  return selectKernels(choice).name;
 }
 
 /**

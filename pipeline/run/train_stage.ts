@@ -19,7 +19,7 @@ import { kernels } from "../../layers/kernels/mod.ts";
 import { pickOptimConfig } from "../../layers/optim.ts";
 import type { FloatDType } from "../../layers/tensor.ts";
 import { CaptioningRNN } from "../../model/captioning_rnn.ts";
-import { createEngine, type PoolOptions } from "../../workers/pool.ts";
+import { createEngine, type PoolOptions, WorkerFailure } from "../../workers/pool.ts";
 import type { TrainEngine } from "../../workers/engine.ts";
 import type { ExperimentConfig } from "../config/config.ts";
 import type { BatchSource } from "../data/batches.ts";
@@ -108,6 +108,7 @@ export async function trainStage(ctx: TrainStageContext): Promise<TrainStageResu
       workers,
       shards: config.train.shards,
       backend: kernels().name,
+      workerTimeout: config.train.workerTimeout,
       ...(ctx.workerUrl ? { workerUrl: ctx.workerUrl } : {}),
     });
   } catch (e) {
@@ -138,7 +139,10 @@ async function checkpointToResume(
   data: LoadedCaptionData,
 ): Promise<LoadedCheckpoint> {
   const path = join(config.output.dir, RUN_FILES.checkpoint);
-  const resumed = await loadCheckpoint(path, { idxToWord: data.idx_to_word, model: config.model });
+  const resumed = await loadCheckpoint(path, {
+    idxToWord: data.idx_to_word,
+    model: { ...config.model, inputDim: data.train_features.shape[1] },
+  });
   const savedRule = resumed.solver?.optimizer.rule, rule = config.train.updateRule;
   if (savedRule !== undefined && savedRule !== rule) {
     throw new InputError(
@@ -305,6 +309,11 @@ class TrainingSession {
       } catch (e) {
         if (e instanceof TrainingDivergedError) {
           throw new TrainingDivergedError(`${e.message}; ${this.#kept()}`);
+        }
+        // A worker that failed (or hung) before the update left the parameters as the last
+        // step made them: they are saved, so nothing of the run is lost.
+        if (e instanceof WorkerFailure && (e.phase === "loss" || e.phase === "reduce")) {
+          await this.#save(this.#checkpointPath).catch(() => {});
         }
         if (isAllocationFailure(e)) {
           throw new InputError(

@@ -11,7 +11,14 @@ import type { FloatArray, FloatDType } from "../../layers/tensor.ts";
 import { replaceAtomically } from "../io/atomic.ts";
 import { H5File } from "../io/h5.ts";
 import { InputError } from "../errors.ts";
-import { MOMENT_NAMES, type OptimizerState } from "../../layers/optim.ts";
+import {
+  MOMENT_NAMES,
+  OPTIM_HYPERPARAMS,
+  type OptimizerState,
+  UPDATE_RULES,
+  type UpdateRule,
+} from "../../layers/optim.ts";
+import { checkRegularFile, UnreadableFile } from "../io/files.ts";
 import type { SolverState } from "./solver.ts";
 import { CaptioningRNN, type ModelConfig } from "../../model/captioning_rnn.ts";
 import { PARAM_NAMES } from "../../model/params.ts";
@@ -170,9 +177,14 @@ export async function loadCheckpoint(
   const bad = (what: string) => new InputError(`Cannot load checkpoint ${path}: ${what}`);
   let f: H5File;
   try {
-    await Deno.stat(path);
-  } catch {
-    throw bad("the file does not exist; pass the path of a checkpoint.h5 written by recap");
+    await checkRegularFile(path);
+  } catch (e) {
+    if (!(e instanceof UnreadableFile)) throw e;
+    throw bad(
+      e.problem === "missing"
+        ? "the file does not exist; pass the path of a checkpoint.h5 written by recap"
+        : `${e.detail}; pass the path of a checkpoint.h5 written by recap`,
+    );
   }
   try {
     f = await H5File.open(path, "r");
@@ -237,6 +249,14 @@ export async function loadCheckpoint(
           }); the file may be truncated`,
         );
       }
+      const nonFinite = firstNonFinite(model.flat, slot.offset, slot.offset + slot.size);
+      if (nonFinite >= 0) {
+        throw bad(
+          `dataset "${slot.name}" holds ${model.flat[nonFinite]} at element ${
+            nonFinite - slot.offset
+          }; this checkpoint's parameters are broken — use an earlier checkpoint`,
+        );
+      }
     }
     const out: LoadedCheckpoint = { model, path };
     const optim = f.getJsonAttr("/", "optimizer") as Omit<OptimizerState, "moments"> | undefined;
@@ -244,6 +264,7 @@ export async function loadCheckpoint(
       | Omit<SolverState, "optimizer" | "lossHistory" | "valLossHistory">
       | undefined;
     if (optim && solver) {
+      checkSolverState(path, optim, solver);
       const moments: FloatArray[] = (MOMENT_NAMES[optim.rule] ?? []).map((name) => {
         const ds = `optimizer/${name}`;
         if (!f.hasDataset(ds)) throw bad(`dataset "${ds}" is missing`);
@@ -278,6 +299,47 @@ export async function loadCheckpoint(
     );
   } finally {
     f.close();
+  }
+}
+
+/** The index of the first NaN or infinite element of a[start … end), or -1. */
+function firstNonFinite(a: FloatArray, start: number, end: number): number {
+  for (let i = start; i < end; i++) if (!Number.isFinite(a[i])) return i;
+  return -1;
+}
+
+/** Checks the saved optimizer and solver attributes' types, naming the first that is wrong. */
+function checkSolverState(path: string, optim: unknown, solver: unknown): void {
+  const bad = (field: string, expected: string, got: unknown) =>
+    new InputError(
+      `Cannot load checkpoint ${path}: ${field}: expected ${expected}, got ${
+        JSON.stringify(got)
+      }; the file was not written by this recap — use an earlier checkpoint`,
+    );
+  const o = optim as Record<string, unknown>, s = solver as Record<string, unknown>;
+  if (!UPDATE_RULES.includes(o.rule as UpdateRule)) {
+    throw bad("optimizer.rule", `one of ${UPDATE_RULES.join(", ")}`, o.rule);
+  }
+  if (!Number.isInteger(o.t) || (o.t as number) < 0) {
+    throw bad("optimizer.t", "a non-negative integer", o.t);
+  }
+  const config = o.config as Record<string, unknown> | undefined;
+  for (const key of OPTIM_HYPERPARAMS) {
+    if (typeof config?.[key] !== "number" || !Number.isFinite(config[key])) {
+      throw bad(`optimizer.config.${key}`, "a finite number", config?.[key]);
+    }
+  }
+  for (const key of ["iteration", "epoch"]) {
+    if (!Number.isInteger(s[key]) || (s[key] as number) < 0) {
+      throw bad(`solver.${key}`, "a non-negative integer", s[key]);
+    }
+  }
+  const state = s.batchState;
+  if (!Array.isArray(state) || state.length !== 4 || !state.every(Number.isInteger)) {
+    throw bad("solver.batchState", "four integers", state);
+  }
+  if (s.initialLoss !== null && typeof s.initialLoss !== "number") {
+    throw bad("solver.initialLoss", "a number or null", s.initialLoss);
   }
 }
 

@@ -10,7 +10,7 @@ import type { FloatDType } from "../../layers/tensor.ts";
 import type { CaptioningRNN } from "../../model/captioning_rnn.ts";
 import type { BackendName } from "../../layers/kernels/types.ts";
 import { accepts, checkOptions, type OptionRule } from "../../layers/options.ts";
-import { LocalEngine, type TrainEngine } from "../../workers/engine.ts";
+import { LocalEngine, type StepResult, type TrainEngine } from "../../workers/engine.ts";
 import { createEngine, type EngineOptions } from "../../workers/pool.ts";
 import type { Minibatch } from "../../model/minibatch.ts";
 import { type BatchSource, InMemoryBatches } from "../data/batches.ts";
@@ -326,9 +326,18 @@ export class CaptioningSolver<D extends FloatDType = FloatDType> {
   async #trainOn(engine: TrainEngine): Promise<void> {
     const { log, verbose, printEvery } = this.#opts;
     while (this.iteration < this.numIterations && !this.#stopRequested) {
+      const sampler = this.#batches.getState();
       const batch = await this.#batches.next();
       const learningRate = this.optimizer.config.learningRate;
-      const result = await engine.step(batch, this.optimizer, this.#opts.gradClip);
+      let result: StepResult;
+      try {
+        result = await engine.step(batch, this.optimizer, this.#opts.gradClip);
+      } catch (e) {
+        // The step did not happen: the sampler's state is put back, so a checkpoint saved now
+        // resumes exactly with this step's batch.
+        this.#batches.setState(sampler);
+        throw e;
+      }
       this.#guard(result.loss, result.gradNorm, result.applied);
       const t = this.iteration;
       this.iteration++;
