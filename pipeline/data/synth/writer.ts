@@ -26,11 +26,11 @@ import {
   CAPTION_LENGTH,
   CAPTIONS_FILE,
   featuresFile,
-  SPECIAL_TOKENS,
   UNK_ID,
   urlsFile,
   VOCAB_FILE,
 } from "../coco_layout.ts";
+import { buildVocabulary, encodeCaptionRow } from "../vocabulary.ts";
 import { writeCaption } from "./captions.ts";
 import { FeatureProjector, FULL_DIM, type NoiseOptions, PCA_DIM } from "./features.ts";
 import { packScene, sampleScene, SCENE_WORDS, unpackScene } from "./scene.ts";
@@ -139,18 +139,17 @@ function encode(
   const captions = new Int32Array(rows * CAPTION_LENGTH);
   let unk = 0, total = 0;
   for (let r = 0; r < rows; r++) {
-    const base = r * CAPTION_LENGTH;
-    captions[base] = 1;
-    let t = 0;
-    for (; t < WORDS_PER_ROW; t++) {
-      const w = split.words[r * WORDS_PER_ROW + t];
-      if (w < 0) break;
-      const id = toVocab[w];
-      captions[base + 1 + t] = id;
-      if (id === 3) unk++;
-      total++;
-    }
-    captions[base + 1 + t] = 2;
+    const words = split.words.subarray(r * WORDS_PER_ROW, (r + 1) * WORDS_PER_ROW);
+    const end = words.indexOf(-1);
+    const row = encodeCaptionRow(
+      end < 0 ? WORDS_PER_ROW : end,
+      (t) => toVocab[words[t]],
+      captions,
+      r * CAPTION_LENGTH,
+      CAPTION_LENGTH,
+    );
+    unk += row.unknown;
+    total += row.words;
   }
   return { captions, unk, total };
 }
@@ -204,22 +203,15 @@ export async function writeSyntheticDataset(options: SynthOptions): Promise<Synt
 
   // 2. Vocabulary: special tokens, then words by falling frequency (ties alphabetical).
   const words = [...inventory.keys()];
-  const kept = words
-    .map((w, i) => ({ w, c: counts[i] ?? 0 }))
-    .filter((e) => e.c >= minWordCount)
-    .sort((a, b) => b.c - a.c || (a.w < b.w ? -1 : a.w > b.w ? 1 : 0))
-    .map((e) => e.w);
-  const idxToWord = [...SPECIAL_TOKENS, ...kept];
-  const wordToIdx: Record<string, number> = {};
-  idxToWord.forEach((w, i) => (wordToIdx[w] = i));
+  const vocab = buildVocabulary(new Map(words.map((w, i) => [w, counts[i] ?? 0])), minWordCount);
   const toVocab = new Int32Array(words.length).fill(UNK_ID);
   words.forEach((w, i) => {
-    if (w in wordToIdx) toVocab[i] = wordToIdx[w];
+    if (Object.hasOwn(vocab.word_to_idx, w)) toVocab[i] = vocab.word_to_idx[w];
   });
   const trainEnc = encode(train, toVocab), valEnc = encode(val, toVocab);
   await Deno.writeTextFile(
     `${dir}/${VOCAB_FILE}`,
-    JSON.stringify({ idx_to_word: idxToWord, word_to_idx: wordToIdx }),
+    JSON.stringify(vocab),
   );
 
   // 3. Captions file.
@@ -303,7 +295,7 @@ export async function writeSyntheticDataset(options: SynthOptions): Promise<Synt
     numVal,
     trainCaptions: train.imageIdxs.length,
     valCaptions: val.imageIdxs.length,
-    vocabSize: idxToWord.length,
+    vocabSize: vocab.idx_to_word.length,
     unkRate: (trainEnc.unk + valEnc.unk) / Math.max(1, trainEnc.total + valEnc.total),
     seconds: (performance.now() - t0) / 1000,
   };
