@@ -15,7 +15,12 @@ export type { BleuScores } from "./bleu.ts";
 export { ciderD, ciderDFromTokens } from "./cider.ts";
 export { countNgrams, tokenizePairs } from "./ngrams.ts";
 export type { CaptionsById, TokenizedPair } from "./ngrams.ts";
-export { SPECIAL_TOKENS, tokenizeCaption, tokenizeReference, UNK_TOKEN } from "../../data/tokenize.ts";
+export {
+  SPECIAL_TOKENS,
+  tokenizeCaption,
+  tokenizeReference,
+  UNK_TOKEN,
+} from "../../data/tokenize.ts";
 
 /** A metric name, as listed in `evaluate.metrics`. */
 export type Metric = typeof METRIC_NAMES[number];
