@@ -53,6 +53,59 @@ export const IMPORTED_FILES = {
   images: (split: Split): string => `${split}_images.jsonl`,
 } as const;
 
+/** The entries a dataset of either format may have in its directory (what `--force` replaces). */
+export const DATASET_ENTRIES: readonly string[] = [
+  CAPTIONS_FILE,
+  VOCAB_FILE,
+  ...(["train", "val"] as const).flatMap((s) => [
+    featuresFile(s, true),
+    featuresFile(s, false),
+    urlsFile(s),
+  ]),
+  "images",
+  MANIFEST_FILE,
+  IMPORTED_FILES.vocab,
+  IMPORTED_FILES.captions,
+  ...SPLITS.flatMap((s) => [IMPORTED_FILES.features(s), IMPORTED_FILES.images(s)]),
+];
+
+/**
+ * The entries that make a directory look like a dataset (see {@linkcode findDatasetFormat}):
+ * a dataset being replaced loses them first and its successor gets them last.
+ */
+export const DATASET_MARKERS: readonly string[] = [MANIFEST_FILE, CAPTIONS_FILE];
+
+/**
+ * The dataset entries present in a directory (none when it does not exist).
+ * @param dir The directory.
+ * @param where What asked, for the message, e.g. `"dataset synth: --dir"`.
+ * @returns The names of {@linkcode DATASET_ENTRIES} it holds.
+ * @throws InputError when `dir` is a file.
+ *
+ * @example
+ * ```ts
+ * import { datasetEntriesIn } from "./dataset_layout.ts";
+ * console.log(await datasetEntriesIn(await Deno.makeTempDir(), "--dir")); // []
+ * ```
+ */
+export async function datasetEntriesIn(dir: string, where: string): Promise<string[]> {
+  let info: Deno.FileInfo;
+  try {
+    info = await Deno.stat(dir);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  if (!info.isDirectory) {
+    throw new InputError(`${where}: ${dir} is a file, not a directory; choose a directory`);
+  }
+  const present: string[] = [];
+  for (const name of DATASET_ENTRIES) {
+    if (await Deno.lstat(join(dir, name)).then(() => true, () => false)) present.push(name);
+  }
+  return present;
+}
+
 /** How many images and captions a split of an imported dataset has. */
 export interface ManifestSplit {
   /** I, the images (feature rows), captioned or not. */
