@@ -21,7 +21,8 @@
  * @module
  */
 import { Rng } from "../../../layers/random.ts";
-import { H5File, type H5LibverBounds } from "../../io/h5.ts";
+import { H5File } from "../../io/h5.ts";
+import { createFeatures, DATASET_LIBVER, writeCaptionSplit } from "../caption_file.ts";
 import {
   CAPTION_LENGTH,
   CAPTIONS_FILE,
@@ -92,11 +93,6 @@ interface SplitText {
 }
 
 const WORDS_PER_ROW = CAPTION_LENGTH - 2;
-/**
- * HDF5 1.10 file format: its fixed-array chunk index makes a random row read about twice as
- * fast as the 1.8 B-tree (h5py and any HDF5 >= 1.10 read it).
- */
-const LIBVER: H5LibverBounds = ["v110", "v110"];
 
 function makeSplit(
   n: number,
@@ -216,25 +212,10 @@ export async function writeSyntheticDataset(options: SynthOptions): Promise<Synt
 
   // 3. Captions file.
   const captionsPath = `${dir}/${CAPTIONS_FILE}`;
-  const cf = await H5File.open(captionsPath, "w", { libver: LIBVER });
+  const cf = await H5File.open(captionsPath, "w", { libver: DATASET_LIBVER });
   try {
-    const capOpts = { chunks: [32, CAPTION_LENGTH], gzip: 4 };
-    cf.write("train_captions", {
-      data: trainEnc.captions,
-      shape: [train.imageIdxs.length, CAPTION_LENGTH],
-    }, capOpts);
-    cf.write("train_image_idxs", { data: train.imageIdxs, shape: [train.imageIdxs.length] }, {
-      chunks: [4096],
-      gzip: 4,
-    });
-    cf.write("val_captions", {
-      data: valEnc.captions,
-      shape: [val.imageIdxs.length, CAPTION_LENGTH],
-    }, capOpts);
-    cf.write("val_image_idxs", { data: val.imageIdxs, shape: [val.imageIdxs.length] }, {
-      chunks: [4096],
-      gzip: 4,
-    });
+    writeCaptionSplit(cf, "train", trainEnc.captions, train.imageIdxs);
+    writeCaptionSplit(cf, "val", valEnc.captions, val.imageIdxs);
   } finally {
     cf.close();
   }
@@ -247,13 +228,13 @@ export async function writeSyntheticDataset(options: SynthOptions): Promise<Synt
     const n = split.scenes.length / SCENE_WORDS;
     const noiseRng = new Rng(seed * 31 + (name === "train" ? 1 : 2));
     const pcaName = featuresFile(name, true), fullName = featuresFile(name, false);
-    const pf = await H5File.open(`${dir}/${pcaName}`, "w", { libver: LIBVER });
+    const pf = await H5File.open(`${dir}/${pcaName}`, "w", { libver: DATASET_LIBVER });
     const ff = fullFeatures
-      ? await H5File.open(`${dir}/${fullName}`, "w", { libver: LIBVER })
+      ? await H5File.open(`${dir}/${fullName}`, "w", { libver: DATASET_LIBVER })
       : null;
     try {
-      pf.createDataset("features", "float32", [n, PCA_DIM], { chunks: [32, PCA_DIM] });
-      ff?.createDataset("features", "float32", [n, FULL_DIM], { chunks: [4, FULL_DIM] });
+      createFeatures(pf, n, PCA_DIM);
+      if (ff) createFeatures(ff, n, FULL_DIM);
       const block = 1024;
       const pca = new Float32Array(block * PCA_DIM);
       const full = ff ? new Float32Array(block * FULL_DIM) : null;
