@@ -1,21 +1,47 @@
 /**
- * The verbs that use a trained checkpoint: `evaluate` scores its captions, `sample` prints
- * some. Both read the data the checkpoint was trained on and take their defaults from the
- * experiment saved in it (see `savedAs` in verbs.ts).
+ * The verbs that use a trained checkpoint or score captions: `evaluate` scores a checkpoint's
+ * captions (or a results file's), `sample` prints some, `caption` captions new images'
+ * features into a results file. They take their defaults from the experiment saved in the
+ * checkpoint (see `savedAs` in verbs.ts); `evaluate` and `sample` read the data it was
+ * trained on.
  * @module
  */
-import { selectKernels } from "../../layers/kernels/mod.ts";
+import { kernels, selectKernels } from "../../layers/kernels/mod.ts";
 import { Rng } from "../../layers/random.ts";
-import type { FloatDType } from "../../layers/tensor.ts";
+import { type FloatDType, Tensor } from "../../layers/tensor.ts";
 import type { CaptioningRNN } from "../../model/captioning_rnn.ts";
 import { decodeCaptions } from "../../model/decode.ts";
+import { SAMPLE_CHUNK } from "../../model/sampling.ts";
+import { createEngine } from "../../workers/pool.ts";
 import type { ExperimentConfig } from "../config/config.ts";
-import { EXPERIMENT_SCHEMA } from "../config/schema.ts";
+import { EXPERIMENT_SCHEMA, METRIC_NAMES } from "../config/schema.ts";
 import { loadCocoData } from "../data/coco.ts";
-import { gatherMinibatch, type LoadedCaptionData } from "../data/caption_data.ts";
+import {
+  gatherMinibatch,
+  type ImageId,
+  type LoadedCaptionData,
+  requireSplits,
+  type Split,
+  splitOf,
+} from "../data/caption_data.ts";
+import { featureFileNames, openFeatures } from "../data/features/feature_source.ts";
+import { parseImageId, readIdList } from "../data/image_ids.ts";
 import { InputError } from "../errors.ts";
-import { cleanCaption, evaluateSplit, formatEvaluation } from "../eval/evaluate.ts";
+import {
+  cleanCaption,
+  evaluateSplit,
+  formatEvaluation,
+  formatScoreTable,
+} from "../eval/evaluate.ts";
 import type { Metric } from "../eval/metrics/mod.ts";
+import {
+  type CaptionResult,
+  evaluationScores,
+  readResults,
+  scoreResults,
+  writeResults,
+  writeScores,
+} from "../eval/results.ts";
 import { loadCheckpoint } from "../train/checkpoint.ts";
 import { type CommandLine, type OptionValues, withSavedDefaults } from "./args.ts";
 import { VERBS } from "./verbs.ts";
@@ -38,9 +64,11 @@ async function checkpointWithData<O extends CheckpointOptions>(
   options: O,
   { values, positionals: [path] }: CommandLine<O>,
 ): Promise<CheckpointWithData<O>> {
-  const ckpt = await loadCheckpoint(path);
-  const experiment = ckpt.experiment as ExperimentConfig | undefined;
-  const resolved = withSavedDefaults(options, values, experiment);
+  const { model, experiment, values: resolved } = await checkpointWithDefaults(
+    options,
+    values,
+    path,
+  );
   const dir = resolved["data.dir"] as string | undefined; // both verbs' DATA_DIR
   if (!dir) {
     throw new InputError(
@@ -54,23 +82,52 @@ async function checkpointWithData<O extends CheckpointOptions>(
     pcaFeatures: experiment?.data?.pcaFeatures ?? true,
     ...(typeof maxTrain === "number" ? { maxTrain, rng: experiment?.train?.seed ?? 0 } : {}),
   });
+  requireSplits(data, [resolved.split as Split], "command line: --split", dir);
   // The checkpoint's vocabulary must be the data's.
-  const saved = ckpt.model.idxToWord;
+  const saved = model.idxToWord;
   const words = data.idx_to_word;
   if (saved.length !== words.length || saved.some((w, i) => w !== words[i])) {
     await loadCheckpoint(path, { idxToWord: words }); // throws, naming the first difference
   }
-  // "auto" (or no saved choice) defers to RECAP_BACKEND when it is set.
-  const backend = experiment?.train?.backend;
-  selectKernels(backend === undefined || backend === "auto" ? undefined : backend);
-  return { model: ckpt.model as CaptioningRNN<FloatDType>, data, experiment, values: resolved };
+  return { model, data, experiment, values: resolved };
 }
 
 /**
- * `deno task evaluate`: BLEU-1..4 and CIDEr-D of a checkpoint's captions beside the baseline.
+ * Loads a checkpoint, fills in the defaults its saved experiment gives, and selects the kernels
+ * it was trained with.
+ */
+async function checkpointWithDefaults<O extends typeof VERBS.caption.options | CheckpointOptions>(
+  options: O,
+  values: OptionValues<O>,
+  path: string,
+): Promise<{
+  model: CaptioningRNN<FloatDType>;
+  experiment: ExperimentConfig | undefined;
+  values: OptionValues<O, true>;
+}> {
+  const ckpt = await loadCheckpoint(path);
+  const experiment = ckpt.experiment as ExperimentConfig | undefined;
+  // "auto" (or no saved choice) defers to RECAP_BACKEND when it is set.
+  const backend = experiment?.train?.backend;
+  selectKernels(backend === undefined || backend === "auto" ? undefined : backend);
+  return {
+    model: ckpt.model as CaptioningRNN<FloatDType>,
+    experiment,
+    values: withSavedDefaults(options, values, experiment),
+  };
+}
+
+/** Where `evaluate` writes its scores by default: beside what it scored. */
+function scoresPath(scored: string, split: string): string {
+  return `${scored.replace(/\.(h5|json)$/i, "")}.${split}.scores.json`;
+}
+
+/**
+ * `deno task evaluate`: the scores of a checkpoint's captions, or of a results file's, beside
+ * the baseline; writes them, with each image's, to a scores file.
  * @param commandLine The parsed command line (see `VERBS.evaluate`).
  * @returns The exit code, 0.
- * @throws {InputError} For a checkpoint or data that cannot be used.
+ * @throws {InputError} For a checkpoint, results file or data that cannot be used.
  *
  * @example
  * ```ts ignore
@@ -83,6 +140,21 @@ async function checkpointWithData<O extends CheckpointOptions>(
 export async function evaluateCommand(
   commandLine: CommandLine<typeof VERBS.evaluate.options>,
 ): Promise<number> {
+  const [checkpoint] = commandLine.positionals, { results } = commandLine.values;
+  if (results !== undefined) {
+    if (checkpoint !== undefined) {
+      throw new InputError(
+        `command line: --results: score either a checkpoint (${checkpoint}) or a results file, not both`,
+      );
+    }
+    return await evaluateResults(commandLine.values, results);
+  }
+  if (checkpoint === undefined) {
+    throw new InputError(
+      "command line: missing [checkpoint.h5]: give a checkpoint, or --results FILE with " +
+        "--data.dir; see --help",
+    );
+  }
   const { model, data, experiment, values } = await checkpointWithData(
     VERBS.evaluate.options,
     commandLine,
@@ -95,8 +167,132 @@ export async function evaluateCommand(
     metrics:
       (experiment?.evaluate?.metrics ?? EXPERIMENT_SCHEMA.evaluate.metrics.default) as Metric[],
   });
-  console.log(`${commandLine.positionals[0]}: ${formatEvaluation(ev)}`);
+  console.log(`${checkpoint}: ${formatEvaluation(ev)}`);
+  const out = values.out ?? scoresPath(checkpoint, values.split);
+  await writeScores(out, evaluationScores(ev, data, checkpoint, values["data.dir"]!));
+  console.log(`Scores of each image: ${out}`);
   return 0;
+}
+
+/** `evaluate --results`: scores a results file against a split of `--data.dir`. */
+async function evaluateResults(
+  values: OptionValues<typeof VERBS.evaluate.options>,
+  results: string,
+): Promise<number> {
+  for (const name of ["beamSize", "numImages", "maxLength"] as const) {
+    if (values[name] !== undefined) {
+      throw new InputError(
+        `command line: --${name}: is for captioning a checkpoint; a results file has its captions`,
+      );
+    }
+  }
+  const dir = values["data.dir"];
+  if (dir === undefined) {
+    throw new InputError(
+      "command line: --data.dir: missing; give the dataset whose references score the results",
+    );
+  }
+  const entries = await readResults(results);
+  const data = await loadCocoData({ baseDir: dir });
+  requireSplits(data, [values.split], "command line: --split", dir);
+  const scores = scoreResults(entries, data, {
+    split: values.split,
+    metrics: METRIC_NAMES,
+    source: results,
+    dataset: dir,
+  });
+  const skipped = scores.skipped ? `; ${scores.skipped} without references left out` : "";
+  console.log(
+    formatScoreTable(
+      `${results}: Evaluation on ${values.split} (${scores.numImages} images${skipped}):`,
+      [["baseline", scores.baseline.metrics], ["results", scores.scored.results.metrics]],
+    ),
+  );
+  const out = values.out ?? scoresPath(results, values.split);
+  await writeScores(out, scores);
+  console.log(`Scores of each image: ${out}`);
+  return 0;
+}
+
+/** Feature rows captioned at a time: whole chunks of the decoder, a few MB of features. */
+const CAPTION_ROWS = SAMPLE_CHUNK * 8;
+
+/**
+ * `deno task caption`: captions every row of a features file with a checkpoint, on the
+ * worker pool, and writes a COCO-format results file.
+ * @param commandLine The parsed command line (see `VERBS.caption`).
+ * @returns The exit code, 0.
+ * @throws {InputError} For a checkpoint, features or ids that cannot be used.
+ *
+ * @example
+ * ```ts ignore
+ * import { parseCommandLine } from "./args.ts";
+ * import { captionCommand } from "./checkpoint_commands.ts";
+ * import { VERBS } from "./verbs.ts";
+ * await captionCommand(parseCommandLine(VERBS.caption, ["best.h5", "--features", "new.npy"]));
+ * ```
+ */
+export async function captionCommand(
+  commandLine: CommandLine<typeof VERBS.caption.options>,
+): Promise<number> {
+  const [checkpoint] = commandLine.positionals;
+  const { model, experiment, values } = await checkpointWithDefaults(
+    VERBS.caption.options,
+    commandLine.values,
+    checkpoint,
+  );
+  const lines = values.ids === undefined ? undefined : await readIdList(values.ids, "--ids");
+  const isDir = await Deno.stat(values.features).then((s) => s.isDirectory, () => false);
+  const source = await openFeatures(values.features, {
+    ...(values.featuresDataset !== undefined ? { dataset: values.featuresDataset } : {}),
+    datasetOption: "--featuresDataset",
+    ...(isDir && lines ? { rowNames: lines.map((l) => featureFileNames(l)) } : {}),
+  });
+  try {
+    const D = model.config.inputDim;
+    if (source.dim !== D) {
+      throw new InputError(
+        `${source.name}: ${source.dim}-d features, but ${checkpoint} was trained on ${D}-d ` +
+          `ones; caption features extracted the way its training data's were`,
+      );
+    }
+    if (lines && lines.length !== source.rows) {
+      throw new InputError(
+        `${values.ids}: ${lines.length} lines but ${source.name} has ${source.rows} rows; ` +
+          `--ids names the image of each feature row, one line per row`,
+      );
+    }
+    const ids: ImageId[] = (lines ?? source.rowNames)?.map(parseImageId) ??
+      Array.from({ length: source.rows }, (_, i) => i);
+    const engine = createEngine(model, {
+      workers: experiment?.train?.workers ?? "auto",
+      backend: kernels().name,
+    });
+    const results: CaptionResult[] = [];
+    try {
+      const block = new Float32Array(Math.min(CAPTION_ROWS, source.rows) * D);
+      for (let r0 = 0; r0 < source.rows; r0 += CAPTION_ROWS) {
+        const r1 = Math.min(source.rows, r0 + CAPTION_ROWS);
+        await source.readRows(r0, r1, block);
+        const features = new Tensor<"float32">(block.subarray(0, (r1 - r0) * D), [r1 - r0, D]);
+        const sampled = await engine.sample(features, {
+          beamSize: values.beamSize,
+          maxLength: values.maxLength,
+        });
+        decodeCaptions(sampled.captions, model.idxToWord).forEach((text, i) => {
+          results.push({ image_id: ids[r0 + i], caption: cleanCaption(text) });
+        });
+        if (!values.quiet) console.error(`caption: ${r1}/${source.rows} images`);
+      }
+    } finally {
+      await engine.close();
+    }
+    await writeResults(values.out, results);
+    console.log(`Wrote ${results.length} captions to ${values.out}`);
+    return 0;
+  } finally {
+    source.close();
+  }
 }
 
 /**
@@ -119,7 +315,7 @@ export async function sampleCommand(
   const { model, data, values } = await checkpointWithData(VERBS.sample.options, commandLine);
   const { split, n, beamSize, maxLength } = values;
   const rng = new Rng(values.seed);
-  const size = data[`${split}_captions`].shape[0];
+  const size = splitOf(data, split).captions.shape[0];
   const batch = gatherMinibatch(data, split, Array.from({ length: n }, () => rng.randint(size)));
   const generated = decodeCaptions(
     model.sample(batch.features, { beamSize, maxLength }),

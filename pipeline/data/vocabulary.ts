@@ -12,7 +12,8 @@ import { END_ID, NULL_ID, SPECIAL_TOKENS, START_ID, UNK_ID, type Vocab } from ".
 /**
  * The vocabulary of some word counts: the special tokens, then the words counted at least
  * `minCount` times, most frequent first (ties in alphabetical order). Words that spell a
- * special token are left out (they would be `<UNK>`).
+ * special token in any case (`<unk>` in text already preprocessed) are left out: they are
+ * `<UNK>`.
  * @param counts How often each word occurs in the training captions.
  * @param minCount The fewest occurrences a word needs to get an id of its own.
  * @returns The vocabulary (`idx_to_word` and `word_to_idx`).
@@ -25,9 +26,9 @@ import { END_ID, NULL_ID, SPECIAL_TOKENS, START_ID, UNK_ID, type Vocab } from ".
  * ```
  */
 export function buildVocabulary(counts: ReadonlyMap<string, number>, minCount: number): Vocab {
-  const specials = new Set<string>(SPECIAL_TOKENS);
+  const specials = new Set<string>(SPECIAL_TOKENS.map((t) => t.toLowerCase()));
   const kept = [...counts]
-    .filter(([w, c]) => c >= minCount && !specials.has(w))
+    .filter(([w, c]) => c >= minCount && !specials.has(w.toLowerCase()))
     .sort(([a, ca], [b, cb]) => cb - ca || (a < b ? -1 : a > b ? 1 : 0))
     .map(([w]) => w);
   const idx_to_word = [...SPECIAL_TOKENS, ...kept];

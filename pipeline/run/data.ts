@@ -4,10 +4,11 @@
  * @module
  */
 import { join } from "node:path";
-import type { LoadedCaptionData } from "../data/caption_data.ts";
+import { type LoadedCaptionData, requireSplits } from "../data/caption_data.ts";
 import { loadCocoData } from "../data/coco.ts";
 import { CAPTIONS_FILE } from "../data/coco_layout.ts";
 import { loadCocoForStreaming } from "../data/coco_subset.ts";
+import { findDatasetFormat } from "../data/dataset_layout.ts";
 import type { ExperimentConfig } from "../config/config.ts";
 import { InputError } from "../errors.ts";
 import { partialDir, removeStalePartials } from "../io/atomic.ts";
@@ -21,17 +22,28 @@ export const SAMPLE_IMAGES = 8;
 
 /**
  * Loads the experiment's data, generating the synthetic dataset first when its files are absent.
+ * The dataset's format is found from its files (see `findDatasetFormat`): an imported
+ * dataset, or the CS231n layout (the COCO files, or the synthetic set).
  * @param config The experiment.
  * @param log Where progress messages go.
- * @returns The data dictionary.
+ * @returns The data dictionary, with every split `evaluate.splits` names.
  */
 export async function prepareData(
   config: ExperimentConfig,
   log: (line: string) => void,
 ): Promise<LoadedCaptionData> {
+  const loaded = await loadData(config, log);
+  requireSplits(loaded, config.evaluate.splits, "evaluate.splits", config.data.dir);
+  return loaded;
+}
+
+async function loadData(
+  config: ExperimentConfig,
+  log: (line: string) => void,
+): Promise<LoadedCaptionData> {
   const { data } = config;
-  const captionsFile = join(data.dir, CAPTIONS_FILE);
-  if (data.source === "synthetic" && !(await exists(captionsFile))) {
+  const found = await findDatasetFormat(data.dir);
+  if (data.source === "synthetic" && found === null) {
     log(
       `Generating the synthetic dataset in ${data.dir} (${data.synthetic.numTrain} train / ` +
         `${data.synthetic.numVal} val images, seed ${data.synthetic.seed})`,
@@ -53,10 +65,11 @@ export async function prepareData(
         `${summary.seconds.toFixed(1)}s`,
     );
   }
-  if (data.source === "coco" && !(await exists(captionsFile))) {
+  if (data.source === "coco" && found === null) {
     throw new InputError(
-      `${captionsFile}: file not found; put the CS231n COCO captioning files in ${data.dir} ` +
-        `(or set data.dir), or use data.source "synthetic"`,
+      `${join(data.dir, CAPTIONS_FILE)}: file not found; put the CS231n COCO captioning files ` +
+        `in ${data.dir} (or set data.dir to them, or to a dataset made with deno task dataset ` +
+        `import), or use data.source "synthetic"`,
     );
   }
   if (data.stream) {
@@ -73,7 +86,11 @@ export async function prepareData(
     return await loadCocoForStreaming({
       baseDir: data.dir,
       pcaFeatures: data.pcaFeatures,
-      numImages: { train: evaluate.splits.includes("train") ? evaluate.numImages : 0, val },
+      numImages: {
+        train: evaluate.splits.includes("train") ? evaluate.numImages : 0,
+        val,
+        test: evaluate.splits.includes("test") ? evaluate.numImages : 0,
+      },
     });
   }
   return await loadCocoData({
