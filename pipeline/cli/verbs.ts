@@ -219,7 +219,7 @@ export const VERBS = {
       split: listOf(
         SPLITS,
         "COCO captions files: the split of each file, in order (default: from the file names)",
-        "train",
+        "train,val",
       ),
       ...FEATURES,
       minCount: int(5, 1, "Words seen fewer times in the train captions become <UNK>", "2"),
