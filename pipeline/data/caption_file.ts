@@ -22,13 +22,14 @@ export const DATASET_LIBVER: H5LibverBounds = ["v110", "v110"];
  * @param split The split.
  * @param captions (N, T+1) caption rows, row-major.
  * @param imageIdxs (N,) the image (feature row) of each caption.
+ * @param rowLength T+1, ids per row (needed: a split may have no captions).
  *
  * @example
  * ```ts
  * import { writeCaptionSplit } from "./caption_file.ts";
  * import { H5File } from "../io/h5.ts";
  * const f = await H5File.open(await Deno.makeTempFile(), "w");
- * writeCaptionSplit(f, "val", new Int32Array([1, 5, 2, 1, 6, 2]), new Int32Array([0, 0]));
+ * writeCaptionSplit(f, "val", new Int32Array([1, 5, 2, 1, 6, 2]), new Int32Array([0, 0]), 3);
  * console.log(f.info("val_captions").shape); // [2, 3]
  * f.close();
  * ```
@@ -38,8 +39,9 @@ export function writeCaptionSplit(
   split: Split,
   captions: Int32Array,
   imageIdxs: Int32Array,
+  rowLength: number,
 ): void {
-  const n = imageIdxs.length, rowLength = n ? captions.length / n : 1;
+  const n = imageIdxs.length;
   file.write(`${split}_captions`, { data: captions, shape: [n, rowLength] }, {
     chunks: [32, rowLength],
     gzip: 4,

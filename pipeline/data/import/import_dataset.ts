@@ -243,7 +243,7 @@ export async function importDataset(options: ImportOptions): Promise<ImportSumma
       try {
         for (const split of plan.splits) {
           const enc = encodeSplit(plan.images[split], images, vocab.word_to_idx, maxLength + 2);
-          writeCaptionSplit(cf, split, enc.captions, enc.imageIdxs);
+          writeCaptionSplit(cf, split, enc.captions, enc.imageIdxs, maxLength + 2);
           summary.splits[split] = enc.summary;
         }
       } finally {

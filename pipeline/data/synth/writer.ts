@@ -214,8 +214,8 @@ export async function writeSyntheticDataset(options: SynthOptions): Promise<Synt
   const captionsPath = `${dir}/${CAPTIONS_FILE}`;
   const cf = await H5File.open(captionsPath, "w", { libver: DATASET_LIBVER });
   try {
-    writeCaptionSplit(cf, "train", trainEnc.captions, train.imageIdxs);
-    writeCaptionSplit(cf, "val", valEnc.captions, val.imageIdxs);
+    writeCaptionSplit(cf, "train", trainEnc.captions, train.imageIdxs, CAPTION_LENGTH);
+    writeCaptionSplit(cf, "val", valEnc.captions, val.imageIdxs, CAPTION_LENGTH);
   } finally {
     cf.close();
   }
