@@ -176,7 +176,8 @@ export interface ScoreResultsOptions {
 
 /**
  * Scores a results file's captions against a split's references: the corpus scores, each
- * image's, and the trivial baseline's on the same images. Entries of images without reference
+ * image's (keyed by the results file's own `image_id`s), and the trivial baseline's on the
+ * same images. Entries of images without reference
  * captions are left out (and counted); an entry naming no image of the split is an error.
  * @param results The results file's entries.
  * @param data The dataset.
@@ -204,7 +205,7 @@ export function scoreResults(
   const urls = splitOf(data, split).urls;
   const names = new ImageNames(ids.map((id, i) => ({ id, file: urls?.[i] ?? String(id) })));
   const { refs } = referencesByImage(data, split);
-  const candidates = new Map<number, string>();
+  const candidates = new Map<number, string>(), named = new Map<number, ImageId>();
   let skipped = 0;
   results.forEach((r, i) => {
     const img = names.find(String(r.image_id));
@@ -215,8 +216,10 @@ export function scoreResults(
         } names no image of the ${split} split of ${dataset} (by id, file name or file stem)`,
       );
     }
-    if (refs.has(img)) candidates.set(img, r.caption);
-    else skipped++;
+    if (refs.has(img)) {
+      candidates.set(img, r.caption);
+      named.set(img, r.image_id);
+    } else skipped++;
   });
   if (candidates.size === 0) {
     throw new InputError(
@@ -239,20 +242,20 @@ export function scoreResults(
     numImages: candidates.size,
     skipped,
     baseline: { caption: base, metrics: baseline },
-    scored: { results: scoredSet(scored, candidates, ids) },
+    scored: { results: scoredSet(scored, candidates, (img) => named.get(img)!) },
   };
 }
 
-/** A scored set of captions with its per-image entries keyed by image id. */
+/** A scored set of captions with its per-image entries keyed by the results' image ids. */
 function scoredSet(
   scored: ReturnType<typeof scoreCaptions>,
   captions: ReadonlyMap<number, string>,
-  ids: readonly ImageId[],
+  idOf: (img: number) => ImageId,
 ): ScoredSet {
   const imgToEval: Record<string, ImageScores> = {};
   for (const [img, caption] of captions) {
-    imgToEval[String(ids[img])] = {
-      image_id: ids[img],
+    imgToEval[String(idOf(img))] = {
+      image_id: idOf(img),
       caption,
       ...scored.perImage.get(String(img))!,
     };
