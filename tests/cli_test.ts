@@ -17,6 +17,7 @@ import { cli, type Run } from "./cli_run.ts";
 import { cocoJson, importFixture, writeFeaturesH5 } from "./import_fixtures.ts";
 import { importDataset } from "../pipeline/data/import/import_dataset.ts";
 import { writeResults } from "../pipeline/eval/results.ts";
+import { loadCocoData } from "../pipeline/data/coco.ts";
 import { tinyDataset, tinyExperiment, writeExperiment } from "./reliability_fixtures.ts";
 
 const root = await Deno.makeTempDir({ prefix: "recap_cli_" });
@@ -99,6 +100,13 @@ async function baseInvocation(verb: VerbName, option?: string): Promise<Invocati
   const { experiment, runDir, checkpoint, own } = await setup;
   if (verb === "evaluate" && option === "results") {
     return { positionals: [], options: { "data.dir": own.imported, split: "test" } };
+  }
+  if (verb === "caption" && (option === "split" || option === "data.dir")) {
+    const split: Record<string, string> = option === "data.dir" ? { split: "val" } : {};
+    return {
+      positionals: [checkpoint],
+      options: { ...split, out: `${freshPath("caption")}.json` },
+    };
   }
   if (verb === "dataset import" && option === "split") {
     return {
@@ -211,6 +219,12 @@ const EFFECTS: Record<string, (r: Run, given: Invocation) => Promise<void> | voi
     assert(Math.max(...results.map((r) => wordCount(r.caption))) <= 5);
   },
   "caption --out": async (_, { options }) => assert(await exists(options.out), options.out),
+  "caption --split": async (_, { options }) => {
+    const valImages = (await loadCocoData({ baseDir: (await setup).data })).val_features.shape[0];
+    assertEquals((await readJson(options.out)).length, valImages);
+  },
+  "caption --data.dir": async (_, { options }) =>
+    assertEquals((await readJson(options.out)).length, 20, "the tiny dataset's val images"),
   "caption --quiet": (r) => assertEquals(r.stderr, []),
   "dataset import --dir": async (_, { options }) =>
     assert(await exists(join(options.dir, "dataset.json")), options.dir),

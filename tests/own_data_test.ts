@@ -144,7 +144,8 @@ Deno.test("an imported dataset trains, resumes, evaluates on test, captions and 
   assertEquals(scoring.code, 0, scoring.stderr.join("\n"));
   assert(scoring.stdout.includes(`(${captioned.length} images; 3 without references left out)`));
   const scores = await readJson(results.replace(/\.json$/, ".test.scores.json"));
-  assertEquals([scores.numImages, scores.skipped], [captioned.length, 3]);
+  assertEquals(scores.numImages, captioned.length);
+  assertEquals(scores.leftOut, { noReferences: 3, otherSplits: 0 });
   // The same captions as the checkpoint's greedy ones, so the same scores, image by image.
   const ckpt = ckptScores.scored.greedy, res = scores.scored.results;
   for (const im of captioned) {
@@ -156,6 +157,48 @@ Deno.test("an imported dataset trains, resumes, evaluates on test, captions and 
     assertAlmostEquals(res.metrics[m], ckpt.metrics[m], 1e-12, m);
   }
   assert("unigram_bleu" in res.metrics, "a results file is scored with every metric");
+  // Captioning the dataset's test split (the checkpoint's dataset) names images by their ids,
+  // and the results score the same.
+  const ofSplit = join(root, "results_split.json");
+  const bySplit = await cli(["caption", best, "--split", "test", "--out", ofSplit, "--quiet"]);
+  assertEquals(bySplit.code, 0, bySplit.stderr.join("\n"));
+  assertEquals(
+    (await readJson(ofSplit)).map((r: { image_id: number }) => r.image_id),
+    test.map((im) => im.id),
+  );
+  assertEquals(
+    (await cli(["evaluate", "--results", ofSplit, "--data.dir", data, "--split", "test"])).code,
+    0,
+  );
+  const splitScores = await readJson(ofSplit.replace(/\.json$/, ".test.scores.json"));
+  assertEquals(splitScores.scored.results.metrics, res.metrics);
+  // A results file of every image scores on each split; images of the other splits are left out.
+  const everything = join(root, "results_all.json");
+  const all = await cli([
+    "caption",
+    best,
+    "--features",
+    fx.features,
+    "--out",
+    everything,
+    "--quiet",
+  ]);
+  assertEquals(all.code, 0, all.stderr.join("\n"));
+  const byRow: { image_id: number; caption: string }[] = await readJson(everything);
+  assertEquals(byRow.map((r) => r.image_id), [...fx.images.keys()], "row numbers without --ids");
+  const byId = byRow.map((r, i) => ({ ...r, image_id: fx.images[i].id }));
+  await Deno.writeTextFile(everything, JSON.stringify(byId));
+  const onVal = await cli([
+    "evaluate",
+    "--results",
+    everything,
+    "--data.dir",
+    data,
+    "--split",
+    "val",
+  ]);
+  assertEquals(onVal.code, 0, onVal.stderr.join("\n"));
+  assert(onVal.stdout.includes("(20 images; 80 of other splits left out)"), onVal.stdout);
   assertEquals(scores.baseline.metrics.cider, ckptScores.baseline.metrics.cider);
 });
 
@@ -169,7 +212,7 @@ Deno.test("a results file naming an image the split does not have, or one twice,
   const cases: [unknown, string][] = [
     [
       [ok, { image_id: 123, caption: "a cat" }],
-      `${path}: [1].image_id: 123 names no image of the test split of ${data} (by id, file name or file stem)`,
+      `${path}: [1].image_id: 123 names no image of ${data} (by id, file name or file stem)`,
     ],
     [
       [ok, { ...ok, caption: "again" }],

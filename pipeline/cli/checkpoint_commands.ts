@@ -24,7 +24,13 @@ import {
   type Split,
   splitOf,
 } from "../data/caption_data.ts";
-import { featureFileNames, openFeatures } from "../data/features/feature_source.ts";
+import { loadSplitImages } from "../data/dataset_checks.ts";
+import { datasetLayout } from "../data/dataset_layout.ts";
+import {
+  featureFileNames,
+  type FeatureSource,
+  openFeatures,
+} from "../data/features/feature_source.ts";
 import { parseImageId, readIdList } from "../data/image_ids.ts";
 import { InputError } from "../errors.ts";
 import {
@@ -201,7 +207,12 @@ async function evaluateResults(
     source: results,
     dataset: dir,
   });
-  const skipped = scores.skipped ? `; ${scores.skipped} without references left out` : "";
+  const { noReferences, otherSplits } = scores.leftOut;
+  const left = [
+    ...(noReferences ? [`${noReferences} without references`] : []),
+    ...(otherSplits ? [`${otherSplits} of other splits`] : []),
+  ];
+  const skipped = left.length ? `; ${left.join(", ")} left out` : "";
   console.log(
     formatScoreTable(
       `${results}: Evaluation on ${values.split} (${scores.numImages} images${skipped}):`,
@@ -214,12 +225,79 @@ async function evaluateResults(
   return 0;
 }
 
+/**
+ * What `caption` captions: `--features` (rows named by `--ids` when given), or the features of
+ * a dataset's `--split` with its image ids.
+ */
+async function captionSource(
+  values: OptionValues<typeof VERBS.caption.options, true>,
+  experiment: ExperimentConfig | undefined,
+): Promise<{ source: FeatureSource; ids?: ImageId[] }> {
+  const { split, features } = values;
+  if ((split === undefined) === (features === undefined)) {
+    throw new InputError(
+      `command line: ${
+        split === undefined
+          ? "--features: missing"
+          : "--split: give --features or --split, not both"
+      }; ` +
+        "caption a features file (--features FILE), or a split of a dataset (--split test)",
+    );
+  }
+  if (split !== undefined) {
+    for (const name of ["ids", "featuresDataset"] as const) {
+      if (values[name] !== undefined) {
+        throw new InputError(
+          `command line: --${name}: is for --features; a dataset's split has its ids`,
+        );
+      }
+    }
+    const dir = values["data.dir"];
+    if (dir === undefined) {
+      throw new InputError(
+        "command line: --data.dir: the checkpoint does not say which data it was trained on; pass --data.dir",
+      );
+    }
+    const layout = await datasetLayout(dir, experiment?.data?.pcaFeatures ?? true);
+    if (!layout.splits.includes(split)) {
+      throw new InputError(
+        `command line: --split: ${dir} has no "${split}" split (it has ${
+          layout.splits.join(", ")
+        })`,
+      );
+    }
+    const source = await openFeatures(layout.featuresFiles[split]!);
+    try {
+      const { ids } = await loadSplitImages(layout, split, source.rows);
+      return { source, ids: ids ?? Array.from({ length: source.rows }, (_, i) => i) };
+    } catch (e) {
+      source.close();
+      throw e;
+    }
+  }
+  const lines = values.ids === undefined ? undefined : await readIdList(values.ids, "--ids");
+  const isDir = await Deno.stat(features!).then((s) => s.isDirectory, () => false);
+  const source = await openFeatures(features!, {
+    ...(values.featuresDataset !== undefined ? { dataset: values.featuresDataset } : {}),
+    datasetOption: "--featuresDataset",
+    ...(isDir && lines ? { rowNames: lines.map((l) => featureFileNames(l)) } : {}),
+  });
+  if (lines && lines.length !== source.rows) {
+    source.close();
+    throw new InputError(
+      `${values.ids}: ${lines.length} lines but ${source.name} has ${source.rows} rows; ` +
+        `--ids names the image of each feature row, one line per row`,
+    );
+  }
+  return { source, ...(lines ? { ids: lines.map(parseImageId) } : {}) };
+}
+
 /** Feature rows captioned at a time: whole chunks of the decoder, a few MB of features. */
 const CAPTION_ROWS = SAMPLE_CHUNK * 8;
 
 /**
- * `deno task caption`: captions every row of a features file with a checkpoint, on the
- * worker pool, and writes a COCO-format results file.
+ * `deno task caption`: captions every row of a features file (or a dataset split's) with a
+ * checkpoint, on the worker pool, and writes a COCO-format results file.
  * @param commandLine The parsed command line (see `VERBS.caption`).
  * @returns The exit code, 0.
  * @throws {InputError} For a checkpoint, features or ids that cannot be used.
@@ -241,13 +319,7 @@ export async function captionCommand(
     commandLine.values,
     checkpoint,
   );
-  const lines = values.ids === undefined ? undefined : await readIdList(values.ids, "--ids");
-  const isDir = await Deno.stat(values.features).then((s) => s.isDirectory, () => false);
-  const source = await openFeatures(values.features, {
-    ...(values.featuresDataset !== undefined ? { dataset: values.featuresDataset } : {}),
-    datasetOption: "--featuresDataset",
-    ...(isDir && lines ? { rowNames: lines.map((l) => featureFileNames(l)) } : {}),
-  });
+  const { source, ids: givenIds } = await captionSource(values, experiment);
   try {
     const D = model.config.inputDim;
     if (source.dim !== D) {
@@ -256,13 +328,7 @@ export async function captionCommand(
           `ones; caption features extracted the way its training data's were`,
       );
     }
-    if (lines && lines.length !== source.rows) {
-      throw new InputError(
-        `${values.ids}: ${lines.length} lines but ${source.name} has ${source.rows} rows; ` +
-          `--ids names the image of each feature row, one line per row`,
-      );
-    }
-    const ids: ImageId[] = (lines ?? source.rowNames)?.map(parseImageId) ??
+    const ids: ImageId[] = givenIds ?? source.rowNames?.map(parseImageId) ??
       Array.from({ length: source.rows }, (_, i) => i);
     const engine = createEngine(model, {
       workers: experiment?.train?.workers ?? "auto",

@@ -186,15 +186,23 @@ export const VERBS = {
   }),
   caption: verb("caption", {
     args: ["<checkpoint.h5>"],
-    brief: "caption new images' features into a COCO results file",
+    brief: "caption images' features into a COCO results file",
     summary: "Captions every row of a features file (a 2-D .npy, an HDF5 dataset, or a " +
       "directory of per-image .npy files) with the checkpoint, on the worker pool, and writes " +
       "the COCO results format, [{image_id, caption}]: image ids from --ids, else a " +
-      "directory's file names, else row numbers. The features must have the width the " +
-      "checkpoint was trained on.",
+      "directory's file names, else row numbers. With --split instead of --features, captions " +
+      "that split of a dataset (--data.dir, default the checkpoint's), with its image ids. " +
+      "The features must have the width the checkpoint was trained on.",
     options: {
-      features: required(path(undefined, "The image features to caption", "features.h5")),
+      features: path(undefined, "The image features to caption", "features.h5"),
       ...FEATURES,
+      split: oneOf(
+        SPLITS,
+        undefined,
+        "Caption this split of the dataset instead of --features",
+        "val",
+      ),
+      "data.dir": DATA_DIR,
       beamSize: saved("evaluate.beamSize", int(undefined, 1, "Beam width (1 = greedy)", "1")),
       maxLength: saved("evaluate.maxLength", int(undefined, 1, "Longest caption, words", "5")),
       out: path("results.json", "Where to write the results", "captions.json"),

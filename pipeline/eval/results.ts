@@ -8,7 +8,7 @@
  *
  * ```
  * {"source": "results.json", "dataset": "datasets/flickr8k", "split": "test", "numImages": 1000,
- *  "skipped": 0, "baseline": {"caption": "a dog runs through the grass", "metrics": {…}},
+ *  "leftOut": {"noReferences": 0, "otherSplits": 0}, "baseline": {"caption": "a dog runs through the grass", "metrics": {…}},
  *  "scored": {"results": {"metrics": {"bleu4": 0.21, "cider": 0.55},
  *                         "imgToEval": {"97": {"image_id": 97, "caption": "…", "bleu4": 0.3, …}}}}}
  * ```
@@ -19,7 +19,13 @@
  * their images are their feature row numbers (what `deno task caption` writes without `--ids`).
  * @module
  */
-import { type CaptionData, type ImageId, type Split, splitOf } from "../data/caption_data.ts";
+import {
+  type CaptionData,
+  type ImageId,
+  type Split,
+  splitOf,
+  splitsOf,
+} from "../data/caption_data.ts";
 import { ImageNames } from "../data/image_ids.ts";
 import { InputError } from "../errors.ts";
 import { writeTextFileAtomic } from "../io/atomic.ts";
@@ -56,8 +62,8 @@ export interface ScoresFile {
   split: Split;
   /** Images scored. */
   numImages: number;
-  /** Images of the results file left out because they have no reference captions. */
-  skipped: number;
+  /** Entries of a results file left out: images without reference captions, or of other splits. */
+  leftOut: { noReferences: number; otherSplits: number };
   /** The trivial captioner's caption and scores on the same images. */
   baseline: { caption: string; metrics: MetricScores };
   /** Each set of captions scored: `results`, or a checkpoint's `greedy` and `beam`. */
@@ -201,25 +207,37 @@ export function scoreResults(
   options: ScoreResultsOptions,
 ): ScoresFile {
   const { split, metrics, source, dataset } = options;
-  const ids = imageIdsOf(data, split);
-  const urls = splitOf(data, split).urls;
-  const names = new ImageNames(ids.map((id, i) => ({ id, file: urls?.[i] ?? String(id) })));
+  const namesOf = (s: Split) => {
+    const { urls } = splitOf(data, s);
+    return new ImageNames(
+      imageIdsOf(data, s).map((id, i) => ({ id, file: urls?.[i] ?? String(id) })),
+    );
+  };
+  const names = namesOf(split);
+  // Other splits' images are known only by real ids (CS231n images are row numbers).
+  const others = splitOf(data, split).imageIds
+    ? splitsOf(data).filter((s) => s !== split).map(namesOf)
+    : [];
   const { refs } = referencesByImage(data, split);
   const candidates = new Map<number, string>(), named = new Map<number, ImageId>();
-  let skipped = 0;
+  const leftOut = { noReferences: 0, otherSplits: 0 };
   results.forEach((r, i) => {
     const img = names.find(String(r.image_id));
+    if (img === undefined && others.some((o) => o.find(String(r.image_id)) !== undefined)) {
+      leftOut.otherSplits++;
+      return;
+    }
     if (img === undefined) {
       throw new InputError(
         `${source}: [${i}].image_id: ${
           JSON.stringify(r.image_id)
-        } names no image of the ${split} split of ${dataset} (by id, file name or file stem)`,
+        } names no image of ${dataset} (by id, file name or file stem)`,
       );
     }
     if (refs.has(img)) {
       candidates.set(img, r.caption);
       named.set(img, r.image_id);
-    } else skipped++;
+    } else leftOut.noReferences++;
   });
   if (candidates.size === 0) {
     throw new InputError(
@@ -240,7 +258,7 @@ export function scoreResults(
     dataset,
     split,
     numImages: candidates.size,
-    skipped,
+    leftOut,
     baseline: { caption: base, metrics: baseline },
     scored: { results: scoredSet(scored, candidates, (img) => named.get(img)!) },
   };
@@ -302,7 +320,7 @@ export function evaluationScores(
     dataset,
     split: ev.split,
     numImages: ev.numImages,
-    skipped: 0,
+    leftOut: { noReferences: 0, otherSplits: 0 },
     baseline: { caption: ev.baselineCaption, metrics: ev.baseline },
     scored: {
       greedy: set("greedy", ev.greedy),
@@ -322,7 +340,8 @@ export function evaluationScores(
  * import { writeScores } from "./results.ts";
  * const path = `${await Deno.makeTempDir()}/scores.json`;
  * await writeScores(path, {
- *   source: "results.json", dataset: "datasets/mine", split: "test", numImages: 0, skipped: 0,
+ *   source: "results.json", dataset: "datasets/mine", split: "test", numImages: 0,
+ *   leftOut: { noReferences: 0, otherSplits: 0 },
  *   baseline: { caption: "", metrics: {} }, scored: {},
  * });
  * ```

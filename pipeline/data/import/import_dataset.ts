@@ -200,13 +200,19 @@ export async function importDataset(options: ImportOptions): Promise<ImportSumma
     const rowImages = imagesOfRows(features, images, ids, options.ids);
     const plan = planSplits(rowImages, images, options.annotations.join(", "));
     // 3. The vocabulary, from the train captions only.
-    const counts = new Map<string, number>();
+    const { lexicon, ids: wordIds } = annotations.words;
+    const seen = new Int32Array(lexicon.length);
     for (const i of plan.images.train) {
       for (const c of images[i].captions) {
-        for (const w of c.words.split(" ")) counts.set(w, (counts.get(w) ?? 0) + 1);
+        for (let t = c.start; t < c.start + c.length; t++) seen[wordIds[t]]++;
       }
     }
-    const vocab = buildVocabulary(counts, minCount);
+    const vocab = buildVocabulary(new Map(lexicon.map((w, i) => [w, seen[i]])), minCount);
+    // The vocabulary id of each lexicon word.
+    const toVocab = Int32Array.from(
+      lexicon,
+      (w) => Object.hasOwn(vocab.word_to_idx, w) ? vocab.word_to_idx[w] : UNK_ID,
+    );
     if (vocab.idx_to_word.length === 4) {
       throw new InputError(
         `${options.annotations.join(", ")}: no word of the train captions is seen ${minCount} ` +
@@ -242,7 +248,12 @@ export async function importDataset(options: ImportOptions): Promise<ImportSumma
       });
       try {
         for (const split of plan.splits) {
-          const enc = encodeSplit(plan.images[split], images, vocab.word_to_idx, maxLength + 2);
+          const enc = encodeSplit(
+            plan.images[split],
+            images,
+            (t) => toVocab[wordIds[t]],
+            maxLength + 2,
+          );
           writeCaptionSplit(cf, split, enc.captions, enc.imageIdxs, maxLength + 2);
           summary.splits[split] = enc.summary;
         }
@@ -379,11 +390,14 @@ function planSplits(
   return plan;
 }
 
-/** The caption rows of a split's images, in order, and what encoding them found. */
+/**
+ * The caption rows of a split's images, in order, and what encoding them found.
+ * `vocabId(t)` is the vocabulary id of word `t` of the annotations' words.
+ */
 function encodeSplit(
   split: readonly number[],
   images: readonly AnnotatedImage[],
-  wordToIdx: Record<string, number>,
+  vocabId: (t: number) => number,
   rowLength: number,
 ): { captions: Int32Array; imageIdxs: Int32Array; summary: SplitSummary } {
   let n = 0;
@@ -397,16 +411,14 @@ function encodeSplit(
     unknownWords: 0,
     truncated: 0,
   };
-  const id = (w: string) => Object.hasOwn(wordToIdx, w) ? wordToIdx[w] : UNK_ID;
   let row = 0;
   split.forEach((img, pos) => {
     const caps = images[img].captions;
     if (caps.length === 0) summary.uncaptioned++;
     for (const c of caps) {
-      const words = c.words.split(" ");
       const r = encodeCaptionRow(
-        words.length,
-        (t) => id(words[t]),
+        c.length,
+        (t) => vocabId(c.start + t),
         captions,
         row * rowLength,
         rowLength,
