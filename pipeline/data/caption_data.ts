@@ -12,13 +12,16 @@ import type { FloatDType } from "../../layers/tensor.ts";
 import type { Minibatch } from "../../model/minibatch.ts";
 import { InputError } from "../errors.ts";
 
+/** A data split (test: imported datasets that have one). */
+export type Split = "train" | "val" | "test";
+
 /** The data splits, in order. */
-export const SPLITS = ["train", "val", "test"] as const;
+export const SPLITS: readonly Split[] = ["train", "val", "test"];
 
-/** A data split. */
-export type Split = typeof SPLITS[number];
-
-/** An image's id: a COCO id, another dataset's number, or a name. */
+/**
+ * An image's id: a COCO id, another dataset's number, or a name (public types spell it out as
+ * `number | string`).
+ */
 export type ImageId = number | string;
 
 /** How one split of a dictionary loaded for a streamed run relates to the files. */
@@ -69,11 +72,11 @@ export interface CaptionData {
   /** URL (or relative path) of each test image. */
   test_urls?: string[];
   /** The id of each train image (imported datasets; else images are known by their index). */
-  train_image_ids?: ImageId[];
+  train_image_ids?: (number | string)[];
   /** The id of each val image. */
-  val_image_ids?: ImageId[];
+  val_image_ids?: (number | string)[];
   /** The id of each test image. */
-  test_image_ids?: ImageId[];
+  test_image_ids?: (number | string)[];
   /**
    * Every raw human caption of each train image (imported datasets): the references
    * evaluation scores against, untruncated and without `<UNK>`. Without them evaluation
@@ -89,17 +92,7 @@ export interface CaptionData {
    * only the first images of each split have features, and images are numbered by their rank
    * in caption order; this says how each split maps back to the files.
    */
-  subset?: StreamSubset;
-}
-
-/** How each split of a dictionary loaded for a streamed run relates to the files. */
-export interface StreamSubset {
-  /** The train split. */
-  train: SubsetSplitInfo;
-  /** The val split. */
-  val: SubsetSplitInfo;
-  /** The test split, when the dataset has one. */
-  test?: SubsetSplitInfo;
+  subset?: { train: SubsetSplitInfo; val: SubsetSplitInfo; test?: SubsetSplitInfo };
 }
 
 /**
@@ -126,7 +119,7 @@ export interface SplitData {
   /** One per image, when known. */
   urls?: string[];
   /** One per image, when known. */
-  imageIds?: ImageId[];
+  imageIds?: (number | string)[];
   /** Every raw caption of each image, when known. */
   references?: string[][];
 }

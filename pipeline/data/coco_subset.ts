@@ -29,7 +29,7 @@
  * @module
  */
 import { Tensor } from "../../layers/tensor.ts";
-import type { LoadedCaptionData, Split, StreamSubset, SubsetSplitInfo } from "./caption_data.ts";
+import type { LoadedCaptionData, Split, SubsetSplitInfo } from "./caption_data.ts";
 import { openCocoFiles } from "./coco_files.ts";
 import { loadSplitImages, type SplitImages } from "./dataset_checks.ts";
 import { planReads } from "./stream/coco_reader.ts";
@@ -78,7 +78,7 @@ const MAX_READ_BYTES = 8 << 20;
  */
 export async function loadCocoForStreaming(
   options: LoadCocoSubsetOptions,
-): Promise<LoadedCaptionData & { subset: StreamSubset }> {
+): Promise<LoadedCaptionData & { subset: NonNullable<LoadedCaptionData["subset"]> }> {
   const { baseDir = "datasets/coco_captioning", pcaFeatures = true } = options;
   const want: Record<Split, number> = {
     train: options.numImages.train ?? 0,
@@ -127,7 +127,9 @@ export async function loadCocoForStreaming(
   } finally {
     files.close();
   }
-  return { ...data, subset } as unknown as LoadedCaptionData & { subset: StreamSubset };
+  return { ...data, subset } as unknown as LoadedCaptionData & {
+    subset: NonNullable<LoadedCaptionData["subset"]>;
+  };
 }
 
 /** A split's image list as dictionary keys: `<split>_urls`, and ids and references when known. */

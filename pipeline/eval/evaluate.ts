@@ -22,7 +22,7 @@ import {
   mostFrequentCaptionBaseline,
 } from "./metrics/mod.ts";
 import { scoreCaptions } from "./metrics/per_image.ts";
-import { type CaptionData, type ImageId, type Split, splitOf } from "../data/caption_data.ts";
+import { type CaptionData, type Split, splitOf } from "../data/caption_data.ts";
 import { InputError } from "../errors.ts";
 
 /** A function that captions images (the model itself, or the worker pool). */
@@ -52,7 +52,7 @@ export interface CaptionedImage {
   /** Its feature row in the split. */
   imageIdx: number;
   /** Its id, when the dataset has image ids (an imported dataset's). */
-  imageId?: ImageId;
+  imageId?: number | string;
   /** Its URL (from the URL file), when known. */
   url?: string;
   /** The greedy caption. */
