@@ -79,51 +79,45 @@ function scan(
   };
   const parse = (start: number, end: number) =>
     JSON.parse(decoder.decode(bytes.subarray(start, end)));
+  /** Past the bracket that opens a list: whether it has items (false: it closed at once). */
+  const opens = (open: number, close: number) => {
+    expect(open);
+    skip();
+    if (bytes[i] !== close) return true;
+    i++;
+    return false;
+  };
+  /** Past the separator after an item: whether another follows (false: the list closed). */
+  const more = (close: number) => {
+    skip();
+    const b = bytes[i++];
+    if (b === COMMA) return true;
+    if (b === close) return false;
+    return fail(`Expected ',' or '${String.fromCharCode(close)}'`);
+  };
+  /** The value at `i`, parsed, with `i` past it. */
+  const value = () => {
+    skip();
+    const start = i;
+    i = valueEnd(bytes, i);
+    return parse(start, i);
+  };
   const members: Record<string, unknown> = {}, counts: Record<string, number> = {};
-  expect(OPEN_OBJECT);
-  skip();
-  if (bytes[i] === CLOSE_OBJECT) i++;
-  else {
-    for (;;) {
+  if (opens(OPEN_OBJECT, CLOSE_OBJECT)) {
+    do {
       skip();
       if (bytes[i] !== QUOTE) fail("Expected a member name");
-      const keyEnd = stringEnd(bytes, i);
-      const key = parse(i, keyEnd) as string;
-      i = keyEnd;
+      const key = value() as string;
       expect(COLON);
       skip();
       if (arrays.includes(key) && bytes[i] === OPEN_ARRAY) {
-        i++;
-        skip();
         let n = 0;
-        if (bytes[i] === CLOSE_ARRAY) i++;
-        else {
-          for (;;) {
-            skip();
-            const start = i;
-            i = valueEnd(bytes, i);
-            onElement(key, parse(start, i), n++);
-            skip();
-            if (bytes[i] === COMMA) i++;
-            else if (bytes[i] === CLOSE_ARRAY) {
-              i++;
-              break;
-            } else fail("Expected ',' or ']'");
-          }
+        if (opens(OPEN_ARRAY, CLOSE_ARRAY)) {
+          do onElement(key, value(), n++); while (more(CLOSE_ARRAY));
         }
         counts[key] = n;
-      } else {
-        const start = i;
-        i = valueEnd(bytes, i);
-        members[key] = parse(start, i);
-      }
-      skip();
-      if (bytes[i] === COMMA) i++;
-      else if (bytes[i] === CLOSE_OBJECT) {
-        i++;
-        break;
-      } else fail("Expected ',' or '}'");
-    }
+      } else members[key] = value();
+    } while (more(CLOSE_OBJECT));
   }
   skip();
   if (i !== bytes.length) fail("Unexpected text after the object");
