@@ -112,6 +112,15 @@ Deno.test("an imported dataset trains, resumes, evaluates on test, captions and 
     captioned.map((im) => String(im.id)).sort(),
   );
 
+  // Samples show an image's id and the raw caption of the row drawn.
+  const sampled = await cli(["sample", best, "--split", "test", "--n", "4"]);
+  assertEquals(sampled.code, 0, sampled.stderr.join("\n"));
+  const refs = sampled.stdout.split("\n").filter((l) => l.startsWith("  reference: "));
+  const raws = new Set(captioned.flatMap((im) => im.raw));
+  assertEquals(refs.length, 4);
+  assert(refs.every((l) => raws.has(l.slice("  reference: ".length))), sampled.stdout);
+  assert(/^test image 1\d{5} \(images\/IMG_/m.test(sampled.stdout), sampled.stdout);
+
   // Caption every test image's features (captionless ones too) into a results file, the
   // rows named by file name in --ids, then score it.
   const features = await writeFeaturesH5(join(root, "test.h5"), test);

@@ -381,19 +381,33 @@ export async function sampleCommand(
   const { model, data, values } = await checkpointWithData(VERBS.sample.options, commandLine);
   const { split, n, beamSize, maxLength } = values;
   const rng = new Rng(values.seed);
-  const size = splitOf(data, split).captions.shape[0];
-  const batch = gatherMinibatch(data, split, Array.from({ length: n }, () => rng.randint(size)));
+  const { captions, imageIdxs, references: raw, imageIds } = splitOf(data, split);
+  const size = captions.shape[0];
+  if (size === 0) {
+    throw new InputError(
+      `command line: --split: the ${split} split of ${
+        values["data.dir"]
+      } has no captions to sample beside; caption its images with deno task caption --split ${split}`,
+    );
+  }
+  const rows = Array.from({ length: n }, () => rng.randint(size));
+  const batch = gatherMinibatch(data, split, rows);
   const generated = decodeCaptions(
     model.sample(batch.features, { beamSize, maxLength }),
     model.idxToWord,
   );
-  const references = decodeCaptions(batch.captions, data.idx_to_word);
+  const encoded = decodeCaptions(batch.captions, data.idx_to_word).map(cleanCaption);
   batch.imageIdxs.forEach((img, i) => {
     const url = batch.urls?.[i];
+    // The raw caption of the row drawn (its rank among the image's rows), when the data has them.
+    let rank = 0;
+    for (let r = 0; r < rows[i]; r++) if (imageIdxs.data[r] === img) rank++;
+    const reference = raw ? raw[img][rank] : encoded[i];
+    const name = imageIds ? `${imageIds[img]}` : `${img}`;
     console.log(
-      `${split} image ${img}${url ? ` (${url})` : ""}\n  generated: ${
+      `${split} image ${name}${url ? ` (${url})` : ""}\n  generated: ${
         cleanCaption(generated[i])
-      }\n  reference: ${cleanCaption(references[i])}`,
+      }\n  reference: ${reference}`,
     );
   });
   return 0;
