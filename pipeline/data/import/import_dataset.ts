@@ -182,6 +182,7 @@ export async function importDataset(options: ImportOptions): Promise<ImportSumma
   progress(`reading ${options.annotations.join(", ")}`);
   const annotations = await readAnnotations(options.annotations, options.splits, "--split");
   const { images } = annotations;
+  progress(`${images.length} images, ${annotations.words.ids.length} caption words read`);
   const ids = options.ids === undefined ? undefined : await readIdList(options.ids, "--ids");
   // A directory's files are named by image (the --ids line, else the image's id or file).
   const isDir = await Deno.stat(options.features).then((s) => s.isDirectory, () => false);
