@@ -5,6 +5,7 @@ import { InputError } from "../pipeline/errors.ts";
 import { CaptioningSolver } from "../pipeline/train/solver.ts";
 import { assert, assertEquals, assertRejects } from "./assert.ts";
 import { randomCaptionData } from "./fixtures_data.ts";
+import { pythonWith, runPython } from "./python.ts";
 
 const data = randomCaptionData({ numTrain: 40, numVal: 10, vocab: 30, inputDim: 16, seed: 5 });
 
@@ -150,21 +151,9 @@ Deno.test("a failed checkpoint write leaves the previous checkpoint intact", asy
   await Deno.remove(dir, { recursive: true });
 });
 
-/** Debian's python3 with h5py (python3-h5py), when installed. */
-function h5pyPython(): string | null {
-  for (const py of ["/usr/bin/python3", "python3"]) {
-    try {
-      const out = new Deno.Command(py, { args: ["-c", "import h5py"], stderr: "null" })
-        .outputSync();
-      if (out.success) return py;
-    } catch { /* not installed */ }
-  }
-  return null;
-}
-
 Deno.test({
   name: "a checkpoint is readable by Python's h5py under the exercise's parameter names",
-  ignore: h5pyPython() === null,
+  ignore: pythonWith(["h5py"]) === null,
   fn: async () => {
     const dir = await Deno.makeTempDir();
     const { model, solver } = run(1);
@@ -180,10 +169,7 @@ out["vocab"] = json.loads(f.attrs["idx_to_word"])[:3]
 out["moments"] = sorted(f["optimizer"].keys())
 out["iterations"] = int(f["history/loss"].shape[0])
 print(json.dumps(out))`;
-    const res = new Deno.Command(h5pyPython()!, { args: ["-c", script, path] }).outputSync();
-    const text = new TextDecoder().decode(res.stdout);
-    assert(res.success, new TextDecoder().decode(res.stderr));
-    const out = JSON.parse(text);
+    const out = JSON.parse(runPython(pythonWith(["h5py"])!, script, [path]));
     assertEquals(out.Wx, [[8, 48], "float32", model.params.Wx.data[0]]);
     assertEquals(out.W_vocab[0], [12, 30]);
     assertEquals(out.vocab, ["<NULL>", "<START>", "<END>"]);

@@ -13,24 +13,23 @@ import { H5File } from "../pipeline/io/h5.ts";
 import { loadCheckpoint } from "../pipeline/train/checkpoint.ts";
 import { InputError } from "../pipeline/errors.ts";
 import { assert, assertEquals, assertNotEquals, assertThrows } from "./assert.ts";
-import {
-  cliInProcess,
-  type InProcessRun,
-  tinyDataset,
-  tinyExperiment,
-  writeExperiment,
-} from "./reliability_fixtures.ts";
-
-/** Runs the CLI in this process, capturing what it prints to the console. */
-const cli: (args: string[]) => Promise<Run> = cliInProcess;
-type Run = InProcessRun;
+import { cli, type Run } from "./cli_run.ts";
+import { cocoJson, importFixture, writeFeaturesH5 } from "./import_fixtures.ts";
+import { importDataset } from "../pipeline/data/import/import_dataset.ts";
+import { writeResults } from "../pipeline/eval/results.ts";
+import { loadCocoData } from "../pipeline/data/coco.ts";
+import { tinyDataset, tinyExperiment, writeExperiment } from "./reliability_fixtures.ts";
 
 const root = await Deno.makeTempDir({ prefix: "recap_cli_" });
 let fresh = 0;
 /** A path in the temporary directory that nothing uses yet. */
 const freshPath = (what: string) => join(root, `${what}-${fresh++}`);
 
-/** The tiny dataset, an experiment on it, and a run trained on it through the CLI. */
+/**
+ * The tiny dataset, an experiment on it, and a run trained on it through the CLI; the files
+ * of a dataset to import (a Karpathy file, two COCO captions files, the features and an ids
+ * file), the imported dataset, and a results file of its test split.
+ */
 const setup = (async () => {
   const data = await tinyDataset(join(root, "data"));
   const runDir = join(root, "run");
@@ -40,7 +39,31 @@ const setup = (async () => {
   );
   const trained = await cli(["train", experiment]);
   assertEquals(trained.code, 0, trained.stderr.join("\n"));
-  return { data, runDir, experiment, checkpoint: join(runDir, "checkpoint.h5") };
+  const own = await Deno.makeTempDir({ dir: root });
+  const { images, annotations, features } = await importFixture(own, { train: 20, val: 12 });
+  const ids = join(own, "ids.txt");
+  await Deno.writeTextFile(ids, images.map((im) => `${im.id}\n`).join(""));
+  // The same images as two COCO captions files whose names do not say their split.
+  const train = images.filter((im) => im.split === "train");
+  const val = images.filter((im) => im.split !== "train");
+  const coco = [join(own, "part_a.json"), join(own, "part_b.json")];
+  await Deno.writeTextFile(coco[0], JSON.stringify(cocoJson(train)));
+  await Deno.writeTextFile(coco[1], JSON.stringify(cocoJson(val)));
+  const cocoFeatures = await writeFeaturesH5(join(own, "coco_features.h5"), [...train, ...val]);
+  const imported = join(own, "imported");
+  await importDataset({ annotations: [annotations], features, dir: imported });
+  const results = join(own, "results.json");
+  await writeResults(
+    results,
+    images.filter((im) => im.split === "test").map((im) => ({ image_id: im.id, caption: "a dog" })),
+  );
+  return {
+    data,
+    runDir,
+    experiment,
+    checkpoint: join(runDir, "checkpoint.h5"),
+    own: { annotations, features, ids, coco, cocoFeatures, imported, results },
+  };
 })();
 
 /** A copy of a run directory, to resume without changing the original. */
@@ -69,10 +92,28 @@ function commandLine(verb: VerbName, { positionals, options }: Invocation): stri
 
 /**
  * What each verb runs with before the option under test is added: the fixtures it needs,
- * small sizes, and a fresh output directory, so runs never disturb one another.
+ * small sizes, and a fresh output directory, so runs never disturb one another. A few
+ * options need other arguments: a results file is scored without a checkpoint, and splits
+ * are given to COCO captions files.
  */
-async function baseInvocation(verb: VerbName): Promise<Invocation> {
-  const { experiment, runDir, checkpoint } = await setup;
+async function baseInvocation(verb: VerbName, option?: string): Promise<Invocation> {
+  const { experiment, runDir, checkpoint, own } = await setup;
+  if (verb === "evaluate" && option === "results") {
+    return { positionals: [], options: { "data.dir": own.imported, split: "test" } };
+  }
+  if (verb === "caption" && (option === "split" || option === "data.dir")) {
+    const split: Record<string, string> = option === "data.dir" ? { split: "val" } : {};
+    return {
+      positionals: [checkpoint],
+      options: { ...split, out: `${freshPath("caption")}.json` },
+    };
+  }
+  if (verb === "dataset import" && option === "split") {
+    return {
+      positionals: own.coco,
+      options: { features: own.cocoFeatures, dir: freshPath("import") },
+    };
+  }
   switch (verb) {
     case "train":
       return { positionals: [experiment], options: { "output.dir": freshPath("train") } };
@@ -81,6 +122,16 @@ async function baseInvocation(verb: VerbName): Promise<Invocation> {
     case "evaluate":
     case "sample":
       return { positionals: [checkpoint], options: {} };
+    case "caption":
+      return {
+        positionals: [checkpoint],
+        options: { features: own.features, out: `${freshPath("caption")}.json` },
+      };
+    case "dataset import":
+      return {
+        positionals: [own.annotations],
+        options: { features: own.features, dir: freshPath("import") },
+      };
     case "dataset synth":
       return { positionals: [], options: { dir: freshPath("synth"), train: "3", val: "2" } };
   }
@@ -89,9 +140,14 @@ async function baseInvocation(verb: VerbName): Promise<Invocation> {
 /** The example value of an option, with the fixtures' paths for path options. */
 async function exampleValue(name: string, option: CliOption): Promise<string> {
   if (option.type !== "path") return option.example;
+  const { own } = await setup;
   const paths: Record<string, () => Promise<string> | string> = {
     "data.dir": async () => (await setup).data,
-    dir: () => freshPath("synth"),
+    dir: () => freshPath("dataset"),
+    features: () => own.features,
+    ids: () => own.ids,
+    results: () => own.results,
+    out: () => `${freshPath("out")}.json`,
   };
   assert(name in paths, `--${name}: give the test a fixture path for this path option`);
   return await paths[name]();
@@ -112,6 +168,7 @@ async function readDataset(file: string, name: string) {
 }
 
 const exists = (path: string) => Deno.lstat(path).then(() => true, () => false);
+const readJson = async (path: string) => JSON.parse(await Deno.readTextFile(path));
 const generatedLines = (r: Run) => r.stdout.split("\n").filter((l) => l.includes("generated:"));
 const wordCount = (line: string) =>
   line.replace(/^\s*generated:/, "").split(/\s+/).filter((w) => w !== "").length;
@@ -138,6 +195,54 @@ const EFFECTS: Record<string, (r: Run, given: Invocation) => Promise<void> | voi
     const seed0 = await cli(commandLine("sample", await baseInvocation("sample")));
     assertNotEquals(r.stdout, seed0.stdout);
   },
+  "evaluate --results": async (r, { options }) => {
+    assert(/^\s+results\s+bleu1/m.test(r.stdout), r.stdout);
+    const { own } = await setup;
+    const scores = await readJson(own.results.replace(/\.json$/, ".test.scores.json"));
+    assertEquals(scores.split, options.split);
+    assertEquals(Object.keys(scores.scored.results.imgToEval).length, scores.numImages);
+  },
+  "evaluate --out": async (_, { options }) => {
+    const scores = await readJson(options.out);
+    assertEquals(Object.keys(scores.scored.greedy.imgToEval).length, scores.numImages);
+  },
+  "caption --features": async (_, { options }) => {
+    const results = await readJson(options.out);
+    assertEquals(results.map((r: { image_id: number }) => r.image_id), [...results.keys()]);
+  },
+  "caption --ids": async (_, { options }) => {
+    const ids = (await Deno.readTextFile(options.ids)).trim().split("\n").map(Number);
+    assertEquals((await readJson(options.out)).map((r: { image_id: number }) => r.image_id), ids);
+  },
+  "caption --maxLength": async (_, { options }) => {
+    const results: { caption: string }[] = await readJson(options.out);
+    assert(Math.max(...results.map((r) => wordCount(r.caption))) <= 5);
+  },
+  "caption --out": async (_, { options }) => assert(await exists(options.out), options.out),
+  "caption --split": async (_, { options }) => {
+    const valImages = (await loadCocoData({ baseDir: (await setup).data })).val_features.shape[0];
+    assertEquals((await readJson(options.out)).length, valImages);
+  },
+  "caption --data.dir": async (_, { options }) =>
+    assertEquals((await readJson(options.out)).length, 20, "the tiny dataset's val images"),
+  "caption --quiet": (r) => assertEquals(r.stderr, []),
+  "dataset import --dir": async (_, { options }) =>
+    assert(await exists(join(options.dir, "dataset.json")), options.dir),
+  "dataset import --split": async (_, { options }) =>
+    assertEquals(Object.keys((await readJson(join(options.dir, "dataset.json"))).splits), [
+      "train",
+      "val",
+    ]),
+  "dataset import --minCount": async (_, { options }) => {
+    const vocabSize = async (dir: string) =>
+      (await readJson(join(dir, "vocab.json"))).idx_to_word.length;
+    assert(await vocabSize(options.dir) > await vocabSize((await setup).own.imported));
+  },
+  "dataset import --maxLength": async (_, { options }) =>
+    assertEquals((await readJson(join(options.dir, "dataset.json"))).captionLength, 14),
+  "dataset import --force": (_, given) =>
+    refusedWithout("dataset import", given, "pass --force to replace it"),
+  "dataset import --quiet": (r) => assertEquals(r.stderr, []),
   "dataset synth --dir": async (_, given) =>
     assert(await exists(join(given.options.dir, "coco2014_captions.h5")), given.options.dir),
   "dataset synth --train": async (_, { options }) =>
@@ -201,7 +306,7 @@ function baseDataset(): Promise<string> {
 for (const verb of VERB_NAMES) {
   Deno.test(`${verb}: every option runs with its example value and exits 0`, async () => {
     for (const [name, option] of optionsOf(verb)) {
-      const base = await baseInvocation(verb);
+      const base = await baseInvocation(verb, name);
       const given = {
         ...base,
         options: { ...base.options, [name]: await exampleValue(name, option) },
@@ -235,6 +340,8 @@ function badValues(option: CliOption): string[] {
       return ["0x19", " 2", "", "1e", String((option.min ?? 0) - 1)];
     case "enum":
       return ["nope", ""];
+    case "list":
+      return ["nope", "", "train,nope"];
     case "string":
     case "path":
       return [""];

@@ -177,7 +177,7 @@ function inFileRows(
   ev: SplitEvaluation,
   sub: LoadedCaptionData & { subset: NonNullable<LoadedCaptionData["subset"]> },
 ): SplitEvaluation {
-  const rows = sub.subset[ev.split].imageRows;
+  const rows = sub.subset[ev.split]!.imageRows;
   return { ...ev, images: ev.images.map((im) => ({ ...im, imageIdx: rows[im.imageIdx] })) };
 }
 

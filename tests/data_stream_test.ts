@@ -233,8 +233,26 @@ Deno.test("CocoStream.close() terminates the worker, also after a failed open", 
       );
       await assertRejects(() => CocoStream.open({ baseDir: `${baseDir}/missing` }), InputError);
     }),
-    1,
+    0,
+    "options and a directory without a dataset are refused before a worker starts",
   );
+  // A dataset whose files the worker finds broken: it starts, fails, and is terminated.
+  const broken = await Deno.makeTempDir();
+  try {
+    await Deno.copyFile(`${baseDir}/coco2014_vocab.json`, `${broken}/coco2014_vocab.json`);
+    assertEquals(
+      await countTerminations(async () => {
+        await assertRejects(
+          () => CocoStream.open({ baseDir: broken }),
+          InputError,
+          "does not exist",
+        );
+      }),
+      1,
+    );
+  } finally {
+    await Deno.remove(broken, { recursive: true });
+  }
 });
 
 Deno.test("CocoStream.close() stops the worker even with batches held and reads pending", async () => {

@@ -143,9 +143,13 @@ Deno.test("evaluate and sample read a run's checkpoint and its data", async () =
   });
   assertEquals(await Deno.readTextFile(configPath), configBefore);
   assert((await Deno.readTextFile(join(root, "run", RUN_FILES.report))).includes("iteration 6"));
-  const badSplit = await cli(["sample", ckpt, "--split", "test"]);
+  const badSplit = await cli(["sample", ckpt, "--split", "dev"]);
   assertEquals(badSplit.code, 2);
-  assert(badSplit.stderr.includes('--split: expected "train" or "val"'), badSplit.stderr);
+  assert(badSplit.stderr.includes('--split: expected "train", "val" or "test"'), badSplit.stderr);
+  // The CS231n layout (the synthetic set here) has no test split: refused by name.
+  const noTest = await cli(["sample", ckpt, "--split", "test"]);
+  assertEquals(noTest.code, 2);
+  assert(noTest.stderr.includes("--split: ") && noTest.stderr.includes('has no "test" split'));
   await Deno.remove(root, { recursive: true });
 });
 

@@ -4,7 +4,6 @@
  * @module
  */
 import { join } from "node:path";
-import { main } from "../pipeline/cli/main.ts";
 import { writeSyntheticDataset } from "../pipeline/data/synth/writer.ts";
 
 /** The CLI entry module. */
@@ -145,41 +144,4 @@ export async function loggedIterations(runDir: string, kind: string): Promise<nu
   const text = await Deno.readTextFile(join(runDir, "metrics.jsonl"));
   return text.split("\n").filter((l) => l !== "").map((l) => JSON.parse(l))
     .filter((r) => r.kind === kind).map((r) => r.iteration);
-}
-
-/** What an in-process run of the CLI printed. */
-export interface InProcessRun {
-  /** The exit code main() returned. */
-  code: number;
-  /** Everything printed with console.log, one line per call. */
-  stdout: string;
-  /** One entry per console.error call (an error printed with --debug shows its stack). */
-  stderr: string[];
-}
-
-/**
- * Runs the CLI in this process through main(), capturing what it prints to the console
- * (faster than a subprocess; use {@linkcode runCli} for signals and exit behaviour).
- */
-export function cliInProcess(args: string[]): Promise<InProcessRun> {
-  // One at a time: each call swaps the console's functions for its own while it runs.
-  const run = inProcessQueue.then(() => captureCli(args));
-  inProcessQueue = run.then(() => {}, () => {});
-  return run;
-}
-
-let inProcessQueue: Promise<void> = Promise.resolve();
-
-async function captureCli(args: string[]): Promise<InProcessRun> {
-  const out: string[] = [], err: string[] = [];
-  const { log, error } = console;
-  const text = (xs: unknown[]) => xs.map((x) => x instanceof Error ? x.stack : String(x)).join(" ");
-  console.log = (...xs: unknown[]) => out.push(text(xs));
-  console.error = (...xs: unknown[]) => err.push(text(xs));
-  try {
-    return { code: await main(args), stdout: out.join("\n"), stderr: err };
-  } finally {
-    console.log = log;
-    console.error = error;
-  }
 }

@@ -15,9 +15,9 @@ import { loadCheckpoint, saveCheckpoint } from "../pipeline/train/checkpoint.ts"
 import { WorkerFailure } from "../workers/pool.ts";
 import { assert, assertEquals } from "./assert.ts";
 import { faultyWorkerUrl } from "./faulty_worker.ts";
+import { cli } from "./cli_run.ts";
 import {
   CLI,
-  cliInProcess,
   errorLines,
   listDir,
   spawnCli,
@@ -40,7 +40,7 @@ const setup = (async () => {
     join(root, "trained.json"),
     tinyExperiment(data, runDir, { train: { numEpochs: 1, printEvery: 1000, evalEvery: 0 } }),
   );
-  const trained = await cliInProcess(["train", experiment]);
+  const trained = await cli(["train", experiment]);
   assertEquals(trained.code, 0, trained.stderr.join("\n"));
   return { data, runDir, experiment };
 })();
@@ -87,7 +87,7 @@ Deno.test("probe: the synthetic dataset is never written into an existing direct
   await Deno.writeTextFile(join(dir, "train2014_urls.txt"), "notes\n");
   const before = await snapshot(dir);
   const runDir = freshPath("run");
-  const run = await cliInProcess([
+  const run = await cli([
     "train",
     "experiments/overfit_lstm.json",
     `--data.dir=${dir}`,
@@ -112,9 +112,9 @@ Deno.test("probe: a second process is refused at once while a run holds its dire
   const first = spawnCli(["train", experiment]);
   try {
     await waitForTrainRecord(runDir, 1);
-    const second = await cliInProcess(["resume", runDir]);
+    const second = await cli(["resume", runDir]);
     assertOneLine(second, `in use by another recap process (pid ${first.child.pid}`);
-    const third = await cliInProcess(["train", experiment, "--force"]);
+    const third = await cli(["train", experiment, "--force"]);
     assertOneLine(third, `in use by another recap process (pid ${first.child.pid}`);
   } finally {
     first.child.kill("SIGKILL");
@@ -122,7 +122,7 @@ Deno.test("probe: a second process is refused at once while a run holds its dire
   }
   // The killed process's lock is taken over by the next run.
   assert((await listDir(runDir)).includes(".lock"), "the killed run left its lock");
-  const next = await cliInProcess(["train", experiment, "--force", "--train.numEpochs=1"]);
+  const next = await cli(["train", experiment, "--force", "--train.numEpochs=1"]);
   assertEquals(next.code, 0, next.stderr.join("\n"));
   assert(!(await listDir(runDir)).includes(".lock"), "the lock is released at the end");
 });
@@ -140,7 +140,7 @@ for (
     const { runDir: trained } = await setup;
     const { runDir, experiment } = await copyRun(trained);
     const before = await snapshot(runDir);
-    const run = await cliInProcess(["train", experiment, "--force", ...overrides]);
+    const run = await cli(["train", experiment, "--force", ...overrides]);
     assertOneLine(run, message);
     assertEquals(await snapshot(runDir), before, "checkpoints, config and log are untouched");
   });
@@ -151,14 +151,14 @@ Deno.test("probe: a resume that is refused leaves metrics.jsonl and the run as t
   const { runDir: trained } = await setup;
   const { runDir } = await copyRun(trained);
   const before = await snapshot(runDir);
-  const wrongModel = await cliInProcess(["resume", runDir, "--model.hiddenDim=64"]);
+  const wrongModel = await cli(["resume", runDir, "--model.hiddenDim=64"]);
   assertOneLine(wrongModel, "model.hiddenDim");
   assertEquals(await snapshot(runDir), before);
   // A checkpoint of another run (another vocabulary) in the directory.
   const other = freshPath("other-data");
   await tinyDataset(other, 11);
   const foreignRun = freshPath("foreign");
-  const foreign = await cliInProcess([
+  const foreign = await cli([
     "train",
     await writeExperiment(
       `${foreignRun}.json`,
@@ -168,7 +168,7 @@ Deno.test("probe: a resume that is refused leaves metrics.jsonl and the run as t
   assertEquals(foreign.code, 0, foreign.stderr.join("\n"));
   await Deno.copyFile(join(foreignRun, "checkpoint.h5"), join(runDir, "checkpoint.h5"));
   const withForeign = await snapshot(runDir);
-  const refused = await cliInProcess(["resume", runDir]);
+  const refused = await cli(["resume", runDir]);
   assertOneLine(refused, "vocabulary");
   assertEquals(await snapshot(runDir), withForeign);
 });
@@ -499,7 +499,7 @@ const REFUSED: [string, () => Promise<string[]>, string | RegExp][] = [
 
 for (const [what, args, message] of REFUSED) {
   Deno.test(`probe: ${what} is refused with one line and exit 2`, async () => {
-    assertOneLine(await cliInProcess(await args()), message);
+    assertOneLine(await cli(await args()), message);
   });
 }
 
@@ -507,7 +507,7 @@ Deno.test("probe: an experiment file with a byte-order mark is read", async () =
   const path = `${freshPath("bom")}.json`;
   const { data } = await setup;
   await Deno.writeTextFile(path, "\ufeff" + JSON.stringify(tinyExperiment(data, freshPath("run"))));
-  const run = await cliInProcess(["train", path]);
+  const run = await cli(["train", path]);
   assertEquals(run.code, 0, run.stderr.join("\n"));
 });
 

@@ -19,9 +19,10 @@ import {
 } from "./command_spec.ts";
 import { commandHelp, usageLine } from "./help.ts";
 
-/** The value type of an option: an enum's is the union of its values. */
+/** The value type of an option: an enum's is the union of its values, a list's an array of them. */
 export type ValueOf<O extends CliOption> = O["type"] extends "int" | "number" ? number
   : O["type"] extends "bool" ? boolean
+  : O extends { type: "list"; values: readonly (infer V)[] } ? V[]
   : O extends { values: readonly (infer V)[] } ? V
   : string;
 
@@ -32,6 +33,7 @@ export type ValueOf<O extends CliOption> = O["type"] extends "int" | "number" ? 
  */
 export type OptionValues<O extends CliOptions, Saved extends boolean = false> = {
   -readonly [K in keyof O]: O[K]["type"] extends "bool" ? boolean
+    : O[K] extends { required: true } ? ValueOf<O[K]>
     : O[K] extends { savedAs: string } ? Saved extends true ? SavedValue<O[K]>
       : ValueOf<O[K]> | undefined
     : O[K] extends { default: number | string } ? ValueOf<O[K]>
@@ -58,7 +60,7 @@ const INTEGER = /^-?\d+$/;
 const DECIMAL = /^-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 
 /** The value of `text` for `option`, or an InputError naming the flag as typed. */
-function parseValue(flagName: string, option: CliOption, text: string): number | string {
+function parseValue(flagName: string, option: CliOption, text: string): number | string | string[] {
   const refuse = () =>
     new InputError(
       `command line: ${flagName}: expected ${describeAccepted(option)}, got ${
@@ -83,6 +85,12 @@ function parseValue(flagName: string, option: CliOption, text: string): number |
     case "enum":
       if (!(option.values ?? []).includes(text)) throw refuse();
       return text;
+    case "list": {
+      const items = text.split(",");
+      const known = (item: string) => (option.values ?? []).includes(item);
+      if (!items.every(known)) throw refuse();
+      return items;
+    }
     default:
       if (text === "") throw refuse();
       return text;
@@ -188,15 +196,23 @@ export function parseCommandLine<O extends CliOptions>(
   const positionals = spec.passThrough
     ? rest.slice(0, Math.min(firstFlag < 0 ? rest.length : firstFlag, spec.args.length))
     : tokens.flatMap((t) => t.kind === "positional" ? [t.value] : []);
-  const required = spec.args.filter((a) => a.startsWith("<")).length;
-  if (positionals.length < required) {
+  const needed = spec.args.filter((a) => a.startsWith("<")).length;
+  if (positionals.length < needed) {
     throw new InputError(
       `command line: missing ${spec.args[positionals.length]}; usage: ${usageLine(spec)}`,
     );
   }
-  if (positionals.length > spec.args.length) {
+  const variadic = spec.args.at(-1)?.endsWith("…]") ?? false;
+  if (positionals.length > spec.args.length && !variadic) {
     const extra = JSON.stringify(positionals[spec.args.length]);
     throw new InputError(`command line: unexpected argument ${extra}; usage: ${usageLine(spec)}`);
+  }
+  for (const [name, o] of Object.entries(options)) {
+    if (o.required && values[name] === undefined) {
+      throw new InputError(
+        `command line: --${name}: missing; e.g. --${name} ${o.example} (usage: ${usageLine(spec)})`,
+      );
+    }
   }
   return result(false, positionals, spec.passThrough ? rest.slice(positionals.length) : []);
 }
@@ -207,7 +223,7 @@ function optionValue(
   option: CliOption,
   text: string | undefined,
   inline: boolean,
-): number | string | boolean {
+): number | string | string[] | boolean {
   if (option.type === "bool") {
     if (text === undefined) return true;
     throw new InputError(`command line: ${flagName}: takes no value, got ${JSON.stringify(text)}`);

@@ -7,7 +7,7 @@
  */
 
 /** The kind of value an option takes; `bool` options are flags and take none. */
-export type OptionType = "int" | "number" | "string" | "enum" | "bool" | "path";
+export type OptionType = "int" | "number" | "string" | "enum" | "list" | "bool" | "path";
 
 /** One option of a command. */
 export interface CliOption {
@@ -19,8 +19,10 @@ export interface CliOption {
   readonly min?: number;
   /** The largest allowed value (`int`, `number`). */
   readonly max?: number;
-  /** The allowed values (`enum`). */
+  /** The allowed values (`enum`, and each item of a `list`). */
   readonly values?: readonly string[];
+  /** Whether the command cannot run without it (see {@linkcode required}). */
+  readonly required?: boolean;
   /** One-line help text. */
   readonly help: string;
   /** A valid value, shown in messages and run by tests (`"true"` for a flag). */
@@ -36,7 +38,10 @@ export type CliOptions = Readonly<Record<string, CliOption>>;
 export interface CommandSpec<O extends CliOptions = CliOptions> {
   /** How it is invoked, e.g. `"deno task sample"`. */
   readonly command: string;
-  /** Its positional arguments: `"<checkpoint.h5>"` is required, `"[experiment.json]"` optional. */
+  /**
+   * Its positional arguments: `"<checkpoint.h5>"` is required, `"[experiment.json]"` optional,
+   * and a last one ending in `…]` (`"[more.json …]"`) takes any number more.
+   */
   readonly args: readonly string[];
   /** One paragraph on what it does. */
   readonly summary: string;
@@ -155,6 +160,44 @@ export function oneOf<const V extends readonly string[], D extends V[number] | u
 }
 
 /**
+ * An option that takes a comma-separated list of some fixed values (`--split train,val`).
+ * @param values The allowed items.
+ * @param help One-line help text.
+ * @param example A valid value, e.g. `"train,val"`.
+ * @returns The option (unset unless given).
+ *
+ * @example
+ * ```ts
+ * import { listOf } from "./command_spec.ts";
+ * console.log(listOf(["train", "val"], "Splits", "train,val").type); // list
+ * ```
+ */
+export function listOf<const V extends readonly string[]>(
+  values: V,
+  help: string,
+  example: string,
+): { type: "list"; values: V; default: undefined; help: string; example: string } {
+  return { type: "list", values, default: undefined, help, example };
+}
+
+/**
+ * The same option, needed: the command refuses to run without it, and its help says so.
+ * @param option An option without a default.
+ * @returns The option, marked required.
+ *
+ * @example
+ * ```ts
+ * import { path, required } from "./command_spec.ts";
+ * console.log(required(path(undefined, "The features", "f.npy")).required); // true
+ * ```
+ */
+export function required<O extends CliOption & { default: undefined }>(
+  option: O,
+): O & { required: true } {
+  return { ...option, required: true };
+}
+
+/**
  * A flag: off unless given, and given without a value.
  * @param help One-line help text.
  * @returns The option.
@@ -227,6 +270,10 @@ export function describeAccepted(option: CliOption): string {
       return `a number${bounds}`;
     case "enum":
       return orList((option.values ?? []).map((v) => JSON.stringify(v)));
+    case "list":
+      return `a comma-separated list of ${
+        orList((option.values ?? []).map((v) => JSON.stringify(v)))
+      }`;
     case "string":
       return "a non-empty text";
     case "path":

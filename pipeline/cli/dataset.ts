@@ -1,7 +1,8 @@
 /**
  * `deno task dataset <command>`: the dataset tools, run on their own (`deno run -A
- * pipeline/cli/dataset.ts synth …`); the same as `main(["dataset", …])`. Today one command,
- * `synth`, which writes the synthetic COCO captioning dataset.
+ * pipeline/cli/dataset.ts synth …`); the same as `main(["dataset", …])`: `import` turns
+ * annotation files and image features into a dataset, `synth` writes the synthetic COCO
+ * captioning dataset.
  *
  * @example
  * ```sh

@@ -46,21 +46,29 @@ const PLACEHOLDER: Record<OptionType, string> = {
   string: "TEXT",
   path: "PATH",
   enum: "",
+  list: "",
   bool: "",
 };
 
 /** The help line of an option: the flag and its value, the help, what it accepts, the default. */
 function optionHelp(name: string, o: CliOption): [string, string] {
-  const value = o.type === "enum" ? (o.values ?? []).join("|") : PLACEHOLDER[o.type];
+  const value = o.type === "enum"
+    ? (o.values ?? []).join("|")
+    : o.type === "list"
+    ? `${(o.values ?? []).join("|")},…`
+    : PLACEHOLDER[o.type];
   const accepts = o.type === "int" || o.type === "number" ? `: ${describeAccepted(o)}` : "";
   const fallback = o.default === undefined ? undefined : String(o.default);
-  const def = o.savedAs !== undefined
+  const def = o.required
+    ? undefined
+    : o.savedAs !== undefined
     ? `the checkpoint's ${o.savedAs}${fallback === undefined ? "" : `, else ${fallback}`}`
     : o.type === "bool"
     ? undefined
     : fallback;
   const flagName = name === "help" ? "--help, -h" : `--${name}${value ? ` ${value}` : ""}`;
-  return [flagName, `${o.help}${accepts}${def === undefined ? "" : ` (default: ${def})`}`];
+  const note = o.required ? " (required)" : def === undefined ? "" : ` (default: ${def})`;
+  return [flagName, `${o.help}${accepts}${note}`];
 }
 
 /**

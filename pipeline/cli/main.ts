@@ -13,7 +13,8 @@ import { TrainingDivergedError } from "../train/solver.ts";
 import { type CommandLine, runCommand } from "./args.ts";
 import { orList } from "./command_spec.ts";
 import { commandHelp } from "./help.ts";
-import { evaluateCommand, sampleCommand } from "./checkpoint_commands.ts";
+import { captionCommand, evaluateCommand, sampleCommand } from "./checkpoint_commands.ts";
+import { importCommand } from "./dataset_import.ts";
 import { resumeCommand, trainCommand } from "./experiment_commands.ts";
 import { synthCommand } from "./synth.ts";
 import { type VerbName, VERBS } from "./verbs.ts";
@@ -26,6 +27,8 @@ const HANDLERS: {
   resume: resumeCommand,
   evaluate: evaluateCommand,
   sample: sampleCommand,
+  caption: captionCommand,
+  "dataset import": importCommand,
   "dataset synth": synthCommand,
 };
 

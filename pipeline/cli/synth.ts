@@ -7,10 +7,8 @@
  * `<dir>.partial-<pid>` first, so an interrupted generation never leaves a half dataset.
  * @module
  */
-import { join } from "node:path";
-import { partialDir, removeStalePartials } from "../io/atomic.ts";
-import { exists } from "../io/files.ts";
-import { CAPTIONS_FILE, featuresFile, urlsFile, VOCAB_FILE } from "../data/coco_layout.ts";
+import { installDirectory, partialDir, removeStalePartials } from "../io/atomic.ts";
+import { DATASET_MARKERS, datasetEntriesIn } from "../data/dataset_layout.ts";
 import { InputError } from "../errors.ts";
 import { writeSyntheticDataset } from "../data/synth/writer.ts";
 import { type CommandLine, runCommand } from "./args.ts";
@@ -30,60 +28,6 @@ export const SYNTH_DEFAULTS: {
   numVal: SYNTH.options.val.default,
   seed: SYNTH.options.seed.default,
 };
-
-/** The entries of a dataset directory the writer writes (and `--force` replaces). */
-const DATASET_ENTRIES = [
-  CAPTIONS_FILE,
-  VOCAB_FILE,
-  ...(["train", "val"] as const).flatMap((s) => [
-    featuresFile(s, true),
-    featuresFile(s, false),
-    urlsFile(s),
-  ]),
-  "images",
-];
-
-/** The dataset entries present in `dir` ([] when it does not exist). */
-async function datasetEntriesIn(dir: string): Promise<string[]> {
-  let info: Deno.FileInfo;
-  try {
-    info = await Deno.stat(dir);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return [];
-    throw e;
-  }
-  if (!info.isDirectory) {
-    throw new InputError(
-      `dataset synth: --dir: ${dir} is a file, not a directory; choose a directory`,
-    );
-  }
-  const present: string[] = [];
-  for (const name of DATASET_ENTRIES) {
-    if (await Deno.lstat(join(dir, name)).then(() => true, () => false)) present.push(name);
-  }
-  return present;
-}
-
-/**
- * Moves a complete dataset from `partial` into `dir`. A new `dir` is one rename. An existing
- * one keeps its other files: the old dataset entries go (the captions file first, so the
- * directory never looks ready midway), the new ones move in, the captions file last.
- */
-async function install(partial: string, dir: string, existing: string[]): Promise<void> {
-  if (!(await exists(dir))) {
-    await Deno.rename(partial, dir);
-    return;
-  }
-  const written: string[] = [];
-  for await (const e of Deno.readDir(partial)) written.push(e.name);
-  const old = [...existing].sort((a, b) =>
-    Number(b === CAPTIONS_FILE) - Number(a === CAPTIONS_FILE)
-  );
-  for (const name of old) await Deno.remove(join(dir, name), { recursive: true });
-  const order = written.sort((a, b) => Number(a === CAPTIONS_FILE) - Number(b === CAPTIONS_FILE));
-  for (const name of order) await Deno.rename(join(partial, name), join(dir, name));
-  await Deno.remove(partial, { recursive: true });
-}
 
 /**
  * Runs `deno task dataset synth` with command-line arguments (after `synth`).
@@ -125,7 +69,7 @@ export async function synthCommand(
   { values }: CommandLine<typeof VERBS["dataset synth"]["options"]>,
 ): Promise<number> {
   const dir = values.dir.replace(/(.)\/+$/, "$1");
-  const existing = await datasetEntriesIn(dir);
+  const existing = await datasetEntriesIn(dir, "dataset synth: --dir");
   if (existing.length > 0 && !values.force) {
     throw new InputError(
       `dataset synth: ${dir} already holds a dataset (${existing.join(", ")}); ` +
@@ -146,7 +90,7 @@ export async function synthCommand(
       minWordCount: values["min-count"],
       onProgress: values.quiet ? undefined : (m) => console.error(`synth: ${m}`),
     });
-    await install(partial, dir, existing);
+    await installDirectory(partial, dir, existing, DATASET_MARKERS);
   } catch (e) {
     await Deno.remove(partial, { recursive: true }).catch(() => {});
     throw e;

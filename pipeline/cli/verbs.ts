@@ -15,11 +15,15 @@ import {
   flag,
   HELP_OPTION,
   int,
+  listOf,
   oneOf,
   path,
+  required,
+  str,
 } from "./command_spec.ts";
 import { DEFAULT_DATA_DIRS } from "../config/config.ts";
 import { experimentHelp, forEachOption, type OptionSpec } from "../config/schema.ts";
+import { SPLITS } from "../data/caption_data.ts";
 
 /** A verb of the command line: a command with a few words for the list of verbs. */
 export interface VerbSpec<O extends CliOptions = CliOptions> extends CommandSpec<O> {
@@ -76,13 +80,32 @@ const COMMON = {
   help: HELP_OPTION,
 };
 
-/** The split option of the verbs that caption images. */
-const SPLIT = oneOf(["train", "val"], "val", "Split whose images are captioned", "train");
+/** The split option of the verbs that caption a dataset's images. */
+const SPLIT = oneOf(
+  SPLITS,
+  "val",
+  "Split whose images are captioned (test: imported datasets)",
+  "train",
+);
 
 /** The dataset option of the verbs that read a checkpoint: the one it was trained on. */
 const DATA_DIR = {
-  ...path(undefined, "The dataset the checkpoint was trained on", "datasets/synthetic"),
+  ...path(
+    undefined,
+    "The dataset: the checkpoint's (default), or the one a results file is scored against",
+    "datasets/synthetic",
+  ),
   savedAs: "data.dir",
+};
+
+/** Where new images' features come from, for the verbs that read them. */
+const FEATURES = {
+  featuresDataset: str(
+    undefined,
+    "The dataset of an HDF5 features file (default: its only 2-D dataset, or features)",
+    "features",
+  ),
+  ids: path(undefined, "A file naming the image (id or file name) of each feature row", "ids.txt"),
 };
 
 /** A verb's entry, invoked as `deno task <name>`. */
@@ -128,16 +151,30 @@ export const VERBS = {
     options: { ...COMMON },
   }),
   evaluate: verb("evaluate", {
-    args: ["<checkpoint.h5>"],
-    brief: "score a checkpoint: BLEU-1..4 and CIDEr-D beside the baseline",
-    summary: "Scores the checkpoint's captions with BLEU-1..4 and CIDEr-D against all " +
-      "references, beside the most-frequent-caption baseline, on the data it was trained on.",
+    args: ["[checkpoint.h5]"],
+    brief: "score a checkpoint or a results file: BLEU-1..4 and CIDEr-D beside the baseline",
+    summary: "Scores the checkpoint's captions of a split with every metric against all " +
+      "references of each image, beside the most-frequent-caption baseline, on the data it " +
+      "was trained on (or --data.dir). With --results instead of a checkpoint, scores a " +
+      "results file in the COCO format ([{image_id, caption}], recap's or any captioner's) " +
+      "against the --split of --data.dir. Writes the corpus scores and each image's (as " +
+      "pycocoevalcap's imgToEval) to --out.",
     options: {
+      results: path(
+        undefined,
+        "A COCO-format results file to score instead of a checkpoint",
+        "results.json",
+      ),
       split: SPLIT,
       beamSize: saved("evaluate.beamSize", int(undefined, 1, "Beam width (1 = greedy)", "3")),
       numImages: saved("evaluate.numImages", int(undefined, 1, "Images to score", "7")),
       maxLength: saved("evaluate.maxLength", int(undefined, 1, "Longest caption, words", "5")),
       "data.dir": DATA_DIR,
+      out: path(
+        undefined,
+        "Where to write the scores (default: <checkpoint or results file>.<split>.scores.json)",
+        "scores.json",
+      ),
       ...COMMON,
     },
   }),
@@ -152,6 +189,59 @@ export const VERBS = {
       maxLength: saved("evaluate.maxLength", int(undefined, 1, "Longest caption, words", "5")),
       seed: int(0, 0, "Seed of the choice of images", "7"),
       "data.dir": DATA_DIR,
+      ...COMMON,
+    },
+  }),
+  caption: verb("caption", {
+    args: ["<checkpoint.h5>"],
+    brief: "caption images' features into a COCO results file",
+    summary: "Captions every row of a features file (a 2-D .npy, an HDF5 dataset, or a " +
+      "directory of per-image .npy files) with the checkpoint, on the worker pool, and writes " +
+      "the COCO results format, [{image_id, caption}]: image ids from --ids, else a " +
+      "directory's file names, else row numbers. With --split instead of --features, captions " +
+      "that split of a dataset (--data.dir, default the checkpoint's), with its image ids. " +
+      "The features must have the width the checkpoint was trained on.",
+    options: {
+      features: path(undefined, "The image features to caption", "features.h5"),
+      ...FEATURES,
+      split: oneOf(
+        SPLITS,
+        undefined,
+        "Caption this split of the dataset instead of --features",
+        "val",
+      ),
+      "data.dir": DATA_DIR,
+      beamSize: saved("evaluate.beamSize", int(undefined, 1, "Beam width (1 = greedy)", "1")),
+      maxLength: saved("evaluate.maxLength", int(undefined, 1, "Longest caption, words", "5")),
+      out: path("results.json", "Where to write the results", "captions.json"),
+      quiet: flag("Print only where the results went"),
+      ...COMMON,
+    },
+  }),
+  "dataset import": verb("dataset import", {
+    args: ["<annotations.json>", "[more.json …]"],
+    brief: "import a captioning dataset and its features",
+    summary: "Writes a dataset recap trains on (deno task train --data.dir=<dir>) from " +
+      "annotation files — a Karpathy split file (dataset_coco.json, dataset_flickr8k.json, " +
+      "dataset_flickr30k.json; restval joins train) or COCO captions files, one per split — " +
+      "and the images' features: a 2-D .npy (float32 or float64), an HDF5 dataset, or a " +
+      "directory of per-image .npy named by image id or file stem. Feature rows follow the " +
+      "annotations' image order unless --ids names each row's image. The vocabulary comes " +
+      "from the train captions; evaluation scores against every raw caption. Written to a " +
+      "partial directory and moved into place; a dataset in --dir is replaced only with --force.",
+    options: {
+      features: required(path(undefined, "The image features", "features.h5")),
+      dir: required(path(undefined, "Where to write the dataset", "datasets/mine")),
+      split: listOf(
+        SPLITS,
+        "COCO captions files: the split of each file, in order (default: from the file names)",
+        "train,val",
+      ),
+      ...FEATURES,
+      minCount: int(5, 1, "Words seen fewer times in the train captions become <UNK>", "2"),
+      maxLength: int(16, 1, "Words kept per caption (longer ones are cut)", "12"),
+      force: flag("Replace the dataset already in --dir (refused otherwise)"),
+      quiet: flag("Print only the summary"),
       ...COMMON,
     },
   }),

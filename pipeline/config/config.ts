@@ -31,7 +31,11 @@ export type StageName = typeof STAGE_NAMES[number];
 
 /** Where the captions and features come from (`data` section). */
 export interface DataConfig {
-  /** "coco" reads the real files; "synthetic" uses (and if absent generates) the synthetic set. */
+  /**
+   * What `dir` holds when it is left unset, and what to do when it holds no dataset: "coco"
+   * expects the real files there, "synthetic" generates the synthetic set. A directory that
+   * holds a dataset is read whatever its format (CS231n files or an imported dataset).
+   */
   source: "coco" | "synthetic";
   /** Dataset directory (resolved: never null). */
   dir: string;
@@ -96,8 +100,8 @@ export interface TrainConfig extends OptimConfig {
 
 /** Caption generation and scoring (`evaluate` section). */
 export interface EvaluateConfig {
-  /** Splits to evaluate. */
-  splits: ("train" | "val")[];
+  /** Splits to evaluate (test: datasets that have one, such as imported ones). */
+  splits: ("train" | "val" | "test")[];
   /** Images per split to caption and score. */
   numImages: number;
   /** Beam width; 1 = greedy only. */

@@ -132,9 +132,17 @@ export const EXPERIMENT_SCHEMA = {
   name: str(null, "Run name; default: the experiment file's name without .json", true),
   description: str("", "Free text describing the experiment"),
   data: {
-    source: oneOf(["coco", "synthetic"], "synthetic", "Dataset: real COCO files or the generator"),
-    dir: str(null, "Dataset dir; default datasets/coco_captioning or datasets/synthetic", true),
-    pcaFeatures: bool(true, "Use the 512-d PCA features instead of the 4096-d fc7 ones"),
+    source: oneOf(
+      ["coco", "synthetic"],
+      "synthetic",
+      "Without a dataset in dir: expect the COCO files, or generate the synthetic set",
+    ),
+    dir: str(
+      null,
+      "Dataset dir (COCO files, synthetic or imported); default datasets/coco_captioning or datasets/synthetic",
+      true,
+    ),
+    pcaFeatures: bool(true, "CS231n files: use the 512-d PCA features instead of the 4096-d fc7"),
     maxTrain: int(null, ">=1", "Use at most this many training captions (null = all)", true),
     stream: bool(
       false,
@@ -188,7 +196,11 @@ export const EXPERIMENT_SCHEMA = {
     ),
   },
   evaluate: {
-    splits: listOf(["train", "val"], ["val"], "Splits to evaluate"),
+    splits: listOf(
+      ["train", "val", "test"],
+      ["val"],
+      "Splits to evaluate (test: if the dataset has one)",
+    ),
     numImages: int(500, ">=1", "Images per split to caption and score"),
     beamSize: int(2, "[1,50]", "Beam width (1 = greedy)"),
     maxLength: int(30, "[1,100]", "Longest generated caption, in words"),

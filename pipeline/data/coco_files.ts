@@ -1,26 +1,24 @@
 /**
- * Opening a COCO captioning dataset: the vocabulary read and the HDF5 files of the wanted
- * splits opened and validated, in one fixed order, so that every loader (in memory, for a
- * streamed run, and the streaming worker's reader) checks the same things and a broken dataset
- * gets the same message whichever opened it.
+ * Opening a captioning dataset (the CS231n COCO files or an imported dataset, see
+ * dataset_layout.ts): the vocabulary read and the HDF5 files of the wanted splits opened and
+ * validated, in one fixed order, so that every loader (in memory, for a streamed run, and the
+ * streaming worker's reader) checks the same things and a broken dataset gets the same
+ * message whichever opened it.
  *
- * Dimension letters: N caption rows, I images, D feature dimension.
+ * Dimension letters: N caption rows, T+1 ids per row, I images, D feature dimension.
  * @module
  */
 import { H5File } from "../io/h5.ts";
+import { InputError } from "../errors.ts";
 import type { Split } from "./caption_data.ts";
-import {
-  CAPTIONS_FILE,
-  featuresFile,
-  loadVocab,
-  requireFile,
-  validateCaptions,
-  validateFeatures,
-  type Vocab,
-} from "./coco_layout.ts";
+import type { Vocab } from "./coco_layout.ts";
+import { loadVocab, requireFile, validateCaptions, validateFeatures } from "./dataset_checks.ts";
+import { type DatasetLayout, datasetLayout } from "./dataset_layout.ts";
 
 /** A dataset's files, open and validated; close them with {@linkcode CocoFiles.close}. */
 export interface CocoFiles {
+  /** Where the files are, and what they hold. */
+  layout: DatasetLayout;
   /** The vocabulary. */
   vocab: Vocab;
   /** The open features file of each split opened. */
@@ -29,21 +27,24 @@ export interface CocoFiles {
   numImages: Partial<Record<Split, number>>;
   /** N, the caption rows of each split opened. */
   numCaptions: Partial<Record<Split, number>>;
-  /** D, the feature dimension (512 with PCA features, 4096 without). */
+  /** D, the feature dimension (CS231n: 512 with PCA features, 4096 without). */
   featureDim: number;
-  /** The open captions file (both splits). */
+  /** T+1, ids per caption row (17 in the CS231n files). */
+  captionLength: number;
+  /** The open captions file (every split). */
   captions: H5File;
   /** Closes every file (idempotent). */
   close(): void;
 }
 
 /**
- * Reads the vocabulary and opens the features files of the splits, then the captions file,
- * checking each as it goes: shapes, dtypes, word ids inside the vocabulary, rows starting
- * with `<START>`, image indices inside the feature rows (captions scanned in bounded blocks).
+ * Finds the dataset's format, reads the vocabulary and opens the features files of the
+ * splits, then the captions file, checking each as it goes: shapes, dtypes, word ids inside
+ * the vocabulary, rows starting with `<START>`, image indices inside the feature rows
+ * (captions scanned in bounded blocks).
  * @param baseDir The dataset directory.
- * @param pcaFeatures The 512-d `_pca` features (true) or the 4096-d ones.
- * @param splits The splits to open, in order (default train, then val).
+ * @param pcaFeatures For the CS231n files: the 512-d `_pca` features (true) or the 4096-d ones.
+ * @param splits The splits to open, in order (default: every split the dataset has).
  * @returns The open files.
  * @throws InputError naming the file, the dataset and what to do (no file is left open).
  *
@@ -61,39 +62,53 @@ export interface CocoFiles {
 export async function openCocoFiles(
   baseDir: string,
   pcaFeatures: boolean,
-  splits: readonly Split[] = ["train", "val"],
+  splits?: readonly Split[],
 ): Promise<CocoFiles> {
-  const vocab = await loadVocab(baseDir);
+  const layout = await datasetLayout(baseDir, pcaFeatures);
+  const absent = splits?.find((s) => !layout.splits.includes(s));
+  if (absent !== undefined) {
+    throw new InputError(
+      `Cannot load ${layout.label}: ${baseDir} has no ${absent} split (it has ${
+        layout.splits.join(", ")
+      })`,
+    );
+  }
+  const wanted = splits ?? layout.splits;
+  const vocab = await loadVocab(layout);
   const opened: H5File[] = [];
   const open = async (path: string) => {
-    await requireFile(path);
+    await requireFile(layout, path);
     const f = await H5File.open(path);
     opened.push(f);
     return f;
   };
   try {
     const features: CocoFiles["features"] = {}, numImages: CocoFiles["numImages"] = {};
-    let featureDim = pcaFeatures ? 512 : 4096;
-    for (const split of splits) {
-      const f = await open(`${baseDir}/${featuresFile(split, pcaFeatures)}`);
-      const { rows, dim } = validateFeatures(f, pcaFeatures);
+    for (const split of wanted) {
+      const f = await open(layout.featuresFiles[split]!);
       features[split] = f;
-      numImages[split] = rows;
-      featureDim = dim;
+      numImages[split] = validateFeatures(f, layout).rows;
     }
-    const captions = await open(`${baseDir}/${CAPTIONS_FILE}`);
+    const captions = await open(layout.captionsFile);
     const numCaptions: CocoFiles["numCaptions"] = {};
-    for (const split of splits) {
-      numCaptions[split] =
-        validateCaptions(captions, split, vocab.idx_to_word.length, numImages[split]!).rows;
+    for (const split of wanted) {
+      numCaptions[split] = validateCaptions(
+        captions,
+        layout,
+        split,
+        vocab.idx_to_word.length,
+        numImages[split]!,
+      ).rows;
     }
     let closed = false;
     return {
+      layout,
       vocab,
       features,
       numImages,
       numCaptions,
-      featureDim,
+      featureDim: layout.featureDim,
+      captionLength: layout.captionLength,
       captions,
       close() {
         if (closed) return;

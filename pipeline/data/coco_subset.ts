@@ -1,5 +1,5 @@
 /**
- * The data dictionary of a streamed run: everything small of both splits (caption rows,
+ * The data dictionary of a streamed run: everything small of every split (caption rows,
  * image indices, vocabulary, URLs) but, of the feature matrices, only the rows that
  * evaluation and validation read — the first images of each split in caption order. Training
  * minibatches come from {@linkcode StreamBatches} instead, so memory stays bounded whatever
@@ -19,14 +19,19 @@
  *   features here: evaluate the train split with at most that many images, and train from a
  *   {@linkcode StreamBatches}, never from this dictionary's train split.
  *
- * Dimension letters: N caption rows, T = 17 tokens per row, I images, K loaded images,
- * D feature dimension (512 with PCA features, 4096 without).
+ * - test (imported datasets that have one): as val.
+ *
+ * URLs, and an imported dataset's image ids and raw references, follow the same numbering
+ * (every image met for train, the loaded images for val and test).
+ *
+ * Dimension letters: N caption rows, T+1 ids per row (17 in the CS231n files), I images,
+ * K loaded images, D feature dimension (CS231n: 512 with PCA features, 4096 without).
  * @module
  */
 import { Tensor } from "../../layers/tensor.ts";
 import type { LoadedCaptionData, Split, SubsetSplitInfo } from "./caption_data.ts";
 import { openCocoFiles } from "./coco_files.ts";
-import { CAPTION_LENGTH, checkFiniteFeatures, loadUrls } from "./coco_layout.ts";
+import { checkFiniteFeatures, loadSplitImages, type SplitImages } from "./dataset_checks.ts";
 import { planReads } from "./stream/coco_reader.ts";
 import type { H5File } from "../io/h5.ts";
 
@@ -38,10 +43,10 @@ export interface LoadCocoSubsetOptions {
   pcaFeatures?: boolean;
   /**
    * Images whose features to load, per split: the first ones in caption order (fewer when the
-   * split has fewer). `train` defaults to 0 (no train evaluation); `val` should cover both the
-   * evaluation and the sample images.
+   * split has fewer). `train` and `test` default to 0 (not evaluated); `val` should cover both
+   * the evaluation and the sample images.
    */
-  numImages: { train?: number; val: number };
+  numImages: { train?: number; val: number; test?: number };
 }
 
 /** Merge two feature reads when the unwanted rows between them total at most this. */
@@ -73,13 +78,14 @@ const MAX_READ_BYTES = 8 << 20;
  */
 export async function loadCocoForStreaming(
   options: LoadCocoSubsetOptions,
-): Promise<LoadedCaptionData & { subset: Record<Split, SubsetSplitInfo> }> {
+): Promise<LoadedCaptionData & { subset: NonNullable<LoadedCaptionData["subset"]> }> {
   const { baseDir = "datasets/coco_captioning", pcaFeatures = true } = options;
   const want: Record<Split, number> = {
     train: options.numImages.train ?? 0,
     val: options.numImages.val,
+    test: options.numImages.test ?? 0,
   };
-  for (const split of ["train", "val"] as const) {
+  for (const split of ["train", "val", "test"] as const) {
     const n = want[split];
     if (!Number.isInteger(n) || n < 0) {
       throw new RangeError(
@@ -89,42 +95,50 @@ export async function loadCocoForStreaming(
   }
   // The checks of loadCocoData, in its order, so a broken dataset gets the same message.
   const files = await openCocoFiles(baseDir, pcaFeatures);
+  const { layout } = files;
+  const data: Record<string, unknown> = {
+    idx_to_word: files.vocab.idx_to_word,
+    word_to_idx: files.vocab.word_to_idx,
+  };
+  const subset: Partial<Record<Split, SubsetSplitInfo>> = {};
   try {
-    const urls: Record<Split, string[]> = {
-      train: await loadUrls(baseDir, "train", files.numImages.train!),
-      val: await loadUrls(baseDir, "val", files.numImages.val!),
-    };
-    // Everything is checked: number the images and read the features wanted.
-    const out: Partial<Record<Split, SplitSubset>> = {};
-    for (const split of ["train", "val"] as const) {
+    // Everything is checked: number the images, read the features and image lists wanted.
+    for (const split of layout.splits) {
       const captions = files.captions.read(`${split}_captions`, "int32");
       const idxs = files.captions.read(`${split}_image_idxs`, "int32");
-      out[split] = subsetSplit(
-        files.features[split]!,
-        captions,
-        idxs,
+      const cut = subsetSplit(files.features[split]!, captions, idxs, files.numImages[split]!, {
+        loaded: want[split],
+        keepAllCaptions: split === "train",
+      });
+      const images = await loadSplitImages(
+        layout,
+        split,
         files.numImages[split]!,
-        files.featureDim,
-        { loaded: want[split], keepAllCaptions: split === "train", urls: urls[split] },
+        cut.info.imageRows,
       );
+      Object.assign(data, {
+        [`${split}_captions`]: cut.captions,
+        [`${split}_image_idxs`]: cut.imageIdxs,
+        [`${split}_features`]: cut.features,
+        ...splitImages(split, images),
+      });
+      subset[split] = cut.info;
     }
-    const { train, val } = out as Record<Split, SplitSubset>;
-    return {
-      train_captions: train.captions,
-      train_image_idxs: train.imageIdxs,
-      train_features: train.features,
-      train_urls: train.urls,
-      val_captions: val.captions,
-      val_image_idxs: val.imageIdxs,
-      val_features: val.features,
-      val_urls: val.urls,
-      idx_to_word: files.vocab.idx_to_word,
-      word_to_idx: files.vocab.word_to_idx,
-      subset: { train: train.info, val: val.info },
-    };
   } finally {
     files.close();
   }
+  return { ...data, subset } as unknown as LoadedCaptionData & {
+    subset: NonNullable<LoadedCaptionData["subset"]>;
+  };
+}
+
+/** A split's image list as dictionary keys: `<split>_urls`, and ids and references when known. */
+function splitImages(split: Split, images: SplitImages): Record<string, unknown> {
+  return {
+    [`${split}_urls`]: images.urls,
+    ...(images.ids ? { [`${split}_image_ids`]: images.ids } : {}),
+    ...(images.references ? { [`${split}_references`]: images.references } : {}),
+  };
 }
 
 /** One split, renumbered and cut down. */
@@ -132,7 +146,6 @@ interface SplitSubset {
   captions: Tensor<"int32">;
   imageIdxs: Tensor<"int32">;
   features: Tensor<"float32">;
-  urls: string[];
   info: SubsetSplitInfo;
 }
 
@@ -145,10 +158,9 @@ function subsetSplit(
   captions: Tensor<"int32">,
   fileIdxs: Tensor<"int32">,
   numRows: number,
-  dim: number,
-  opts: { loaded: number; keepAllCaptions: boolean; urls: string[] },
+  opts: { loaded: number; keepAllCaptions: boolean },
 ): SplitSubset {
-  const N = fileIdxs.shape[0], T = CAPTION_LENGTH;
+  const N = fileIdxs.shape[0], T = captions.shape[1];
   // rank[row]: the image's rank in caption order, or -1 before it is met.
   const rank = new Int32Array(numRows).fill(-1);
   const order: number[] = [];
@@ -164,7 +176,7 @@ function subsetSplit(
   const K = Math.min(opts.loaded, order.length);
   const allRows = Int32Array.from(order);
   const loadedRows = allRows.subarray(0, K);
-  const { features, reads } = readFeatureRows(file, loadedRows, dim);
+  const { features, reads } = readFeatureRows(file, loadedRows, file.info("features").shape[1]);
   let keptCaptions = captions, keptIds = new Tensor<"int32">(ids, [N]), imageRows = allRows;
   if (!opts.keepAllCaptions) {
     let M = 0;
@@ -183,7 +195,6 @@ function subsetSplit(
     captions: keptCaptions,
     imageIdxs: keptIds,
     features,
-    urls: Array.from(imageRows, (r) => opts.urls[r]),
     info: {
       loadedImages: K,
       totalImages: order.length,

@@ -1,7 +1,12 @@
 /**
  * Evaluation of a captioning model on a split: caption a fixed subset of images (greedy and,
  * when beamSize > 1, beam search), score them against all references of each image with the
- * COCO metrics, and score the trivial most-frequent-caption baseline beside them.
+ * COCO metrics — corpus scores and each image's — and score the trivial most-frequent-caption
+ * baseline beside them.
+ *
+ * References: every raw human caption of an image when the dataset has them (an imported
+ * dataset: untruncated, without `<UNK>`, as the COCO evaluation scores), else its encoded
+ * captions decoded (the CS231n files and the synthetic dataset: truncated, with `<UNK>`).
  *
  * Dimension legend: N images, D feature, L maxLength.
  * @module
@@ -16,7 +21,9 @@ import {
   type MetricScores,
   mostFrequentCaptionBaseline,
 } from "./metrics/mod.ts";
+import { scoreCaptions } from "./metrics/per_image.ts";
 import { type CaptionData, type Split, splitOf } from "../data/caption_data.ts";
+import { InputError } from "../errors.ts";
 
 /** A function that captions images (the model itself, or the worker pool). */
 export type Captioner = (
@@ -44,6 +51,8 @@ export interface EvaluateOptions {
 export interface CaptionedImage {
   /** Its feature row in the split. */
   imageIdx: number;
+  /** Its id, when the dataset has image ids (an imported dataset's). */
+  imageId?: number | string;
   /** Its URL (from the URL file), when known. */
   url?: string;
   /** The greedy caption. */
@@ -52,6 +61,8 @@ export interface CaptionedImage {
   beam?: string;
   /** All reference captions of the image. */
   references: string[];
+  /** The image's own scores of each caption (see metrics/per_image.ts). */
+  scores?: { greedy: MetricScores; beam?: MetricScores };
 }
 
 /** The evaluation of one split. */
@@ -81,27 +92,28 @@ export function cleanCaption(text: string): string {
 }
 
 /**
- * The reference captions of every image of a split (all of its captions), as text.
+ * The reference captions of every image of a split that has captions, as text: its raw human
+ * captions when the data has them, else its encoded captions decoded.
  * @param data The data dictionary.
  * @param split The split.
- * @returns image index → its captions, in caption order; and the images in order of first caption.
+ * @returns image index → its references; and the images in order of first caption.
  */
 export function referencesByImage(
   data: CaptionData,
   split: Split,
 ): { refs: Map<number, string[]>; order: number[] } {
-  const { captions: caps, imageIdxs: idxs } = splitOf(data, split);
-  const texts = decodeCaptions(caps, data.idx_to_word).map(cleanCaption);
+  const { captions: caps, imageIdxs: idxs, references: raw } = splitOf(data, split);
+  const texts = raw ? [] : decodeCaptions(caps, data.idx_to_word).map(cleanCaption);
   const refs = new Map<number, string[]>(), order: number[] = [];
-  for (let i = 0; i < texts.length; i++) {
+  for (let i = 0; i < idxs.shape[0]; i++) {
     const img = idxs.data[i];
     let list = refs.get(img);
     if (!list) {
-      list = [];
+      list = raw ? raw[img] : [];
       refs.set(img, list);
       order.push(img);
     }
-    list.push(texts[i]);
+    if (!raw) list.push(texts[i]);
   }
   return { refs, order };
 }
@@ -136,8 +148,14 @@ export async function evaluateSplit(
   options: EvaluateOptions,
 ): Promise<SplitEvaluation> {
   const { split, beamSize, maxLength, metrics } = options;
-  const { features: feats, urls } = splitOf(data, split);
+  const { features: feats, urls, imageIds } = splitOf(data, split);
   const { refs, order } = referencesByImage(data, split);
+  if (order.length === 0) {
+    throw new InputError(
+      `Cannot evaluate the ${split} split: none of its images has a reference caption (it ` +
+        `was imported without them); caption its images with deno task caption instead`,
+    );
+  }
   const images = order.slice(0, options.numImages);
   const unloaded = images.find((img) => img >= feats.shape[0]);
   if (unloaded !== undefined) {
@@ -155,19 +173,26 @@ export async function evaluateSplit(
   const references = new Map(images.map((img) => [img, refs.get(img)!]));
   const byImage = (texts: string[]) => new Map(images.map((img, i) => [img, texts[i]]));
   const base = baselineCaption(data);
+  const greedyScores = scoreCaptions(byImage(greedy), references, metrics);
+  const beamScores = beam ? scoreCaptions(byImage(beam), references, metrics) : undefined;
   return {
     split,
     numImages: images.length,
-    greedy: evaluateCaptions(byImage(greedy), references, metrics),
-    ...(beam ? { beam: evaluateCaptions(byImage(beam), references, metrics) } : {}),
+    greedy: greedyScores.corpus,
+    ...(beamScores ? { beam: beamScores.corpus } : {}),
     baseline: evaluateCaptions(byImage(images.map(() => base)), references, metrics),
     baselineCaption: base,
     images: images.map((img, i) => ({
       imageIdx: img,
+      ...(imageIds ? { imageId: imageIds[img] } : {}),
       ...(urls ? { url: urls[img] } : {}),
       greedy: greedy[i],
       ...(beam ? { beam: beam[i] } : {}),
       references: refs.get(img)!,
+      scores: {
+        greedy: greedyScores.perImage.get(String(img))!,
+        ...(beamScores ? { beam: beamScores.perImage.get(String(img))! } : {}),
+      },
     })),
   };
 }
@@ -178,15 +203,36 @@ export async function evaluateSplit(
  * @returns Lines to print.
  */
 export function formatEvaluation(ev: SplitEvaluation): string {
-  const names = Object.keys(ev.greedy);
-  const row = (label: string, s: Record<string, number | undefined>) =>
+  return formatScoreTable(`Evaluation on ${ev.split} (${ev.numImages} images):`, [
+    ["baseline", ev.baseline],
+    ["greedy", ev.greedy],
+    ...(ev.beam ? [["beam", ev.beam] as [string, MetricScores]] : []),
+  ]);
+}
+
+/**
+ * A title and one row of scores per captioner, the metrics of the last row as the columns.
+ * @param title The first line.
+ * @param rows Each captioner's label and scores.
+ * @returns Lines to print.
+ *
+ * @example
+ * ```ts
+ * import { formatScoreTable } from "./evaluate.ts";
+ * console.log(formatScoreTable("Scores:", [["baseline", { cider: 0.1 }], ["model", { cider: 0.61 }]]));
+ * // Scores:
+ * //   baseline  cider 0.100
+ * //   model     cider 0.610
+ * ```
+ */
+export function formatScoreTable(
+  title: string,
+  rows: readonly (readonly [string, MetricScores])[],
+): string {
+  const names = Object.keys(rows.at(-1)?.[1] ?? {}) as Metric[];
+  const row = (label: string, s: MetricScores) =>
     `  ${label.padEnd(10)}` + names.map((n) => `${n} ${formatScore(s[n])}`).join("  ");
-  return [
-    `Evaluation on ${ev.split} (${ev.numImages} images):`,
-    row("baseline", ev.baseline),
-    row("greedy", ev.greedy),
-    ...(ev.beam ? [row("beam", ev.beam)] : []),
-  ].join("\n");
+  return [title, ...rows.map(([label, s]) => row(label, s))].join("\n");
 }
 
 /**

@@ -118,6 +118,53 @@ export function partialDir(dir: string): string {
 }
 
 /**
+ * Moves a complete directory written at `partial` into place at `dir`. A new `dir` is one
+ * rename. An existing one keeps its other files: the `replaced` entries go (the `markers`
+ * first: the entries that make the directory look complete, so it never does midway), the
+ * new entries move in (the markers last), and `partial` is removed.
+ * @param partial The complete new directory (see {@linkcode partialDir}).
+ * @param dir Where it belongs.
+ * @param replaced The entries of `dir` to remove first (those the new content replaces).
+ * @param markers The entries removed first and moved in last.
+ * @returns Resolves once `dir` holds the new content.
+ *
+ * @example
+ * ```ts
+ * import { installDirectory, partialDir } from "./atomic.ts";
+ * const dir = `${await Deno.makeTempDir()}/data`;
+ * await Deno.mkdir(dir);
+ * await Deno.writeTextFile(`${dir}/notes.txt`, "mine");
+ * await Deno.writeTextFile(`${dir}/old.bin`, "old");
+ * const partial = partialDir(dir);
+ * await Deno.mkdir(partial);
+ * await Deno.writeTextFile(`${partial}/ready.json`, "{}");
+ * await installDirectory(partial, dir, ["old.bin"], ["ready.json"]);
+ * console.log((await Array.fromAsync(Deno.readDir(dir))).map((e) => e.name).sort()); // ["notes.txt", "ready.json"]
+ * ```
+ */
+export async function installDirectory(
+  partial: string,
+  dir: string,
+  replaced: readonly string[],
+  markers: readonly string[],
+): Promise<void> {
+  const there = await Deno.stat(dir).then(() => true, () => false);
+  if (!there) {
+    await Deno.rename(partial, dir);
+    return;
+  }
+  const marked = (name: string) => Number(markers.includes(name));
+  for (const name of [...replaced].sort((a, b) => marked(b) - marked(a))) {
+    await Deno.remove(join(dir, name), { recursive: true });
+  }
+  const written = (await Array.fromAsync(Deno.readDir(partial))).map((e) => e.name);
+  for (const name of written.sort((a, b) => marked(a) - marked(b))) {
+    await Deno.rename(join(partial, name), join(dir, name));
+  }
+  await Deno.remove(partial, { recursive: true });
+}
+
+/**
  * Removes the `<dir>.partial-<pid>` directories that writes killed midway left beside `dir`
  * (those of this process included: a partial directory is never resumed).
  * @param dir The dataset directory.

@@ -4,10 +4,11 @@
  * @module
  */
 import { join } from "node:path";
-import { type LoadedCaptionData, requireCaptions } from "../data/caption_data.ts";
+import { type LoadedCaptionData, requireCaptions, requireSplits } from "../data/caption_data.ts";
 import { loadCocoData } from "../data/coco.ts";
 import { CAPTIONS_FILE } from "../data/coco_layout.ts";
 import { loadCocoForStreaming } from "../data/coco_subset.ts";
+import { findDatasetFormat } from "../data/dataset_layout.ts";
 import type { ExperimentConfig } from "../config/config.ts";
 import { InputError } from "../errors.ts";
 import { partialDir, removeStalePartials } from "../io/atomic.ts";
@@ -21,23 +22,24 @@ export const SAMPLE_IMAGES = 8;
 
 /**
  * Loads the experiment's data, generating the synthetic dataset first when its files are absent.
+ * The dataset's format is found from its files (see `findDatasetFormat`): an imported
+ * dataset, or the CS231n layout (the COCO files, or the synthetic set).
  * @param config The experiment.
  * @param log Where progress messages go.
- * @returns The data dictionary.
+ * @returns The data dictionary, with every split `evaluate.splits` names.
  */
 export async function prepareData(
   config: ExperimentConfig,
   log: (line: string) => void,
 ): Promise<LoadedCaptionData> {
   const { data } = config;
-  const captionsFile = join(data.dir, CAPTIONS_FILE);
-  if (data.source === "synthetic" && !(await exists(captionsFile))) {
-    await generateSynthetic(config, log);
-  }
-  if (data.source === "coco" && !(await exists(captionsFile))) {
+  const found = await findDatasetFormat(data.dir);
+  if (data.source === "synthetic" && found === null) await generateSynthetic(config, log);
+  if (data.source === "coco" && found === null) {
     throw new InputError(
-      `${captionsFile}: file not found; put the CS231n COCO captioning files in ${data.dir} ` +
-        `(or set data.dir), or use data.source "synthetic"`,
+      `${join(data.dir, CAPTIONS_FILE)}: file not found; put the CS231n COCO captioning files ` +
+        `in ${data.dir} (or set data.dir to them, or to a dataset made with deno task dataset ` +
+        `import), or use data.source "synthetic"`,
     );
   }
   if (data.stream) {
@@ -50,7 +52,11 @@ export async function prepareData(
       await loadCocoForStreaming({
         baseDir: data.dir,
         pcaFeatures: data.pcaFeatures,
-        numImages: { train: evaluate.splits.includes("train") ? evaluate.numImages : 0, val },
+        numImages: {
+          train: evaluate.splits.includes("train") ? evaluate.numImages : 0,
+          val,
+          test: evaluate.splits.includes("test") ? evaluate.numImages : 0,
+        },
       }),
     );
   }
@@ -65,9 +71,10 @@ export async function prepareData(
   );
 }
 
-/** Checks that the splits the stages need have captions. */
+/** Checks that the splits the stages need are there and have captions. */
 function checkSplits(config: ExperimentConfig, data: LoadedCaptionData): LoadedCaptionData {
   const dir = config.data.dir, stages = config.stages;
+  requireSplits(data, config.evaluate.splits, "evaluate.splits", dir);
   if (stages.includes("train")) requireCaptions(data, "train", dir, "training");
   if (stages.includes("evaluate")) {
     for (const split of config.evaluate.splits) {

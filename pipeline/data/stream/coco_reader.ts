@@ -5,12 +5,12 @@
  * merged when adjacent or close). Only the small image-index dataset (4 bytes a caption) is
  * held in memory. The streaming loader's worker runs it; it also works on the main thread.
  *
- * Dimension letters: B batch size, T = 17 tokens, D feature dimension.
+ * Dimension letters: B batch size, T+1 ids per caption row, D feature dimension.
  * @module
  */
 import type { Split } from "../caption_data.ts";
 import { openCocoFiles } from "../coco_files.ts";
-import { CAPTION_LENGTH, checkFiniteFeatures } from "../coco_layout.ts";
+import { checkFiniteFeatures } from "../dataset_checks.ts";
 import type { H5File } from "../../io/h5.ts";
 
 /** A read of rows [start, end). */
@@ -57,6 +57,8 @@ export interface SplitInfo {
   numImages: number;
   /** Feature dimension. */
   featureDim: number;
+  /** T+1, ids per caption row. */
+  captionLength: number;
   /** Vocabulary size. */
   vocabSize: number;
 }
@@ -107,7 +109,7 @@ export class CocoSplitReader {
    * indices against the feature rows (scanned in bounded blocks).
    * @param baseDir The dataset directory.
    * @param split The split.
-   * @param pcaFeatures Read the 512-d `_pca` features (true) or the 4096-d ones.
+   * @param pcaFeatures CS231n files: read the 512-d `_pca` features (true) or the 4096-d ones.
    * @returns The open reader.
    * @throws InputError naming the file, the dataset and what to do.
    */
@@ -121,6 +123,7 @@ export class CocoSplitReader {
         rows: files.numCaptions[split]!,
         numImages: files.numImages[split]!,
         featureDim: files.featureDim,
+        captionLength: files.captionLength,
         vocabSize: files.vocab.idx_to_word.length,
       }, imageIdxs);
     } catch (e) {
@@ -144,7 +147,7 @@ export class CocoSplitReader {
     features: Float32Array,
     imageIdxs: Int32Array,
   ): number {
-    const B = captionIdxs.length, T = CAPTION_LENGTH, D = this.info.featureDim;
+    const B = captionIdxs.length, T = this.info.captionLength, D = this.info.featureDim;
     const capName = `${this.split}_captions`;
     let reads = 0;
     // Caption rows and their image indices.

@@ -8,7 +8,7 @@
  *
  * This module imports no HDF5 code: only the worker loads h5wasm.
  *
- * Dimension letters: B batch size, T = 17 tokens, D feature dimension.
+ * Dimension letters: B batch size, T+1 ids per caption row, D feature dimension.
  * @module
  */
 import { Rng, type RngState } from "../../../layers/random.ts";
@@ -16,8 +16,9 @@ import { Tensor } from "../../../layers/tensor.ts";
 import { BatchRing, CTRL_ERROR, CTRL_STOP, type RingBuffers, SLOT } from "./batch_ring.ts";
 import type { LoaderInit, LoaderMessage } from "./loader_worker.ts";
 import type { Minibatch } from "../../../model/minibatch.ts";
-import type { Split } from "../caption_data.ts";
-import { CAPTION_LENGTH, loadUrls } from "../coco_layout.ts";
+import { type Split, SPLITS } from "../caption_data.ts";
+import { loadSplitImages } from "../dataset_checks.ts";
+import { datasetLayout } from "../dataset_layout.ts";
 import { InputError } from "../../errors.ts";
 
 /** What to stream: the options every stream of minibatches takes. */
@@ -28,7 +29,7 @@ export interface StreamOptions {
   split?: Split;
   /** Captions per batch (default 100). */
   batchSize?: number;
-  /** Stream the 512-d `_pca` features (default true) or the 4096-d ones. */
+  /** CS231n files: stream the 512-d `_pca` features (default true) or the 4096-d ones. */
   pcaFeatures?: boolean;
   /** The seed of the batch order (default 0). */
   seed?: number;
@@ -153,9 +154,9 @@ export class CocoStream {
       seed = 0,
       prefetch = 2,
     } = options;
-    if (split !== "train" && split !== "val") {
+    if (!(SPLITS as readonly string[]).includes(split)) {
       throw new RangeError(
-        `Cannot open COCO stream: split must be "train" or "val", got "${split}"`,
+        `Cannot open COCO stream: split must be "train", "val" or "test", got "${split}"`,
       );
     }
     if (!Number.isInteger(prefetch) || prefetch < 1) {
@@ -166,12 +167,9 @@ export class CocoStream {
     const position: StreamPosition = options.resume
       ? { state: [...options.resume.state] as RngState, batches: options.resume.batches }
       : { state: new Rng(seed).getState(), batches: 0 };
-    const ring = BatchRing.create(
-      prefetch + 1,
-      batchSize,
-      CAPTION_LENGTH,
-      pcaFeatures ? 512 : 4096,
-    );
+    // The row length and width the worker will find (it checks the files; this reads no HDF5).
+    const layout = await datasetLayout(baseDir, pcaFeatures);
+    const ring = BatchRing.create(prefetch + 1, batchSize, layout.captionLength, layout.featureDim);
     const worker = new Worker(new URL("./loader_worker.ts", import.meta.url), {
       type: "module",
     });
@@ -223,7 +221,7 @@ export class CocoStream {
     stream = new CocoStream(worker, ring, msg.info, position, closed);
     if (options.urls ?? true) {
       try {
-        stream.#urls = await loadUrls(baseDir, split, msg.info.numImages);
+        stream.#urls = (await loadSplitImages(layout, split, msg.info.numImages)).urls;
       } catch (e) {
         await stream.close();
         throw e;
@@ -286,7 +284,7 @@ export class CocoStream {
     return {
       seq,
       slot,
-      captions: new Tensor(ring.captions(slot), [B, CAPTION_LENGTH]),
+      captions: new Tensor(ring.captions(slot), [B, this.#ring.buffers.captionLength]),
       features: new Tensor(ring.features(slot), [B, D]),
       imageIdxs,
       captionIdxs: ring.captionIdxs(slot),

@@ -1,5 +1,5 @@
 /**
- * The loader worker: opens one split of the COCO captioning files (validating them), then
+ * The loader worker: opens one split of a captioning dataset (validating its files), then
  * fills the shared batch ring ahead of the consumer: for batch k it draws the caption rows
  * from the seeded generator, reads the rows and the features they point to by hyperslab,
  * and publishes the slot. Started by `CocoStream.open` (coco_stream.ts).
@@ -20,7 +20,7 @@ export interface LoaderInit {
   baseDir: string;
   /** The split to stream. */
   split: Split;
-  /** Read the `_pca` features. */
+  /** CS231n files: read the `_pca` features. */
   pcaFeatures: boolean;
   /** The generator state of the first batch. */
   state: number[];
@@ -45,9 +45,11 @@ async function run(init: LoaderInit): Promise<void> {
   let reader: CocoSplitReader | null = null;
   try {
     reader = await CocoSplitReader.open(init.baseDir, init.split, init.pcaFeatures);
-    if (reader.info.featureDim !== init.ring.featureDim) {
+    const { featureDim, captionLength } = reader.info;
+    if (featureDim !== init.ring.featureDim || captionLength !== init.ring.captionLength) {
       throw new Error(
-        `loader: features are ${reader.info.featureDim}-d, the ring holds ${init.ring.featureDim}-d`,
+        `loader: rows are ${captionLength} ids and ${featureDim}-d features, the ring holds ` +
+          `${init.ring.captionLength} and ${init.ring.featureDim}-d`,
       );
     }
     post({ type: "ready", info: reader.info });

@@ -21,16 +21,17 @@
  * @module
  */
 import { Rng } from "../../../layers/random.ts";
-import { H5File, type H5LibverBounds } from "../../io/h5.ts";
+import { H5File } from "../../io/h5.ts";
+import { createFeatures, DATASET_LIBVER, writeCaptionSplit } from "../caption_file.ts";
 import {
   CAPTION_LENGTH,
   CAPTIONS_FILE,
   featuresFile,
-  SPECIAL_TOKENS,
   UNK_ID,
   urlsFile,
   VOCAB_FILE,
 } from "../coco_layout.ts";
+import { buildVocabulary, encodeCaptionRow } from "../vocabulary.ts";
 import { writeCaption } from "./captions.ts";
 import { FeatureProjector, FULL_DIM, type NoiseOptions, PCA_DIM } from "./features.ts";
 import { packScene, sampleScene, SCENE_WORDS, unpackScene } from "./scene.ts";
@@ -92,11 +93,6 @@ interface SplitText {
 }
 
 const WORDS_PER_ROW = CAPTION_LENGTH - 2;
-/**
- * HDF5 1.10 file format: its fixed-array chunk index makes a random row read about twice as
- * fast as the 1.8 B-tree (h5py and any HDF5 >= 1.10 read it).
- */
-const LIBVER: H5LibverBounds = ["v110", "v110"];
 
 function makeSplit(
   n: number,
@@ -139,18 +135,17 @@ function encode(
   const captions = new Int32Array(rows * CAPTION_LENGTH);
   let unk = 0, total = 0;
   for (let r = 0; r < rows; r++) {
-    const base = r * CAPTION_LENGTH;
-    captions[base] = 1;
-    let t = 0;
-    for (; t < WORDS_PER_ROW; t++) {
-      const w = split.words[r * WORDS_PER_ROW + t];
-      if (w < 0) break;
-      const id = toVocab[w];
-      captions[base + 1 + t] = id;
-      if (id === 3) unk++;
-      total++;
-    }
-    captions[base + 1 + t] = 2;
+    const words = split.words.subarray(r * WORDS_PER_ROW, (r + 1) * WORDS_PER_ROW);
+    const end = words.indexOf(-1);
+    const row = encodeCaptionRow(
+      end < 0 ? WORDS_PER_ROW : end,
+      (t) => toVocab[words[t]],
+      captions,
+      r * CAPTION_LENGTH,
+      CAPTION_LENGTH,
+    );
+    unk += row.unknown;
+    total += row.words;
   }
   return { captions, unk, total };
 }
@@ -204,45 +199,23 @@ export async function writeSyntheticDataset(options: SynthOptions): Promise<Synt
 
   // 2. Vocabulary: special tokens, then words by falling frequency (ties alphabetical).
   const words = [...inventory.keys()];
-  const kept = words
-    .map((w, i) => ({ w, c: counts[i] ?? 0 }))
-    .filter((e) => e.c >= minWordCount)
-    .sort((a, b) => b.c - a.c || (a.w < b.w ? -1 : a.w > b.w ? 1 : 0))
-    .map((e) => e.w);
-  const idxToWord = [...SPECIAL_TOKENS, ...kept];
-  const wordToIdx: Record<string, number> = {};
-  idxToWord.forEach((w, i) => (wordToIdx[w] = i));
+  const vocab = buildVocabulary(new Map(words.map((w, i) => [w, counts[i] ?? 0])), minWordCount);
   const toVocab = new Int32Array(words.length).fill(UNK_ID);
   words.forEach((w, i) => {
-    if (w in wordToIdx) toVocab[i] = wordToIdx[w];
+    if (Object.hasOwn(vocab.word_to_idx, w)) toVocab[i] = vocab.word_to_idx[w];
   });
   const trainEnc = encode(train, toVocab), valEnc = encode(val, toVocab);
   await Deno.writeTextFile(
     `${dir}/${VOCAB_FILE}`,
-    JSON.stringify({ idx_to_word: idxToWord, word_to_idx: wordToIdx }),
+    JSON.stringify(vocab),
   );
 
   // 3. Captions file.
   const captionsPath = `${dir}/${CAPTIONS_FILE}`;
-  const cf = await H5File.open(captionsPath, "w", { libver: LIBVER });
+  const cf = await H5File.open(captionsPath, "w", { libver: DATASET_LIBVER });
   try {
-    const capOpts = { chunks: [32, CAPTION_LENGTH], gzip: 4 };
-    cf.write("train_captions", {
-      data: trainEnc.captions,
-      shape: [train.imageIdxs.length, CAPTION_LENGTH],
-    }, capOpts);
-    cf.write("train_image_idxs", { data: train.imageIdxs, shape: [train.imageIdxs.length] }, {
-      chunks: [4096],
-      gzip: 4,
-    });
-    cf.write("val_captions", {
-      data: valEnc.captions,
-      shape: [val.imageIdxs.length, CAPTION_LENGTH],
-    }, capOpts);
-    cf.write("val_image_idxs", { data: val.imageIdxs, shape: [val.imageIdxs.length] }, {
-      chunks: [4096],
-      gzip: 4,
-    });
+    writeCaptionSplit(cf, "train", trainEnc.captions, train.imageIdxs, CAPTION_LENGTH);
+    writeCaptionSplit(cf, "val", valEnc.captions, val.imageIdxs, CAPTION_LENGTH);
   } finally {
     cf.close();
   }
@@ -255,13 +228,13 @@ export async function writeSyntheticDataset(options: SynthOptions): Promise<Synt
     const n = split.scenes.length / SCENE_WORDS;
     const noiseRng = new Rng(seed * 31 + (name === "train" ? 1 : 2));
     const pcaName = featuresFile(name, true), fullName = featuresFile(name, false);
-    const pf = await H5File.open(`${dir}/${pcaName}`, "w", { libver: LIBVER });
+    const pf = await H5File.open(`${dir}/${pcaName}`, "w", { libver: DATASET_LIBVER });
     const ff = fullFeatures
-      ? await H5File.open(`${dir}/${fullName}`, "w", { libver: LIBVER })
+      ? await H5File.open(`${dir}/${fullName}`, "w", { libver: DATASET_LIBVER })
       : null;
     try {
-      pf.createDataset("features", "float32", [n, PCA_DIM], { chunks: [32, PCA_DIM] });
-      ff?.createDataset("features", "float32", [n, FULL_DIM], { chunks: [4, FULL_DIM] });
+      createFeatures(pf, n, PCA_DIM);
+      if (ff) createFeatures(ff, n, FULL_DIM);
       const block = 1024;
       const pca = new Float32Array(block * PCA_DIM);
       const full = ff ? new Float32Array(block * FULL_DIM) : null;
@@ -303,7 +276,7 @@ export async function writeSyntheticDataset(options: SynthOptions): Promise<Synt
     numVal,
     trainCaptions: train.imageIdxs.length,
     valCaptions: val.imageIdxs.length,
-    vocabSize: idxToWord.length,
+    vocabSize: vocab.idx_to_word.length,
     unkRate: (trainEnc.unk + valEnc.unk) / Math.max(1, trainEnc.total + valEnc.total),
     seconds: (performance.now() - t0) / 1000,
   };

@@ -8,14 +8,19 @@ import type { METRIC_NAMES } from "../../config/schema.ts";
 import { bleuFromTokens, unigramBleu } from "./bleu.ts";
 import { ciderDFromTokens } from "./cider.ts";
 import { type CaptionsById, tokenizePairs } from "./ngrams.ts";
-import { tokenizeCaption } from "./tokenize.ts";
+import { tokenizeCaption } from "../../data/tokenize.ts";
 
 export { bleuFromTokens, closestRefLength, corpusBleu, unigramBleu } from "./bleu.ts";
 export type { BleuScores } from "./bleu.ts";
 export { ciderD, ciderDFromTokens } from "./cider.ts";
 export { countNgrams, tokenizePairs } from "./ngrams.ts";
 export type { CaptionsById, TokenizedPair } from "./ngrams.ts";
-export { SPECIAL_TOKENS, tokenizeCaption, tokenizeReference, UNK_TOKEN } from "./tokenize.ts";
+export {
+  SPECIAL_TOKENS,
+  tokenizeCaption,
+  tokenizeReference,
+  UNK_TOKEN,
+} from "../../data/tokenize.ts";
 
 /** A metric name, as listed in `evaluate.metrics`. */
 export type Metric = typeof METRIC_NAMES[number];

@@ -2,7 +2,7 @@
  * N-gram counting and the caption-set inputs shared by the metrics.
  * @module
  */
-import { tokenizeCaption, tokenizeReference } from "./tokenize.ts";
+import { tokenizeCaption, tokenizeReference } from "../../data/tokenize.ts";
 
 /** Captions keyed by image id: a Map or a plain object. */
 export type CaptionsById<T> = Map<string | number, T> | Record<string | number, T>;

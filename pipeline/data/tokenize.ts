@@ -2,6 +2,9 @@
  * Caption tokenisation as the COCO caption evaluation does it, without its Java
  * PTBTokenizer: lower-case, split off punctuation and the clitics PTB splits ("dog's" →
  * "dog 's", "don't" → "do n't"), then drop the punctuation tokens pycocoevalcap drops.
+ * One implementation for both ends: the metrics tokenise candidates and references with it,
+ * and `dataset import` tokenises raw captions that come without tokens with it, so a model
+ * learns the words it is scored on.
  *
  * Special tokens: `<START>`, `<END>` and `<NULL>` are dropped (they are not words).
  * `<UNK>` is kept as the word `<unk>`: COCO scores a caption against the raw human
