@@ -88,9 +88,16 @@ export { LocalEngine } from "./workers/engine.ts";
 export type { StepResult, TrainEngine } from "./workers/engine.ts";
 
 // Data: the exercise's dictionary, the COCO files, streaming, the synthetic dataset.
-export { gatherMinibatch, splitOf } from "./pipeline/data/caption_data.ts";
+export {
+  gatherMinibatch,
+  requireSplits,
+  splitOf,
+  SPLITS,
+  splitsOf,
+} from "./pipeline/data/caption_data.ts";
 export type {
   CaptionData,
+  ImageId,
   LoadedCaptionData,
   Split,
   SplitData,
@@ -107,6 +114,46 @@ export type { StreamOptions } from "./pipeline/data/stream/coco_stream.ts";
 export { writeSyntheticDataset } from "./pipeline/data/synth/writer.ts";
 export type { SynthOptions, SynthSummary } from "./pipeline/data/synth/writer.ts";
 export type { NoiseOptions } from "./pipeline/data/synth/features.ts";
+
+// Your own data: import a captioning dataset and its features; captions and scores as files.
+export { formatImportSummary, importDataset } from "./pipeline/data/import/import_dataset.ts";
+export type {
+  ImportOptions,
+  ImportSummary,
+  SplitSummary,
+} from "./pipeline/data/import/import_dataset.ts";
+export { openFeatures } from "./pipeline/data/features/feature_source.ts";
+export type {
+  FeatureSource,
+  OpenFeaturesOptions,
+} from "./pipeline/data/features/feature_source.ts";
+export {
+  datasetLayout,
+  findDatasetFormat,
+  MANIFEST_FORMAT,
+} from "./pipeline/data/dataset_layout.ts";
+export type {
+  DatasetFormat,
+  DatasetLayout,
+  DatasetManifest,
+  ManifestSplit,
+} from "./pipeline/data/dataset_layout.ts";
+export {
+  evaluationScores,
+  readResults,
+  scoreResults,
+  writeResults,
+  writeScores,
+} from "./pipeline/eval/results.ts";
+export type {
+  CaptionResult,
+  ImageScores,
+  ScoredSet,
+  ScoreResultsOptions,
+  ScoresFile,
+} from "./pipeline/eval/results.ts";
+export { scoreCaptions } from "./pipeline/eval/metrics/per_image.ts";
+export type { ScoredCaptions } from "./pipeline/eval/metrics/per_image.ts";
 
 // Training: the solver and its checkpoints.
 export { CaptioningSolver, TrainingDivergedError } from "./pipeline/train/solver.ts";

@@ -93,7 +93,7 @@ for (const [what, value] of [["NaN", NaN], ["Inf", Infinity]] as const) {
     const errors = errorLines(r.stderr);
     assertEquals(errors.length, 1, r.stderr);
     assert(
-      /^error: Cannot load the data: .*train2014_vgg16_fc7_pca\.h5: dataset "features" row 0 holds (NaN|Infinity) \(column 0\); fix that image's features or leave the image out$/
+      /^error: .*train2014_vgg16_fc7_pca\.h5 \(dataset "features"\): row 0 holds (NaN|Infinity) at column 0; features must be finite numbers \(fix or drop that image's features\)$/
         .test(errors[0]),
       errors[0],
     );

@@ -360,7 +360,7 @@ const REFUSED: [string, () => Promise<string[]>, string | RegExp][] = [
   [
     "NaN in the training features",
     async () => ["train", await experimentOn(await brokenDataset((d) => poisonFeatures(d, NaN)))],
-    /train2014_vgg16_fc7_pca\.h5: dataset "features" row 3 holds NaN \(column 7\)/,
+    /train2014_vgg16_fc7_pca\.h5 \(dataset "features"\): row 3 holds NaN at column 7; features must be finite/,
   ],
   [
     "a checkpoint whose features are narrower than the data's",

@@ -22,7 +22,7 @@ import {
   SPLITS,
 } from "./caption_data.ts";
 import { openCocoFiles } from "./coco_files.ts";
-import { checkFiniteFeatures, loadSplitImages } from "./dataset_checks.ts";
+import { checkFiniteFeatures, featuresDatasetName, loadSplitImages } from "./dataset_checks.ts";
 
 /** Options of {@linkcode loadCocoData}. */
 export interface LoadCocoOptions {
@@ -66,7 +66,11 @@ export async function loadCocoData(options: LoadCocoOptions = {}): Promise<Loade
       data[`${split}_captions`] = files.captions.read(`${split}_captions`, "int32");
       data[`${split}_image_idxs`] = files.captions.read(`${split}_image_idxs`, "int32");
       const features = files.features[split]!.read("features", "float32");
-      checkFiniteFeatures(features.data, features.shape[1], files.features[split]!.path);
+      checkFiniteFeatures(
+        features.data,
+        features.shape[1],
+        featuresDatasetName(files.features[split]!.path),
+      );
       data[`${split}_features`] = features;
     }
   } finally {

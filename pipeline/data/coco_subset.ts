@@ -31,7 +31,12 @@
 import { Tensor } from "../../layers/tensor.ts";
 import type { LoadedCaptionData, Split, SubsetSplitInfo } from "./caption_data.ts";
 import { openCocoFiles } from "./coco_files.ts";
-import { checkFiniteFeatures, loadSplitImages, type SplitImages } from "./dataset_checks.ts";
+import {
+  checkFiniteFeatures,
+  featuresDatasetName,
+  loadSplitImages,
+  type SplitImages,
+} from "./dataset_checks.ts";
 import { planReads } from "./stream/coco_reader.ts";
 import type { H5File } from "../io/h5.ts";
 
@@ -230,6 +235,6 @@ function readFeatureRows(
       features.data.set(buf.subarray(r * dim, (r + 1) * dim), byRow[p] * dim);
     }
   }
-  checkFiniteFeatures(features.data, dim, file.path, (r) => rows[r]);
+  checkFiniteFeatures(features.data, dim, featuresDatasetName(file.path), (r) => rows[r]);
   return { features, reads: ranges.length };
 }

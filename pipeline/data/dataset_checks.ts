@@ -201,33 +201,42 @@ export async function requireFile(layout: DatasetLayout, path: string): Promise<
 
 /**
  * Checks that feature rows hold only finite numbers: a NaN or infinite feature would make
- * every loss and caption of its image NaN far from where it came from.
+ * every loss and caption of its image NaN far from where it came from. Every reader of
+ * features (the loaders, the streaming reader, the import) checks with it.
  * @param data The rows, (R, D), row-major.
  * @param dim D.
- * @param path The features file, for the message.
- * @param rowOf The row of the file that row r of `data` is (default: r itself).
- * @throws InputError naming the file, the row and the value.
+ * @param where The source, for the message, e.g. `f.h5 (dataset "features")` or `f.npy`.
+ * @param rowOf The row of the source that row r of `data` is (default: r itself).
+ * @throws InputError naming the source, the row and the column.
  *
  * @example
  * ```ts
  * import { checkFiniteFeatures } from "./dataset_checks.ts";
- * checkFiniteFeatures(new Float32Array([0.5, 1, 2, 3]), 2, "features.h5"); // fine
+ * checkFiniteFeatures(new Float32Array([0.5, 1, 2, 3]), 2, "features.npy"); // fine
  * ```
  */
 export function checkFiniteFeatures(
   data: ArrayLike<number>,
   dim: number,
-  path: string,
+  where: string,
   rowOf: (r: number) => number = (r) => r,
 ): void {
   for (let i = 0; i < data.length; i++) {
     if (Number.isFinite(data[i])) continue;
-    const row = rowOf(Math.floor(i / dim));
     throw new InputError(
-      `Cannot load the data: ${path}: dataset "features" row ${row} holds ${data[i]} ` +
-        `(column ${i % dim}); fix that image's features or leave the image out`,
+      `${where}: row ${rowOf(Math.floor(i / dim))} holds ${data[i]} at column ${i % dim}; ` +
+        `features must be finite numbers (fix or drop that image's features)`,
     );
   }
+}
+
+/**
+ * How messages name the features dataset of an HDF5 file.
+ * @param path The file.
+ * @returns E.g. `val2014_vgg16_fc7_pca.h5 (dataset "features")`.
+ */
+export function featuresDatasetName(path: string): string {
+  return `${path} (dataset "features")`;
 }
 
 /** Rows scanned per block when validating (bounded memory). */

@@ -16,6 +16,7 @@
  */
 import { basename, extname, join } from "node:path";
 import { InputError } from "../../errors.ts";
+import { checkFiniteFeatures } from "../dataset_checks.ts";
 import { H5File } from "../../io/h5.ts";
 import { isNpy, NpyFile } from "./npy.ts";
 
@@ -50,39 +51,6 @@ export interface OpenFeaturesOptions {
   rowNames?: readonly (readonly string[])[];
   /** What to call the option that gave the dataset, for messages (default `dataset`). */
   datasetOption?: string;
-}
-
-/**
- * Checks that the `n` values of `out` read for rows [start, …) are finite.
- * @param out The values, row-major.
- * @param n How many to check.
- * @param dim D, values per row.
- * @param start The row of `out[0]`.
- * @param name The source, for the message.
- * @throws InputError naming the source, the row and the column.
- *
- * @example
- * ```ts
- * import { checkFinite } from "./feature_source.ts";
- * checkFinite(new Float32Array([1, 2, 3, 4]), 4, 2, 0, "f.npy"); // fine
- * ```
- */
-export function checkFinite(
-  out: Float32Array,
-  n: number,
-  dim: number,
-  start: number,
-  name: string,
-): void {
-  for (let i = 0; i < n; i++) {
-    const v = out[i];
-    if (v - v !== 0) {
-      const row = start + Math.floor(i / dim), col = i % dim;
-      throw new InputError(
-        `${name}: row ${row} holds ${v} at column ${col}; features must be finite numbers (fix or drop that image's features)`,
-      );
-    }
-  }
 }
 
 /**
@@ -181,7 +149,12 @@ class NpyMatrix implements FeatureSource {
 
   async readRows(start: number, end: number, out: Float32Array): Promise<void> {
     await this.#npy.readRows(start, end, out);
-    checkFinite(out, (end - start) * this.dim, this.dim, start, this.name);
+    checkFiniteFeatures(
+      out.subarray(0, (end - start) * this.dim),
+      this.dim,
+      this.name,
+      (r) => start + r,
+    );
   }
 
   close(): void {
@@ -239,7 +212,7 @@ class H5Matrix implements FeatureSource {
     } else {
       this.#file.readRowsInto(this.#dataset, start, end, out);
     }
-    checkFinite(out, n, this.dim, start, this.name);
+    checkFiniteFeatures(out.subarray(0, n), this.dim, this.name, (r) => start + r);
     return Promise.resolve();
   }
 
@@ -328,7 +301,7 @@ class NpyDirectory implements FeatureSource {
       try {
         const row = out.subarray((r - start) * this.dim, (r - start + 1) * this.dim);
         await npy.readRows(0, 1, row);
-        checkFinite(row, this.dim, this.dim, 0, npy.path);
+        checkFiniteFeatures(row, this.dim, npy.path);
       } finally {
         npy.close();
       }

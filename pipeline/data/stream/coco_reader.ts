@@ -10,7 +10,7 @@
  */
 import type { Split } from "../caption_data.ts";
 import { openCocoFiles } from "../coco_files.ts";
-import { checkFiniteFeatures } from "../dataset_checks.ts";
+import { checkFiniteFeatures, featuresDatasetName } from "../dataset_checks.ts";
 import type { H5File } from "../../io/h5.ts";
 
 /** A read of rows [start, end). */
@@ -185,7 +185,12 @@ export class CocoSplitReader {
         features.set(this.#featBuf.subarray((r - start) * D, (r - start + 1) * D), b * D);
       }
     }
-    checkFiniteFeatures(features.subarray(0, B * D), D, this.#features.path, (b) => imageIdxs[b]);
+    checkFiniteFeatures(
+      features.subarray(0, B * D),
+      D,
+      featuresDatasetName(this.#features.path),
+      (b) => imageIdxs[b],
+    );
     return reads;
   }
 
