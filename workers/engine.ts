@@ -8,6 +8,7 @@ import { allocArray, type FloatArray, type FloatDType } from "../layers/tensor.t
 import type { CaptioningRNN } from "../model/captioning_rnn.ts";
 import type { Optimizer } from "../layers/optim.ts";
 import type { Minibatch } from "../model/minibatch.ts";
+import { checkCaptionWeights } from "../model/model_config.ts";
 import type { SampleOptions, SampleResult } from "../model/sampling.ts";
 import { clipFactor, scaleRange, splitRange } from "./sharding.ts";
 import { reduceBlock } from "./reduce.ts";
@@ -36,7 +37,7 @@ export interface TrainEngine {
    * Captions images as `model.sampleWithScores(features, options)` does, with the same result
    * (the pool splits the images across its workers).
    * @param features Image features, (N, D).
-   * @param options `maxLength` and `beamSize`.
+   * @param options The decoding strategy and its controls (see `SampleOptions`).
    * @returns `{ captions, logProbs }`.
    */
   sample(
@@ -65,7 +66,26 @@ export function shardOf(batch: Minibatch, start: number, end: number): Minibatch
     captions: new Tensor(batch.captions.data.slice(start * t1, end * t1), [end - start, t1]),
     features: new Tensor(batch.features.data.slice(start * d, end * d), [end - start, d]),
     imageIdxs: batch.imageIdxs.slice(start, end),
+    ...(batch.weights ? { weights: batch.weights.slice(start, end) } : {}),
   };
+}
+
+/**
+ * Checks a minibatch's per-caption weights: one finite number per caption, when present.
+ * @param batch The minibatch.
+ * @throws {TypeError} When the weights are not an array of numbers.
+ * @throws {RangeError} When there are not N weights, or one is not finite.
+ *
+ * @example
+ * ```ts
+ * import { checkWeights } from "./engine.ts";
+ * import { Tensor } from "../layers/tensor.ts";
+ * const batch = { captions: Tensor.zeros([2, 3], "int32"), features: Tensor.zeros([2, 4]), imageIdxs: new Int32Array(2) };
+ * checkWeights({ ...batch, weights: new Float64Array([0.5, -1]) }); // fine
+ * ```
+ */
+export function checkWeights(batch: Minibatch): void {
+  if (batch.weights !== undefined) checkCaptionWeights(batch.weights, batch.captions.shape[0]);
 }
 
 /**
@@ -105,6 +125,7 @@ export class LocalEngine<D extends FloatDType> implements TrainEngine {
   }
 
   step(batch: Minibatch, optimizer: Optimizer, gradClip: number): StepResult {
+    checkWeights(batch);
     const n = batch.captions.shape[0];
     let loss = 0;
     splitRange(n, this.#shards).forEach((r, s) => {
@@ -114,6 +135,7 @@ export class LocalEngine<D extends FloatDType> implements TrainEngine {
         loss += this.#model.loss(shard.features, shard.captions, {
           normalizer: n,
           gradBuffer: this.#shardGrads[s] as never,
+          ...(shard.weights ? { weights: shard.weights } : {}),
         }).loss;
       }
     });
@@ -134,12 +156,13 @@ export class LocalEngine<D extends FloatDType> implements TrainEngine {
   }
 
   evalLoss(batch: Minibatch): number {
+    checkWeights(batch);
     const n = batch.captions.shape[0];
     let loss = 0;
     for (const r of splitRange(n, this.#shards)) {
       if (r.end === r.start) continue;
       const shard = shardOf(batch, r.start, r.end);
-      loss += this.#model.lossValue(shard.features, shard.captions, n);
+      loss += this.#model.lossValue(shard.features, shard.captions, n, shard.weights);
     }
     return loss;
   }
@@ -147,7 +170,7 @@ export class LocalEngine<D extends FloatDType> implements TrainEngine {
   /**
    * Captions images on this thread: `model.sampleWithScores(features, options)`.
    * @param features Image features, (N, D).
-   * @param options `maxLength` (default 30) and `beamSize` (default 1).
+   * @param options The decoding strategy and its controls (see `SampleOptions`).
    * @returns `{ captions, logProbs }`.
    */
   sample(features: Tensor<FloatDType>, options: SampleOptions = {}): SampleResult {
