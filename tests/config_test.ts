@@ -49,7 +49,7 @@ Deno.test("the JSON Schema lists every option with its default, and rejects extr
     assertEquals(node.default, spec.default, path.join("."));
     count++;
   });
-  assertEquals(count, 42);
+  assertEquals(count, 62);
   assertEquals(schema.additionalProperties, false);
   assertEquals(schema.properties.train.additionalProperties, false);
   assertEquals(schema.properties.train.properties.learningRate.exclusiveMinimum, 0);
@@ -265,12 +265,59 @@ Deno.test("loadExperiment() names the file in errors: bad field, malformed JSON,
   );
 });
 
+Deno.test("options that must agree are checked together, after the command-line overrides", async () => {
+  assertThrows(
+    () => resolveExperiment({ evaluate: { beamSize: 2, nBest: 3 } }, "x.json"),
+    InputError,
+    "x.json: evaluate.nBest: expected at most evaluate.beamSize (2), got 3",
+  );
+  assertThrows(
+    () => resolveExperiment({ evaluate: { beamSize: 4, beamGroups: 3 } }, "x.json"),
+    InputError,
+    "x.json: evaluate.beamGroups: expected a divisor of evaluate.beamSize (4), got 3",
+  );
+  assertThrows(
+    () =>
+      resolveExperiment({ data: { stream: true }, train: { scst: { numEpochs: 2 } } }, "x.json"),
+    InputError,
+    "x.json: train.scst: self-critical training samples from the training features in memory",
+  );
+  assertThrows(
+    () => resolveExperiment({ train: { scst: { from: "runs/a/best.h5" } } }, "x.json"),
+    InputError,
+    "x.json: train.scst.numEpochs: expected a positive integer with train.scst.from, got 0",
+  );
+  const cfg = resolveExperiment({ train: { scst: { numEpochs: 2, baseline: "mean" } } }, "x.json");
+  assertEquals(cfg.train.scst.baseline, "mean");
+  assertEquals(cfg.train.scst.samples, 5);
+  assertThrows(
+    () => resolveExperiment({ train: { scst: { baseline: "max" } } }, "x.json"),
+    InputError,
+    'x.json: train.scst.baseline: expected one of "greedy", "mean", got "max"',
+  );
+  // A file that an override settles is fine: the checks between options wait for it.
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/exp.json`;
+    await Deno.writeTextFile(file, JSON.stringify({ evaluate: { beamSize: 2, nBest: 2 } }));
+    const loaded = await loadExperiment(file, ["--evaluate.beamSize=3"]);
+    assertEquals(loaded.evaluate.nBest, 2);
+    await assertRejects(
+      () => loadExperiment(file, ["--evaluate.beamSize=1"]),
+      InputError,
+      "evaluate.nBest: expected at most evaluate.beamSize (1), got 2",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("experimentHelp() lists every option with its default", () => {
   const help = experimentHelp();
   assert(help.includes("--train.learningRate"));
   assert(help.includes("(default 0.005)"));
   assert(help.includes(`--model.cellType`));
-  assertEquals(help.split("\n").filter((l) => l.startsWith("  --")).length, 41);
+  assertEquals(help.split("\n").filter((l) => l.startsWith("  --")).length, 61);
   assertEquals(typeof EXPERIMENT_SCHEMA.train.batchSize.help, "string");
 });
 

@@ -15,9 +15,11 @@ import {
   isOption,
   type METRIC_NAMES,
   type OptionSpec,
+  type SCST_BASELINES,
   type SectionSpec,
   type STAGE_NAMES,
 } from "./schema.ts";
+import type { LengthPenalty } from "../../model/decode_options.ts";
 
 /** A metric `evaluate.metrics` may list. */
 export type MetricName = typeof METRIC_NAMES[number];
@@ -85,6 +87,28 @@ export interface TrainConfig extends OptimConfig {
   evalEvery: number;
   /** Kernel backend. */
   backend: "auto" | "blas" | "wasm" | "ts";
+  /** Self-critical training after cross-entropy. */
+  scst: ScstConfig;
+}
+
+/** Self-critical sequence training on CIDEr-D (`train.scst` section). */
+export interface ScstConfig {
+  /** Passes over the training images; 0 = no SCST. */
+  numEpochs: number;
+  /** The checkpoint to start from; null = this run's cross-entropy best.h5. */
+  from: string | null;
+  /** Captions sampled per image (k). */
+  samples: number;
+  /** Sampling temperature. */
+  temperature: number;
+  /** The baseline: the greedy caption's reward, or the mean of the other samples'. */
+  baseline: typeof SCST_BASELINES[number];
+  /** Images per step. */
+  batchSize: number;
+  /** Step size; the optimizer's state starts afresh. */
+  learningRate: number;
+  /** Longest sampled caption, in words. */
+  maxLength: number;
 }
 
 /** Caption generation and scoring (`evaluate` section). */
@@ -99,6 +123,30 @@ export interface EvaluateConfig {
   maxLength: number;
   /** Metrics to compute. */
   metrics: MetricName[];
+  /** Beam captions kept per image, best first. */
+  nBest: number;
+  /** How beam search ranks finished captions of different lengths. */
+  lengthPenalty: LengthPenalty;
+  /** The GNMT length penalty's α. */
+  lengthAlpha: number;
+  /** Diverse beam search: groups. */
+  beamGroups: number;
+  /** Diverse beam search: the penalty for a word earlier groups chose. */
+  diversity: number;
+  /** Never repeat a trigram (every decoder). */
+  blockTrigrams: boolean;
+  /** Never write `<UNK>` (every decoder). */
+  suppressUnk: boolean;
+  /** Also score one sampled caption per image. */
+  sample: boolean;
+  /** Sampling temperature. */
+  temperature: number;
+  /** Sampling: the k likeliest words only (0 = all). */
+  topK: number;
+  /** Sampling: the likeliest words of total probability p (1 = all). */
+  topP: number;
+  /** Sampling seed. */
+  seed: number;
 }
 
 /** A fully resolved experiment: every field present and valid. */
@@ -253,6 +301,13 @@ function mergeSection(
  * ```
  */
 export function resolveExperiment(input: unknown, file: string): ExperimentConfig {
+  const cfg = resolveFields(input, file);
+  checkCombinations(cfg, file);
+  return cfg;
+}
+
+/** Every field of an experiment, merged over the defaults and checked one by one. */
+function resolveFields(input: unknown, file: string): ExperimentConfig {
   const merged = buildDefaults(EXPERIMENT_SCHEMA);
   mergeSection(merged, input, EXPERIMENT_SCHEMA, [], file);
   const cfg = merged as unknown as ExperimentConfig & {
@@ -274,6 +329,33 @@ export function resolveExperiment(input: unknown, file: string): ExperimentConfi
   cfg.data.dir ??= DEFAULT_DATA_DIRS[cfg.data.source];
   cfg.output.dir ??= `runs/${cfg.name}`;
   return cfg as ExperimentConfig;
+}
+
+/** The checks between options, so a run that would fail late is refused before any work. */
+function checkCombinations(cfg: ExperimentConfig, file: string): void {
+  const ev = cfg.evaluate;
+  if (ev.nBest > ev.beamSize) {
+    throw new InputError(
+      `${file}: evaluate.nBest: expected at most evaluate.beamSize (${ev.beamSize}), got ${ev.nBest}`,
+    );
+  }
+  if (ev.beamSize % ev.beamGroups !== 0) {
+    throw new InputError(
+      `${file}: evaluate.beamGroups: expected a divisor of evaluate.beamSize (${ev.beamSize}), got ${ev.beamGroups}`,
+    );
+  }
+  const scst = cfg.train.scst;
+  if ((scst.numEpochs > 0 || scst.from !== null) && cfg.data.stream) {
+    throw new InputError(
+      `${file}: train.scst: self-critical training samples from the training features in memory; ` +
+        `set data.stream to false`,
+    );
+  }
+  if (scst.from !== null && scst.numEpochs === 0) {
+    throw new InputError(
+      `${file}: train.scst.numEpochs: expected a positive integer with train.scst.from, got 0`,
+    );
+  }
 }
 
 /** The type of every option by dotted path, for overrides. */
@@ -444,8 +526,9 @@ export async function loadExperiment(
       cause: e,
     });
   }
-  // Validate the file alone first, so its errors name the file rather than the overrides.
-  resolveExperiment(parsed, path);
+  // Validate the file's fields alone first, so their errors name the file rather than the
+  // overrides (the checks between options wait for the overrides, which may settle them).
+  resolveFields(parsed, path);
   const merged = deepMerge(parsed as Obj, parseOverrides(overrides));
   return resolveExperiment(merged, path);
 }

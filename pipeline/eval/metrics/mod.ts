@@ -1,18 +1,26 @@
 /**
- * Caption metrics computed the way the COCO caption evaluation does: BLEU-1..4 and
- * CIDEr-D over all references of each image, plus the exercise's unigram BLEU, and the
- * trivial "most frequent caption" baseline to compare a model against.
+ * Caption metrics computed the way the COCO caption evaluation does: BLEU-1..4, CIDEr-D and
+ * ROUGE-L over all references of each image, plus the exercise's unigram BLEU, caption
+ * diagnostics, and the trivial "most frequent caption" baseline to compare a model against.
+ * METEOR and SPICE are not computed: pycocoevalcap runs them as Java programs with their own
+ * data files (METEOR's paraphrase tables and WordNet synonyms, SPICE's Stanford CoreNLP
+ * parser models, about 1 GB), which recap does not ship.
  * @module
  */
 import type { METRIC_NAMES } from "../../config/schema.ts";
 import { bleuFromTokens, unigramBleu } from "./bleu.ts";
 import { ciderDFromTokens } from "./cider.ts";
+import { rougeLFromTokens } from "./rouge.ts";
 import { type CaptionsById, tokenizePairs } from "./ngrams.ts";
 import { tokenizeCaption } from "./tokenize.ts";
 
 export { bleuFromTokens, closestRefLength, corpusBleu, unigramBleu } from "./bleu.ts";
 export type { BleuScores } from "./bleu.ts";
-export { ciderD, ciderDFromTokens } from "./cider.ts";
+export { ciderD, ciderDFromTokens, CiderDScorer, documentFrequencies } from "./cider.ts";
+export type { CiderReferences, CiderVector, DocumentFrequencies } from "./cider.ts";
+export { lcsLength, ROUGE_BETA, rougeL, rougeLFromTokens, rougeLScore } from "./rouge.ts";
+export { captionDiagnostics, captionSet, repeatsTrigram } from "./diagnostics.ts";
+export type { CaptionDiagnostics } from "./diagnostics.ts";
 export { countNgrams, tokenizePairs } from "./ngrams.ts";
 export type { CaptionsById, TokenizedPair } from "./ngrams.ts";
 export { SPECIAL_TOKENS, tokenizeCaption, tokenizeReference, UNK_TOKEN } from "./tokenize.ts";
@@ -23,7 +31,15 @@ export type Metric = typeof METRIC_NAMES[number];
 /** Scores by metric name; only the metrics asked for are present. */
 export type MetricScores = Partial<Record<Metric, number>>;
 
-const ALL: readonly Metric[] = ["bleu1", "bleu2", "bleu3", "bleu4", "cider", "unigram_bleu"];
+const ALL: readonly Metric[] = [
+  "bleu1",
+  "bleu2",
+  "bleu3",
+  "bleu4",
+  "cider",
+  "rougeL",
+  "unigram_bleu",
+];
 
 const lookup = <T>(c: CaptionsById<T>, id: string): T | undefined =>
   c instanceof Map ? (c.get(id) ?? c.get(Number(id))) : c[id];
@@ -58,6 +74,7 @@ export function evaluateCaptions(
     for (const m of metrics) if (m in bleu) out[m] = bleu[m as keyof typeof bleu];
   }
   if (metrics.includes("cider")) out.cider = ciderDFromTokens(pairs).score;
+  if (metrics.includes("rougeL")) out.rougeL = rougeLFromTokens(pairs).score;
   if (metrics.includes("unigram_bleu")) {
     let sum = 0;
     for (const p of pairs) {
