@@ -351,6 +351,11 @@ function checkCombinations(cfg: ExperimentConfig, file: string): void {
         `set data.stream to false`,
     );
   }
+  if (scst.baseline === "mean" && scst.samples < 2) {
+    throw new InputError(
+      `${file}: train.scst.samples: the "mean" baseline needs at least 2 samples per image, got ${scst.samples}`,
+    );
+  }
   if (scst.from !== null && scst.numEpochs === 0) {
     throw new InputError(
       `${file}: train.scst.numEpochs: expected a positive integer with train.scst.from, got 0`,

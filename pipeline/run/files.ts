@@ -17,6 +17,8 @@ export const RUN_FILES = {
   metrics: "metrics.jsonl",
   checkpoint: "checkpoint.h5",
   best: "best.h5",
+  scstBest: "scst_best.h5",
+  ciderDf: "cider_df.json",
   evaluation: "evaluation.json",
   samples: "samples.json",
   report: "report.html",
@@ -42,9 +44,14 @@ export async function prepareMetricsLog(
   if (checkpointPath !== null) {
     let iteration: number;
     try {
-      const solver = await withH5File(checkpointPath, "r", (f) => f.getJsonAttr("/", "solver"));
-      iteration = (solver as { iteration: number }).iteration;
-      if (typeof iteration !== "number") return;
+      const [solver, scst] = await withH5File(checkpointPath, "r", (f) => [
+        f.getJsonAttr("/", "solver"),
+        f.getJsonAttr("/", "scst"),
+      ]);
+      // A self-critical checkpoint counts its iterations after those it started from.
+      iteration = (solver as { iteration: number }).iteration +
+        ((scst as { startIteration?: number } | undefined)?.startIteration ?? 0);
+      if (typeof iteration !== "number" || Number.isNaN(iteration)) return;
     } catch {
       return; // no usable checkpoint: resuming fails with its own message, the log is kept
     }
@@ -78,7 +85,9 @@ export async function guardExistingRun(
   overwrite: boolean,
 ): Promise<void> {
   const runDir = config.output.dir;
-  const checkpoints = [RUN_FILES.checkpoint, RUN_FILES.best].map((f) => join(runDir, f));
+  const checkpoints = [RUN_FILES.checkpoint, RUN_FILES.best, RUN_FILES.scstBest].map((f) =>
+    join(runDir, f)
+  );
   const present = [];
   for (const path of checkpoints) if (await exists(path)) present.push(path);
   if (present.length === 0) return;

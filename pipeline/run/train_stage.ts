@@ -2,38 +2,54 @@
  * The train stage of a run, in the order it happens:
  *
  * 1. the model — restored from checkpoint.h5 when resuming (after checking that it fits the
- *    experiment), else initialised;
- * 2. the training minibatches (in memory, or streamed by a loader worker) and the compute
- *    engine (this thread, or the worker pool);
- * 3. a {@linkcode TrainingSession}: the solver, and what watches it — the progress bar,
+ *    experiment), read from `train.scst.from` for a self-critical run, else initialised;
+ * 2. the cross-entropy phase (unless the run is self-critical only, or resumes its
+ *    self-critical phase): the training minibatches (in memory, or streamed by a loader
+ *    worker), the compute engine (this thread, or the worker pool), and a
+ *    {@linkcode TrainingSession}: the solver, and what watches it — the progress bar,
  *    metrics.jsonl, checkpoint.h5 and best.h5 — with the policy of when each is written;
- * 4. training, stopped cleanly by Ctrl-C or SIGTERM with a checkpoint.
+ * 3. the self-critical phase when `train.scst.numEpochs` > 0: from the cross-entropy best.h5
+ *    (or `train.scst.from`), a session over {@linkcode ScstBatches} that keeps scst_best.h5;
+ *    its iterations continue the run's count;
+ * 4. training, stopped cleanly by Ctrl-C or SIGTERM with a checkpoint; `resume` continues the
+ *    phase the checkpoint is in.
  * @module
  */
 import { join } from "node:path";
 import { kernels } from "../../layers/kernels/mod.ts";
-import { pickOptimConfig } from "../../layers/optim.ts";
+import { type OptimConfig, pickOptimConfig } from "../../layers/optim.ts";
 import type { FloatDType } from "../../layers/tensor.ts";
 import { CaptioningRNN } from "../../model/captioning_rnn.ts";
 import { createEngine, type PoolOptions } from "../../workers/pool.ts";
 import type { TrainEngine } from "../../workers/engine.ts";
-import type { ExperimentConfig } from "../config/config.ts";
+import type { ExperimentConfig, TrainConfig } from "../config/config.ts";
 import type { BatchSource } from "../data/batches.ts";
 import type { LoadedCaptionData } from "../data/caption_data.ts";
 import { StreamBatches } from "../data/stream/stream_batches.ts";
 import { InputError } from "../errors.ts";
 import { evaluateSplit, formatScore } from "../eval/evaluate.ts";
 import { removeStaleTemporaries } from "../io/atomic.ts";
-import { loadCheckpoint, type LoadedCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
+import { exists } from "../io/files.ts";
+import {
+  type CheckpointExtras,
+  loadCheckpoint,
+  type LoadedCheckpoint,
+  runIteration,
+  saveCheckpoint,
+  type ScstPhase,
+} from "../train/checkpoint.ts";
+import { ScstBatches } from "../train/scst.ts";
+import { CiderReward } from "../train/scst_reward.ts";
 import {
   CaptioningSolver,
   type EpochInfo,
   type IterationInfo,
+  type SolverOptions,
   TrainingDivergedError,
 } from "../train/solver.ts";
 import { QUICK_EVAL_IMAGES } from "./data.ts";
 import { RUN_FILES, writeConfig } from "./files.ts";
-import type { MetricsLog } from "./metrics_log.ts";
+import type { EvalRecord, MetricsLog, MetricsRecord } from "./metrics_log.ts";
 import { ProgressReporter } from "./progress.ts";
 
 /** What the train stage needs from the run. */
@@ -72,31 +88,195 @@ export interface TrainStageResult {
 const YIELD_MS = 50;
 
 /**
- * Runs the train stage: builds or restores the model, trains it, and writes checkpoint.h5,
- * best.h5 and metrics.jsonl as it goes.
+ * Runs the train stage: builds or restores the model, trains it (cross-entropy, then
+ * self-critical when asked), and writes checkpoint.h5, best.h5, scst_best.h5 and
+ * metrics.jsonl as it goes.
  * @param ctx The run's experiment, data, metrics log and options.
  * @returns The model, the iterations done, and whether a signal stopped it.
  */
 export async function trainStage(ctx: TrainStageContext): Promise<TrainStageResult> {
-  const { config, data, log } = ctx;
-  const runDir = config.output.dir;
+  const { config, data } = ctx;
+  const runDir = config.output.dir, scst = config.train.scst;
   // Temporary files of writes cut short by a kill: never valid files, safe to drop.
-  for (const name of [RUN_FILES.checkpoint, RUN_FILES.best, RUN_FILES.config, RUN_FILES.metrics]) {
+  for (
+    const name of [
+      RUN_FILES.checkpoint,
+      RUN_FILES.best,
+      RUN_FILES.scstBest,
+      RUN_FILES.config,
+      RUN_FILES.metrics,
+      RUN_FILES.ciderDf,
+    ]
+  ) {
     await removeStaleTemporaries(join(runDir, name));
   }
   const resumed = ctx.resume ? await checkpointToResume(config, data) : null;
-  const model = resumed?.model ?? new CaptioningRNN({
+  if (resumed && !resumed.scst && scst.from !== null) {
+    throw new InputError(
+      `${resumed.path}: a cross-entropy checkpoint, but train.scst.from asks for self-critical ` +
+        `training only; resume with --train.scst.from=null, or start a new run`,
+    );
+  }
+  const from = resumed === null && scst.from !== null
+    ? await loadCheckpoint(scst.from, { idxToWord: data.idx_to_word, model: config.model })
+    : null;
+  const model = resumed?.model ?? from?.model ?? new CaptioningRNN({
     wordToIdx: data.word_to_idx,
     inputDim: data.train_features.shape[1],
     ...config.model,
   });
-  const workers = usableWorkers(config, log);
+  const workers = usableWorkers(config, ctx.log);
+  if (resumed?.scst) return await selfCriticalPhase(ctx, model, workers, resumed.scst, resumed);
+  if (from) {
+    const start = { startIteration: runIteration(from), from: scst.from! };
+    return await selfCriticalPhase(ctx, model, workers, start, null);
+  }
+  const trained = await crossEntropyPhase(ctx, model, workers, resumed);
+  if (trained.interrupted || scst.numEpochs === 0) return trained;
+  // Self-critical training starts from the cross-entropy best.h5, as Rennie et al. do.
+  const best = join(runDir, RUN_FILES.best);
+  const start = { startIteration: trained.iterations, from: best };
+  if (await exists(best)) {
+    const ckpt = await loadCheckpoint(best, { idxToWord: data.idx_to_word, model: config.model });
+    model.copyParamsFrom(ckpt.model);
+  } else start.from = join(runDir, RUN_FILES.checkpoint); // no validation data: the latest
+  return await selfCriticalPhase(ctx, model, workers, start, null);
+}
+
+/** The cross-entropy phase: the exercise's training, resumed from checkpoint.h5 or fresh. */
+async function crossEntropyPhase(
+  ctx: TrainStageContext,
+  model: CaptioningRNN<FloatDType>,
+  workers: number,
+  resumed: LoadedCheckpoint | null,
+): Promise<TrainStageResult> {
+  const { config, data, log } = ctx, t = config.train;
   const batches = await trainingBatches(config, log);
-  let engine: TrainEngine;
+  const engine = await startEngine(ctx, model, workers, batches);
+  const phase: Phase = {
+    name: "cross-entropy",
+    solver: {
+      optimConfig: pickOptimConfig(t),
+      batchSize: t.batchSize,
+      numEpochs: t.numEpochs,
+      ...(batches ? { batches } : {}),
+    },
+    captionsPerStep: t.batchSize,
+    optimConfig: pickOptimConfig,
+    optionPath: (key) => `train.${key}`,
+    bestPath: join(config.output.dir, RUN_FILES.best),
+    startIteration: 0,
+    extras: {},
+    record: (info, epoch, smoothedLoss) => ({
+      kind: "train",
+      iteration: info.iteration,
+      epoch,
+      loss: info.loss,
+      smoothedLoss,
+      learningRate: info.learningRate,
+    }),
+  };
+  const session = await openSession(ctx, model, engine, resumed, phase, batches);
+  log(
+    `Training ${config.model.cellType} (H=${config.model.hiddenDim}, W=${config.model.wordvecDim}) on ` +
+      `${data.train_captions.shape[0]} captions: ${session.solver.numIterations} iterations, ` +
+      `batch ${config.train.batchSize}, ${workers} worker(s)`,
+  );
+  return await session.run();
+}
+
+/**
+ * The self-critical phase: from a cross-entropy checkpoint (or resumed from checkpoint.h5),
+ * k sampled captions per image rewarded with CIDEr-D against the baseline; scst_best.h5 keeps
+ * the best val CIDEr-D of the phase.
+ */
+async function selfCriticalPhase(
+  ctx: TrainStageContext,
+  model: CaptioningRNN<FloatDType>,
+  workers: number,
+  start: ScstPhase,
+  resumed: LoadedCheckpoint | null,
+): Promise<TrainStageResult> {
+  const { config, data, log } = ctx, t = config.train, scst = t.scst, runDir = config.output.dir;
+  const t0 = performance.now();
+  const { reward, cached } = await CiderReward.fromData(
+    data,
+    "train",
+    join(runDir, RUN_FILES.ciderDf),
+  );
+  log(
+    `CIDEr-D document frequencies of ${reward.references.size} training images ` +
+      `(${reward.df.df.size} n-grams) ${cached ? "read from" : "computed and cached in"} ` +
+      `${join(runDir, RUN_FILES.ciderDf)} in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
+  const engine = await startEngine(ctx, model, workers, undefined);
+  const batches = new ScstBatches(data, model.wordToIdx, model.idxToWord, {
+    engine,
+    reward,
+    batchSize: scst.batchSize,
+    samples: scst.samples,
+    temperature: scst.temperature,
+    maxLength: scst.maxLength,
+    baseline: scst.baseline,
+    seed: t.seed,
+  });
+  const optimConfig = (train: Partial<TrainConfig>) => {
+    const lr = train.scst?.learningRate;
+    return { ...pickOptimConfig(train), ...(lr === undefined ? {} : { learningRate: lr }) };
+  };
+  const phase: Phase = {
+    name: "self-critical",
+    solver: {
+      optimConfig: optimConfig(t),
+      batchSize: scst.batchSize,
+      numEpochs: scst.numEpochs,
+      batches,
+      explodeFactor: 0, // the loss is −(r − b) log p: no positive cross-entropy to compare with
+    },
+    captionsPerStep: scst.batchSize * scst.samples,
+    optimConfig,
+    optionPath: (key) => key === "learningRate" ? "train.scst.learningRate" : `train.${key}`,
+    bestPath: join(runDir, RUN_FILES.scstBest),
+    startIteration: start.startIteration,
+    extras: { scst: start },
+    evalTag: { phase: "scst" },
+    record: (info, epoch) => {
+      const stats = batches.lastStats!;
+      return {
+        kind: "scst",
+        iteration: start.startIteration + info.iteration,
+        epoch,
+        loss: info.loss,
+        reward: stats.reward,
+        baseline: stats.baseline,
+        beatBaseline: stats.beatBaseline,
+        ...(stats.greedyReward === null ? {} : { greedyReward: stats.greedyReward }),
+        meanLength: stats.meanLength,
+        learningRate: info.learningRate,
+      };
+    },
+  };
+  const session = await openSession(ctx, model, engine, resumed, phase, batches);
+  log(
+    `Self-critical training (CIDEr-D reward, ${scst.baseline} baseline) from ${start.from} ` +
+      `(iteration ${start.startIteration}): ${session.solver.numIterations} iterations of ` +
+      `${scst.batchSize} images x ${scst.samples} samples, ${workers} worker(s)`,
+  );
+  const result = await session.run();
+  return { ...result, iterations: start.startIteration + result.iterations };
+}
+
+/** The compute engine of a phase (closing the batch source when it cannot start). */
+async function startEngine(
+  ctx: TrainStageContext,
+  model: CaptioningRNN<FloatDType>,
+  workers: number,
+  batches: BatchSource | undefined,
+): Promise<TrainEngine> {
   try {
-    engine = createEngine(model, {
+    return createEngine(model, {
       workers,
-      shards: config.train.shards,
+      shards: ctx.config.train.shards,
       backend: kernels().name,
       ...(ctx.workerUrl ? { workerUrl: ctx.workerUrl } : {}),
     });
@@ -104,22 +284,27 @@ export async function trainStage(ctx: TrainStageContext): Promise<TrainStageResu
     await batches?.close?.();
     throw e;
   }
-  let session: TrainingSession;
+}
+
+/** A phase's session, continued from a checkpoint when resuming. */
+async function openSession(
+  ctx: TrainStageContext,
+  model: CaptioningRNN<FloatDType>,
+  engine: TrainEngine,
+  resumed: LoadedCheckpoint | null,
+  phase: Phase,
+  batches: BatchSource | undefined,
+): Promise<TrainingSession> {
   try {
-    session = new TrainingSession(ctx, model, engine, batches, resumed);
+    const session = new TrainingSession(ctx, model, engine, resumed, phase);
     if (resumed) await session.continueFrom(resumed);
+    return session;
   } catch (e) {
     // Nothing else will close them: the workers would keep the process alive.
     await engine.close();
     await batches?.close?.();
     throw e;
   }
-  log(
-    `Training ${config.model.cellType} (H=${config.model.hiddenDim}, W=${config.model.wordvecDim}) on ` +
-      `${data.train_captions.shape[0]} captions: ${session.solver.numIterations} iterations, ` +
-      `batch ${config.train.batchSize}, ${workers} worker(s)`,
-  );
-  return await session.run();
 }
 
 /** Loads checkpoint.h5 to resume, checking it fits the data, the model and the update rule. */
@@ -170,15 +355,45 @@ async function trainingBatches(
   return batches;
 }
 
+/** What differs between the cross-entropy and the self-critical phase of a run. */
+interface Phase {
+  /** For messages. */
+  name: string;
+  /** The solver's options of the phase. */
+  solver: Pick<
+    SolverOptions,
+    "optimConfig" | "batchSize" | "numEpochs" | "batches" | "explodeFactor"
+  >;
+  /** Captions per step, for captions/s. */
+  captionsPerStep: number;
+  /** The optimizer options an experiment's train section sets for the phase. */
+  optimConfig(train: Partial<TrainConfig>): Partial<OptimConfig>;
+  /** The experiment option that sets an optimizer option, for messages. */
+  optionPath(key: string): string;
+  /** Where the phase keeps its best checkpoint. */
+  bestPath: string;
+  /** The run's iteration when the phase started (its solver counts from 0). */
+  startIteration: number;
+  /** What the phase's checkpoints hold besides the solver's state. */
+  extras: Pick<CheckpointExtras, "scst">;
+  /** What marks the phase's evaluation records. */
+  evalTag?: Pick<EvalRecord, "phase">;
+  /** The metrics.jsonl record of an iteration. */
+  record(info: IterationInfo, epoch: number, smoothedLoss: number): MetricsRecord;
+}
+
 /**
- * One training run of the solver, and what watches it. The policy of the run, in one place:
- * - every iteration: the progress bar; a `train` record every `printEvery` iterations (and
- *   at the first and the last);
+ * One training run of the solver in one phase, and what watches it. The policy of the run,
+ * in one place:
+ * - every iteration: the progress bar; a `train` (or `scst`) record every `printEvery`
+ *   iterations (and at the first and the last);
  * - checkpoint.h5 every `checkpointEvery` iterations, or at each epoch's end when it is 0,
  *   and at the end;
  * - a greedy score of the first val images every `evalEvery` iterations, or at each epoch's
- *   end when it is 0, and at the end; best.h5 whenever CIDEr-D improves on the best so far;
+ *   end when it is 0, and at the end; the phase's best checkpoint (best.h5, scst_best.h5)
+ *   whenever CIDEr-D improves on the phase's best so far;
  * - a `val` record (the solver's validation loss) at each epoch's end.
+ * Records count the run's iterations: a self-critical phase's continue the cross-entropy's.
  */
 class TrainingSession {
   /** The solver. */
@@ -186,10 +401,10 @@ class TrainingSession {
   readonly #ctx: TrainStageContext;
   readonly #model: CaptioningRNN<FloatDType>;
   readonly #engine: TrainEngine;
+  readonly #phase: Phase;
   readonly #progress: ProgressReporter;
   readonly #checkpointPath: string;
-  readonly #bestPath: string;
-  /** The best val CIDEr-D so far, and what best.h5 records of it. */
+  /** The best val CIDEr-D of the phase so far, and what its best checkpoint records of it. */
   #best = -Infinity;
   #bestInfo: Record<string, unknown> | undefined;
   /** The iteration of the checkpoint.h5 on disk (null: none yet), for messages after a failure. */
@@ -200,35 +415,32 @@ class TrainingSession {
     ctx: TrainStageContext,
     model: CaptioningRNN<FloatDType>,
     engine: TrainEngine,
-    batches: BatchSource | undefined,
     resumed: LoadedCheckpoint | null,
+    phase: Phase,
   ) {
     this.#ctx = ctx;
     this.#model = model;
     this.#engine = engine;
+    this.#phase = phase;
     const { config } = ctx, t = config.train, runDir = config.output.dir;
     this.#checkpointPath = join(runDir, RUN_FILES.checkpoint);
-    this.#bestPath = join(runDir, RUN_FILES.best);
     this.#bestInfo = resumed?.info;
     if (typeof this.#bestInfo?.cider === "number") this.#best = this.#bestInfo.cider;
-    this.#savedIteration = resumed?.solver?.iteration ?? null;
+    this.#savedIteration = resumed ? runIteration(resumed) : null;
     this.solver = new CaptioningSolver(model, ctx.data, {
       updateRule: t.updateRule,
-      optimConfig: pickOptimConfig(t),
       lrDecay: t.lrDecay,
-      batchSize: t.batchSize,
-      numEpochs: t.numEpochs,
       seed: t.seed,
       gradClip: t.gradClip,
       verbose: false,
       engine,
-      ...(batches ? { batches } : {}),
+      ...phase.solver,
       onIteration: (info) => this.#afterIteration(info),
       onEpoch: (info) => this.#afterEpoch(info),
     });
     this.#progress = new ProgressReporter({
       total: this.solver.numIterations,
-      batchSize: t.batchSize,
+      batchSize: phase.captionsPerStep,
       itersPerEpoch: this.solver.iterationsPerEpoch,
       printEvery: t.printEvery,
       ...(ctx.progressWrite ? { write: ctx.progressWrite } : {}),
@@ -244,11 +456,12 @@ class TrainingSession {
   async continueFrom(resumed: LoadedCheckpoint): Promise<void> {
     if (resumed.solver) {
       this.solver.setState(resumed.solver);
-      applyChangedHyperParameters(this.solver, resumed.experiment, this.#ctx.config, this.#ctx.log);
+      applyChangedHyperParameters(this.solver, resumed.experiment, this.#ctx, this.#phase);
     }
     await writeConfig(this.#ctx.config);
+    const what = this.#phase.extras.scst ? ` of ${this.#phase.name} training` : "";
     this.#ctx.log(
-      `Resuming at iteration ${this.solver.iteration} of ${this.solver.numIterations}`,
+      `Resuming at iteration ${this.solver.iteration} of ${this.solver.numIterations}${what}`,
     );
   }
 
@@ -305,14 +518,8 @@ class TrainingSession {
     this.#progress.update(info.iteration, info.loss);
     const last = info.iteration === info.numIterations;
     if (info.iteration % t.printEvery === 0 || last || info.iteration === 1) {
-      this.#ctx.metrics.write({
-        kind: "train",
-        iteration: info.iteration,
-        epoch: info.iteration / this.solver.iterationsPerEpoch,
-        loss: info.loss,
-        smoothedLoss: this.#progress.smoothedLoss,
-        learningRate: info.learningRate,
-      });
+      const epoch = info.iteration / this.solver.iterationsPerEpoch;
+      this.#ctx.metrics.write(this.#phase.record(info, epoch, this.#progress.smoothedLoss));
     }
     if (t.checkpointEvery > 0 && info.iteration % t.checkpointEvery === 0) {
       await this.#save(this.#checkpointPath);
@@ -327,7 +534,7 @@ class TrainingSession {
     if (info.valLoss !== null) {
       this.#ctx.metrics.write({
         kind: "val",
-        iteration: info.iteration,
+        iteration: this.#phase.startIteration + info.iteration,
         epoch: info.epoch,
         loss: info.valLoss,
       });
@@ -341,10 +548,14 @@ class TrainingSession {
     if (t.evalEvery === 0) await this.#scoreForBest(info.iteration);
   }
 
-  /** Scores greedy captions of the first val images; a better CIDEr-D is saved as best.h5. */
-  async #scoreForBest(iteration: number): Promise<void> {
+  /**
+   * Scores greedy captions of the first val images; a better CIDEr-D than the phase's best is
+   * saved as its best checkpoint.
+   */
+  async #scoreForBest(solverIteration: number): Promise<void> {
     const { config, data, metrics } = this.#ctx;
     if (!data.val_captions) return;
+    const iteration = this.#phase.startIteration + solverIteration;
     const ev = await evaluateSplit(this.#model, data, {
       split: "val",
       numImages: Math.min(config.evaluate.numImages, QUICK_EVAL_IMAGES),
@@ -352,6 +563,7 @@ class TrainingSession {
       maxLength: config.evaluate.maxLength,
       metrics: ["bleu4", "cider"],
       captioner: (features, o) => this.#engine.sample(features, o),
+      diagnostics: false,
     });
     metrics.write({
       kind: "eval",
@@ -361,6 +573,7 @@ class TrainingSession {
       decoder: "greedy",
       numImages: ev.numImages,
       metrics: ev.greedy as Record<string, number>,
+      ...this.#phase.evalTag,
     });
     const cider = ev.greedy.cider ?? -Infinity;
     this.#progress.log(
@@ -372,7 +585,7 @@ class TrainingSession {
     if (cider > this.#best) {
       this.#best = cider;
       this.#bestInfo = { iteration, cider, bleu4: ev.greedy.bleu4 };
-      await this.#save(this.#bestPath);
+      await this.#save(this.#phase.bestPath);
     }
   }
 
@@ -382,8 +595,11 @@ class TrainingSession {
       solver: this.solver.getState(),
       experiment: this.#ctx.config,
       ...(this.#bestInfo ? { info: this.#bestInfo } : {}),
+      ...this.#phase.extras,
     });
-    if (path === this.#checkpointPath) this.#savedIteration = this.solver.iteration;
+    if (path === this.#checkpointPath) {
+      this.#savedIteration = this.#phase.startIteration + this.solver.iteration;
+    }
   }
 
   /** What is kept on disk, for a message after a failure. */
@@ -426,16 +642,17 @@ class TrainingSession {
 function applyChangedHyperParameters(
   solver: CaptioningSolver,
   saved: unknown,
-  config: ExperimentConfig,
-  log: (line: string) => void,
+  ctx: TrainStageContext,
+  phase: Phase,
 ): void {
-  const before = pickOptimConfig(
-    (saved as Partial<ExperimentConfig> | undefined)?.train ?? {},
-  );
-  const now = pickOptimConfig(config.train), cfg = solver.optimizer.config;
+  const config = ctx.config;
+  const before = phase.optimConfig((saved as Partial<ExperimentConfig> | undefined)?.train ?? {});
+  const now = phase.optimConfig(config.train), cfg = solver.optimizer.config;
   for (const [key, value] of Object.entries(now) as [keyof typeof now, number][]) {
     if (before[key] === undefined || before[key] === value) continue;
     cfg[key] = key === "learningRate" ? value * config.train.lrDecay ** solver.epoch : value;
-    log(`Resuming with train.${key} ${value} (was ${before[key]}): now ${cfg[key]}`);
+    ctx.log(
+      `Resuming with ${phase.optionPath(key)} ${value} (was ${before[key]}): now ${cfg[key]}`,
+    );
   }
 }
