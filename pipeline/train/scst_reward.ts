@@ -10,7 +10,7 @@
  */
 import { decodeCaptions } from "../../model/decode.ts";
 import type { Tensor } from "../../layers/tensor.ts";
-import { type CaptionData, type Split } from "../data/caption_data.ts";
+import type { CaptionData, Split } from "../data/caption_data.ts";
 import { InputError } from "../errors.ts";
 import { cleanCaption, referencesByImage } from "../eval/evaluate.ts";
 import {
