@@ -14,10 +14,17 @@ import { EXPERIMENT_SCHEMA } from "../config/schema.ts";
 import { loadCocoData } from "../data/coco.ts";
 import { gatherMinibatch, type LoadedCaptionData } from "../data/caption_data.ts";
 import { InputError } from "../errors.ts";
-import { cleanCaption, evaluateSplit, formatEvaluation } from "../eval/evaluate.ts";
+import {
+  cleanCaption,
+  type DecoderName,
+  decoderOptions,
+  evaluateSplit,
+  formatEvaluation,
+} from "../eval/evaluate.ts";
 import type { Metric } from "../eval/metrics/mod.ts";
 import { loadCheckpoint } from "../train/checkpoint.ts";
 import { type CommandLine, type OptionValues, withSavedDefaults } from "./args.ts";
+import { resolveDecodingFlags } from "./decoding_flags.ts";
 import { VERBS } from "./verbs.ts";
 
 type CheckpointOptions = typeof VERBS.evaluate.options | typeof VERBS.sample.options;
@@ -67,7 +74,8 @@ async function checkpointWithData<O extends CheckpointOptions>(
 }
 
 /**
- * `deno task evaluate`: BLEU-1..4 and CIDEr-D of a checkpoint's captions beside the baseline.
+ * `deno task evaluate`: BLEU-1..4, CIDEr-D and ROUGE-L of a checkpoint's captions beside the
+ * baseline, with the caption diagnostics.
  * @param commandLine The parsed command line (see `VERBS.evaluate`).
  * @returns The exit code, 0.
  * @throws {InputError} For a checkpoint or data that cannot be used.
@@ -76,7 +84,8 @@ async function checkpointWithData<O extends CheckpointOptions>(
  * ```ts ignore
  * import { parseCommandLine } from "./args.ts";
  * import { evaluateCommand } from "./checkpoint_commands.ts";
- * import { VERBS } from "./verbs.ts";
+ * import { resolveDecodingFlags } from "./decoding_flags.ts";
+import { VERBS } from "./verbs.ts";
  * await evaluateCommand(parseCommandLine(VERBS.evaluate, ["runs/default/best.h5"]));
  * ```
  */
@@ -87,13 +96,20 @@ export async function evaluateCommand(
     VERBS.evaluate.options,
     commandLine,
   );
+  const { beamSize, controls, samplingAsked } = resolveDecodingFlags(
+    commandLine.values,
+    values,
+    2,
+  );
   const ev = await evaluateSplit(model, data, {
     split: values.split,
-    beamSize: values.beamSize,
+    beamSize,
     numImages: values.numImages,
     maxLength: values.maxLength,
     metrics:
       (experiment?.evaluate?.metrics ?? EXPERIMENT_SCHEMA.evaluate.metrics.default) as Metric[],
+    decoding: controls,
+    sample: values.sample || samplingAsked,
   });
   console.log(`${commandLine.positionals[0]}: ${formatEvaluation(ev)}`);
   return 0;
@@ -103,13 +119,14 @@ export async function evaluateCommand(
  * `deno task sample`: a checkpoint's captions of random images beside a reference caption.
  * @param commandLine The parsed command line (see `VERBS.sample`).
  * @returns The exit code, 0.
- * @throws {InputError} For a checkpoint or data that cannot be used.
+ * @throws {InputError} For a checkpoint or data that cannot be used, or contradictory flags.
  *
  * @example
  * ```ts ignore
  * import { parseCommandLine } from "./args.ts";
  * import { sampleCommand } from "./checkpoint_commands.ts";
- * import { VERBS } from "./verbs.ts";
+ * import { resolveDecodingFlags } from "./decoding_flags.ts";
+import { VERBS } from "./verbs.ts";
  * await sampleCommand(parseCommandLine(VERBS.sample, ["runs/default/best.h5", "--n", "3"]));
  * ```
  */
@@ -117,21 +134,37 @@ export async function sampleCommand(
   commandLine: CommandLine<typeof VERBS.sample.options>,
 ): Promise<number> {
   const { model, data, values } = await checkpointWithData(VERBS.sample.options, commandLine);
-  const { split, n, beamSize, maxLength } = values;
+  const given = commandLine.values;
+  const { split, n, maxLength } = values;
+  const flags = resolveDecodingFlags(given, { ...values, beamSize: values.beamSize ?? 1 }, 1);
+  const samplingAsked = flags.samplingAsked || given.samples !== undefined;
+  const decoder: DecoderName = given.decoder ??
+    (samplingAsked ? "sample" : flags.beamAsked || flags.beamSize > 1 ? "beam" : "greedy");
+  if (decoder === "sample" && given.beamSize !== undefined) {
+    throw new InputError(`command line: --beamSize: sampling draws captions one by one; drop it`);
+  }
+  if (decoder !== "sample" && samplingAsked) {
+    throw new InputError(
+      `command line: --decoder ${decoder}: the sampling options ask for --decoder sample`,
+    );
+  }
   const rng = new Rng(values.seed);
   const size = data[`${split}_captions`].shape[0];
   const batch = gatherMinibatch(data, split, Array.from({ length: n }, () => rng.randint(size)));
-  const generated = decodeCaptions(
-    model.sample(batch.features, { beamSize, maxLength }),
-    model.idxToWord,
-  );
+  const options = {
+    ...decoderOptions(decoder, flags.beamSize, maxLength, { ...flags.controls, seed: values.seed }),
+    ...(decoder === "sample" && given.samples !== undefined ? { samples: given.samples } : {}),
+  };
+  const generated = decodeCaptions(model.sample(batch.features, options), model.idxToWord);
+  const m = generated.length / n;
   const references = decodeCaptions(batch.captions, data.idx_to_word);
   batch.imageIdxs.forEach((img, i) => {
     const url = batch.urls?.[i];
+    const lines = generated.slice(i * m, (i + 1) * m).map((g) => `  generated: ${cleanCaption(g)}`);
     console.log(
-      `${split} image ${img}${url ? ` (${url})` : ""}\n  generated: ${
-        cleanCaption(generated[i])
-      }\n  reference: ${cleanCaption(references[i])}`,
+      `${split} image ${img}${url ? ` (${url})` : ""}\n${lines.join("\n")}\n  reference: ${
+        cleanCaption(references[i])
+      }`,
     );
   });
   return 0;

@@ -15,9 +15,11 @@ import {
   flag,
   HELP_OPTION,
   int,
+  num,
   oneOf,
   path,
 } from "./command_spec.ts";
+import { LENGTH_PENALTIES } from "../../model/decode_options.ts";
 import { DEFAULT_DATA_DIRS } from "../config/config.ts";
 import { experimentHelp, forEachOption, type OptionSpec } from "../config/schema.ts";
 
@@ -68,6 +70,9 @@ const COMMON = {
   help: HELP_OPTION,
 };
 
+/** The decoders the verbs that caption may use. */
+const DECODERS = ["greedy", "beam", "sample"] as const;
+
 /** The split option of the verbs that caption images. */
 const SPLIT = oneOf(["train", "val"], "val", "Split whose images are captioned", "train");
 
@@ -75,6 +80,60 @@ const SPLIT = oneOf(["train", "val"], "val", "Split whose images are captioned",
 const DATA_DIR = {
   ...path(undefined, "The dataset the checkpoint was trained on", "datasets/synthetic"),
   savedAs: "data.dir",
+};
+
+/**
+ * The decoding controls of the verbs that caption, defaulting to the checkpoint's experiment
+ * (its `evaluate` section). A control given turns its decoder on (see decoding_flags.ts).
+ */
+const DECODING = {
+  nBest: saved(
+    "evaluate.nBest",
+    int(undefined, 1, "Beam captions per image, best first (beam search)", "2"),
+  ),
+  lengthPenalty: saved(
+    "evaluate.lengthPenalty",
+    oneOf(
+      LENGTH_PENALTIES,
+      undefined,
+      "Beam search ranks finished captions by log p, log p / ((5 + len) / 6)^α or log p / len",
+      "average",
+    ),
+  ),
+  lengthAlpha: saved(
+    "evaluate.lengthAlpha",
+    num(undefined, 0, "The α of --lengthPenalty gnmt (higher = longer captions)", "1.5"),
+  ),
+  beamGroups: saved(
+    "evaluate.beamGroups",
+    int(undefined, 1, "Diverse beam search: groups of beams (beam search)", "2"),
+  ),
+  diversity: saved(
+    "evaluate.diversity",
+    num(undefined, 0, "Diverse beam search: penalty for a word an earlier group chose", "2"),
+  ),
+  blockTrigrams: {
+    ...flag("Never repeat a trigram within a caption"),
+    savedAs: "evaluate.blockTrigrams",
+  },
+  suppressUnk: { ...flag("Never write <UNK>"), savedAs: "evaluate.suppressUnk" },
+  temperature: saved(
+    "evaluate.temperature",
+    num(undefined, 0.01, "Sampling temperature (sampling)", "0.7"),
+  ),
+  topK: saved(
+    "evaluate.topK",
+    int(undefined, 0, "Sampling: the k likeliest words only (0 = all)", "3"),
+  ),
+  topP: saved("evaluate.topP", {
+    ...num(
+      undefined,
+      0.01,
+      "Sampling: the likeliest words of total probability p (1 = all)",
+      "0.9",
+    ),
+    max: 1,
+  }),
 };
 
 /** A verb's entry, invoked as `deno task <name>`. */
@@ -121,14 +180,20 @@ export const VERBS = {
   }),
   evaluate: verb("evaluate", {
     args: ["<checkpoint.h5>"],
-    brief: "score a checkpoint: BLEU-1..4 and CIDEr-D beside the baseline",
-    summary: "Scores the checkpoint's captions with BLEU-1..4 and CIDEr-D against all " +
-      "references, beside the most-frequent-caption baseline, on the data it was trained on.",
+    brief: "score a checkpoint: BLEU-1..4, CIDEr-D and ROUGE-L beside the baseline",
+    summary: "Scores the checkpoint's captions (greedy; beam search when the beam is wider " +
+      "than 1; sampled with --sample) with BLEU-1..4, CIDEr-D and ROUGE-L against all " +
+      "references, beside the most-frequent-caption baseline, on the data it was trained on, " +
+      "with the caption diagnostics. Decoding options default to the checkpoint's experiment; " +
+      "a beam-search option given asks for beam search, a sampling option for sampling.",
     options: {
       split: SPLIT,
       beamSize: saved("evaluate.beamSize", int(undefined, 1, "Beam width (1 = greedy)", "3")),
       numImages: saved("evaluate.numImages", int(undefined, 1, "Images to score", "7")),
       maxLength: saved("evaluate.maxLength", int(undefined, 1, "Longest caption, words", "5")),
+      sample: { ...flag("Also score one sampled caption per image"), savedAs: "evaluate.sample" },
+      seed: saved("evaluate.seed", int(undefined, 0, "Seed of the sampled captions", "7")),
+      ...DECODING,
       "data.dir": DATA_DIR,
       ...COMMON,
     },
@@ -136,13 +201,23 @@ export const VERBS = {
   sample: verb("sample", {
     args: ["<checkpoint.h5>"],
     brief: "print captions of random images beside a reference",
-    summary: "Prints the checkpoint's captions of random images beside a reference caption.",
+    summary: "Prints the checkpoint's captions of random images beside a reference caption: " +
+      "greedy, beam search (--beamSize 2 or more, or any beam-search option; --nBest prints " +
+      "the n best), or sampled (--decoder sample, or any sampling option).",
     options: {
       n: int(10, 1, "Images to caption", "3"),
       split: SPLIT,
-      beamSize: int(1, 1, "Beam width (1 = greedy)", "2"),
+      decoder: oneOf(
+        DECODERS,
+        undefined,
+        "How to caption (default: beam when --beamSize > 1 or a beam option is given, sample when a sampling option is, else greedy)",
+        "sample",
+      ),
+      beamSize: int(undefined, 1, "Beam width (default 1: greedy)", "2"),
+      samples: int(undefined, 1, "Captions sampled per image (sampling; default 1)", "3"),
       maxLength: saved("evaluate.maxLength", int(undefined, 1, "Longest caption, words", "5")),
-      seed: int(0, 0, "Seed of the choice of images", "7"),
+      seed: int(0, 0, "Seed of the choice of images and of the sampled captions", "7"),
+      ...DECODING,
       "data.dir": DATA_DIR,
       ...COMMON,
     },
