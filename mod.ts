@@ -74,7 +74,13 @@ export type {
 } from "./model/captioning_rnn.ts";
 export type { Minibatch } from "./model/minibatch.ts";
 export { SAMPLE_CHUNK, sampleCaptions } from "./model/sampling.ts";
-export type { SampleOptions, SampleResult, SamplingModel } from "./model/sampling.ts";
+export type {
+  DecodeMethod,
+  LengthPenalty,
+  SampleOptions,
+  SampleResult,
+  SamplingModel,
+} from "./model/sampling.ts";
 export { Decoder } from "./model/decoder.ts";
 export type { DecodedModel, DecoderModel, StepDecoder } from "./model/decoder.ts";
 export { decodeCaptions } from "./model/decode.ts";
@@ -122,6 +128,7 @@ export type {
   CheckpointExpectation,
   CheckpointExtras,
   LoadedCheckpoint,
+  ScstPhase,
 } from "./pipeline/train/checkpoint.ts";
 
 // Evaluation: a split's captions beside the baseline, and the COCO metrics.
@@ -129,6 +136,8 @@ export { evaluateSplit } from "./pipeline/eval/evaluate.ts";
 export type {
   CaptionedImage,
   Captioner,
+  DecoderName,
+  DecodingControls,
   EvaluateOptions,
   SplitEvaluation,
 } from "./pipeline/eval/evaluate.ts";
@@ -141,6 +150,7 @@ export {
 } from "./pipeline/eval/metrics/mod.ts";
 export type {
   BleuScores,
+  CaptionDiagnostics,
   CaptionsById,
   Metric,
   MetricScores,
@@ -159,12 +169,14 @@ export type {
   ExperimentConfig,
   MetricName,
   ModelConfig as ExperimentModelConfig,
+  ScstConfig,
   StageName,
   TrainConfig,
 } from "./pipeline/config/config.ts";
 export { METRIC_NAMES, STAGE_NAMES } from "./pipeline/config/schema.ts";
 export { runExperiment } from "./pipeline/run/run.ts";
 export type { RunOptions, RunResult } from "./pipeline/run/run.ts";
+export type { EvaluatedCheckpoint } from "./pipeline/run/report_data.ts";
 
 // Errors.
 export { InputError } from "./pipeline/errors.ts";

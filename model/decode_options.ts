@@ -25,14 +25,14 @@
  */
 import { accepts, checkOptionNames, type OptionRule } from "../layers/options.ts";
 
-/** The decoding strategies. */
-export const DECODE_METHODS = ["greedy", "beam", "sample"] as const;
 /** A decoding strategy: argmax, beam search, or multinomial sampling. */
-export type DecodeMethod = typeof DECODE_METHODS[number];
-/** The length penalties of beam search. */
-export const LENGTH_PENALTIES = ["none", "gnmt", "average"] as const;
+export type DecodeMethod = "greedy" | "beam" | "sample";
+/** The decoding strategies. */
+export const DECODE_METHODS: readonly DecodeMethod[] = ["greedy", "beam", "sample"];
 /** How beam search ranks finished captions of different lengths. */
-export type LengthPenalty = typeof LENGTH_PENALTIES[number];
+export type LengthPenalty = "none" | "gnmt" | "average";
+/** The length penalties of beam search. */
+export const LENGTH_PENALTIES: readonly LengthPenalty[] = ["none", "gnmt", "average"];
 
 /** Options of caption decoding; every one has a default. */
 export interface SampleOptions {

@@ -19,7 +19,7 @@ import {
   oneOf,
   path,
 } from "./command_spec.ts";
-import { LENGTH_PENALTIES } from "../../model/decode_options.ts";
+import { DECODE_METHODS, LENGTH_PENALTIES } from "../../model/decode_options.ts";
 import { DEFAULT_DATA_DIRS } from "../config/config.ts";
 import { experimentHelp, forEachOption, type OptionSpec } from "../config/schema.ts";
 
@@ -69,9 +69,6 @@ const COMMON = {
   debug: flag("Print the stack trace with an error"),
   help: HELP_OPTION,
 };
-
-/** The decoders the verbs that caption may use. */
-const DECODERS = ["greedy", "beam", "sample"] as const;
 
 /** The split option of the verbs that caption images. */
 const SPLIT = oneOf(["train", "val"], "val", "Split whose images are captioned", "train");
@@ -208,7 +205,7 @@ export const VERBS = {
       n: int(10, 1, "Images to caption", "3"),
       split: SPLIT,
       decoder: oneOf(
-        DECODERS,
+        DECODE_METHODS,
         undefined,
         "How to caption (default: beam when --beamSize > 1 or a beam option is given, sample when a sampling option is, else greedy)",
         "sample",

@@ -15,7 +15,6 @@ import {
   isOption,
   type METRIC_NAMES,
   type OptionSpec,
-  type SCST_BASELINES,
   type SectionSpec,
   type STAGE_NAMES,
 } from "./schema.ts";
@@ -102,7 +101,7 @@ export interface ScstConfig {
   /** Sampling temperature. */
   temperature: number;
   /** The baseline: the greedy caption's reward, or the mean of the other samples'. */
-  baseline: typeof SCST_BASELINES[number];
+  baseline: "greedy" | "mean";
   /** Images per step. */
   batchSize: number;
   /** Step size; the optimizer's state starts afresh. */

@@ -10,7 +10,7 @@
 import { type FloatDType, gatherRows, type Tensor } from "../../layers/tensor.ts";
 import type { CaptioningRNN } from "../../model/captioning_rnn.ts";
 import { decodeCaptions } from "../../model/decode.ts";
-import type { SampleOptions, SampleResult } from "../../model/sampling.ts";
+import type { DecodeMethod, SampleOptions, SampleResult } from "../../model/sampling.ts";
 import {
   type CaptionDiagnostics,
   captionDiagnostics,
@@ -28,8 +28,8 @@ export type Captioner = (
   options: SampleOptions,
 ) => SampleResult | Promise<SampleResult>;
 
-/** The decoders an evaluation scores. */
-export type DecoderName = "greedy" | "beam" | "sample";
+/** The decoders an evaluation scores: greedy decoding, beam search and sampling. */
+export type DecoderName = DecodeMethod;
 
 /**
  * The decoding controls of an evaluation (the experiment's `evaluate` section): those of

@@ -7,7 +7,7 @@
  * parser models, about 1 GB), which recap does not ship.
  * @module
  */
-import type { METRIC_NAMES } from "../../config/schema.ts";
+import { METRIC_NAMES } from "../../config/schema.ts";
 import { bleuFromTokens, unigramBleu } from "./bleu.ts";
 import { ciderDFromTokens } from "./cider.ts";
 import { rougeLFromTokens } from "./rouge.ts";
@@ -31,15 +31,7 @@ export type Metric = typeof METRIC_NAMES[number];
 /** Scores by metric name; only the metrics asked for are present. */
 export type MetricScores = Partial<Record<Metric, number>>;
 
-const ALL: readonly Metric[] = [
-  "bleu1",
-  "bleu2",
-  "bleu3",
-  "bleu4",
-  "cider",
-  "rougeL",
-  "unigram_bleu",
-];
+const ALL: readonly Metric[] = METRIC_NAMES;
 
 const lookup = <T>(c: CaptionsById<T>, id: string): T | undefined =>
   c instanceof Map ? (c.get(id) ?? c.get(Number(id))) : c[id];
