@@ -287,13 +287,16 @@ Deno.test("options that must agree are checked together, after the command-line 
     InputError,
     "x.json: train.scst.numEpochs: expected a positive integer with train.scst.from, got 0",
   );
-  const cfg = resolveExperiment({ train: { scst: { numEpochs: 2, baseline: "mean" } } }, "x.json");
-  assertEquals(cfg.train.scst.baseline, "mean");
+  const cfg = resolveExperiment(
+    { train: { scst: { numEpochs: 2, baseline: "greedy" } } },
+    "x.json",
+  );
+  assertEquals(cfg.train.scst.baseline, "greedy");
   assertEquals(cfg.train.scst.samples, 5);
   assertThrows(
     () => resolveExperiment({ train: { scst: { baseline: "max" } } }, "x.json"),
     InputError,
-    'x.json: train.scst.baseline: expected one of "greedy", "mean", got "max"',
+    'x.json: train.scst.baseline: expected one of "mean", "greedy", got "max"',
   );
   // A file that an override settles is fine: the checks between options wait for it.
   const dir = await Deno.makeTempDir();
@@ -331,6 +334,7 @@ Deno.test("every experiment file in experiments/ is valid and points editors at 
     "overfit_rnn.json",
     "overfit_rnn_sigmoid.json",
     "synthetic_lstm.json",
+    "synthetic_lstm_scst.json",
   ]);
   for (const name of files) {
     const path = new URL(name, dir).pathname;
@@ -345,6 +349,12 @@ Deno.test("every experiment file in experiments/ is valid and points editors at 
     25,
     "sigmoid",
   ]);
+  // SCST from the default run's best checkpoint, on the default run's data and model.
+  const scst = await loadExperiment(new URL("synthetic_lstm_scst.json", dir).pathname);
+  const defaults = defaultExperiment();
+  assertEquals(scst.train.scst.from, `${defaults.output.dir}/best.h5`);
+  assertEquals([scst.data, scst.model], [defaults.data, defaults.model]);
+  assert(scst.train.scst.numEpochs > 0);
 });
 
 Deno.test("the train section has an option for every hyper-parameter of the update rules", () => {

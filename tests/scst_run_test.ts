@@ -33,7 +33,15 @@ function experiment(data: string, runDir: string, scst: Record<string, unknown> 
   return tinyExperiment(data, runDir, {
     train: {
       numEpochs: 2,
-      scst: { numEpochs: 3, batchSize: 10, samples: 3, maxLength: 8, learningRate: 5e-3, ...scst },
+      scst: {
+        numEpochs: 3,
+        batchSize: 10,
+        samples: 3,
+        maxLength: 8,
+        learningRate: 5e-3,
+        baseline: "greedy", // the baseline that also records the greedy reward
+        ...scst,
+      },
     },
     evaluate: { numImages: 10, beamSize: 2 },
     stages: ["train", "evaluate", "report"],

@@ -125,7 +125,7 @@ export const METRIC_NAMES = [
   "unigram_bleu",
 ] as const;
 /** The baselines of self-critical training. */
-export const SCST_BASELINES = ["greedy", "mean"] as const;
+export const SCST_BASELINES = ["mean", "greedy"] as const;
 /** The stage names `stages` may list, in the order they run. */
 export const STAGE_NAMES = ["train", "evaluate", "sample", "report"] as const;
 
@@ -203,8 +203,8 @@ export const EXPERIMENT_SCHEMA = {
       temperature: num(1, ">0", "SCST: sampling temperature"),
       baseline: oneOf(
         SCST_BASELINES,
-        "greedy",
-        "SCST: baseline of a sample's reward: the greedy caption's, or the mean of the image's other samples'",
+        "mean",
+        "SCST: baseline of a sample's reward: the mean of the image's other samples' (Luo 2020), or the greedy caption's (Rennie et al. 2017)",
       ),
       batchSize: int(50, ">=1", "SCST: images per step"),
       learningRate: num(5e-5, ">0", "SCST: step size (the optimizer starts afresh)"),
