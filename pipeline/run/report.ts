@@ -38,8 +38,10 @@ export interface RewardPoint {
   iteration: number;
   /** The sampled captions' mean CIDEr-D. */
   reward: number;
-  /** The mean baseline. */
-  baseline: number;
+  /** The greedy captions' mean CIDEr-D (recorded with the greedy baseline). */
+  greedyReward?: number;
+  /** The fraction of samples that beat their baseline. */
+  beatBaseline: number;
 }
 
 /** The trivial captioner: one caption for every image, and its scores per split. */
@@ -424,6 +426,49 @@ figcaption{padding:8px 10px}.id{color:#889;font-size:12px;margin:0 0 4px}.gen{ma
 .tag.beam{background:#d62728}.tag.sampled{background:#2ca02c}.diagnostics{margin-top:10px}.refs{margin:6px 0 0;padding-left:18px;color:#555;font-size:13px}.empty{color:#889}
 `;
 
+/** Self-critical training's section: the mean rewards, and how often samples beat the baseline. */
+function rewardSection(points: RewardPoint[]): string {
+  const series: ChartSeries[] = [{
+    name: "sampled",
+    color: "#2ca02c",
+    points: points.map((p) => ({ x: p.iteration, y: p.reward })),
+  }];
+  if (points.some((p) => p.greedyReward !== undefined)) {
+    series.push({
+      name: "greedy",
+      color: "#1f77b4",
+      points: points.flatMap((p) =>
+        p.greedyReward === undefined ? [] : [{ x: p.iteration, y: p.greedyReward }]
+      ),
+    });
+  }
+  const beat = [{
+    name: "beat baseline",
+    color: "#9467bd",
+    points: points.map((p) => ({ x: p.iteration, y: p.beatBaseline })),
+  }];
+  return `<section id="scst">
+<h2>Self-critical training</h2>
+${
+    lineChartSvg(series, {
+      xLabel: "iteration",
+      yLabel: "mean CIDEr-D reward (train)",
+      width: 1040,
+      height: 300,
+    })
+  }
+${
+    lineChartSvg(beat, {
+      xLabel: "iteration",
+      yLabel: "beating the baseline",
+      width: 1040,
+      height: 220,
+    })
+  }
+</section>
+`;
+}
+
 /**
  * Renders the report page.
  * @param data What to show; see {@linkcode ReportData}.
@@ -465,26 +510,7 @@ export function renderReport(data: ReportData): string {
   const chart = data.trainLoss.length || data.valLoss?.length
     ? lineChartSvg(series, { xLabel: "iteration", yLabel: "loss", width: 1040, height: 380 })
     : `<p class="empty">No losses were logged.</p>`;
-  const rewards = data.rewards?.length
-    ? `<section id="scst">
-<h2>Self-critical training</h2>
-${
-      lineChartSvg([
-        {
-          name: "mean reward",
-          color: "#2ca02c",
-          points: data.rewards.map((p) => ({ x: p.iteration, y: p.reward })),
-        },
-        {
-          name: "mean baseline",
-          color: "#9467bd",
-          points: data.rewards.map((p) => ({ x: p.iteration, y: p.baseline })),
-        },
-      ], { xLabel: "iteration", yLabel: "CIDEr-D (train, sampled)", width: 1040, height: 320 })
-    }
-</section>
-`
-    : "";
+  const rewards = data.rewards?.length ? rewardSection(data.rewards) : "";
   return `<!DOCTYPE html>
 <html lang="en">
 <head>

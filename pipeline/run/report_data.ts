@@ -80,7 +80,14 @@ export async function writeRunReport(
     });
   }
   const rewards = records.flatMap((r) =>
-    r.kind === "scst" ? [{ iteration: r.iteration, reward: r.reward, baseline: r.baseline }] : []
+    r.kind === "scst"
+      ? [{
+        iteration: r.iteration,
+        reward: r.reward,
+        beatBaseline: r.beatBaseline,
+        ...(r.greedyReward === undefined ? {} : { greedyReward: r.greedyReward }),
+      }]
+      : []
   );
   const baselineCaption = checkpoints.at(-1)?.evaluations[0]?.baselineCaption;
   return await writeReport(runDir, {
