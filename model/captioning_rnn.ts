@@ -386,10 +386,12 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
   }
 
   /**
-   * Generates captions for images: greedy decoding (beamSize 1, the exercise's) or beam search.
+   * Generates captions for images: greedy decoding (the exercise's, the default), beam search
+   * or sampling, with their controls (see `SampleOptions`).
    * @param features Image features, (N, D).
-   * @param options `maxLength` (default 30) and `beamSize` (default 1).
-   * @returns Word indices, (N, maxLength), int32.
+   * @param options The strategy and its controls, e.g. `{ beamSize: 3, blockTrigrams: true }`.
+   * @returns Word indices, (N m, maxLength), int32: m captions per image (1 unless `nBest` or
+   * `samples` asks for more).
    */
   sample(features: Tensor<FloatDType>, options: SampleOptions = {}): Tensor<"int32"> {
     return sampleCaptions(this, features, options).captions;
@@ -399,7 +401,7 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
    * Like {@linkcode CaptioningRNN.sample}, with each caption's total log-probability
    * (summed up to and including its first `<END>`).
    * @param features Image features, (N, D).
-   * @param options `maxLength` (default 30) and `beamSize` (default 1).
+   * @param options The strategy and its controls (see `SampleOptions`).
    * @returns `{ captions, logProbs }`.
    */
   sampleWithScores(features: Tensor<FloatDType>, options: SampleOptions = {}): SampleResult {

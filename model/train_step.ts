@@ -16,6 +16,8 @@
  *   (dWx = Xᵀ dA, dWh = H_prevᵀ dA, dW_vocab = Hᵀ dScores, biases as onesᵀ · d).
  * - The forward pass is the language model's step (`lm_step.ts`, shared with the decoder) on
  *   these packed rows; the backward pass is written out here.
+ * - A caption may carry a weight (self-critical training's reward minus baseline): its loss and
+ *   its scores' gradient are multiplied by it, so the backward pass is unchanged past the scores.
  * - The elementwise parts run on the arena's kernels: WebAssembly SIMD for float32, `Math` for
  *   float64 (exact, for gradient checks). Nothing is allocated per step or per call except when
  *   a larger batch needs larger workspaces.

@@ -87,6 +87,15 @@ const DECODE_FLAGS: ReadonlySet<string> = new Set(["blockTrigrams", "suppressUnk
  * Writes a sampling job's decoding options into the step scalars (slots from `SC.DECODE`).
  * @param scalars The shared step scalars.
  * @param options Resolved decoding options.
+ *
+ * @example
+ * ```ts
+ * import { readDecodeOptions, SC, writeDecodeOptions } from "./pool_protocol.ts";
+ * import { resolveDecodeOptions } from "../model/decode_options.ts";
+ * const scalars = new Float64Array(SC.WORDS);
+ * writeDecodeOptions(scalars, resolveDecodeOptions({ method: "sample", topP: 0.9, blockTrigrams: true }));
+ * console.log(readDecodeOptions(scalars).topP); // 0.9
+ * ```
  */
 export function writeDecodeOptions(scalars: Float64Array, options: DecodeOptions): void {
   DECODE_OPTION_NAMES.forEach((name, i) => {
@@ -99,6 +108,15 @@ export function writeDecodeOptions(scalars: Float64Array, options: DecodeOptions
  * Reads the decoding options {@linkcode writeDecodeOptions} wrote.
  * @param scalars The shared step scalars.
  * @returns The options.
+ *
+ * @example
+ * ```ts
+ * import { readDecodeOptions, SC, writeDecodeOptions } from "./pool_protocol.ts";
+ * import { resolveDecodeOptions } from "../model/decode_options.ts";
+ * const scalars = new Float64Array(SC.WORDS);
+ * writeDecodeOptions(scalars, resolveDecodeOptions({ beamSize: 3, lengthPenalty: "gnmt" }));
+ * console.log(readDecodeOptions(scalars).lengthPenalty); // gnmt
+ * ```
  */
 export function readDecodeOptions(scalars: Float64Array): DecodeOptions {
   const out: Record<string, unknown> = {};

@@ -344,6 +344,14 @@ async function evaluateStage(
  * The decoding controls of an experiment's evaluate section.
  * @param e The evaluate section.
  * @returns The controls `evaluateSplit` takes.
+ *
+ * @example
+ * ```ts
+ * import { resolveExperiment } from "../config/config.ts";
+ * import { decodingControls } from "./run.ts";
+ * const cfg = resolveExperiment({ evaluate: { blockTrigrams: true } }, "x.json");
+ * console.log(decodingControls(cfg.evaluate).blockTrigrams); // true
+ * ```
  */
 export function decodingControls(e: ExperimentConfig["evaluate"]): DecodingControls {
   const { nBest, lengthPenalty, lengthAlpha, beamGroups, diversity, blockTrigrams, suppressUnk } =

@@ -60,10 +60,29 @@ export interface ScstStats {
 /**
  * Weighted minibatches of sampled captions: a {@linkcode BatchSource} for the solver.
  *
- * @example
- * ```ts ignore
- * const batches = new ScstBatches(data, model.idxToWord, { engine, reward, batchSize: 50, samples: 5, temperature: 1, maxLength: 16, baseline: "greedy", seed: 231 });
- * const solver = new CaptioningSolver(model, data, { engine, batches, batchSize: 50, explodeFactor: 0 });
+ * @example Self-critical training of a tiny model
+ * ```ts
+ * import { CaptioningRNN, CaptioningSolver, LocalEngine, Tensor } from "../../mod.ts";
+ * import { ScstBatches } from "./scst.ts";
+ * import { CiderReward } from "./scst_reward.ts";
+ * const wordToIdx = { "<NULL>": 0, "<START>": 1, "<END>": 2, cat: 3, dog: 4 };
+ * const data = {
+ *   train_captions: Tensor.fromValues([1, 3, 2, 0, 1, 4, 2, 0], [2, 4], "int32"),
+ *   train_image_idxs: Tensor.fromValues([0, 1], [2], "int32"),
+ *   train_features: Tensor.randn([2, 8], 0, "float32"),
+ *   idx_to_word: Object.keys(wordToIdx), word_to_idx: wordToIdx,
+ * };
+ * const model = new CaptioningRNN({ wordToIdx, inputDim: 8, hiddenDim: 16, wordvecDim: 8 });
+ * const engine = new LocalEngine(model);
+ * const { reward } = await CiderReward.fromData(data, "train", null);
+ * const batches = new ScstBatches(data, wordToIdx, model.idxToWord, {
+ *   engine, reward, batchSize: 2, samples: 3, temperature: 1, maxLength: 4, baseline: "mean", seed: 1,
+ * });
+ * const solver = new CaptioningSolver(model, data, {
+ *   engine, batches, batchSize: 2, numEpochs: 3, updateRule: "adam", explodeFactor: 0, verbose: false,
+ * });
+ * await solver.train();
+ * console.log(batches.lastStats!.reward >= 0); // true
  * ```
  */
 export class ScstBatches implements BatchSource {
