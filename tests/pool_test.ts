@@ -120,13 +120,24 @@ Deno.test("sample() on the pool equals model.sampleWithScores() bitwise for ever
       { beamSize: 4, beamGroups: 2, diversity: 1, lengthPenalty: "average" },
       { method: "greedy", blockTrigrams: true },
     ] as const;
-    for (const options of cases) {
-      const want = model.sampleWithScores(f, { maxLength: 9, ...options });
-      const got = await pe.sample(f, { maxLength: 9, ...options });
-      const what = JSON.stringify(options);
-      assertEquals(got.captions.shape, want.captions.shape, what);
-      assertEquals(bitDiffs(got.captions.data, want.captions.data), [], `captions, ${what}`);
-      assertEquals(bitDiffs(got.logProbs, want.logProbs), [], `log-probs, ${what}`);
+    // And more images than a chunk of greedy decoding holds: every engine keeps whole chunks
+    // (25 images at 5 samples each), image-numbered sampling streams and m captions per image.
+    const many = Tensor.randn([2 * SAMPLE_CHUNK + 7, D], 5, "float32");
+    const local = new LocalEngine(model);
+    for (
+      const [features, options] of [...cases.map((o) => [f, o] as const), [many, cases[0]], [
+        many,
+        cases[2],
+      ]] as const
+    ) {
+      const want = model.sampleWithScores(features, { maxLength: 9, ...options });
+      const what = `${features.shape[0]} images, ${JSON.stringify(options)}`;
+      for (const engine of [pe, local]) {
+        const got = await engine.sample(features, { maxLength: 9, ...options });
+        assertEquals(got.captions.shape, want.captions.shape, what);
+        assertEquals(bitDiffs(got.captions.data, want.captions.data), [], `captions, ${what}`);
+        assertEquals(bitDiffs(got.logProbs, want.logProbs), [], `log-probs, ${what}`);
+      }
     }
   } finally {
     await pe.close();
