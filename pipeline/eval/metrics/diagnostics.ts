@@ -2,12 +2,12 @@
  * Caption diagnostics, as self-critical.pytorch reports beside the scores: how many distinct
  * words the captions use, how many captions are not copies of a training caption, their mean
  * length, and how many repeat a trigram (a sign of degenerate decoding, which self-critical
- * training can cause and trigram blocking prevents). Captions are tokenised the COCO way.
+ * training can cause and trigram blocking prevents), over captions tokenised the COCO way
+ * (`captionDiagnostics` in mod.ts takes them as text).
  * @module
  */
-import { tokenizeCaption } from "./tokenize.ts";
 
-/** What {@linkcode captionDiagnostics} measures. */
+/** What {@linkcode diagnoseTokens} measures. */
 export interface CaptionDiagnostics {
   /** Distinct words over all captions. */
   vocabulary: number;
@@ -17,23 +17,6 @@ export interface CaptionDiagnostics {
   meanLength: number;
   /** The fraction of captions in which a trigram occurs twice. */
   repeatedTrigrams: number;
-}
-
-/**
- * The training captions as a set of tokenised texts, to tell novel captions from copies.
- * @param captions The training captions, as text.
- * @returns Their tokens joined by spaces.
- *
- * @example
- * ```ts
- * import { captionSet } from "./diagnostics.ts";
- * console.log(captionSet(["<START> A cat. <END>"]).has("a cat")); // true
- * ```
- */
-export function captionSet(captions: Iterable<string>): Set<string> {
-  const out = new Set<string>();
-  for (const c of captions) out.add(tokenizeCaption(c).join(" "));
-  return out;
 }
 
 /**
@@ -58,27 +41,26 @@ export function repeatsTrigram(tokens: readonly string[]): boolean {
 }
 
 /**
- * The diagnostics of a set of generated captions.
- * @param captions The captions, as text.
- * @param training The training captions, from {@linkcode captionSet}.
+ * The diagnostics of a set of generated captions, tokenised.
+ * @param captions Each caption's tokens.
+ * @param training The training captions' tokens, each joined by spaces.
  * @returns Vocabulary used, novel fraction, mean length and repeated-trigram fraction (zeros
  * for no captions).
  *
  * @example
  * ```ts
- * import { captionDiagnostics, captionSet } from "./diagnostics.ts";
- * const d = captionDiagnostics(["a cat", "a dog on a dog on"], captionSet(["a cat"]));
+ * import { diagnoseTokens } from "./diagnostics.ts";
+ * const d = diagnoseTokens([["a", "cat"], "a dog on a dog on".split(" ")], new Set(["a cat"]));
  * console.log(d); // { vocabulary: 4, novel: 0.5, meanLength: 4, repeatedTrigrams: 0.5 }
  * ```
  */
-export function captionDiagnostics(
-  captions: readonly string[],
+export function diagnoseTokens(
+  captions: readonly (readonly string[])[],
   training: ReadonlySet<string>,
 ): CaptionDiagnostics {
   const words = new Set<string>();
   let novel = 0, length = 0, repeated = 0;
-  for (const caption of captions) {
-    const tokens = tokenizeCaption(caption);
+  for (const tokens of captions) {
     for (const t of tokens) words.add(t);
     if (!training.has(tokens.join(" "))) novel++;
     length += tokens.length;

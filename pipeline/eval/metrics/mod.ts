@@ -11,6 +11,7 @@ import { METRIC_NAMES } from "../../config/schema.ts";
 import { bleuFromTokens, unigramBleu } from "./bleu.ts";
 import { ciderDFromTokens } from "./cider.ts";
 import { rougeLFromTokens } from "./rouge.ts";
+import { type CaptionDiagnostics, diagnoseTokens } from "./diagnostics.ts";
 import { type CaptionsById, tokenizePairs } from "./ngrams.ts";
 import { tokenizeCaption } from "./tokenize.ts";
 
@@ -19,7 +20,7 @@ export type { BleuScores } from "./bleu.ts";
 export { ciderD, ciderDFromTokens, CiderDScorer, documentFrequencies } from "./cider.ts";
 export type { CiderReferences, CiderVector, DocumentFrequencies } from "./cider.ts";
 export { lcsLength, ROUGE_BETA, rougeL, rougeLFromTokens, rougeLScore } from "./rouge.ts";
-export { captionDiagnostics, captionSet, repeatsTrigram } from "./diagnostics.ts";
+export { diagnoseTokens, repeatsTrigram } from "./diagnostics.ts";
 export type { CaptionDiagnostics } from "./diagnostics.ts";
 export { countNgrams, tokenizePairs } from "./ngrams.ts";
 export type { CaptionsById, TokenizedPair } from "./ngrams.ts";
@@ -102,4 +103,42 @@ export function mostFrequentCaptionBaseline(trainCaptions: Iterable<string>): st
     if (c > bestCount) [best, bestCount] = [key, c];
   }
   return best;
+}
+
+/**
+ * Captions as a set of their COCO tokenisations, to tell a novel caption from a copy.
+ * @param captions The captions (e.g. the training split's), as text.
+ * @returns Each caption's tokens joined by spaces.
+ *
+ * @example
+ * ```ts
+ * import { captionSet } from "./mod.ts";
+ * console.log(captionSet(["<START> A cat. <END>"]).has("a cat")); // true
+ * ```
+ */
+export function captionSet(captions: Iterable<string>): Set<string> {
+  const out = new Set<string>();
+  for (const c of captions) out.add(tokenizeCaption(c).join(" "));
+  return out;
+}
+
+/**
+ * The caption diagnostics of generated captions, tokenised the COCO way: vocabulary used,
+ * the fraction of novel captions, mean length, the fraction repeating a trigram.
+ * @param captions The captions, as text.
+ * @param training The training captions, from {@linkcode captionSet}.
+ * @returns The diagnostics.
+ *
+ * @example
+ * ```ts
+ * import { captionDiagnostics, captionSet } from "./mod.ts";
+ * const d = captionDiagnostics(["a cat", "a dog on a dog on"], captionSet(["a cat"]));
+ * console.log(d.novel, d.repeatedTrigrams); // 0.5 0.5
+ * ```
+ */
+export function captionDiagnostics(
+  captions: readonly string[],
+  training: ReadonlySet<string>,
+): CaptionDiagnostics {
+  return diagnoseTokens(captions.map(tokenizeCaption), training);
 }
