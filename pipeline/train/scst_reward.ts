@@ -18,8 +18,9 @@ import {
   type CiderReferences,
   type DocumentFrequencies,
   documentFrequencies,
-} from "../eval/metrics/cider.ts";
-import { tokenizeCaption, tokenizeReference } from "../eval/metrics/tokenize.ts";
+  tokenizeCaption,
+  tokenizeReference,
+} from "../eval/metrics/mod.ts";
 import { writeTextFileAtomic } from "../io/atomic.ts";
 
 /** The baselines of self-critical training. */
