@@ -74,7 +74,15 @@ export type {
 } from "./model/captioning_rnn.ts";
 export type { Minibatch } from "./model/minibatch.ts";
 export { SAMPLE_CHUNK, sampleCaptions } from "./model/sampling.ts";
-export type { SampleOptions, SampleResult, SamplingModel } from "./model/sampling.ts";
+export { DECODE_LIMITS, resolveDecodeOptions } from "./model/decode_options.ts";
+export type { DecodeOptions } from "./model/decode_options.ts";
+export type {
+  DecodeMethod,
+  LengthPenalty,
+  SampleOptions,
+  SampleResult,
+  SamplingModel,
+} from "./model/sampling.ts";
 export { Decoder } from "./model/decoder.ts";
 export type { DecodedModel, DecoderModel, StepDecoder } from "./model/decoder.ts";
 export { decodeCaptions } from "./model/decode.ts";
@@ -169,6 +177,7 @@ export type {
   CheckpointExpectation,
   CheckpointExtras,
   LoadedCheckpoint,
+  ScstPhase,
 } from "./pipeline/train/checkpoint.ts";
 
 // Evaluation: a split's captions beside the baseline, and the COCO metrics.
@@ -176,22 +185,39 @@ export { evaluateSplit } from "./pipeline/eval/evaluate.ts";
 export type {
   CaptionedImage,
   Captioner,
+  DecoderName,
+  DecodingControls,
   EvaluateOptions,
   SplitEvaluation,
 } from "./pipeline/eval/evaluate.ts";
 export {
+  captionDiagnostics,
   ciderD,
+  CiderDScorer,
   corpusBleu,
+  documentFrequencies,
   evaluateCaptions,
   mostFrequentCaptionBaseline,
+  rougeL,
+  rougeLScore,
   unigramBleu,
 } from "./pipeline/eval/metrics/mod.ts";
 export type {
   BleuScores,
+  CaptionDiagnostics,
   CaptionsById,
+  CiderReferences,
+  CiderVector,
+  DocumentFrequencies,
   Metric,
   MetricScores,
 } from "./pipeline/eval/metrics/mod.ts";
+
+// Self-critical training: the batches of sampled captions, their CIDEr-D reward, the baselines.
+export { ScstBatches } from "./pipeline/train/scst.ts";
+export type { ScstBatchOptions, ScstStats } from "./pipeline/train/scst.ts";
+export { CiderReward, scstBaselines } from "./pipeline/train/scst_reward.ts";
+export type { ScstBaseline } from "./pipeline/train/scst_reward.ts";
 
 // Experiments: the files `deno task train` runs.
 export {
@@ -206,12 +232,14 @@ export type {
   ExperimentConfig,
   MetricName,
   ModelConfig as ExperimentModelConfig,
+  ScstConfig,
   StageName,
   TrainConfig,
 } from "./pipeline/config/config.ts";
 export { METRIC_NAMES, STAGE_NAMES } from "./pipeline/config/schema.ts";
 export { runExperiment } from "./pipeline/run/run.ts";
 export type { RunOptions, RunResult } from "./pipeline/run/run.ts";
+export type { EvaluatedCheckpoint } from "./pipeline/run/report_data.ts";
 
 // Errors.
 export { InputError } from "./pipeline/errors.ts";

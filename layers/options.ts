@@ -133,6 +133,9 @@ export const accepts = {
     type: "string",
     test: (v) => values.includes(v as string),
   }),
+  /** An integer in [lo, hi]. */
+  intIn: (lo: number, hi: number): OptionRule =>
+    numberRule(`an integer from ${lo} to ${hi}`, (x) => Number.isInteger(x) && x >= lo && x <= hi),
   /** A positive integer or "auto". */
   positiveIntOrAuto: {
     expected: 'a positive integer or "auto"',

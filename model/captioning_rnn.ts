@@ -10,7 +10,7 @@ import { affineBackward, affineForward } from "../layers/affine.ts";
 import { lstmBackward, lstmForward } from "../layers/lstm.ts";
 import { Rng } from "../layers/random.ts";
 import { rnnBackward, rnnForward } from "../layers/rnn.ts";
-import { allocArray, type ArrayOf, type FloatDType, Tensor } from "../layers/tensor.ts";
+import { allocArray, type ArrayOf, type DType, type FloatDType, Tensor } from "../layers/tensor.ts";
 import { temporalAffineBackward, temporalAffineForward } from "../layers/temporal_affine.ts";
 import { temporalSoftmaxLoss } from "../layers/temporal_softmax_loss.ts";
 import { wordEmbeddingBackward, wordEmbeddingForward } from "../layers/word_embedding.ts";
@@ -25,6 +25,7 @@ import {
 import { Decoder } from "./decoder.ts";
 import {
   type CaptioningRNNOptions,
+  checkCaptionWeights,
   checkLossOptions,
   type LossOptions,
   type ModelConfig,
@@ -79,6 +80,34 @@ function checkVocabulary(wordToIdx: Record<string, number>, vocabSize: number): 
 }
 
 /**
+ * The temporal softmax loss with a weight per caption, composed from the layer: each caption's
+ * loss and gradient (alone, so divided by 1) times its weight, then divided by N like the
+ * unweighted loss.
+ */
+function weightedSoftmaxLoss<D extends FloatDType>(
+  scores: Tensor<D>,
+  targets: Tensor<"int32">,
+  mask: Tensor<"int32">,
+  weights: ArrayLike<number>,
+): [number, Tensor<D>] {
+  const [n, t, v] = scores.shape;
+  const dscores = Tensor.zeros([n, t, v], scores.dtype);
+  let loss = 0;
+  // Caption i's rows of a (N, T, …) tensor, as a batch of one.
+  const caption = <X extends DType>(x: Tensor<X>, i: number): Tensor<X> => {
+    const size = x.size / n;
+    const rows = x.data.slice(i * size, (i + 1) * size) as typeof x.data;
+    return new Tensor(rows, [1, ...x.shape.slice(1)]);
+  };
+  for (let i = 0; i < n; i++) {
+    const [li, di] = temporalSoftmaxLoss(caption(scores, i), caption(targets, i), caption(mask, i));
+    loss += weights[i] * li;
+    for (let j = 0; j < t * v; j++) dscores.data[i * t * v + j] = weights[i] * di.data[j] / n;
+  }
+  return [loss / n, dscores];
+}
+
+/**
  * The image-captioning RNN of the exercise, with all parameters in one flat buffer.
  *
  * @example Compute the loss and gradients of a tiny model
@@ -110,6 +139,8 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
   readonly startIdx: number;
   /** The index of `<END>`, or -1 when the vocabulary has none. */
   readonly endIdx: number;
+  /** The index of `<UNK>`, or -1 when the vocabulary has none. */
+  readonly unkIdx: number;
   /** The fused training step, made at the first loss. */
   #step: TrainStep | undefined;
   /** The gradient views of the last gradient buffer. */
@@ -139,6 +170,7 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
     this.nullIdx = wordToIdx["<NULL>"];
     this.startIdx = wordToIdx["<START>"] ?? -1;
     this.endIdx = wordToIdx["<END>"] ?? -1;
+    this.unkIdx = wordToIdx["<UNK>"] ?? -1;
     const { inputDim: d, wordvecDim: w, hiddenDim: h } = config;
     const k = config.cellType === "lstm" ? 4 : 1;
     this.layout = makeLayout({
@@ -217,7 +249,15 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
     }
     const grads = this.#gradViews.views;
     const normalizer = options.normalizer ?? captions.shape[0];
-    const loss = this.#trainStep().run(this.params, features, captions, normalizer, grads);
+    const step = this.#trainStep();
+    const loss = step.run(
+      this.params,
+      features,
+      captions,
+      normalizer,
+      grads,
+      options.weights ?? null,
+    );
     return { loss, grads, gradFlat };
   }
 
@@ -227,16 +267,18 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
    * @param features Image features, (N, D).
    * @param captions Word indices, (N, T + 1), int32.
    * @param normalizer What the summed loss is divided by (default N).
-   * @returns The same value as `loss(features, captions, { normalizer }).loss`.
+   * @param weights Each caption's weight, (N,) (default 1 each; see `LossOptions.weights`).
+   * @returns The same value as `loss(features, captions, { normalizer, weights }).loss`.
    */
   lossValue(
     features: Tensor<FloatDType>,
     captions: Tensor<"int32">,
     normalizer?: number,
+    weights?: ArrayLike<number>,
   ): number {
-    this.#checkBatch(features, captions, { normalizer });
+    this.#checkBatch(features, captions, { normalizer, weights });
     const divisor = normalizer ?? captions.shape[0];
-    return this.#trainStep().run(this.params, features, captions, divisor, null);
+    return this.#trainStep().run(this.params, features, captions, divisor, null, weights ?? null);
   }
 
   #trainStep(): TrainStep {
@@ -268,6 +310,7 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
         `Invalid features: expected [${n}, ${this.config.inputDim}], got [${features.shape}]`,
       );
     }
+    if (options.weights !== undefined) checkCaptionWeights(options.weights, n);
   }
 
   /**
@@ -318,9 +361,11 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
       backwardCell = (dh) => lstmBackward(dh, cache);
     }
     const [scores, vocabCache] = temporalAffineForward(h, p.W_vocab, p.b_vocab);
-    const [rawLoss, dscores] = temporalSoftmaxLoss(scores, capOut, mask);
-    // Rescale from "divided by N" to "divided by normalizer" for shards of a larger batch.
     const normalizer = options.normalizer ?? n;
+    const [rawLoss, dscores] = options.weights
+      ? weightedSoftmaxLoss(scores, capOut, mask, options.weights)
+      : temporalSoftmaxLoss(scores, capOut, mask);
+    // Rescale from "divided by N" to "divided by normalizer" for shards of a larger batch.
     const scale = n / normalizer;
     if (scale !== 1) { for (let i = 0; i < dscores.size; i++) dscores.data[i] *= scale; }
     // Backward.
@@ -341,10 +386,12 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
   }
 
   /**
-   * Generates captions for images: greedy decoding (beamSize 1, the exercise's) or beam search.
+   * Generates captions for images: greedy decoding (the exercise's, the default), beam search
+   * or sampling, with their controls (see `SampleOptions`).
    * @param features Image features, (N, D).
-   * @param options `maxLength` (default 30) and `beamSize` (default 1).
-   * @returns Word indices, (N, maxLength), int32.
+   * @param options The strategy and its controls, e.g. `{ beamSize: 3, blockTrigrams: true }`.
+   * @returns Word indices, (N m, maxLength), int32: m captions per image (1 unless `nBest` or
+   * `samples` asks for more).
    */
   sample(features: Tensor<FloatDType>, options: SampleOptions = {}): Tensor<"int32"> {
     return sampleCaptions(this, features, options).captions;
@@ -354,7 +401,7 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
    * Like {@linkcode CaptioningRNN.sample}, with each caption's total log-probability
    * (summed up to and including its first `<END>`).
    * @param features Image features, (N, D).
-   * @param options `maxLength` (default 30) and `beamSize` (default 1).
+   * @param options The strategy and its controls (see `SampleOptions`).
    * @returns `{ captions, logProbs }`.
    */
   sampleWithScores(features: Tensor<FloatDType>, options: SampleOptions = {}): SampleResult {

@@ -37,6 +37,8 @@ export interface DecodedModel {
   readonly endIdx: number;
   /** The index of `<NULL>`, the padding after `<END>`. */
   readonly nullIdx: number;
+  /** The index of `<UNK>` (what `suppressUnk` bans), or -1. */
+  readonly unkIdx: number;
 }
 
 /**
@@ -78,6 +80,8 @@ export interface DecoderModel {
   readonly endIdx: number;
   /** The index of `<NULL>`, the padding after `<END>`. */
   readonly nullIdx: number;
+  /** The index of `<UNK>` (what `suppressUnk` bans), or -1. */
+  readonly unkIdx: number;
 }
 
 /**

@@ -18,4 +18,10 @@ export interface Minibatch {
   captionIdxs?: Int32Array;
   /** The URL (or dataset-relative path) of each caption's image, when known. */
   urls?: string[];
+  /**
+   * Each caption's weight in the loss, (N,): the loss is Σ_i weights[i] · (−log p(caption i)),
+   * divided by the normalizer. Absent: every weight is 1 (cross-entropy). Self-critical
+   * training weighs each sampled caption by its reward minus the baseline.
+   */
+  weights?: Float64Array;
 }

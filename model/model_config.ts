@@ -60,6 +60,12 @@ export interface LossOptions<D extends FloatDType> {
   normalizer?: number;
   /** A flat gradient buffer (the parameter layout) to write into instead of a new one. */
   gradBuffer?: ArrayOf<D>;
+  /**
+   * Each caption's weight, (N,) finite numbers (default 1 each): the loss is
+   * Σ_i weights[i] · (−Σ_t log p(target)) / normalizer. Self-critical training passes each
+   * sampled caption's reward minus its baseline.
+   */
+  weights?: ArrayLike<number>;
 }
 
 const MODEL_OPTIONS: readonly (keyof CaptioningRNNOptions)[] = [
@@ -73,7 +79,11 @@ const MODEL_OPTIONS: readonly (keyof CaptioningRNNOptions)[] = [
   "seed",
   "paramBuffer",
 ];
-const LOSS_OPTIONS: readonly (keyof LossOptions<FloatDType>)[] = ["normalizer", "gradBuffer"];
+const LOSS_OPTIONS: readonly (keyof LossOptions<FloatDType>)[] = [
+  "normalizer",
+  "gradBuffer",
+  "weights",
+];
 
 /**
  * Checks the options of a `CaptioningRNN` and fills in the defaults.
@@ -140,6 +150,37 @@ export function checkLossOptions(
   if (options.normalizer !== undefined) checkNormalizer(options.normalizer);
   if (options.gradBuffer !== undefined) {
     checkBuffer("gradBuffer", options.gradBuffer, { dtype }, total);
+  }
+}
+
+/**
+ * Checks per-caption loss weights: N finite numbers.
+ * @param weights The weights given.
+ * @param n N, the number of captions.
+ * @throws {TypeError} When they are not an array of numbers.
+ * @throws {RangeError} When there are not N of them, or one is not finite.
+ *
+ * @example
+ * ```ts
+ * import { checkCaptionWeights } from "./model_config.ts";
+ * checkCaptionWeights(new Float64Array([0.5, -1]), 2); // fine
+ * ```
+ */
+export function checkCaptionWeights(weights: ArrayLike<number>, n: number): void {
+  if (typeof weights !== "object" || weights === null || typeof weights.length !== "number") {
+    throw new TypeError(`Invalid weights: expected an array of numbers, got ${describe(weights)}`);
+  }
+  if (weights.length !== n) {
+    throw new RangeError(
+      `Invalid weights: expected ${n} (one per caption), got ${weights.length}`,
+    );
+  }
+  for (let i = 0; i < n; i++) {
+    if (typeof weights[i] !== "number" || !Number.isFinite(weights[i])) {
+      throw new RangeError(
+        `Invalid weights: weight ${i} is ${weights[i]}, expected a finite number`,
+      );
+    }
   }
 }
 

@@ -16,6 +16,8 @@
  *   (dWx = Xᵀ dA, dWh = H_prevᵀ dA, dW_vocab = Hᵀ dScores, biases as onesᵀ · d).
  * - The forward pass is the language model's step (`lm_step.ts`, shared with the decoder) on
  *   these packed rows; the backward pass is written out here.
+ * - A caption may carry a weight (self-critical training's reward minus baseline): its loss and
+ *   its scores' gradient are multiplied by it, so the backward pass is unchanged past the scores.
  * - The elementwise parts run on the arena's kernels: WebAssembly SIMD for float32, `Math` for
  *   float64 (exact, for gradient checks). Nothing is allocated per step or per call except when
  *   a larger batch needs larger workspaces.
@@ -101,6 +103,7 @@ export class TrainStep {
   #words = new Int32Array(0);
   #targets = new Int32Array(0);
   #xt = new Float64Array(0);
+  #rowWeights = new Float64Array(0);
 
   /**
    * Prepares a step for one model shape (workspaces are allocated at the first call).
@@ -181,6 +184,7 @@ export class TrainStep {
     this.#words = new Int32Array(rows);
     this.#targets = new Int32Array(rows);
     this.#xt = new Float64Array(rows);
+    this.#rowWeights = new Float64Array(rows);
   }
 
   /**
@@ -191,6 +195,9 @@ export class TrainStep {
    * @param normalizer What the summed loss is divided by.
    * @param grads The gradient views to write (every element is overwritten), or null for
    * the loss alone (the forward pass only).
+   * @param weights Each caption's weight, (N,), or null for 1 each: the loss is then
+   * Σ_i weights[i] · (−Σ_t log p(target)) / normalizer, and each caption's score gradient is
+   * scaled by its weight (self-critical training's −(r − b) · Σ_t log p(w_t)).
    * @returns The loss.
    */
   run(
@@ -199,6 +206,7 @@ export class TrainStep {
     captions: Tensor<"int32">,
     normalizer: number,
     grads: Record<ParamName, Tensor<FloatDType>> | null,
+    weights: ArrayLike<number> | null = null,
   ): number {
     const cfg = this.#cfg, lstm = cfg.cellType === "lstm", g = gateWidth(cfg);
     const { inputDim: d, wordvecDim: w, hiddenDim: hd, vocabSize: v, nullIdx } = cfg;
@@ -261,12 +269,13 @@ export class TrainStep {
       return 0;
     }
     const wk = this.#work, ew = this.#ew;
-    const words = this.#words, targets = this.#targets;
+    const words = this.#words, targets = this.#targets, rowWeights = this.#rowWeights;
     for (let s = 0; s < tEff; s++) {
       for (let i = 0, ns = running(s); i < ns; i++) {
         const r = stepOff[s] + i, o = perm[i] * t1 + s;
         words[r] = cap[o];
         targets[r] = cap[o + 1];
+        if (weights !== null) rowWeights[r] = weights[perm[i]];
       }
     }
 
@@ -297,8 +306,16 @@ export class TrainStep {
         sc.fill(0, r * v, (r + 1) * v); // a masked step inside a caption: no loss, no gradient
         continue;
       }
-      loss += Math.log(stats[2 * r + 1]) - (xt[r] - stats[2 * r]);
+      const nll = Math.log(stats[2 * r + 1]) - (xt[r] - stats[2 * r]);
       sc[r * v + targets[r]] -= scale;
+      if (weights === null) {
+        loss += nll;
+        continue;
+      }
+      // A weighted caption: its loss and its scores' gradient, w · (softmax − onehot) / normalizer.
+      const w = rowWeights[r];
+      loss += w * nll;
+      if (w !== 1) { for (let j = r * v; j < (r + 1) * v; j++) sc[j] *= w; }
     }
 
     if (gr === null) return loss * scale;

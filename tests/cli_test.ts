@@ -179,7 +179,38 @@ const EFFECTS: Record<string, (r: Run, given: Invocation) => Promise<void> | voi
   "evaluate --split": (r) => assert(r.stdout.includes("Evaluation on train"), r.stdout),
   "evaluate --beamSize": (r) => assert(/^\s+beam\s/m.test(r.stdout), r.stdout),
   "evaluate --numImages": (r) => assert(r.stdout.includes("(7 images)"), r.stdout),
+  "evaluate --sample": (r) => assert(/^\s+sample\s/m.test(r.stdout), r.stdout),
+  "evaluate --temperature": (r) => assert(/^\s+sample\s/m.test(r.stdout), r.stdout),
+  "evaluate --nBest": (r) => assert(/^\s+beam\s/m.test(r.stdout), r.stdout),
+  "evaluate --lengthPenalty": (r) => assert(/^\s+beam\s/m.test(r.stdout), r.stdout),
+  "evaluate --blockTrigrams": async (r) => {
+    const repeats = (out: string) => /greedy .*, ([\d.]+)% repeat a trigram/.exec(out)?.[1];
+    assertEquals(repeats(r.stdout), "0.0", r.stdout);
+    const plain = await cli(commandLine("evaluate", await baseInvocation("evaluate")));
+    assertNotEquals(repeats(plain.stdout), "0.0", plain.stdout);
+  },
   "sample --n": (r) => assertEquals(generatedLines(r).length, 3, r.stdout),
+  "sample --nBest": (r) => assertEquals(generatedLines(r).length, 20, r.stdout),
+  "sample --samples": (r) => assertEquals(generatedLines(r).length, 30, r.stdout),
+  "sample --decoder": async (r) => {
+    const greedy = await cli(commandLine("sample", await baseInvocation("sample")));
+    assertNotEquals(generatedLines(r), generatedLines(greedy));
+  },
+  "sample --blockTrigrams": async (r) => {
+    const repeats = (line: string) => {
+      const w = line.replace(/^\s*generated:/, "").trim().split(/\s+/);
+      const seen = new Set<string>();
+      for (let i = 0; i + 3 <= w.length; i++) {
+        const key = w.slice(i, i + 3).join(" ");
+        if (seen.has(key)) return true;
+        seen.add(key);
+      }
+      return false;
+    };
+    assert(!generatedLines(r).some(repeats), r.stdout);
+    const plain = await cli(commandLine("sample", await baseInvocation("sample")));
+    assert(generatedLines(plain).some(repeats), plain.stdout);
+  },
   "sample --split": (r) => {
     const headers = r.stdout.split("\n").filter((l) => /^\w+ image /.test(l));
     assertEquals(headers.length, 10, r.stdout);

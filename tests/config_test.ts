@@ -49,7 +49,7 @@ Deno.test("the JSON Schema lists every option with its default, and rejects extr
     assertEquals(node.default, spec.default, path.join("."));
     count++;
   });
-  assertEquals(count, 43);
+  assertEquals(count, 63);
   assertEquals(schema.additionalProperties, false);
   assertEquals(schema.properties.train.additionalProperties, false);
   assertEquals(schema.properties.train.properties.learningRate.exclusiveMinimum, 0);
@@ -265,12 +265,62 @@ Deno.test("loadExperiment() names the file in errors: bad field, malformed JSON,
   );
 });
 
+Deno.test("options that must agree are checked together, after the command-line overrides", async () => {
+  assertThrows(
+    () => resolveExperiment({ evaluate: { beamSize: 2, nBest: 3 } }, "x.json"),
+    InputError,
+    "x.json: evaluate.nBest: expected at most evaluate.beamSize (2), got 3",
+  );
+  assertThrows(
+    () => resolveExperiment({ evaluate: { beamSize: 4, beamGroups: 3 } }, "x.json"),
+    InputError,
+    "x.json: evaluate.beamGroups: expected a divisor of evaluate.beamSize (4), got 3",
+  );
+  assertThrows(
+    () =>
+      resolveExperiment({ data: { stream: true }, train: { scst: { numEpochs: 2 } } }, "x.json"),
+    InputError,
+    "x.json: train.scst: self-critical training samples from the training features in memory",
+  );
+  assertThrows(
+    () => resolveExperiment({ train: { scst: { from: "runs/a/best.h5" } } }, "x.json"),
+    InputError,
+    "x.json: train.scst.numEpochs: expected a positive integer with train.scst.from, got 0",
+  );
+  const cfg = resolveExperiment(
+    { train: { scst: { numEpochs: 2, baseline: "greedy" } } },
+    "x.json",
+  );
+  assertEquals(cfg.train.scst.baseline, "greedy");
+  assertEquals(cfg.train.scst.samples, 5);
+  assertThrows(
+    () => resolveExperiment({ train: { scst: { baseline: "max" } } }, "x.json"),
+    InputError,
+    'x.json: train.scst.baseline: expected one of "mean", "greedy", got "max"',
+  );
+  // A file that an override settles is fine: the checks between options wait for it.
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/exp.json`;
+    await Deno.writeTextFile(file, JSON.stringify({ evaluate: { beamSize: 2, nBest: 2 } }));
+    const loaded = await loadExperiment(file, ["--evaluate.beamSize=3"]);
+    assertEquals(loaded.evaluate.nBest, 2);
+    await assertRejects(
+      () => loadExperiment(file, ["--evaluate.beamSize=1"]),
+      InputError,
+      "evaluate.nBest: expected at most evaluate.beamSize (1), got 2",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("experimentHelp() lists every option with its default", () => {
   const help = experimentHelp();
   assert(help.includes("--train.learningRate"));
   assert(help.includes("(default 0.005)"));
   assert(help.includes(`--model.cellType`));
-  assertEquals(help.split("\n").filter((l) => l.startsWith("  --")).length, 42);
+  assertEquals(help.split("\n").filter((l) => l.startsWith("  --")).length, 62);
   assertEquals(typeof EXPERIMENT_SCHEMA.train.batchSize.help, "string");
 });
 
@@ -284,6 +334,7 @@ Deno.test("every experiment file in experiments/ is valid and points editors at 
     "overfit_rnn.json",
     "overfit_rnn_sigmoid.json",
     "synthetic_lstm.json",
+    "synthetic_lstm_scst.json",
   ]);
   for (const name of files) {
     const path = new URL(name, dir).pathname;
@@ -298,6 +349,12 @@ Deno.test("every experiment file in experiments/ is valid and points editors at 
     25,
     "sigmoid",
   ]);
+  // SCST from the default run's best checkpoint, on the default run's data and model.
+  const scst = await loadExperiment(new URL("synthetic_lstm_scst.json", dir).pathname);
+  const defaults = defaultExperiment();
+  assertEquals(scst.train.scst.from, `${defaults.output.dir}/best.h5`);
+  assertEquals([scst.data, scst.model], [defaults.data, defaults.model]);
+  assert(scst.train.scst.numEpochs > 0);
 });
 
 Deno.test("the train section has an option for every hyper-parameter of the update rules", () => {

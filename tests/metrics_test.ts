@@ -1,13 +1,23 @@
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "./assert.ts";
 import {
+  captionDiagnostics,
+  captionSet,
   ciderD,
+  ciderDFromTokens,
+  CiderDScorer,
   closestRefLength,
   corpusBleu,
+  documentFrequencies,
   evaluateCaptions,
+  lcsLength,
   mostFrequentCaptionBaseline,
+  rougeL,
+  rougeLScore,
   tokenizeCaption,
+  tokenizePairs,
   unigramBleu,
 } from "../pipeline/eval/metrics/mod.ts";
+import { METRIC_NAMES } from "../pipeline/config/schema.ts";
 
 const TOL = 1e-6;
 
@@ -154,6 +164,83 @@ Deno.test("corpusBleu() and ciderD() match pycocoevalcap's scorers on a random c
   assertAlmostEquals(b.bleu3, 0.27640008296542046, 1e-12);
   assertAlmostEquals(b.bleu4, 3.7222492878348565e-05, 1e-15);
   assertAlmostEquals(ciderD(res, gts), 0.5445009570689041, 1e-12);
+  // And a straight port of pycocoevalcap's rouge.py (β = 1.2).
+  assertAlmostEquals(rougeLScore(res, gts), 0.41177582244799227, 1e-12);
+});
+
+Deno.test("rougeL() is pycocoevalcap's LCS F-measure with β = 1.2, on hand-computed cases", () => {
+  const w = (s: string) => s.split(" ");
+  assertEquals(lcsLength(w("a cat on a mat"), w("a mat on a cat")), 3);
+  assertEquals(lcsLength([], w("a cat")), 0);
+  assertEquals(rougeL(w("a cat on a mat"), [w("a cat on a mat")]), 1);
+  // LCS 2: precision 2/2, recall 2/4: (1 + 1.44) · 1 · 0.5 / (0.5 + 1.44 · 1) = 1.22 / 1.94
+  assertAlmostEquals(rougeL(w("a cat"), [w("a black cat sits")]), 1.22 / 1.94, 1e-15);
+  // The best precision (ref 2: 4/4) and the best recall (ref 1: 2/2) come from different
+  // references, and pycocoevalcap combines them: F = 1, where the best single reference
+  // would give (2.44 · 0.5 · 1) / (1 + 1.44 · 0.5) = 0.709.
+  assertEquals(rougeL(w("a b c d"), [w("a b"), w("a b c d e f g h")]), 1);
+  assertEquals(rougeL(w("red ball"), [w("a cat")]), 0);
+  assertEquals(rougeL([], [w("a cat")]), 0);
+  // The mean over images, after the COCO tokenisation.
+  const refs = { 1: ["A cat on a mat."], 2: ["a black cat sits"] };
+  assertAlmostEquals(
+    rougeLScore({ 1: "a cat on a mat", 2: "a cat" }, refs),
+    (1 + 1.22 / 1.94) / 2,
+    1e-15,
+  );
+  assertAlmostEquals(
+    evaluateCaptions({ 1: "a cat on a mat", 2: "a cat" }, refs, ["rougeL"]).rougeL!,
+    (1 + 1.22 / 1.94) / 2,
+    1e-15,
+  );
+});
+
+Deno.test("CiderDScorer with other document frequencies: the training split's, as self-critical training uses", () => {
+  const pairs = tokenizePairs(
+    { 1: "a cat sat", 2: "a dog" },
+    { 1: ["a cat sat on a mat", "a cat"], 2: ["a dog runs", "the dog"] },
+  );
+  // With the pairs' own frequencies it is pycocoevalcap's CIDEr-D.
+  const own = documentFrequencies(pairs.map((p) => p.references));
+  assertEquals(ciderDFromTokens(pairs, own), ciderDFromTokens(pairs));
+  assertEquals(own.logImages, Math.log(2));
+  assertEquals(own.df.get("a"), 2);
+  assertEquals(own.df.get("cat"), 1);
+  // A corpus where "cat" is everywhere: it weighs log(3/3) = 0, so only "sat" and its
+  // n-grams can match; a third image makes log(3/1) the idf of rarer n-grams.
+  const corpus = documentFrequencies([
+    [["a", "cat", "sat", "on", "a", "mat"], ["a", "cat"]],
+    [["a", "cat"]],
+    [["the", "cat"]],
+  ]);
+  assertEquals(corpus.df.get("cat"), 3);
+  const scorer = new CiderDScorer(corpus);
+  const refs = scorer.references(pairs[0].references);
+  const withCat = scorer.score(["a", "cat", "sat"], refs);
+  const withoutCat = scorer.score(["a", "sat"], refs);
+  assert(withCat > 0 && withoutCat > 0);
+  assertEquals(scorer.score(["cat"], refs), 0); // only a word of idf 0
+  assertEquals(scorer.score(pairs[0].candidate, refs), ciderDFromTokens([pairs[0]], corpus).score);
+});
+
+Deno.test("captionDiagnostics() counts words used, novel captions, mean length and repeated trigrams", () => {
+  const training = captionSet(["<START> a cat on a mat <END>", "A dog."]);
+  const d = captionDiagnostics([
+    "a cat on a mat",
+    "a dog",
+    "a red dog",
+    "a dog and a dog and a cat",
+  ], training);
+  assertEquals(d.vocabulary, 7); // a cat on mat dog red and
+  assertEquals(d.novel, 2 / 4);
+  assertEquals(d.meanLength, (5 + 2 + 3 + 8) / 4);
+  assertEquals(d.repeatedTrigrams, 1 / 4); // "a dog and" twice
+  assertEquals(captionDiagnostics([], training), {
+    vocabulary: 0,
+    novel: 0,
+    meanLength: 0,
+    repeatedTrigrams: 0,
+  });
 });
 
 Deno.test("unigramBleu() is clipped unigram precision times the brevity penalty (nltk, weights [1])", () => {
@@ -173,14 +260,7 @@ Deno.test("evaluateCaptions() returns exactly the chosen metrics", () => {
   const some = evaluateCaptions(cands, refs, ["bleu4", "cider"]);
   assertEquals(Object.keys(some).sort(), ["bleu4", "cider"]);
   const all = evaluateCaptions(cands, refs);
-  assertEquals(Object.keys(all).sort(), [
-    "bleu1",
-    "bleu2",
-    "bleu3",
-    "bleu4",
-    "cider",
-    "unigram_bleu",
-  ]);
+  assertEquals(Object.keys(all), [...METRIC_NAMES]); // every metric, in the table's order
   assertEquals(all.bleu4, some.bleu4);
   assertEquals(all.bleu1, corpusBleu(cands, refs).bleu1);
   // unigram_bleu: image 1 vs its first reference = 1; image 2 [a, big, dog] vs

@@ -60,6 +60,8 @@ async function compareSteps(
     cell?: CellType;
     dtype?: FloatDType;
     shards?: number;
+    /** Per-caption loss weights, positive and negative (self-critical training's). */
+    weighted?: boolean;
   },
 ): Promise<void> {
   const data = randomCaptionData({ numTrain: 40, vocab: 30, inputDim: D, seed: 3 });
@@ -72,6 +74,9 @@ async function compareSteps(
     const po = new Optimizer(options.rule, {}, pooled.layout.total, pooled.dtype);
     for (const [i, n] of options.batches.entries()) {
       const batch = new InMemoryBatches(data, n, i).next();
+      if (options.weighted) {
+        batch.weights = Float64Array.from({ length: n }, (_, r) => Math.sin(3 * r + i));
+      }
       const want = le.step(batch, lo, options.gradClip);
       const got = await pe.step(batch, po, options.gradClip);
       assertSameStep(got, want);
@@ -93,6 +98,51 @@ for (const workers of [1, 2, 4]) {
     await compareSteps(workers, { rule: "adam", gradClip: 0, batches: [10, 4, 3, 10] });
   });
 }
+
+for (const workers of [1, 2, 4]) {
+  Deno.test(`PoolEngine.step() of a batch with per-caption weights, ${workers} worker(s), equals LocalEngine bitwise`, async () => {
+    await compareSteps(workers, { rule: "adam", gradClip: 1, batches: [10, 4, 3], weighted: true });
+  });
+}
+
+Deno.test("sample() on the pool equals model.sampleWithScores() bitwise for every strategy and control", async () => {
+  const data = randomCaptionData({ numTrain: 30, vocab: 30, inputDim: D, seed: 5 });
+  const model = smallModel(data, "lstm");
+  for (let i = 0; i < model.flat.length; i++) model.flat[i] *= 3;
+  const pe = new PoolEngine(model, { workers: 2 });
+  try {
+    // 60 images: two and a bit chunks of 25 images at 5 samples each, one chunk otherwise.
+    const f = Tensor.randn([60, D], 4, "float32");
+    const cases = [
+      { method: "sample", samples: 5, temperature: 0.7, seed: 3 },
+      { method: "sample", topK: 4, topP: 0.9, blockTrigrams: true, seed: 9 },
+      { beamSize: 4, nBest: 2, lengthPenalty: "gnmt", lengthAlpha: 1, blockTrigrams: true },
+      { beamSize: 4, beamGroups: 2, diversity: 1, lengthPenalty: "average" },
+      { method: "greedy", blockTrigrams: true },
+    ] as const;
+    // And more images than a chunk of greedy decoding holds: every engine keeps whole chunks
+    // (25 images at 5 samples each), image-numbered sampling streams and m captions per image.
+    const many = Tensor.randn([2 * SAMPLE_CHUNK + 7, D], 5, "float32");
+    const local = new LocalEngine(model);
+    for (
+      const [features, options] of [...cases.map((o) => [f, o] as const), [many, cases[0]], [
+        many,
+        cases[2],
+      ]] as const
+    ) {
+      const want = model.sampleWithScores(features, { maxLength: 9, ...options });
+      const what = `${features.shape[0]} images, ${JSON.stringify(options)}`;
+      for (const engine of [pe, local]) {
+        const got = await engine.sample(features, { maxLength: 9, ...options });
+        assertEquals(got.captions.shape, want.captions.shape, what);
+        assertEquals(bitDiffs(got.captions.data, want.captions.data), [], `captions, ${what}`);
+        assertEquals(bitDiffs(got.logProbs, want.logProbs), [], `log-probs, ${what}`);
+      }
+    }
+  } finally {
+    await pe.close();
+  }
+});
 
 for (const backend of availableBackends().filter((b) => b !== kernels().name)) {
   Deno.test(`PoolEngine.step() equals LocalEngine bitwise on the ${backend} backend too`, async () => {

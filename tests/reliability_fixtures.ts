@@ -99,13 +99,15 @@ export function runCli(args: string[]): Promise<CliResult> {
 }
 
 /**
- * Waits until the run's metrics.jsonl has a train record at `iteration` or later.
- * @returns The highest train iteration seen.
+ * Waits until the run's metrics.jsonl has a train record (or one of `kind`) at `iteration`
+ * or later.
+ * @returns The highest such iteration seen.
  */
 export async function waitForTrainRecord(
   runDir: string,
   iteration = 1,
   timeoutMs = 60_000,
+  kind = "train",
 ): Promise<number> {
   const path = join(runDir, "metrics.jsonl");
   const until = Date.now() + timeoutMs;
@@ -115,11 +117,12 @@ export async function waitForTrainRecord(
       text = await Deno.readTextFile(path);
     } catch { /* not yet created */ }
     let last = 0;
-    for (const m of text.matchAll(/"kind":"train","iteration":(\d+)/g)) last = Number(m[1]);
+    const record = new RegExp(`"kind":"${kind}","iteration":(\\d+)`, "g");
+    for (const m of text.matchAll(record)) last = Number(m[1]);
     if (last >= iteration) return last;
     await new Promise((r) => setTimeout(r, 10));
   }
-  throw new Error(`No train record at iteration ${iteration} in ${path} within ${timeoutMs} ms`);
+  throw new Error(`No ${kind} record at iteration ${iteration} in ${path} within ${timeoutMs} ms`);
 }
 
 /** The names in a directory, sorted. */

@@ -169,6 +169,42 @@ Deno.test("renderReport() copes with an empty run", () => {
   assert(html.includes("No samples.") && !html.includes("<svg"));
 });
 
+Deno.test("renderReport() draws self-critical training's rewards and the caption diagnostics", () => {
+  const rewards = [1, 2, 3].map((i) => ({
+    iteration: 100 + i,
+    reward: 0.5 + i / 10,
+    beatBaseline: 0.4,
+  }));
+  const diagnostics = { vocabulary: 254, novel: 0.998, meanLength: 9.59, repeatedTrigrams: 0.01 };
+  const metrics = [{
+    split: "val",
+    checkpoint: "self-critical best",
+    decoder: "greedy" as const,
+    scores: { rougeL: 0.5 },
+    diagnostics,
+  }];
+  const html = renderReport({ config: null, trainLoss: [], metrics, samples: [], rewards });
+  assert(html.includes('<section id="scst">'));
+  assertEquals(count(html, /data-series="sampled"/g), 1);
+  assertEquals(count(html, /data-series="greedy"/g), 0); // the mean baseline records none
+  const greedy = renderReport({
+    config: null,
+    trainLoss: [],
+    metrics: [],
+    samples: [],
+    rewards: rewards.map((r) => ({ ...r, greedyReward: 0.9 })),
+  });
+  assertEquals(count(greedy, /data-series="greedy"/g), 1);
+  assert(
+    !renderReport({ config: null, trainLoss: [], metrics: [], samples: [] }).includes('id="scst"'),
+  );
+  // The diagnostics table beside the metrics: words used, % novel, mean length, % repeated.
+  assert(
+    html.includes("ROUGE-L") && html.includes("<td>254</td><td>99.8</td><td>9.59</td><td>1.0</td>"),
+    html,
+  );
+});
+
 Deno.test("lossCurvesFromRecords() splits metrics.jsonl records into train and val curves", () => {
   const c = lossCurvesFromRecords([
     { kind: "train", iteration: 1, epoch: 1, loss: 9 },

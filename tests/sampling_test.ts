@@ -140,9 +140,9 @@ Deno.test("sample() rejects unknown option names and bad values", () => {
     'Invalid sample options: unknown option "beamsize" (did you mean "beamSize"?)',
   );
   assertThrows(
-    () => m.sampleWithScores(feats, { temperature: 0.5 } as never),
+    () => m.sampleWithScores(feats, { temprature: 0.5 } as never),
     TypeError,
-    'unknown option "temperature" (known options: maxLength, beamSize)',
+    'unknown option "temprature" (did you mean "temperature"?)',
   );
   assertThrows(() => m.sample(feats, null as never), TypeError, "expected an object, got null");
   assertThrows(

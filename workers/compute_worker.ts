@@ -14,7 +14,8 @@ import { selectKernels } from "../layers/kernels/mod.ts";
 import type { FloatArray, FloatDType } from "../layers/tensor.ts";
 import { Tensor } from "../layers/tensor.ts";
 import { CaptioningRNN } from "../model/captioning_rnn.ts";
-import { SAMPLE_CHUNK } from "../model/sampling.ts";
+import { captionsPerImage } from "../model/decode_options.ts";
+import { imagesPerChunk } from "../model/sampling.ts";
 import {
   applyUpdate,
   OPTIM_HYPERPARAMS,
@@ -26,6 +27,7 @@ import {
   CMD,
   CTRL,
   PHASE_NAMES,
+  readDecodeOptions,
   SC,
   type WorkerBuffers,
   type WorkerInit,
@@ -59,6 +61,8 @@ export class ComputeWorker {
   captions: Int32Array = new Int32Array(0);
   /** The shared batch (or sampling) features. */
   features: FloatArray = new Float32Array(0);
+  /** The shared batch's per-caption weights (read when `CTRL.WEIGHTED` is 1). */
+  weights: Float64Array = new Float64Array(0);
   /** Sampling output: captions. */
   sampleCaptions: Int32Array = new Int32Array(0);
   /** Sampling output: log-probabilities. */
@@ -92,6 +96,7 @@ export class ComputeWorker {
     if (m.moments !== undefined) this.moments = m.moments;
     if (m.captions !== undefined) this.captions = m.captions;
     if (m.features !== undefined) this.features = m.features;
+    if (m.weights !== undefined) this.weights = m.weights;
     if (m.sampleCaptions !== undefined) this.sampleCaptions = m.sampleCaptions;
     if (m.sampleLogProbs !== undefined) this.sampleLogProbs = m.sampleLogProbs;
   }
@@ -184,11 +189,17 @@ export class ComputeWorker {
         rows,
         d,
       ]);
+      const weights = Atomics.load(init.control, CTRL.WEIGHTED) === 1
+        ? this.weights.subarray(r.start, r.end)
+        : undefined;
       // A training step needs gradients; validation (evalLoss) only the loss, at ~40% of the cost.
       init.shardLoss[s] = Atomics.load(init.control, CTRL.TRAINING) === 1
-        ? model.loss(features, captions, { normalizer: n, gradBuffer: init.shardGrads[s] as never })
-          .loss
-        : model.lossValue(features, captions, n);
+        ? model.loss(features, captions, {
+          normalizer: n,
+          gradBuffer: init.shardGrads[s] as never,
+          ...(weights ? { weights } : {}),
+        }).loss
+        : model.lossValue(features, captions, n, weights);
     }
   }
 
@@ -222,25 +233,29 @@ export class ComputeWorker {
 
   /**
    * Captions the owned images of the shared features into the shared outputs. Images are
-   * decoded in fixed chunks of `SAMPLE_CHUNK` from image 0, so a worker takes whole chunks:
-   * each chunk is decoded exactly as one call over all images decodes it, whatever the number
-   * of workers.
+   * decoded in fixed chunks from image 0 (`imagesPerChunk`), so a worker takes whole chunks:
+   * each chunk is decoded exactly as one call over all images decodes it, and sampled
+   * captions draw from the streams of their images' numbers, whatever the number of workers.
    */
   sample(): void {
     const { init, model } = this;
-    const c = init.control;
-    const n = Atomics.load(c, CTRL.N), d = model.config.inputDim;
-    const maxLength = Atomics.load(c, CTRL.MAX_LENGTH), beamSize = Atomics.load(c, CTRL.BEAM);
-    const chunks = ownedItems(Math.ceil(n / SAMPLE_CHUNK), init.workers, init.index);
-    const r = { start: chunks.start * SAMPLE_CHUNK, end: Math.min(n, chunks.end * SAMPLE_CHUNK) };
+    const n = Atomics.load(init.control, CTRL.N), d = model.config.inputDim;
+    const options = readDecodeOptions(init.scalars);
+    const c = imagesPerChunk(options), m = captionsPerImage(options), l = options.maxLength;
+    const chunks = ownedItems(Math.ceil(n / c), init.workers, init.index);
+    const r = { start: chunks.start * c, end: Math.min(n, chunks.end * c) };
     if (r.end <= r.start) return;
     const features = new Tensor<FloatDType>(this.features.subarray(r.start * d, r.end * d), [
       r.end - r.start,
       d,
     ]);
-    const out = model.sampleWithScores(features, { maxLength, beamSize });
-    this.sampleCaptions.set(out.captions.data, r.start * maxLength);
-    this.sampleLogProbs.set(out.logProbs, r.start);
+    const sampled = options.method === "sample";
+    const out = model.sampleWithScores(features, {
+      ...options,
+      ...(sampled ? { firstImage: options.firstImage + r.start } : {}),
+    });
+    this.sampleCaptions.set(out.captions.data, r.start * m * l);
+    this.sampleLogProbs.set(out.logProbs, r.start * m);
   }
 }
 

@@ -8,7 +8,9 @@ import { allocArray, type FloatArray, type FloatDType } from "../layers/tensor.t
 import type { CaptioningRNN } from "../model/captioning_rnn.ts";
 import type { Optimizer } from "../layers/optim.ts";
 import type { Minibatch } from "../model/minibatch.ts";
-import { SAMPLE_CHUNK, type SampleOptions, type SampleResult } from "../model/sampling.ts";
+import { checkCaptionWeights } from "../model/model_config.ts";
+import { captionsPerImage, resolveDecodeOptions } from "../model/decode_options.ts";
+import { imagesPerChunk, type SampleOptions, type SampleResult } from "../model/sampling.ts";
 import { clipFactor, scaleRange, splitRange } from "./sharding.ts";
 import { reduceBlock } from "./reduce.ts";
 import { Tensor } from "../layers/tensor.ts";
@@ -36,7 +38,7 @@ export interface TrainEngine {
    * Captions images as `model.sampleWithScores(features, options)` does, with the same result
    * (the pool splits the images across its workers).
    * @param features Image features, (N, D).
-   * @param options `maxLength` and `beamSize`.
+   * @param options The decoding strategy and its controls (see `SampleOptions`).
    * @returns `{ captions, logProbs }`.
    */
   sample(
@@ -65,7 +67,26 @@ export function shardOf(batch: Minibatch, start: number, end: number): Minibatch
     captions: new Tensor(batch.captions.data.slice(start * t1, end * t1), [end - start, t1]),
     features: new Tensor(batch.features.data.slice(start * d, end * d), [end - start, d]),
     imageIdxs: batch.imageIdxs.slice(start, end),
+    ...(batch.weights ? { weights: batch.weights.slice(start, end) } : {}),
   };
+}
+
+/**
+ * Checks a minibatch's per-caption weights: one finite number per caption, when present.
+ * @param batch The minibatch.
+ * @throws {TypeError} When the weights are not an array of numbers.
+ * @throws {RangeError} When there are not N weights, or one is not finite.
+ *
+ * @example
+ * ```ts
+ * import { checkWeights } from "./engine.ts";
+ * import { Tensor } from "../layers/tensor.ts";
+ * const batch = { captions: Tensor.zeros([2, 3], "int32"), features: Tensor.zeros([2, 4]), imageIdxs: new Int32Array(2) };
+ * checkWeights({ ...batch, weights: new Float64Array([0.5, -1]) }); // fine
+ * ```
+ */
+export function checkWeights(batch: Minibatch): void {
+  if (batch.weights !== undefined) checkCaptionWeights(batch.weights, batch.captions.shape[0]);
 }
 
 /**
@@ -105,6 +126,7 @@ export class LocalEngine<D extends FloatDType> implements TrainEngine {
   }
 
   step(batch: Minibatch, optimizer: Optimizer, gradClip: number): StepResult {
+    checkWeights(batch);
     const n = batch.captions.shape[0];
     let loss = 0;
     splitRange(n, this.#shards).forEach((r, s) => {
@@ -114,6 +136,7 @@ export class LocalEngine<D extends FloatDType> implements TrainEngine {
         loss += this.#model.loss(shard.features, shard.captions, {
           normalizer: n,
           gradBuffer: this.#shardGrads[s] as never,
+          ...(shard.weights ? { weights: shard.weights } : {}),
         }).loss;
       }
     });
@@ -134,12 +157,13 @@ export class LocalEngine<D extends FloatDType> implements TrainEngine {
   }
 
   evalLoss(batch: Minibatch): number {
+    checkWeights(batch);
     const n = batch.captions.shape[0];
     let loss = 0;
     for (const r of splitRange(n, this.#shards)) {
       if (r.end === r.start) continue;
       const shard = shardOf(batch, r.start, r.end);
-      loss += this.#model.lossValue(shard.features, shard.captions, n);
+      loss += this.#model.lossValue(shard.features, shard.captions, n, shard.weights);
     }
     return loss;
   }
@@ -149,25 +173,30 @@ export class LocalEngine<D extends FloatDType> implements TrainEngine {
    * a chunk of `SAMPLE_CHUNK` images at a time, returning to the event loop between chunks so
    * that signals (Ctrl-C) and timers are seen during a long evaluation.
    * @param features Image features, (N, D).
-   * @param options `maxLength` (default 30) and `beamSize` (default 1).
+   * @param options The decoding strategy and its controls (see `SampleOptions`).
    * @returns `{ captions, logProbs }`.
    */
   async sample(features: Tensor<FloatDType>, options: SampleOptions = {}): Promise<SampleResult> {
-    const [n, d] = features.shape;
-    if (n <= SAMPLE_CHUNK) return this.#model.sampleWithScores(features, options);
-    let captions: Tensor<"int32"> | null = null;
-    const logProbs = new Float64Array(n);
-    for (let i0 = 0; i0 < n; i0 += SAMPLE_CHUNK) {
-      const i1 = Math.min(n, i0 + SAMPLE_CHUNK);
+    const [n, d] = features.shape, resolved = resolveDecodeOptions(options);
+    const c = imagesPerChunk(resolved);
+    if (n <= c) return this.#model.sampleWithScores(features, options);
+    // Whole chunks, each decoded as the call over all images decodes it (sampling streams are
+    // seeded per image: a chunk starts at its first image's).
+    const m = captionsPerImage(resolved), l = resolved.maxLength;
+    const captions = Tensor.zeros([n * m, l], "int32");
+    const logProbs = new Float64Array(n * m);
+    for (let i0 = 0; i0 < n; i0 += c) {
+      const i1 = Math.min(n, i0 + c);
       const chunk = new Tensor<FloatDType>(features.data.subarray(i0 * d, i1 * d), [i1 - i0, d]);
-      const part = this.#model.sampleWithScores(chunk, options);
-      const length = part.captions.shape[1];
-      captions ??= Tensor.zeros([n, length], "int32");
-      captions.data.set(part.captions.data, i0 * length);
-      logProbs.set(part.logProbs, i0);
+      const part = this.#model.sampleWithScores(chunk, {
+        ...options,
+        ...(resolved.method === "sample" ? { firstImage: resolved.firstImage + i0 } : {}),
+      });
+      captions.data.set(part.captions.data, i0 * m * l);
+      logProbs.set(part.logProbs, i0 * m);
       await new Promise((resolve) => setTimeout(resolve, 0));
     }
-    return { captions: captions!, logProbs };
+    return { captions, logProbs };
   }
 
   close(): void {}

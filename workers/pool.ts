@@ -20,10 +20,12 @@ import { accepts, checkOptions, type OptionRule } from "../layers/options.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
 import { allocArray, type FloatArray, type FloatDType, Tensor } from "../layers/tensor.ts";
 import type { CaptioningRNN } from "../model/captioning_rnn.ts";
+import { captionsPerImage } from "../model/decode_options.ts";
 import { checkSampleArgs, type SampleOptions, type SampleResult } from "../model/sampling.ts";
 import type { Minibatch } from "../model/minibatch.ts";
 import { OPTIM_HYPERPARAMS, type Optimizer, type UpdateRule } from "../layers/optim.ts";
 import {
+  checkWeights,
   DEFAULT_SHARDS,
   GRAD_BLOCKS,
   LocalEngine,
@@ -38,6 +40,7 @@ import {
   type WorkerBuffers,
   type WorkerInit,
   type WorkerReply,
+  writeDecodeOptions,
 } from "./pool_protocol.ts";
 import { clipFactor, splitRange } from "./sharding.ts";
 
@@ -120,6 +123,7 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
   readonly #ready: Promise<void>;
   #captions: Int32Array = new Int32Array(0);
   #features: FloatArray = new Float32Array(0);
+  #weights: Float64Array = new Float64Array(0);
   #sampleCaptions: Int32Array = new Int32Array(0);
   #sampleLogProbs: Float64Array = new Float64Array(0);
   #rule: UpdateRule | null = null;
@@ -294,36 +298,34 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
   }
 
   /**
-   * Captions images on the workers (each takes a contiguous run of rows): the same result as
-   * `model.sampleWithScores(features, options)`.
+   * Captions images on the workers (each takes whole chunks of images): the same result as
+   * `model.sampleWithScores(features, options)`, bit for bit.
    * @param features Image features, (N, D).
-   * @param options `maxLength` (default 30) and `beamSize` (default 1 = greedy).
-   * @returns `{ captions, logProbs }`.
+   * @param options The decoding strategy and its controls (see `SampleOptions`).
+   * @returns `{ captions, logProbs }`, m captions per image.
    */
   sample(features: Tensor<FloatDType>, options: SampleOptions = {}): Promise<SampleResult> {
     return this.#exclusive(async () => {
-      const maxLength = options.maxLength ?? 30, beamSize = options.beamSize ?? 1;
-      checkSampleArgs(this.#model, features, maxLength, beamSize);
-      const n = features.shape[0];
+      const opts = checkSampleArgs(this.#model, features, options);
+      const n = features.shape[0], rows = n * captionsPerImage(opts), l = opts.maxLength;
       const msg: WorkerBuffers = { type: "buffers" };
       this.#ensureFeatures(n, msg);
-      if (this.#sampleCaptions.length < n * maxLength) {
-        msg.sampleCaptions = this.#sampleCaptions = allocArray("int32", n * maxLength, true);
+      if (this.#sampleCaptions.length < rows * l) {
+        msg.sampleCaptions = this.#sampleCaptions = allocArray("int32", rows * l, true);
       }
-      if (this.#sampleLogProbs.length < n) {
-        msg.sampleLogProbs = this.#sampleLogProbs = allocArray("float64", n, true);
+      if (this.#sampleLogProbs.length < rows) {
+        msg.sampleLogProbs = this.#sampleLogProbs = allocArray("float64", rows, true);
       }
       await this.#sendBuffers(msg);
       this.#features.set(features.data);
       const c = this.#control;
       Atomics.store(c, CTRL.N, n);
-      Atomics.store(c, CTRL.MAX_LENGTH, maxLength);
-      Atomics.store(c, CTRL.BEAM, beamSize);
+      writeDecodeOptions(this.#scalars, opts);
       Atomics.store(c, CTRL.TRAINING, 0);
       await this.#job(CMD.SAMPLE);
       return {
-        captions: new Tensor(this.#sampleCaptions.slice(0, n * maxLength), [n, maxLength]),
-        logProbs: this.#sampleLogProbs.slice(0, n),
+        captions: new Tensor(this.#sampleCaptions.slice(0, rows * l), [rows, l]),
+        logProbs: this.#sampleLogProbs.slice(0, rows),
       };
     });
   }
@@ -411,16 +413,22 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
     if (features.shape.length !== 2 || features.shape[0] !== n || features.shape[1] !== d) {
       throw new RangeError(`Invalid features: expected [${n}, ${d}], got [${features.shape}]`);
     }
+    checkWeights(batch);
     const msg = this.#pending;
     if (this.#captions.length < n * t1) {
       msg.captions = this.#captions = allocArray("int32", n * t1, true);
+    }
+    if (batch.weights && this.#weights.length < n) {
+      msg.weights = this.#weights = allocArray("float64", n, true);
     }
     this.#ensureFeatures(n, msg);
     await this.#sendBuffers(msg);
     this.#captions.set(captions.data);
     this.#features.set(features.data);
+    if (batch.weights) this.#weights.set(batch.weights);
     Atomics.store(this.#control, CTRL.N, n);
     Atomics.store(this.#control, CTRL.T1, t1);
+    Atomics.store(this.#control, CTRL.WEIGHTED, batch.weights ? 1 : 0);
   }
 
   #ensureFeatures(n: number, msg: WorkerBuffers): void {

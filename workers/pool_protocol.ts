@@ -10,6 +10,12 @@ import type { FloatArray } from "../layers/tensor.ts";
 import type { ModelConfig } from "../model/captioning_rnn.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
 import { OPTIM_HYPERPARAMS, type UpdateRule } from "../layers/optim.ts";
+import {
+  DECODE_METHODS,
+  DECODE_OPTION_NAMES,
+  type DecodeOptions,
+  LENGTH_PENALTIES,
+} from "../model/decode_options.ts";
 
 /** The words of the shared control array (an Int32Array of `CTRL.WORDS` words). */
 export const CTRL = {
@@ -23,12 +29,10 @@ export const CTRL = {
   N: 3,
   /** T + 1, the caption length of the shared batch. */
   T1: 4,
-  /** maxLength of a sampling job. */
-  MAX_LENGTH: 6,
-  /** beamSize of a sampling job. */
-  BEAM: 7,
   /** 1 while the job computes a training step (0 for an evaluation loss). */
   TRAINING: 8,
+  /** 1 when the shared batch has per-caption weights (self-critical training), else 0. */
+  WEIGHTED: 9,
   /** The control array's length. */
   WORDS: 16,
 } as const;
@@ -65,9 +69,63 @@ export const SC = {
   FACTOR: 1,
   /** The update rule's hyper-parameters, in `OPTIM_HYPERPARAMS` order from here. */
   OPTIM: 2,
+  /** A sampling job's decoding options, in `DECODE_OPTION_NAMES` order from here. */
+  DECODE: 2 + OPTIM_HYPERPARAMS.length,
   /** The scalar array's length. */
-  WORDS: 2 + OPTIM_HYPERPARAMS.length,
+  WORDS: 2 + OPTIM_HYPERPARAMS.length + DECODE_OPTION_NAMES.length,
 } as const;
+
+/** How each decoding option is one float64: numbers as they are, choices by index, flags 0/1. */
+const DECODE_CHOICES: Partial<Record<keyof DecodeOptions, readonly string[]>> = {
+  method: DECODE_METHODS,
+  lengthPenalty: LENGTH_PENALTIES,
+};
+/** The decoding options that are flags. */
+const DECODE_FLAGS: ReadonlySet<string> = new Set(["blockTrigrams", "suppressUnk"]);
+
+/**
+ * Writes a sampling job's decoding options into the step scalars (slots from `SC.DECODE`).
+ * @param scalars The shared step scalars.
+ * @param options Resolved decoding options.
+ *
+ * @example
+ * ```ts
+ * import { readDecodeOptions, SC, writeDecodeOptions } from "./pool_protocol.ts";
+ * import { resolveDecodeOptions } from "../model/decode_options.ts";
+ * const scalars = new Float64Array(SC.WORDS);
+ * writeDecodeOptions(scalars, resolveDecodeOptions({ method: "sample", topP: 0.9, blockTrigrams: true }));
+ * console.log(readDecodeOptions(scalars).topP); // 0.9
+ * ```
+ */
+export function writeDecodeOptions(scalars: Float64Array, options: DecodeOptions): void {
+  DECODE_OPTION_NAMES.forEach((name, i) => {
+    const value = options[name], choices = DECODE_CHOICES[name];
+    scalars[SC.DECODE + i] = choices ? choices.indexOf(value as string) : Number(value);
+  });
+}
+
+/**
+ * Reads the decoding options {@linkcode writeDecodeOptions} wrote.
+ * @param scalars The shared step scalars.
+ * @returns The options.
+ *
+ * @example
+ * ```ts
+ * import { readDecodeOptions, SC, writeDecodeOptions } from "./pool_protocol.ts";
+ * import { resolveDecodeOptions } from "../model/decode_options.ts";
+ * const scalars = new Float64Array(SC.WORDS);
+ * writeDecodeOptions(scalars, resolveDecodeOptions({ beamSize: 3, lengthPenalty: "gnmt" }));
+ * console.log(readDecodeOptions(scalars).lengthPenalty); // gnmt
+ * ```
+ */
+export function readDecodeOptions(scalars: Float64Array): DecodeOptions {
+  const out: Record<string, unknown> = {};
+  DECODE_OPTION_NAMES.forEach((name, i) => {
+    const x = scalars[SC.DECODE + i], choices = DECODE_CHOICES[name];
+    out[name] = choices ? choices[x] : DECODE_FLAGS.has(name) ? x === 1 : x;
+  });
+  return out as unknown as DecodeOptions;
+}
 
 /** The first message to a compute worker: everything it needs, once. */
 export interface WorkerInit {
@@ -115,9 +173,11 @@ export interface WorkerBuffers {
   captions?: Int32Array;
   /** The shared batch features, in the model's dtype, capacity ≥ N D. */
   features?: FloatArray;
-  /** Sampling output: captions, int32, capacity ≥ N maxLength. */
+  /** The shared batch's per-caption weights, capacity ≥ N. */
+  weights?: Float64Array;
+  /** Sampling output: captions, int32, capacity ≥ N m maxLength (m captions per image). */
   sampleCaptions?: Int32Array;
-  /** Sampling output: log-probabilities, capacity ≥ N. */
+  /** Sampling output: log-probabilities, capacity ≥ N m. */
   sampleLogProbs?: Float64Array;
 }
 

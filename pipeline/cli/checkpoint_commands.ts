@@ -36,6 +36,7 @@ import { parseImageId, readIdList } from "../data/image_ids.ts";
 import { InputError } from "../errors.ts";
 import {
   cleanCaption,
+  decoderOptions,
   evaluateSplit,
   formatEvaluation,
   formatScoreTable,
@@ -52,6 +53,7 @@ import {
 import { selectConfiguredBackend } from "../run/backend.ts";
 import { loadCheckpoint } from "../train/checkpoint.ts";
 import { type CommandLine, type OptionValues, withSavedDefaults } from "./args.ts";
+import { chooseDecoder, resolveDecodingFlags } from "./decoding_flags.ts";
 import { VERBS } from "./verbs.ts";
 
 type CheckpointOptions = typeof VERBS.evaluate.options | typeof VERBS.sample.options;
@@ -149,8 +151,9 @@ function scoresPath(scored: string, split: string): string {
 }
 
 /**
- * `deno task evaluate`: the scores of a checkpoint's captions, or of a results file's, beside
- * the baseline; writes them, with each image's, to a scores file.
+ * `deno task evaluate`: the scores (BLEU-1..4, CIDEr-D, ROUGE-L) of a checkpoint's captions,
+ * with the caption diagnostics, or of a results file's, beside the baseline; writes them, with
+ * each image's, to a scores file.
  * @param commandLine The parsed command line (see `VERBS.evaluate`).
  * @returns The exit code, 0.
  * @throws {InputError} For a checkpoint, results file or data that cannot be used.
@@ -185,13 +188,20 @@ export async function evaluateCommand(
     VERBS.evaluate.options,
     commandLine,
   );
+  const { beamSize, controls, samplingAsked } = resolveDecodingFlags(
+    commandLine.values,
+    values,
+    2,
+  );
   const ev = await evaluateSplit(model, data, {
     split: values.split,
-    beamSize: values.beamSize,
+    beamSize,
     numImages: values.numImages,
     maxLength: values.maxLength,
     metrics:
       (experiment?.evaluate?.metrics ?? EXPERIMENT_SCHEMA.evaluate.metrics.default) as Metric[],
+    decoding: controls,
+    sample: values.sample || samplingAsked,
   });
   console.log(`${checkpoint}: ${formatEvaluation(ev)}`);
   const out = values.out ?? scoresPath(checkpoint, values.split);
@@ -350,6 +360,12 @@ export async function captionCommand(
     }
     const ids: ImageId[] = givenIds ?? source.rowNames?.map(parseImageId) ??
       Array.from({ length: source.rows }, (_, i) => i);
+    const flags = resolveDecodingFlags(commandLine.values, { ...values, nBest: 1 }, 1);
+    const decoder = chooseDecoder(commandLine.values, flags);
+    const options = decoderOptions(decoder, flags.beamSize, values.maxLength, {
+      ...flags.controls,
+      seed: values.seed,
+    });
     const engine = createEngine(model, {
       workers: experiment?.train?.workers ?? "auto",
       backend: kernels().name,
@@ -361,10 +377,11 @@ export async function captionCommand(
         const r1 = Math.min(source.rows, r0 + CAPTION_ROWS);
         await source.readRows(r0, r1, block);
         const features = new Tensor<"float32">(block.subarray(0, (r1 - r0) * D), [r1 - r0, D]);
-        const sampled = await engine.sample(features, {
-          beamSize: values.beamSize,
-          maxLength: values.maxLength,
-        });
+        // A sampled caption's stream is numbered by its image's row, whatever the block.
+        const sampled = await engine.sample(
+          features,
+          decoder === "sample" ? { ...options, firstImage: r0 } : options,
+        );
         decodeCaptions(sampled.captions, model.idxToWord).forEach((text, i) => {
           results.push({ image_id: ids[r0 + i], caption: cleanCaption(text) });
         });
@@ -385,7 +402,7 @@ export async function captionCommand(
  * `deno task sample`: a checkpoint's captions of random images beside a reference caption.
  * @param commandLine The parsed command line (see `VERBS.sample`).
  * @returns The exit code, 0.
- * @throws {InputError} For a checkpoint or data that cannot be used.
+ * @throws {InputError} For a checkpoint or data that cannot be used, or contradictory flags.
  *
  * @example
  * ```ts ignore
@@ -399,7 +416,10 @@ export async function sampleCommand(
   commandLine: CommandLine<typeof VERBS.sample.options>,
 ): Promise<number> {
   const { model, data, values } = await checkpointWithData(VERBS.sample.options, commandLine);
-  const { split, n, beamSize, maxLength } = values;
+  const given = commandLine.values;
+  const { split, n, maxLength } = values;
+  const flags = resolveDecodingFlags(given, { ...values, beamSize: values.beamSize ?? 1 }, 1);
+  const decoder = chooseDecoder(given, flags, ["samples"]);
   const rng = new Rng(values.seed);
   const { captions, imageIdxs, references: raw, imageIds } = splitOf(data, split);
   const size = captions.shape[0];
@@ -412,10 +432,12 @@ export async function sampleCommand(
   }
   const rows = Array.from({ length: n }, () => rng.randint(size));
   const batch = gatherMinibatch(data, split, rows);
-  const generated = decodeCaptions(
-    model.sample(batch.features, { beamSize, maxLength }),
-    model.idxToWord,
-  );
+  const options = {
+    ...decoderOptions(decoder, flags.beamSize, maxLength, { ...flags.controls, seed: values.seed }),
+    ...(decoder === "sample" && given.samples !== undefined ? { samples: given.samples } : {}),
+  };
+  const generated = decodeCaptions(model.sample(batch.features, options), model.idxToWord);
+  const m = generated.length / n;
   const encoded = decodeCaptions(batch.captions, data.idx_to_word).map(cleanCaption);
   batch.imageIdxs.forEach((img, i) => {
     const url = batch.urls?.[i];
@@ -424,9 +446,10 @@ export async function sampleCommand(
     for (let r = 0; r < rows[i]; r++) if (imageIdxs.data[r] === img) rank++;
     const reference = raw ? raw[img][rank] : encoded[i];
     const name = imageIds ? `${imageIds[img]}` : `${img}`;
+    const lines = generated.slice(i * m, (i + 1) * m).map((g) => `  generated: ${cleanCaption(g)}`);
     console.log(
-      `${split} image ${name}${url ? ` (${url})` : ""}\n  generated: ${
-        cleanCaption(generated[i])
+      `${split} image ${name}${url ? ` (${url})` : ""}\n${
+        lines.join("\n")
       }\n  reference: ${reference}`,
     );
   });

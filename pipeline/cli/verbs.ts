@@ -16,11 +16,13 @@ import {
   HELP_OPTION,
   int,
   listOf,
+  num,
   oneOf,
   path,
   required,
   str,
 } from "./command_spec.ts";
+import { DECODE_LIMITS, DECODE_METHODS, LENGTH_PENALTIES } from "../../model/decode_options.ts";
 import { DEFAULT_DATA_DIRS } from "../config/config.ts";
 import { experimentHelp, forEachOption, type OptionSpec } from "../config/schema.ts";
 import { SPLITS } from "../data/caption_data.ts";
@@ -108,6 +110,63 @@ const FEATURES = {
   ids: path(undefined, "A file naming the image (id or file name) of each feature row", "ids.txt"),
 };
 
+/**
+ * The decoding controls of the verbs that caption, defaulting to the checkpoint's experiment
+ * (its `evaluate` section). A control given turns its decoder on (see decoding_flags.ts).
+ */
+const DECODING = {
+  nBest: saved(
+    "evaluate.nBest",
+    int(undefined, 1, "Beam captions per image, best first (beam search)", "2"),
+  ),
+  lengthPenalty: saved(
+    "evaluate.lengthPenalty",
+    oneOf(
+      LENGTH_PENALTIES,
+      undefined,
+      "Beam search ranks finished captions by log p, log p / ((5 + len) / 6)^α or log p / len",
+      "average",
+    ),
+  ),
+  lengthAlpha: saved(
+    "evaluate.lengthAlpha",
+    num(undefined, 0, "The α of --lengthPenalty gnmt (higher = longer captions)", "1.5"),
+  ),
+  beamGroups: saved(
+    "evaluate.beamGroups",
+    int(undefined, 1, "Diverse beam search: groups of beams (beam search)", "2"),
+  ),
+  diversity: saved(
+    "evaluate.diversity",
+    num(undefined, 0, "Diverse beam search: penalty for a word an earlier group chose", "2"),
+  ),
+  blockTrigrams: {
+    ...flag("Never repeat a trigram within a caption"),
+    savedAs: "evaluate.blockTrigrams",
+  },
+  suppressUnk: { ...flag("Never write <UNK>"), savedAs: "evaluate.suppressUnk" },
+  temperature: saved(
+    "evaluate.temperature",
+    num(undefined, 0.01, "Sampling temperature (sampling)", "0.7"),
+  ),
+  topK: saved(
+    "evaluate.topK",
+    int(undefined, 0, "Sampling: the k likeliest words only (0 = all)", "3"),
+  ),
+  topP: saved("evaluate.topP", {
+    ...num(
+      undefined,
+      0.01,
+      "Sampling: the likeliest words of total probability p (1 = all)",
+      "0.9",
+    ),
+    max: 1,
+  }),
+};
+
+/** The decoding controls of `caption`: one caption per image, so no n-best list. */
+const { nBest: _nBest, ...ONE_CAPTION_DECODING } = DECODING;
+
 /** A verb's entry, invoked as `deno task <name>`. */
 function verb<O extends CliOptions>(name: string, spec: Omit<VerbSpec<O>, "command">): VerbSpec<O> {
   return { command: `deno task ${name}`, ...spec };
@@ -152,13 +211,17 @@ export const VERBS = {
   }),
   evaluate: verb("evaluate", {
     args: ["[checkpoint.h5]"],
-    brief: "score a checkpoint or a results file: BLEU-1..4 and CIDEr-D beside the baseline",
-    summary: "Scores the checkpoint's captions of a split with every metric against all " +
-      "references of each image, beside the most-frequent-caption baseline, on the data it " +
-      "was trained on (or --data.dir). With --results instead of a checkpoint, scores a " +
-      "results file in the COCO format ([{image_id, caption}], recap's or any captioner's) " +
-      "against the --split of --data.dir. Writes the corpus scores and each image's (as " +
-      "pycocoevalcap's imgToEval) to --out.",
+    brief:
+      "score a checkpoint or a results file: BLEU-1..4, CIDEr-D and ROUGE-L beside the baseline",
+    summary: "Scores the checkpoint's captions of a split (greedy; beam search when the beam " +
+      "is wider than 1; sampled with --sample) with every metric against all references of " +
+      "each image, beside the most-frequent-caption baseline, on the data it was trained on " +
+      "(or --data.dir), with the caption diagnostics. Decoding options default to the " +
+      "checkpoint's experiment; a beam-search option given asks for beam search, a sampling " +
+      "option for sampling. With --results instead of a checkpoint, scores a results file in " +
+      "the COCO format ([{image_id, caption}], recap's or any captioner's) against the --split " +
+      "of --data.dir. Writes the corpus scores and each image's (as pycocoevalcap's imgToEval) " +
+      "to --out.",
     options: {
       results: path(
         undefined,
@@ -169,6 +232,9 @@ export const VERBS = {
       beamSize: saved("evaluate.beamSize", int(undefined, 1, "Beam width (1 = greedy)", "3")),
       numImages: saved("evaluate.numImages", int(undefined, 1, "Images to score", "7")),
       maxLength: saved("evaluate.maxLength", int(undefined, 1, "Longest caption, words", "5")),
+      sample: { ...flag("Also score one sampled caption per image"), savedAs: "evaluate.sample" },
+      seed: saved("evaluate.seed", int(undefined, 0, "Seed of the sampled captions", "7")),
+      ...DECODING,
       "data.dir": DATA_DIR,
       out: path(
         undefined,
@@ -181,13 +247,29 @@ export const VERBS = {
   sample: verb("sample", {
     args: ["<checkpoint.h5>"],
     brief: "print captions of random images beside a reference",
-    summary: "Prints the checkpoint's captions of random images beside a reference caption.",
+    summary: "Prints the checkpoint's captions of random images beside a reference caption: " +
+      "greedy, beam search (--beamSize 2 or more, or any beam-search option; --nBest prints " +
+      "the n best), or sampled (--decoder sample, or any sampling option).",
     options: {
       n: { ...int(10, 1, "Images to caption", "3"), max: 10_000 },
       split: SPLIT,
-      beamSize: { ...int(1, 1, "Beam width (1 = greedy)", "2"), max: 50 },
+      decoder: oneOf(
+        DECODE_METHODS,
+        undefined,
+        "How to caption (default: beam when --beamSize > 1 or a beam option is given, sample when a sampling option is, else greedy)",
+        "sample",
+      ),
+      beamSize: {
+        ...int(undefined, 1, "Beam width (default 1: greedy)", "2"),
+        max: DECODE_LIMITS.beamSize,
+      },
+      samples: {
+        ...int(undefined, 1, "Captions sampled per image (sampling; default 1)", "3"),
+        max: DECODE_LIMITS.samples,
+      },
       maxLength: saved("evaluate.maxLength", int(undefined, 1, "Longest caption, words", "5")),
-      seed: int(0, 0, "Seed of the choice of images", "7"),
+      seed: int(0, 0, "Seed of the choice of images and of the sampled captions", "7"),
+      ...DECODING,
       "data.dir": DATA_DIR,
       ...COMMON,
     },
@@ -200,7 +282,8 @@ export const VERBS = {
       "the COCO results format, [{image_id, caption}]: image ids from --ids, else a " +
       "directory's file names, else row numbers. With --split instead of --features, captions " +
       "that split of a dataset (--data.dir, default the checkpoint's), with its image ids. " +
-      "The features must have the width the checkpoint was trained on.",
+      "The features must have the width the checkpoint was trained on. Decoding options " +
+      "default to the checkpoint's experiment, as for evaluate.",
     options: {
       features: path(undefined, "The image features to caption", "features.h5"),
       ...FEATURES,
@@ -211,8 +294,16 @@ export const VERBS = {
         "val",
       ),
       "data.dir": DATA_DIR,
+      decoder: oneOf(
+        DECODE_METHODS,
+        undefined,
+        "How to caption (default: beam when --beamSize > 1 or a beam option is given, sample when a sampling option is, else greedy)",
+        "beam",
+      ),
       beamSize: saved("evaluate.beamSize", int(undefined, 1, "Beam width (1 = greedy)", "1")),
       maxLength: saved("evaluate.maxLength", int(undefined, 1, "Longest caption, words", "5")),
+      seed: saved("evaluate.seed", int(undefined, 0, "Seed of the sampled captions", "7")),
+      ...ONE_CAPTION_DECODING,
       out: path("results.json", "Where to write the results", "captions.json"),
       quiet: flag("Print only where the results went"),
       ...COMMON,

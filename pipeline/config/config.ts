@@ -20,6 +20,7 @@ import {
   type SectionSpec,
   type STAGE_NAMES,
 } from "./schema.ts";
+import type { LengthPenalty } from "../../model/decode_options.ts";
 
 /** The largest experiment file read (experiments list only what they change: a few kB). */
 export const MAX_EXPERIMENT_BYTES = 1_000_000;
@@ -96,6 +97,28 @@ export interface TrainConfig extends OptimConfig {
   backend: "auto" | "blas" | "wasm" | "ts";
   /** Seconds a worker may take over one job before the run stops it as stuck. */
   workerTimeout: number;
+  /** Self-critical training after cross-entropy. */
+  scst: ScstConfig;
+}
+
+/** Self-critical sequence training on CIDEr-D (`train.scst` section). */
+export interface ScstConfig {
+  /** Passes over the training images; 0 = no SCST. */
+  numEpochs: number;
+  /** The checkpoint to start from; null = this run's cross-entropy best.h5. */
+  from: string | null;
+  /** Captions sampled per image (k). */
+  samples: number;
+  /** Sampling temperature. */
+  temperature: number;
+  /** The baseline: the greedy caption's reward, or the mean of the other samples'. */
+  baseline: "greedy" | "mean";
+  /** Images per step. */
+  batchSize: number;
+  /** Step size; the optimizer's state starts afresh. */
+  learningRate: number;
+  /** Longest sampled caption, in words. */
+  maxLength: number;
 }
 
 /** Caption generation and scoring (`evaluate` section). */
@@ -110,6 +133,30 @@ export interface EvaluateConfig {
   maxLength: number;
   /** Metrics to compute. */
   metrics: MetricName[];
+  /** Beam captions kept per image, best first. */
+  nBest: number;
+  /** How beam search ranks finished captions of different lengths. */
+  lengthPenalty: LengthPenalty;
+  /** The GNMT length penalty's α. */
+  lengthAlpha: number;
+  /** Diverse beam search: groups. */
+  beamGroups: number;
+  /** Diverse beam search: the penalty for a word earlier groups chose. */
+  diversity: number;
+  /** Never repeat a trigram (every decoder). */
+  blockTrigrams: boolean;
+  /** Never write `<UNK>` (every decoder). */
+  suppressUnk: boolean;
+  /** Also score one sampled caption per image. */
+  sample: boolean;
+  /** Sampling temperature. */
+  temperature: number;
+  /** Sampling: the k likeliest words only (0 = all). */
+  topK: number;
+  /** Sampling: the likeliest words of total probability p (1 = all). */
+  topP: number;
+  /** Sampling seed. */
+  seed: number;
 }
 
 /** A fully resolved experiment: every field present and valid. */
@@ -266,6 +313,13 @@ function mergeSection(
  * ```
  */
 export function resolveExperiment(input: unknown, file: string): ExperimentConfig {
+  const cfg = resolveFields(input, file);
+  checkCombinations(cfg, file);
+  return cfg;
+}
+
+/** Every field of an experiment, merged over the defaults and checked one by one. */
+function resolveFields(input: unknown, file: string): ExperimentConfig {
   const merged = buildDefaults(EXPERIMENT_SCHEMA);
   mergeSection(merged, input, EXPERIMENT_SCHEMA, [], file);
   const cfg = merged as unknown as ExperimentConfig & {
@@ -286,7 +340,6 @@ export function resolveExperiment(input: unknown, file: string): ExperimentConfi
   }
   cfg.data.dir ??= DEFAULT_DATA_DIRS[cfg.data.source];
   cfg.output.dir ??= `runs/${cfg.name}`;
-  checkCombinations(cfg as ExperimentConfig, file);
   return cfg as ExperimentConfig;
 }
 
@@ -307,12 +360,40 @@ export function checkExperiment(config: ExperimentConfig, where = "experiment"):
   resolveExperiment(config, where);
 }
 
-/** Checks the options that are valid alone but not together. */
+/** The checks between options, so a run that would fail late is refused before any work. */
 function checkCombinations(cfg: ExperimentConfig, file: string): void {
+  const ev = cfg.evaluate;
+  if (ev.nBest > ev.beamSize) {
+    throw new InputError(
+      `${file}: evaluate.nBest: expected at most evaluate.beamSize (${ev.beamSize}), got ${ev.nBest}`,
+    );
+  }
+  if (ev.beamSize % ev.beamGroups !== 0) {
+    throw new InputError(
+      `${file}: evaluate.beamGroups: expected a divisor of evaluate.beamSize (${ev.beamSize}), got ${ev.beamGroups}`,
+    );
+  }
   if (cfg.data.stream && cfg.data.maxTrain !== null) {
     throw new InputError(
       `${file}: data.maxTrain: cannot be combined with data.stream (a streamed run samples ` +
         `every caption); remove one of them`,
+    );
+  }
+  const scst = cfg.train.scst;
+  if ((scst.numEpochs > 0 || scst.from !== null) && cfg.data.stream) {
+    throw new InputError(
+      `${file}: train.scst: self-critical training samples from the training features in memory; ` +
+        `set data.stream to false`,
+    );
+  }
+  if (scst.baseline === "mean" && scst.samples < 2) {
+    throw new InputError(
+      `${file}: train.scst.samples: the "mean" baseline needs at least 2 samples per image, got ${scst.samples}`,
+    );
+  }
+  if (scst.from !== null && scst.numEpochs === 0) {
+    throw new InputError(
+      `${file}: train.scst.numEpochs: expected a positive integer with train.scst.from, got 0`,
     );
   }
 }
@@ -460,8 +541,9 @@ export async function loadExperiment(
   } catch (e) {
     throw new InputError(`${path}: invalid JSON at ${(e as Error).message}`, { cause: e });
   }
-  // Validate the file alone first, so its errors name the file rather than the overrides.
-  resolveExperiment(parsed, path);
+  // Validate the file's fields alone first, so their errors name the file rather than the
+  // overrides (the checks between options wait for the overrides, which may settle them).
+  resolveFields(parsed, path);
   const merged = deepMerge(parsed as Obj, parseOverrides(overrides));
   return resolveExperiment(merged, path);
 }

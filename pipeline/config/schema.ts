@@ -8,6 +8,7 @@
  * @module
  */
 import { UPDATE_RULES } from "../../layers/optim.ts";
+import { DECODE_LIMITS, LENGTH_PENALTIES } from "../../model/decode_options.ts";
 
 /** The kind of value an option holds. */
 export type OptionType =
@@ -114,7 +115,17 @@ const listOf = (values: readonly string[], def: string[], help: string): OptionS
 });
 
 /** The metric names `evaluate.metrics` may list. */
-export const METRIC_NAMES = ["bleu1", "bleu2", "bleu3", "bleu4", "cider", "unigram_bleu"] as const;
+export const METRIC_NAMES = [
+  "bleu1",
+  "bleu2",
+  "bleu3",
+  "bleu4",
+  "cider",
+  "rougeL",
+  "unigram_bleu",
+] as const;
+/** The baselines of self-critical training. */
+export const SCST_BASELINES = ["mean", "greedy"] as const;
 /** The stage names `stages` may list, in the order they run. */
 export const STAGE_NAMES = ["train", "evaluate", "sample", "report"] as const;
 
@@ -194,6 +205,32 @@ export const EXPERIMENT_SCHEMA = {
       ">0",
       "Seconds a worker may take over one job (a step's phase) before the run stops it as stuck",
     ),
+    scst: {
+      numEpochs: int(
+        0,
+        ">=0",
+        "Self-critical training (SCST) on CIDEr-D after cross-entropy: passes over the training images (0 = none)",
+      ),
+      from: str(
+        null,
+        "Start SCST from this checkpoint (e.g. runs/default/best.h5) instead of this run's cross-entropy best.h5; the run then trains SCST only",
+        true,
+      ),
+      samples: int(5, `[1,${DECODE_LIMITS.samples}]`, "SCST: captions sampled per image (k)"),
+      temperature: num(1, ">0", "SCST: sampling temperature"),
+      baseline: oneOf(
+        SCST_BASELINES,
+        "mean",
+        "SCST: baseline of a sample's reward: the mean of the image's other samples' (Luo 2020), or the greedy caption's (Rennie et al. 2017)",
+      ),
+      batchSize: int(50, ">=1", "SCST: images per step"),
+      learningRate: num(5e-5, ">0", "SCST: step size (the optimizer starts afresh)"),
+      maxLength: int(
+        16,
+        `[1,${DECODE_LIMITS.maxLength}]`,
+        "SCST: longest sampled caption, in words",
+      ),
+    },
   },
   evaluate: {
     splits: listOf(
@@ -202,9 +239,37 @@ export const EXPERIMENT_SCHEMA = {
       "Splits to evaluate (test: if the dataset has one)",
     ),
     numImages: int(500, ">=1", "Images per split to caption and score"),
-    beamSize: int(2, "[1,50]", "Beam width (1 = greedy)"),
-    maxLength: int(30, "[1,100]", "Longest generated caption, in words"),
-    metrics: listOf(METRIC_NAMES, ["bleu1", "bleu2", "bleu3", "bleu4", "cider"], "Metrics"),
+    beamSize: int(2, `[1,${DECODE_LIMITS.beamSize}]`, "Beam width (1 = greedy only)"),
+    maxLength: int(30, `[1,${DECODE_LIMITS.maxLength}]`, "Longest generated caption, in words"),
+    metrics: listOf(
+      METRIC_NAMES,
+      ["bleu1", "bleu2", "bleu3", "bleu4", "cider", "rougeL"],
+      "Metrics",
+    ),
+    nBest: int(
+      1,
+      ">=1",
+      "Beam captions kept per image in evaluation.json, best first (<= beamSize)",
+    ),
+    lengthPenalty: oneOf(
+      LENGTH_PENALTIES,
+      "none",
+      "Beam search ranks finished captions by log p, or log p / ((5 + len) / 6)^α (gnmt), or log p / len (average)",
+    ),
+    lengthAlpha: num(0.6, ">=0", "Beam search: the α of the gnmt length penalty (higher = longer)"),
+    beamGroups: int(1, ">=1", "Diverse beam search: groups of beams (beamSize must be a multiple)"),
+    diversity: num(0.5, ">=0", "Diverse beam search: penalty for a word earlier groups chose"),
+    blockTrigrams: bool(false, "Never repeat a trigram within a caption (every decoder)"),
+    suppressUnk: bool(false, "Never write <UNK> (every decoder)"),
+    sample: bool(false, "Also score one sampled caption per image (temperature, topK, topP, seed)"),
+    temperature: num(1, ">0", "Sampling: temperature"),
+    topK: int(0, ">=0", "Sampling: draw among the k likeliest words only (0 = all)"),
+    topP: num(
+      1,
+      "(0,1]",
+      "Sampling: draw among the likeliest words of total probability p (1 = all)",
+    ),
+    seed: int(0, ">=0", "Sampling: seed"),
   },
   output: {
     dir: str(null, "Run dir; default runs/<name>", true),

@@ -1,7 +1,8 @@
 /**
- * Evaluation of a captioning model on a split: caption a fixed subset of images (greedy and,
- * when beamSize > 1, beam search), score them against all references of each image with the
- * COCO metrics — corpus scores and each image's — and score the trivial most-frequent-caption
+ * Evaluation of a captioning model on a split: caption a fixed subset of images (greedy; beam
+ * search when beamSize > 1; sampling when asked, each with the decoding controls), score them
+ * against all references of each image with the COCO metrics — corpus scores and each
+ * image's — measure the caption diagnostics, and score the trivial most-frequent-caption
  * baseline beside them.
  *
  * References: every raw human caption of an image when the dataset has them (an imported
@@ -14,8 +15,11 @@
 import { type FloatDType, gatherRows, type Tensor } from "../../layers/tensor.ts";
 import type { CaptioningRNN } from "../../model/captioning_rnn.ts";
 import { decodeCaptions } from "../../model/decode.ts";
-import type { SampleOptions, SampleResult } from "../../model/sampling.ts";
+import type { DecodeMethod, SampleOptions, SampleResult } from "../../model/sampling.ts";
 import {
+  type CaptionDiagnostics,
+  captionDiagnostics,
+  captionSet,
   evaluateCaptions,
   type Metric,
   type MetricScores,
@@ -31,6 +35,81 @@ export type Captioner = (
   options: SampleOptions,
 ) => SampleResult | Promise<SampleResult>;
 
+/** The decoders an evaluation scores: greedy decoding, beam search and sampling. */
+export type DecoderName = DecodeMethod;
+
+/**
+ * The decoding controls of an evaluation (the experiment's `evaluate` section): those of
+ * beam search, those of sampling, and those every decoder obeys.
+ */
+export interface DecodingControls {
+  /** Beam captions kept per image, best first (default 1). */
+  nBest?: number;
+  /** How beam search ranks finished captions of different lengths (default "none"). */
+  lengthPenalty?: SampleOptions["lengthPenalty"];
+  /** The GNMT length penalty's α (default 0.6). */
+  lengthAlpha?: number;
+  /** Diverse beam search: groups (default 1). */
+  beamGroups?: number;
+  /** Diverse beam search: strength (default 0.5). */
+  diversity?: number;
+  /** Never repeat a trigram (every decoder; default false). */
+  blockTrigrams?: boolean;
+  /** Never write `<UNK>` (every decoder; default false). */
+  suppressUnk?: boolean;
+  /** Sampling temperature (default 1). */
+  temperature?: number;
+  /** Sampling: the k likeliest words only (default 0 = all). */
+  topK?: number;
+  /** Sampling: the nucleus of probability p (default 1 = all). */
+  topP?: number;
+  /** Sampling seed (default 0). */
+  seed?: number;
+}
+
+/**
+ * The sampling options of one decoder: the controls that decoder reads.
+ * @param decoder "greedy", "beam" or "sample".
+ * @param beamSize The beam width (beam search).
+ * @param maxLength The longest caption.
+ * @param controls The decoding controls.
+ * @returns Options for `sampleCaptions` (or a pool's `sample`).
+ *
+ * @example
+ * ```ts
+ * import { decoderOptions } from "./evaluate.ts";
+ * console.log(decoderOptions("greedy", 3, 16, { blockTrigrams: true, topK: 5 }));
+ * // { method: "greedy", maxLength: 16, blockTrigrams: true }
+ * ```
+ */
+export function decoderOptions(
+  decoder: DecoderName,
+  beamSize: number,
+  maxLength: number,
+  controls: DecodingControls = {},
+): SampleOptions {
+  const c = controls;
+  const pick = (keys: (keyof DecodingControls)[]) =>
+    Object.fromEntries(keys.filter((k) => c[k] !== undefined).map((k) => [k, c[k]]));
+  const every = pick(["blockTrigrams", "suppressUnk"]);
+  if (decoder === "greedy") return { method: "greedy", maxLength, ...every };
+  if (decoder === "beam") {
+    return {
+      method: "beam",
+      beamSize,
+      maxLength,
+      ...pick(["nBest", "lengthPenalty", "lengthAlpha", "beamGroups", "diversity"]),
+      ...every,
+    };
+  }
+  return {
+    method: "sample",
+    maxLength,
+    ...pick(["temperature", "topK", "topP", "seed"]),
+    ...every,
+  };
+}
+
 /** Options of {@linkcode evaluateSplit}. */
 export interface EvaluateOptions {
   /** The split to evaluate. */
@@ -45,6 +124,12 @@ export interface EvaluateOptions {
   metrics: readonly Metric[];
   /** Captions images (default: the model's own sampling in this thread). */
   captioner?: Captioner;
+  /** The decoding controls (default: none). */
+  decoding?: DecodingControls;
+  /** Also score one sampled caption per image (default false). */
+  sample?: boolean;
+  /** Measure the caption diagnostics, against the training captions (default true). */
+  diagnostics?: boolean;
 }
 
 /** One captioned image. */
@@ -59,10 +144,14 @@ export interface CaptionedImage {
   greedy: string;
   /** The beam-search caption, when beamSize > 1. */
   beam?: string;
+  /** The n best beam captions, best first, when nBest > 1. */
+  beamNBest?: string[];
+  /** The sampled caption, when sampling is scored. */
+  sample?: string;
   /** All reference captions of the image. */
   references: string[];
   /** The image's own scores of each caption (see metrics/per_image.ts). */
-  scores?: { greedy: MetricScores; beam?: MetricScores };
+  scores?: { greedy: MetricScores; beam?: MetricScores; sample?: MetricScores };
 }
 
 /** The evaluation of one split. */
@@ -75,6 +164,10 @@ export interface SplitEvaluation {
   greedy: MetricScores;
   /** Scores of the beam captions, when beamSize > 1. */
   beam?: MetricScores;
+  /** Scores of the sampled captions, when sampling is scored. */
+  sample?: MetricScores;
+  /** The caption diagnostics of each decoder (when measured). */
+  diagnostics?: Partial<Record<DecoderName, CaptionDiagnostics>>;
   /** Scores of the trivial captioner (the most frequent training caption for every image). */
   baseline: MetricScores;
   /** The baseline's caption. */
@@ -168,46 +261,88 @@ export async function evaluateSplit(
   const caption = options.captioner ??
     ((f: Tensor<FloatDType>, o: SampleOptions) => model.sampleWithScores(f, o));
   const decode = (r: SampleResult) => decodeCaptions(r.captions, model.idxToWord).map(cleanCaption);
-  const greedy = decode(await caption(features, { maxLength, beamSize: 1 }));
-  const beam = beamSize > 1 ? decode(await caption(features, { maxLength, beamSize })) : undefined;
+  const run = async (decoder: DecoderName) =>
+    decode(await caption(features, decoderOptions(decoder, beamSize, maxLength, options.decoding)));
+  const decoders: DecoderName[] = [
+    "greedy",
+    ...(beamSize > 1 ? ["beam" as const] : []),
+    ...(options.sample ? ["sample" as const] : []),
+  ];
+  const texts: Partial<Record<DecoderName, string[]>> = {};
+  for (const d of decoders) texts[d] = await run(d);
+  // With nBest > 1, beam search returns m captions per image: the first is the best.
+  const m = texts.beam ? texts.beam.length / images.length : 1;
+  const nBest = m > 1 ? texts.beam : undefined;
+  if (nBest) texts.beam = images.map((_, i) => nBest[i * m]);
   const references = new Map(images.map((img) => [img, refs.get(img)!]));
-  const byImage = (texts: string[]) => new Map(images.map((img, i) => [img, texts[i]]));
+  const byImage = (t: string[]) => new Map(images.map((img, i) => [img, t[i]]));
   const base = baselineCaption(data);
-  const greedyScores = scoreCaptions(byImage(greedy), references, metrics);
-  const beamScores = beam ? scoreCaptions(byImage(beam), references, metrics) : undefined;
+  const scored: Partial<Record<DecoderName, ReturnType<typeof scoreCaptions>>> = {};
+  for (const d of decoders) scored[d] = scoreCaptions(byImage(texts[d]!), references, metrics);
+  const training = options.diagnostics === false ? null : trainingCaptions(data);
+  const perImage = (img: number) =>
+    Object.fromEntries(decoders.map((d) => [d, scored[d]!.perImage.get(String(img))!]));
   return {
     split,
     numImages: images.length,
-    greedy: greedyScores.corpus,
-    ...(beamScores ? { beam: beamScores.corpus } : {}),
+    greedy: scored.greedy!.corpus,
+    ...(scored.beam ? { beam: scored.beam.corpus } : {}),
+    ...(scored.sample ? { sample: scored.sample.corpus } : {}),
+    ...(training
+      ? {
+        diagnostics: Object.fromEntries(
+          decoders.map((d) => [d, captionDiagnostics(texts[d]!, training)]),
+        ),
+      }
+      : {}),
     baseline: evaluateCaptions(byImage(images.map(() => base)), references, metrics),
     baselineCaption: base,
     images: images.map((img, i) => ({
       imageIdx: img,
       ...(imageIds ? { imageId: imageIds[img] } : {}),
       ...(urls ? { url: urls[img] } : {}),
-      greedy: greedy[i],
-      ...(beam ? { beam: beam[i] } : {}),
+      greedy: texts.greedy![i],
+      ...(texts.beam ? { beam: texts.beam[i] } : {}),
+      ...(nBest ? { beamNBest: nBest.slice(i * m, (i + 1) * m) } : {}),
+      ...(texts.sample ? { sample: texts.sample[i] } : {}),
       references: refs.get(img)!,
-      scores: {
-        greedy: greedyScores.perImage.get(String(img))!,
-        ...(beamScores ? { beam: beamScores.perImage.get(String(img))! } : {}),
-      },
+      scores: perImage(img) as NonNullable<CaptionedImage["scores"]>,
     })),
   };
 }
 
+/** The training captions of a dictionary, tokenised, computed once per dictionary. */
+const TRAINING_CAPTIONS = new WeakMap<CaptionData, Set<string>>();
+
+function trainingCaptions(data: CaptionData): Set<string> {
+  let set = TRAINING_CAPTIONS.get(data);
+  if (set === undefined) {
+    set = captionSet(decodeCaptions(data.train_captions, data.idx_to_word).map(cleanCaption));
+    TRAINING_CAPTIONS.set(data, set);
+  }
+  return set;
+}
+
 /**
- * A small text table of an evaluation: baseline, greedy and beam rows.
+ * A small text table of an evaluation: baseline, greedy, beam and sample rows, then the
+ * caption diagnostics.
  * @param ev The evaluation.
  * @returns Lines to print.
  */
 export function formatEvaluation(ev: SplitEvaluation): string {
-  return formatScoreTable(`Evaluation on ${ev.split} (${ev.numImages} images):`, [
+  const table = formatScoreTable(`Evaluation on ${ev.split} (${ev.numImages} images):`, [
     ["baseline", ev.baseline],
     ["greedy", ev.greedy],
     ...(ev.beam ? [["beam", ev.beam] as [string, MetricScores]] : []),
+    ...(ev.sample ? [["sample", ev.sample] as [string, MetricScores]] : []),
   ]);
+  const diagnostics = Object.entries(ev.diagnostics ?? {}).map(([d, x]) =>
+    `  ${d.padEnd(10)}${x.vocabulary} words used, ${(100 * x.novel).toFixed(1)}% novel, ` +
+    `mean length ${x.meanLength.toFixed(2)}, ${
+      (100 * x.repeatedTrigrams).toFixed(1)
+    }% repeat a trigram`
+  );
+  return diagnostics.length ? [table, "Caption diagnostics:", ...diagnostics].join("\n") : table;
 }
 
 /**

@@ -16,6 +16,8 @@ export const RUN_FILES = {
   metrics: "metrics.jsonl",
   checkpoint: "checkpoint.h5",
   best: "best.h5",
+  scstBest: "scst_best.h5",
+  ciderDf: "cider_df.json",
   evaluation: "evaluation.json",
   samples: "samples.json",
   report: "report.html",
@@ -79,7 +81,9 @@ export async function existingCheckpoints(
   overwrite: boolean,
 ): Promise<string[]> {
   const runDir = config.output.dir;
-  const checkpoints = [RUN_FILES.checkpoint, RUN_FILES.best].map((f) => join(runDir, f));
+  const checkpoints = [RUN_FILES.checkpoint, RUN_FILES.best, RUN_FILES.scstBest].map((f) =>
+    join(runDir, f)
+  );
   const present = [];
   for (const path of checkpoints) if (await exists(path)) present.push(path);
   if (present.length > 0 && !overwrite) {

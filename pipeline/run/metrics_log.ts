@@ -25,6 +25,30 @@ export interface TrainRecord {
   captionsPerSec?: number;
 }
 
+/** One self-critical training line of `metrics.jsonl`: the step's loss and rewards. */
+export interface ScstRecord {
+  /** Record kind. */
+  kind: "scst";
+  /** The run's iteration just finished (cross-entropy iterations included). */
+  iteration: number;
+  /** Self-critical epochs (passes over the training images), fractional. */
+  epoch: number;
+  /** The step's loss, −mean((r − b) · Σ log p). */
+  loss: number;
+  /** The mean CIDEr-D reward of the sampled captions. */
+  reward: number;
+  /** The mean baseline. */
+  baseline: number;
+  /** The fraction of samples whose reward beat their baseline. */
+  beatBaseline: number;
+  /** The greedy captions' mean reward (with the greedy baseline). */
+  greedyReward?: number;
+  /** The sampled captions' mean length, in words. */
+  meanLength: number;
+  /** Learning rate in force. */
+  learningRate?: number;
+}
+
 /** One validation-loss line of `metrics.jsonl`. */
 export interface ValRecord {
   /** Record kind. */
@@ -48,7 +72,9 @@ export interface EvalRecord {
   /** Checkpoint evaluated (file name or label), if any. */
   checkpoint?: string;
   /** Decoder used. */
-  decoder?: "greedy" | "beam";
+  decoder?: "greedy" | "beam" | "sample";
+  /** "scst" when scored during self-critical training. */
+  phase?: "scst";
   /** Images scored. */
   numImages?: number;
   /** Scores by metric name. */
@@ -56,7 +82,9 @@ export interface EvalRecord {
 }
 
 /** A line of `metrics.jsonl`; `time` (ISO 8601) is added when written. */
-export type MetricsRecord = (TrainRecord | ValRecord | EvalRecord) & { time?: string };
+export type MetricsRecord = (TrainRecord | ScstRecord | ValRecord | EvalRecord) & {
+  time?: string;
+};
 
 /**
  * Appends records to a run's `metrics.jsonl`: one JSON object per line, each line written

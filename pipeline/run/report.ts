@@ -22,9 +22,26 @@ export interface MetricsRow {
   /** Checkpoint label, e.g. "best (iter 3000)" or a file name. */
   checkpoint: string;
   /** Decoder that produced the captions. */
-  decoder?: "greedy" | "beam";
-  /** Scores by metric name (bleu1..bleu4, cider, unigram_bleu, or others). */
+  decoder?: "greedy" | "beam" | "sample";
+  /** Scores by metric name (bleu1..bleu4, cider, rougeL, unigram_bleu, or others). */
   scores: Record<string, number>;
+  /**
+   * Caption diagnostics, when measured: vocabulary (words used), novel (fraction not in the
+   * training captions), meanLength, repeatedTrigrams (fraction).
+   */
+  diagnostics?: Record<string, number>;
+}
+
+/** One self-critical training step's rewards, for the reward chart. */
+export interface RewardPoint {
+  /** The run's iteration. */
+  iteration: number;
+  /** The sampled captions' mean CIDEr-D. */
+  reward: number;
+  /** The greedy captions' mean CIDEr-D (recorded with the greedy baseline). */
+  greedyReward?: number;
+  /** The fraction of samples that beat their baseline. */
+  beatBaseline: number;
 }
 
 /** The trivial captioner: one caption for every image, and its scores per split. */
@@ -47,6 +64,8 @@ export interface SampleItem {
   greedy?: string;
   /** Beam-search caption. */
   beam?: string;
+  /** Sampled caption. */
+  sample?: string;
   /** Reference captions. */
   references: string[];
 }
@@ -63,6 +82,8 @@ export interface ReportData {
   trainLoss: LossPoint[];
   /** Validation loss per evaluation. */
   valLoss?: LossPoint[];
+  /** Self-critical training's rewards per logged step (none: no self-critical training). */
+  rewards?: RewardPoint[];
   /** Metric rows, grouped into one table per split in first-seen order. */
   metrics: MetricsRow[];
   /** The trivial captioner, shown as the first row of each split's table. */
@@ -264,15 +285,43 @@ export function lineChartSvg(
   return parts.join("\n");
 }
 
-const METRIC_ORDER = ["bleu1", "bleu2", "bleu3", "bleu4", "cider", "unigram_bleu"];
+const METRIC_ORDER = ["bleu1", "bleu2", "bleu3", "bleu4", "cider", "rougeL", "unigram_bleu"];
 const METRIC_LABELS: Record<string, string> = {
   bleu1: "BLEU-1",
   bleu2: "BLEU-2",
   bleu3: "BLEU-3",
   bleu4: "BLEU-4",
   cider: "CIDEr-D",
+  rougeL: "ROUGE-L",
   unigram_bleu: "Unigram BLEU",
 };
+
+/** The diagnostics' columns: label and format. */
+const DIAGNOSTICS: [string, string, (v: number) => string][] = [
+  ["vocabulary", "words used", (v) => String(v)],
+  ["novel", "% novel", (v) => (100 * v).toFixed(1)],
+  ["meanLength", "mean length", (v) => v.toFixed(2)],
+  ["repeatedTrigrams", "% repeated trigram", (v) => (100 * v).toFixed(1)],
+];
+
+function diagnosticsTable(rows: MetricsRow[]): string {
+  const measured = rows.filter((r) => r.diagnostics);
+  if (measured.length === 0) return "";
+  const head = `<tr><th>checkpoint</th><th>decoder</th>${
+    DIAGNOSTICS.map(([, label]) => `<th>${escapeHtml(label)}</th>`).join("")
+  }</tr>`;
+  const body = measured.map((r) =>
+    `<tr><td>${escapeHtml(r.checkpoint)}</td><td>${escapeHtml(r.decoder ?? "")}</td>${
+      DIAGNOSTICS.map(([key, , fmt]) => {
+        const v = r.diagnostics![key];
+        return v === undefined ? "<td>–</td>" : `<td>${fmt(v)}</td>`;
+      }).join("")
+    }</tr>`
+  );
+  return `<table class="metrics diagnostics">\n<thead>${head}</thead>\n<tbody>\n${
+    body.join("\n")
+  }\n</tbody>\n</table>`;
+}
 
 function metricsTables(rows: MetricsRow[], baseline?: BaselineInfo): string {
   const splits = [
@@ -312,7 +361,8 @@ function metricsTables(rows: MetricsRow[], baseline?: BaselineInfo): string {
     }
     return `<h3>Split: ${escapeHtml(split)}</h3>\n<table class="metrics" data-split="${
       escapeHtml(split)
-    }">\n<thead>${head}</thead>\n<tbody>\n${body.join("\n")}\n</tbody>\n</table>`;
+    }">\n<thead>${head}</thead>\n<tbody>\n${body.join("\n")}\n</tbody>\n</table>` +
+      diagnosticsTable(model);
   }).join("\n");
 }
 
@@ -342,6 +392,9 @@ function sampleGrid(samples: SampleItem[]): string {
       s.beam !== undefined
         ? `<p class="gen"><span class="tag beam">beam</span> ${escapeHtml(s.beam)}</p>`
         : "",
+      s.sample !== undefined
+        ? `<p class="gen"><span class="tag sampled">sampled</span> ${escapeHtml(s.sample)}</p>`
+        : "",
     ].join("");
     const refs = s.references.map((r) => `<li>${escapeHtml(r)}</li>`).join("");
     return `<figure class="sample" data-split="${escapeHtml(s.split)}">${img}<figcaption>` +
@@ -370,8 +423,51 @@ figure.sample img,.noimg{display:block;width:100%;aspect-ratio:4/3;object-fit:co
 .noimg{display:flex;align-items:center;justify-content:center;color:#99a}
 figcaption{padding:8px 10px}.id{color:#889;font-size:12px;margin:0 0 4px}.gen{margin:3px 0;font-weight:600}
 .tag{display:inline-block;font-size:11px;font-weight:600;color:#fff;background:#1f77b4;border-radius:3px;padding:0 5px;margin-right:4px}
-.tag.beam{background:#d62728}.refs{margin:6px 0 0;padding-left:18px;color:#555;font-size:13px}.empty{color:#889}
+.tag.beam{background:#d62728}.tag.sampled{background:#2ca02c}.diagnostics{margin-top:10px}.refs{margin:6px 0 0;padding-left:18px;color:#555;font-size:13px}.empty{color:#889}
 `;
+
+/** Self-critical training's section: the mean rewards, and how often samples beat the baseline. */
+function rewardSection(points: RewardPoint[]): string {
+  const series: ChartSeries[] = [{
+    name: "sampled",
+    color: "#2ca02c",
+    points: points.map((p) => ({ x: p.iteration, y: p.reward })),
+  }];
+  if (points.some((p) => p.greedyReward !== undefined)) {
+    series.push({
+      name: "greedy",
+      color: "#1f77b4",
+      points: points.flatMap((p) =>
+        p.greedyReward === undefined ? [] : [{ x: p.iteration, y: p.greedyReward }]
+      ),
+    });
+  }
+  const beat = [{
+    name: "beat baseline",
+    color: "#9467bd",
+    points: points.map((p) => ({ x: p.iteration, y: p.beatBaseline })),
+  }];
+  return `<section id="scst">
+<h2>Self-critical training</h2>
+${
+    lineChartSvg(series, {
+      xLabel: "iteration",
+      yLabel: "mean CIDEr-D reward (train)",
+      width: 1040,
+      height: 300,
+    })
+  }
+${
+    lineChartSvg(beat, {
+      xLabel: "iteration",
+      yLabel: "beating the baseline",
+      width: 1040,
+      height: 220,
+    })
+  }
+</section>
+`;
+}
 
 /**
  * Renders the report page.
@@ -414,6 +510,7 @@ export function renderReport(data: ReportData): string {
   const chart = data.trainLoss.length || data.valLoss?.length
     ? lineChartSvg(series, { xLabel: "iteration", yLabel: "loss", width: 1040, height: 380 })
     : `<p class="empty">No losses were logged.</p>`;
+  const rewards = data.rewards?.length ? rewardSection(data.rewards) : "";
   return `<!DOCTYPE html>
 <html lang="en">
 <head>
@@ -432,7 +529,7 @@ export function renderReport(data: ReportData): string {
 <h2>Loss</h2>
 ${chart}
 </section>
-<section id="metrics">
+${rewards}<section id="metrics">
 <h2>Caption metrics</h2>
 ${metricsTables(data.metrics, data.baseline)}
 </section>

@@ -4,7 +4,8 @@
  * metrics of the best checkpoint against the trivial baseline), sample, report.
  *
  * A run directory holds: config.json, metrics.jsonl, checkpoint.h5 (latest), best.h5 (best
- * CIDEr-D on val), evaluation.json, samples.json and report.html.
+ * CIDEr-D on val), with self-critical training scst_best.h5 (its best) and cider_df.json (the
+ * training document frequencies), evaluation.json, samples.json and report.html.
  * @module
  */
 import { join } from "node:path";
@@ -18,19 +19,20 @@ import { InputError } from "../errors.ts";
 import {
   type CaptionedImage,
   type Captioner,
+  type DecodingControls,
   evaluateSplit,
   formatEvaluation,
   type SplitEvaluation,
 } from "../eval/evaluate.ts";
 import type { Metric } from "../eval/metrics/mod.ts";
 import { exists } from "../io/files.ts";
-import { loadCheckpoint } from "../train/checkpoint.ts";
+import { loadCheckpoint, runIteration } from "../train/checkpoint.ts";
 import { selectConfiguredBackend } from "./backend.ts";
 import { prepareData, SAMPLE_IMAGES } from "./data.ts";
 import { ensureWritableDir, existingCheckpoints, RUN_FILES, writeConfig } from "./files.ts";
 import { lockRunDir } from "./lock.ts";
 import { MetricsLog } from "./metrics_log.ts";
-import { writeRunReport } from "./report_data.ts";
+import { type EvaluatedCheckpoint, writeRunReport } from "./report_data.ts";
 import { trainStage } from "./train_stage.ts";
 
 /** How to run an experiment. */
@@ -62,8 +64,10 @@ export interface RunResult {
   interrupted: boolean;
   /** Iterations trained in total. */
   iterations: number;
-  /** The evaluations of the evaluate stage. */
+  /** The evaluations of the evaluate stage (of the checkpoint the run produced last). */
   evaluations: SplitEvaluation[];
+  /** The other checkpoints' evaluations, side by side (the cross-entropy one, with SCST). */
+  compared?: EvaluatedCheckpoint[];
   /** The report, when the report stage ran. */
   reportPath?: string;
 }
@@ -144,9 +148,13 @@ async function runStages(
     }
     if (!stages.has("evaluate") && !stages.has("sample") && !stages.has("report")) return result;
     metrics = MetricsLog.open(runDir);
-    // 2. Evaluate and sample the best checkpoint by CIDEr-D (the latest when there is none).
-    const { model, label } = await checkpointToEvaluate(config, data, result, trainedModel);
-    if (stages.has("evaluate") || stages.has("sample")) {
+    // 2. Evaluate and sample the best checkpoint by CIDEr-D (the latest when there is none);
+    // with self-critical training, the cross-entropy one beside it.
+    const checkpoints = await checkpointsToEvaluate(config, data, result, trainedModel);
+    const evaluated: EvaluatedCheckpoint[] = [];
+    for (const [i, { model, label }] of checkpoints.entries()) {
+      const primary = i === checkpoints.length - 1;
+      if (!stages.has("evaluate") && !(primary && stages.has("sample"))) continue;
       const captioning = createEngine(model, {
         workers: config.train.workers,
         backend: kernels().name,
@@ -155,22 +163,46 @@ async function runStages(
       const captioner: Captioner = (features, o) => captioning.sample(features, o);
       try {
         if (stages.has("evaluate")) {
-          result.evaluations = await evaluateStage(config, model, data, captioner, label, {
+          const evaluations = await evaluateStage(config, model, data, captioner, label, {
             metrics,
             log,
             iteration: result.iterations,
           });
+          evaluated.push({ label, evaluations });
+          if (primary) result.evaluations = evaluations;
         }
-        if (stages.has("sample")) {
+        if (primary && stages.has("sample")) {
           await sampleStage(config, model, data, captioner, result.evaluations, log);
         }
       } finally {
         await captioning.close();
       }
     }
+    if (stages.has("evaluate")) {
+      result.compared = evaluated.slice(0, -1);
+      await Deno.writeTextFile(
+        join(config.output.dir, RUN_FILES.evaluation),
+        JSON.stringify(
+          {
+            checkpoint: evaluated.at(-1)!.label,
+            evaluations: evaluated.at(-1)!.evaluations,
+            ...(evaluated.length > 1
+              ? {
+                compared: evaluated.slice(0, -1).map((e) => ({
+                  checkpoint: e.label,
+                  evaluations: e.evaluations,
+                })),
+              }
+              : {}),
+          },
+          null,
+          2,
+        ) + "\n",
+      );
+    }
     // 3. The report.
     if (stages.has("report")) {
-      result.reportPath = await reportStage(config, stages, result.evaluations, label);
+      result.reportPath = await reportStage(config, stages, evaluated, checkpoints.at(-1)!.label);
       log(`Report: ${result.reportPath}`);
     }
     return result;
@@ -192,8 +224,16 @@ async function checkRunDir(
 ): Promise<string[]> {
   const runDir = config.output.dir;
   await ensureWritableDir(runDir);
+  const from = config.train.scst.from;
+  if (stages.has("train") && from !== null && !resume && !(await exists(from))) {
+    throw new InputError(
+      `train.scst.from: ${from}: no such checkpoint; train one first (deno task train), or ` +
+        `set train.scst.from to a checkpoint.h5 or best.h5 of a trained run`,
+    );
+  }
   if (stages.has("train")) return resume ? [] : await existingCheckpoints(config, overwrite);
   const trained = await exists(join(runDir, RUN_FILES.best)) ||
+    await exists(join(runDir, RUN_FILES.scstBest)) ||
     await exists(join(runDir, RUN_FILES.checkpoint));
   if (!trained) {
     throw new InputError(
@@ -211,35 +251,66 @@ async function trainedIterations(
   config: ExperimentConfig,
   data: LoadedCaptionData,
 ): Promise<number> {
-  const checkpoint = join(config.output.dir, RUN_FILES.checkpoint);
-  const path = (await exists(checkpoint)) ? checkpoint : join(config.output.dir, RUN_FILES.best);
-  const latest = await loadCheckpoint(path, { idxToWord: data.idx_to_word });
-  return latest.solver?.iteration ?? 0;
+  const runDir = config.output.dir;
+  for (const name of [RUN_FILES.checkpoint, RUN_FILES.scstBest, RUN_FILES.best]) {
+    const path = join(runDir, name);
+    if (await exists(path)) {
+      return runIteration(await loadCheckpoint(path, { idxToWord: data.idx_to_word }));
+    }
+  }
+  return 0;
+}
+
+/** A model to evaluate, with what the report calls it. */
+interface ToEvaluate {
+  model: CaptioningRNN<FloatDType>;
+  label: string;
 }
 
 /**
- * The model to evaluate, with its label: best.h5 when it exists, else the latest parameters
- * (those just trained, or the latest checkpoint's).
+ * The models to evaluate, the one the run produced last: best.h5 when it exists, else the
+ * latest parameters (those just trained, or the latest checkpoint's). With self-critical
+ * training, its scst_best.h5 (or the latest), after the cross-entropy checkpoint it started
+ * from (this run's best.h5, or `train.scst.from`).
  */
-async function checkpointToEvaluate(
+async function checkpointsToEvaluate(
   config: ExperimentConfig,
   data: LoadedCaptionData,
   result: RunResult,
   trained: CaptioningRNN<FloatDType> | undefined,
-): Promise<{ model: CaptioningRNN<FloatDType>; label: string }> {
-  const best = join(config.output.dir, RUN_FILES.best);
-  if (await exists(best)) {
-    const ckpt = await loadCheckpoint(best, { idxToWord: data.idx_to_word });
-    const iteration = ckpt.solver?.iteration ?? ckpt.info?.iteration ?? "?";
-    return { model: ckpt.model, label: `best (iter ${iteration})` };
+): Promise<ToEvaluate[]> {
+  const runDir = config.output.dir, scst = config.train.scst;
+  const load = (path: string) => loadCheckpoint(path, { idxToWord: data.idx_to_word });
+  const latest = async () => trained ?? (await load(join(runDir, RUN_FILES.checkpoint))).model;
+  const best = join(runDir, RUN_FILES.best);
+  if (scst.numEpochs === 0) {
+    if (await exists(best)) {
+      const ckpt = await load(best);
+      return [{ model: ckpt.model, label: `best (iter ${runIteration(ckpt) || "?"})` }];
+    }
+    return [{ model: await latest(), label: `latest (iter ${result.iterations})` }];
   }
-  const model = trained ?? (await loadCheckpoint(join(config.output.dir, RUN_FILES.checkpoint), {
-    idxToWord: data.idx_to_word,
-  })).model;
-  return { model, label: `latest (iter ${result.iterations})` };
+  const out: ToEvaluate[] = [];
+  const crossEntropy = scst.from ?? best;
+  if (await exists(crossEntropy)) {
+    const ckpt = await load(crossEntropy);
+    const where = scst.from === null ? "best" : crossEntropy;
+    out.push({ model: ckpt.model, label: `cross-entropy ${where} (iter ${runIteration(ckpt)})` });
+  }
+  const scstBest = join(runDir, RUN_FILES.scstBest);
+  if (await exists(scstBest)) {
+    const ckpt = await load(scstBest);
+    out.push({ model: ckpt.model, label: `self-critical best (iter ${runIteration(ckpt)})` });
+  } else {
+    out.push({ model: await latest(), label: `self-critical latest (iter ${result.iterations})` });
+  }
+  return out;
 }
 
-/** Scores each split of `evaluate.splits` (greedy and beam), logs it, saves evaluation.json. */
+/**
+ * Scores each split of `evaluate.splits` (greedy, beam, and sampled when asked, with the
+ * decoding controls) and logs it.
+ */
 async function evaluateStage(
   config: ExperimentConfig,
   model: CaptioningRNN<FloatDType>,
@@ -249,17 +320,21 @@ async function evaluateStage(
   out: { metrics: MetricsLog; log: (line: string) => void; iteration: number },
 ): Promise<SplitEvaluation[]> {
   const evaluations: SplitEvaluation[] = [];
-  for (const split of config.evaluate.splits) {
+  const e = config.evaluate;
+  for (const split of e.splits) {
     const ev = await evaluateSplit(model, data, {
       split,
-      numImages: config.evaluate.numImages,
-      beamSize: config.evaluate.beamSize,
-      maxLength: config.evaluate.maxLength,
-      metrics: config.evaluate.metrics as Metric[],
+      numImages: e.numImages,
+      beamSize: e.beamSize,
+      maxLength: e.maxLength,
+      metrics: e.metrics as Metric[],
       captioner,
+      decoding: decodingControls(e),
+      sample: e.sample,
     });
     evaluations.push(ev);
-    for (const [decoder, scores] of [["greedy", ev.greedy], ["beam", ev.beam]] as const) {
+    for (const decoder of ["greedy", "beam", "sample"] as const) {
+      const scores = ev[decoder];
       if (!scores) continue;
       out.metrics.write({
         kind: "eval",
@@ -271,13 +346,42 @@ async function evaluateStage(
         metrics: scores as Record<string, number>,
       });
     }
+    out.log(`Checkpoint ${label}:`);
     out.log(formatEvaluation(ev));
   }
-  await Deno.writeTextFile(
-    join(config.output.dir, RUN_FILES.evaluation),
-    JSON.stringify({ checkpoint: label, evaluations }, null, 2) + "\n",
-  );
   return evaluations;
+}
+
+/**
+ * The decoding controls of an experiment's evaluate section.
+ * @param e The evaluate section.
+ * @returns The controls `evaluateSplit` takes.
+ *
+ * @example
+ * ```ts
+ * import { resolveExperiment } from "../config/config.ts";
+ * import { decodingControls } from "./run.ts";
+ * const cfg = resolveExperiment({ evaluate: { blockTrigrams: true } }, "x.json");
+ * console.log(decodingControls(cfg.evaluate).blockTrigrams); // true
+ * ```
+ */
+export function decodingControls(e: ExperimentConfig["evaluate"]): DecodingControls {
+  const { nBest, lengthPenalty, lengthAlpha, beamGroups, diversity, blockTrigrams, suppressUnk } =
+    e;
+  const { temperature, topK, topP, seed } = e;
+  return {
+    nBest,
+    lengthPenalty,
+    lengthAlpha,
+    beamGroups,
+    diversity,
+    blockTrigrams,
+    suppressUnk,
+    temperature,
+    topK,
+    topP,
+    seed,
+  };
 }
 
 /** Prints the captions of a few val images beside a reference, and saves samples.json. */
@@ -308,23 +412,23 @@ async function sampleStage(
 }
 
 /**
- * Writes report.html. A run without the evaluate stage shows the evaluation an earlier run of
+ * Writes report.html. A run without the evaluate stage shows the evaluations an earlier run of
  * it saved in evaluation.json.
  */
 async function reportStage(
   config: ExperimentConfig,
   stages: Set<StageName>,
-  evaluations: SplitEvaluation[],
+  evaluated: EvaluatedCheckpoint[],
   label: string,
 ): Promise<string> {
   const saved = join(config.output.dir, RUN_FILES.evaluation);
   if (!stages.has("evaluate") && await exists(saved)) {
     const previous = JSON.parse(await Deno.readTextFile(saved));
-    return await writeRunReport(
-      config,
-      previous.evaluations ?? [],
-      previous.checkpoint ?? label,
-    );
+    const compared = (previous.compared ?? []) as { checkpoint: string; evaluations: [] }[];
+    return await writeRunReport(config, [
+      ...compared.map((c) => ({ label: c.checkpoint, evaluations: c.evaluations })),
+      { label: previous.checkpoint ?? label, evaluations: previous.evaluations ?? [] },
+    ]);
   }
-  return await writeRunReport(config, evaluations, label);
+  return await writeRunReport(config, evaluated.length ? evaluated : [{ label, evaluations: [] }]);
 }

@@ -2,12 +2,17 @@
  * The train stage of a run, in the order it happens:
  *
  * 1. the model — restored from checkpoint.h5 when resuming (after checking that it fits the
- *    experiment), else initialised — once the run is known to fit in memory;
- * 2. the training minibatches (in memory, or streamed by a loader worker) and the compute
- *    engine (this thread, or the worker pool);
- * 3. a {@linkcode TrainingSession}: the solver, and what watches it — the progress bar,
+ *    experiment), read from `train.scst.from` for a self-critical run, else initialised;
+ * 2. the cross-entropy phase (unless the run is self-critical only, or resumes its
+ *    self-critical phase): the training minibatches (in memory, or streamed by a loader
+ *    worker), the compute engine (this thread, or the worker pool), and a
+ *    {@linkcode TrainingSession}: the solver, and what watches it — the progress bar,
  *    metrics.jsonl, checkpoint.h5 and best.h5 — with the policy of when each is written;
- * 4. training, stopped cleanly by Ctrl-C, SIGTERM or SIGHUP with a checkpoint.
+ * 3. the self-critical phase when `train.scst.numEpochs` > 0: from the cross-entropy best.h5
+ *    (or `train.scst.from`), a session over {@linkcode ScstBatches} that keeps scst_best.h5;
+ *    its iterations continue the run's count;
+ * 4. training, stopped cleanly by Ctrl-C, SIGTERM or SIGHUP with a checkpoint; `resume`
+ *    continues the phase the checkpoint is in.
  *
  * Nothing is written into the run directory until the first step has run: a run that cannot
  * start (bad data, a model or batch too large, a checkpoint that does not fit) leaves the
@@ -16,29 +21,40 @@
  */
 import { join } from "node:path";
 import { kernels } from "../../layers/kernels/mod.ts";
-import { pickOptimConfig } from "../../layers/optim.ts";
+import { type OptimConfig, pickOptimConfig } from "../../layers/optim.ts";
 import type { FloatDType } from "../../layers/tensor.ts";
 import { CaptioningRNN } from "../../model/captioning_rnn.ts";
 import { createEngine, type PoolOptions, WorkerFailure } from "../../workers/pool.ts";
 import type { TrainEngine } from "../../workers/engine.ts";
-import type { ExperimentConfig } from "../config/config.ts";
+import type { ExperimentConfig, TrainConfig } from "../config/config.ts";
 import type { BatchSource } from "../data/batches.ts";
 import type { LoadedCaptionData } from "../data/caption_data.ts";
 import { StreamBatches } from "../data/stream/stream_batches.ts";
 import { InputError } from "../errors.ts";
 import { evaluateSplit, formatScore } from "../eval/evaluate.ts";
 import { removeStaleTemporaries } from "../io/atomic.ts";
-import { loadCheckpoint, type LoadedCheckpoint, saveCheckpoint } from "../train/checkpoint.ts";
+import { exists } from "../io/files.ts";
+import {
+  type CheckpointExtras,
+  loadCheckpoint,
+  type LoadedCheckpoint,
+  runIteration,
+  saveCheckpoint,
+  type ScstPhase,
+} from "../train/checkpoint.ts";
+import { ScstBatches } from "../train/scst.ts";
+import { CiderReward } from "../train/scst_reward.ts";
 import {
   CaptioningSolver,
   type EpochInfo,
   type IterationInfo,
+  type SolverOptions,
   TrainingDivergedError,
 } from "../train/solver.ts";
 import { QUICK_EVAL_IMAGES } from "./data.ts";
 import { RUN_FILES, startRunFiles } from "./files.ts";
 import { checkTrainingMemory, estimateTrainingMemory, isAllocationFailure } from "./memory.ts";
-import { MetricsLog } from "./metrics_log.ts";
+import { type EvalRecord, MetricsLog, type MetricsRecord } from "./metrics_log.ts";
 import { ProgressReporter } from "./progress.ts";
 
 /** What the train stage needs from the run. */
@@ -53,7 +69,7 @@ export interface TrainStageContext {
   log: (line: string) => void;
   /** Continue from checkpoint.h5. */
   resume: boolean;
-  /** Stop on SIGINT and SIGTERM with a checkpoint. */
+  /** Stop on SIGINT, SIGTERM and SIGHUP with a checkpoint. */
   handleSignals: boolean;
   /** Where the progress bar or lines go (default stderr). */
   progressWrite?: (text: string) => void;
@@ -77,60 +93,245 @@ export interface TrainStageResult {
 const YIELD_MS = 50;
 
 /**
- * Runs the train stage: builds or restores the model, trains it, and writes checkpoint.h5,
- * best.h5 and metrics.jsonl as it goes.
+ * Runs the train stage: builds or restores the model, trains it (cross-entropy, then
+ * self-critical when asked), and writes checkpoint.h5, best.h5, scst_best.h5 and
+ * metrics.jsonl as it goes.
  * @param ctx The run's experiment, data and options.
  * @returns The model, the iterations done, and whether a signal stopped it.
  */
-export async function trainStage(ctx: TrainStageContext): Promise<TrainStageResult> {
-  const { config, data, log } = ctx;
+export async function trainStage(stage: TrainStageContext): Promise<TrainStageResult> {
+  const { config, data } = stage;
   const runDir = config.output.dir;
   // Temporary files of writes cut short by a kill: never valid files, safe to drop.
-  for (const name of [RUN_FILES.checkpoint, RUN_FILES.best, RUN_FILES.config, RUN_FILES.metrics]) {
+  for (
+    const name of [
+      RUN_FILES.checkpoint,
+      RUN_FILES.best,
+      RUN_FILES.scstBest,
+      RUN_FILES.config,
+      RUN_FILES.metrics,
+      RUN_FILES.ciderDf,
+    ]
+  ) {
     await removeStaleTemporaries(join(runDir, name));
   }
-  const workers = usableWorkers(config, log);
-  checkTrainingMemory(estimateTrainingMemory(config, {
-    vocabSize: data.idx_to_word.length,
-    inputDim: data.train_features.shape[1],
-    captionLength: data.train_captions.shape[1],
-  }, workers));
-  const resumed = ctx.resume ? await checkpointToResume(config, data) : null;
-  const model = resumed?.model ?? new CaptioningRNN({
+  const workers = usableWorkers(config, stage.log);
+  checkMemory(config, data, workers);
+  const resumed = stage.resume ? await checkpointToResume(config, data) : null;
+  // Both phases share the run's first writes (made once, at the first step of either).
+  const ctx: PhaseContext = {
+    ...stage,
+    runStart: new RunStart(config, stage.replaced, resumed ? runIteration(resumed) : null),
+  };
+  try {
+    return await trainPhases(ctx, resumed, workers);
+  } finally {
+    await ctx.runStart.close();
+  }
+}
+
+/** The phases a run trains: cross-entropy, self-critical, or one then the other. */
+async function trainPhases(
+  ctx: PhaseContext,
+  resumed: LoadedCheckpoint | null,
+  workers: number,
+): Promise<TrainStageResult> {
+  const { config, data } = ctx;
+  const runDir = config.output.dir, scst = config.train.scst;
+  if (resumed && !resumed.scst && scst.from !== null) {
+    throw new InputError(
+      `${resumed.path}: a cross-entropy checkpoint, but train.scst.from asks for self-critical ` +
+        `training only; resume with --train.scst.from=null, or start a new run`,
+    );
+  }
+  const from = resumed === null && scst.from !== null
+    ? await loadCheckpoint(scst.from, { idxToWord: data.idx_to_word, model: config.model })
+    : null;
+  const model = resumed?.model ?? from?.model ?? new CaptioningRNN({
     wordToIdx: data.word_to_idx,
     inputDim: data.train_features.shape[1],
     ...config.model,
   });
+  if (resumed?.scst) return await selfCriticalPhase(ctx, model, workers, resumed.scst, resumed);
+  if (from) {
+    const start = { startIteration: runIteration(from), from: scst.from! };
+    return await selfCriticalPhase(ctx, model, workers, start, null);
+  }
+  const trained = await crossEntropyPhase(ctx, model, workers, resumed);
+  if (trained.interrupted || scst.numEpochs === 0) return trained;
+  // Self-critical training starts from the cross-entropy best.h5, as Rennie et al. do.
+  const best = join(runDir, RUN_FILES.best);
+  const start = { startIteration: trained.iterations, from: best };
+  if (await exists(best)) {
+    const ckpt = await loadCheckpoint(best, { idxToWord: data.idx_to_word, model: config.model });
+    model.copyParamsFrom(ckpt.model);
+  } else start.from = join(runDir, RUN_FILES.checkpoint); // no validation data: the latest
+  return await selfCriticalPhase(ctx, model, workers, start, null);
+}
+
+/** The cross-entropy phase: the exercise's training, resumed from checkpoint.h5 or fresh. */
+async function crossEntropyPhase(
+  ctx: PhaseContext,
+  model: CaptioningRNN<FloatDType>,
+  workers: number,
+  resumed: LoadedCheckpoint | null,
+): Promise<TrainStageResult> {
+  const { config, data, log } = ctx, t = config.train;
   const batches = await trainingBatches(config, log);
-  let engine: TrainEngine;
-  try {
-    engine = createEngine(model, {
-      workers,
-      shards: config.train.shards,
-      backend: kernels().name,
-      workerTimeout: config.train.workerTimeout,
-      ...(ctx.workerUrl ? { workerUrl: ctx.workerUrl } : {}),
-    });
-  } catch (e) {
-    await batches?.close?.();
-    throw e;
-  }
-  let session: TrainingSession;
-  try {
-    session = new TrainingSession(ctx, model, engine, batches, resumed);
-    if (resumed) session.continueFrom(resumed);
-  } catch (e) {
-    // Nothing else will close them: the workers would keep the process alive.
-    await engine.close();
-    await batches?.close?.();
-    throw e;
-  }
+  const engine = await startEngine(ctx, model, workers, batches);
+  const phase: Phase = {
+    name: "cross-entropy",
+    solver: {
+      optimConfig: pickOptimConfig(t),
+      batchSize: t.batchSize,
+      numEpochs: t.numEpochs,
+      ...(batches ? { batches } : {}),
+    },
+    captionsPerStep: t.batchSize,
+    optimConfig: pickOptimConfig,
+    optionPath: (key) => `train.${key}`,
+    bestPath: join(config.output.dir, RUN_FILES.best),
+    startIteration: 0,
+    extras: {},
+    record: (info, epoch, smoothedLoss) => ({
+      kind: "train",
+      iteration: info.iteration,
+      epoch,
+      loss: info.loss,
+      smoothedLoss,
+      learningRate: info.learningRate,
+    }),
+  };
+  const session = await openSession(ctx, model, engine, resumed, phase, batches);
   log(
     `Training ${config.model.cellType} (H=${config.model.hiddenDim}, W=${config.model.wordvecDim}) on ` +
       `${data.train_captions.shape[0]} captions: ${session.solver.numIterations} iterations, ` +
       `batch ${config.train.batchSize}, ${workers} worker(s)`,
   );
   return await session.run();
+}
+
+/**
+ * The self-critical phase: from a cross-entropy checkpoint (or resumed from checkpoint.h5),
+ * k sampled captions per image rewarded with CIDEr-D against the baseline; scst_best.h5 keeps
+ * the best val CIDEr-D of the phase.
+ */
+async function selfCriticalPhase(
+  ctx: PhaseContext,
+  model: CaptioningRNN<FloatDType>,
+  workers: number,
+  start: ScstPhase,
+  resumed: LoadedCheckpoint | null,
+): Promise<TrainStageResult> {
+  const { config, data, log } = ctx, t = config.train, scst = t.scst, runDir = config.output.dir;
+  const t0 = performance.now();
+  const { reward, cached } = await CiderReward.fromData(
+    data,
+    "train",
+    join(runDir, RUN_FILES.ciderDf),
+  );
+  log(
+    `CIDEr-D document frequencies of ${reward.references.size} training images ` +
+      `(${reward.df.df.size} n-grams) ${cached ? "read from" : "computed and cached in"} ` +
+      `${join(runDir, RUN_FILES.ciderDf)} in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
+  const engine = await startEngine(ctx, model, workers, undefined);
+  const batches = new ScstBatches(data, model.wordToIdx, model.idxToWord, {
+    engine,
+    reward,
+    batchSize: scst.batchSize,
+    samples: scst.samples,
+    temperature: scst.temperature,
+    maxLength: scst.maxLength,
+    baseline: scst.baseline,
+    seed: t.seed,
+  });
+  const optimConfig = (train: Partial<TrainConfig>) => {
+    const lr = train.scst?.learningRate;
+    return { ...pickOptimConfig(train), ...(lr === undefined ? {} : { learningRate: lr }) };
+  };
+  const phase: Phase = {
+    name: "self-critical",
+    solver: {
+      optimConfig: optimConfig(t),
+      batchSize: scst.batchSize,
+      numEpochs: scst.numEpochs,
+      batches,
+      explodeFactor: 0, // the loss is −(r − b) log p: no positive cross-entropy to compare with
+    },
+    captionsPerStep: scst.batchSize * scst.samples,
+    optimConfig,
+    optionPath: (key) => key === "learningRate" ? "train.scst.learningRate" : `train.${key}`,
+    bestPath: join(runDir, RUN_FILES.scstBest),
+    startIteration: start.startIteration,
+    extras: { scst: start },
+    evalTag: { phase: "scst" },
+    record: (info, epoch) => {
+      const stats = batches.lastStats!;
+      return {
+        kind: "scst",
+        iteration: start.startIteration + info.iteration,
+        epoch,
+        loss: info.loss,
+        reward: stats.reward,
+        baseline: stats.baseline,
+        beatBaseline: stats.beatBaseline,
+        ...(stats.greedyReward === null ? {} : { greedyReward: stats.greedyReward }),
+        meanLength: stats.meanLength,
+        learningRate: info.learningRate,
+      };
+    },
+  };
+  const session = await openSession(ctx, model, engine, resumed, phase, batches);
+  log(
+    `Self-critical training (CIDEr-D reward, ${scst.baseline} baseline) from ${start.from} ` +
+      `(iteration ${start.startIteration}): ${session.solver.numIterations} iterations of ` +
+      `${scst.batchSize} images x ${scst.samples} samples, ${workers} worker(s)`,
+  );
+  const result = await session.run();
+  return { ...result, iterations: start.startIteration + result.iterations };
+}
+
+/** The compute engine of a phase (closing the batch source when it cannot start). */
+async function startEngine(
+  ctx: PhaseContext,
+  model: CaptioningRNN<FloatDType>,
+  workers: number,
+  batches: BatchSource | undefined,
+): Promise<TrainEngine> {
+  try {
+    return createEngine(model, {
+      workers,
+      shards: ctx.config.train.shards,
+      backend: kernels().name,
+      workerTimeout: ctx.config.train.workerTimeout,
+      ...(ctx.workerUrl ? { workerUrl: ctx.workerUrl } : {}),
+    });
+  } catch (e) {
+    await batches?.close?.();
+    throw e;
+  }
+}
+
+/** A phase's session, continued from a checkpoint when resuming. */
+async function openSession(
+  ctx: PhaseContext,
+  model: CaptioningRNN<FloatDType>,
+  engine: TrainEngine,
+  resumed: LoadedCheckpoint | null,
+  phase: Phase,
+  batches: BatchSource | undefined,
+): Promise<TrainingSession> {
+  try {
+    const session = new TrainingSession(ctx, model, engine, resumed, phase);
+    if (resumed) session.continueFrom(resumed);
+    return session;
+  } catch (e) {
+    // Nothing else will close them: the workers would keep the process alive.
+    await engine.close();
+    await batches?.close?.();
+    throw e;
+  }
 }
 
 /** Loads checkpoint.h5 to resume, checking it fits the data, the model and the update rule. */
@@ -184,70 +385,92 @@ async function trainingBatches(
   return batches;
 }
 
+/** What differs between the cross-entropy and the self-critical phase of a run. */
+interface Phase {
+  /** For messages. */
+  name: string;
+  /** The solver's options of the phase. */
+  solver: Pick<
+    SolverOptions,
+    "optimConfig" | "batchSize" | "numEpochs" | "batches" | "explodeFactor"
+  >;
+  /** Captions per step, for captions/s. */
+  captionsPerStep: number;
+  /** The optimizer options an experiment's train section sets for the phase. */
+  optimConfig(train: Partial<TrainConfig>): Partial<OptimConfig>;
+  /** The experiment option that sets an optimizer option, for messages. */
+  optionPath(key: string): string;
+  /** Where the phase keeps its best checkpoint. */
+  bestPath: string;
+  /** The run's iteration when the phase started (its solver counts from 0). */
+  startIteration: number;
+  /** What the phase's checkpoints hold besides the solver's state. */
+  extras: Pick<CheckpointExtras, "scst">;
+  /** What marks the phase's evaluation records. */
+  evalTag?: Pick<EvalRecord, "phase">;
+  /** The metrics.jsonl record of an iteration. */
+  record(info: IterationInfo, epoch: number, smoothedLoss: number): MetricsRecord;
+}
+
 /**
- * One training run of the solver, and what watches it. The policy of the run, in one place:
- * - every iteration: the progress bar; a `train` record every `printEvery` iterations (and
- *   at the first and the last);
+ * One training run of the solver in one phase, and what watches it. The policy of the run,
+ * in one place:
+ * - every iteration: the progress bar; a `train` (or `scst`) record every `printEvery`
+ *   iterations (and at the first and the last);
  * - checkpoint.h5 every `checkpointEvery` iterations, or at each epoch's end when it is 0,
  *   and at the end;
  * - a greedy score of the first val images every `evalEvery` iterations, or at each epoch's
- *   end when it is 0, and at the end; best.h5 whenever CIDEr-D improves on the best so far;
+ *   end when it is 0, and at the end; the phase's best checkpoint (best.h5, scst_best.h5)
+ *   whenever CIDEr-D improves on the phase's best so far;
  * - a `val` record (the solver's validation loss) at each epoch's end.
+ * Records count the run's iterations: a self-critical phase's continue the cross-entropy's.
  */
 class TrainingSession {
   /** The solver. */
   readonly solver: CaptioningSolver;
-  readonly #ctx: TrainStageContext;
+  readonly #ctx: PhaseContext;
   readonly #model: CaptioningRNN<FloatDType>;
   readonly #engine: TrainEngine;
+  readonly #phase: Phase;
   readonly #progress: ProgressReporter;
   readonly #checkpointPath: string;
-  readonly #bestPath: string;
-  /** The best val CIDEr-D so far, and what best.h5 records of it. */
+  /** The best val CIDEr-D of the phase so far, and what its best checkpoint records of it. */
   #best = -Infinity;
   #bestInfo: Record<string, unknown> | undefined;
   /** The iteration of the checkpoint.h5 on disk (null: none yet), for messages after a failure. */
   #savedIteration: number | null;
-  /** The checkpoint's iteration when resuming, null for a fresh run. */
-  readonly #resumedIteration: number | null;
-  /** The run's metrics.jsonl, opened once the run has started (see {@linkcode #start}). */
-  #metrics: MetricsLog | null = null;
   #lastYield = performance.now();
 
   constructor(
-    ctx: TrainStageContext,
+    ctx: PhaseContext,
     model: CaptioningRNN<FloatDType>,
     engine: TrainEngine,
-    batches: BatchSource | undefined,
     resumed: LoadedCheckpoint | null,
+    phase: Phase,
   ) {
     this.#ctx = ctx;
     this.#model = model;
     this.#engine = engine;
+    this.#phase = phase;
     const { config } = ctx, t = config.train, runDir = config.output.dir;
     this.#checkpointPath = join(runDir, RUN_FILES.checkpoint);
-    this.#bestPath = join(runDir, RUN_FILES.best);
     this.#bestInfo = resumed?.info;
     if (typeof this.#bestInfo?.cider === "number") this.#best = this.#bestInfo.cider;
-    this.#savedIteration = resumed?.solver?.iteration ?? null;
-    this.#resumedIteration = resumed ? (resumed.solver?.iteration ?? 0) : null;
+    this.#savedIteration = resumed ? runIteration(resumed) : null;
     this.solver = new CaptioningSolver(model, ctx.data, {
       updateRule: t.updateRule,
-      optimConfig: pickOptimConfig(t),
       lrDecay: t.lrDecay,
-      batchSize: t.batchSize,
-      numEpochs: t.numEpochs,
       seed: t.seed,
       gradClip: t.gradClip,
       verbose: false,
       engine,
-      ...(batches ? { batches } : {}),
+      ...phase.solver,
       onIteration: (info) => this.#afterIteration(info),
       onEpoch: (info) => this.#afterEpoch(info),
     });
     this.#progress = new ProgressReporter({
       total: this.solver.numIterations,
-      batchSize: t.batchSize,
+      batchSize: phase.captionsPerStep,
       itersPerEpoch: this.solver.iterationsPerEpoch,
       printEvery: t.printEvery,
       ...(ctx.progressWrite ? { write: ctx.progressWrite } : {}),
@@ -257,40 +480,30 @@ class TrainingSession {
 
   /**
    * Restores the solver's state from the checkpoint, with the optimizer options the experiment
-   * changes since (nothing is written yet: see {@linkcode #start}).
+   * changes since (nothing is written yet: see {@linkcode RunStart}).
    * @throws {InputError} When the experiment now has fewer iterations than the checkpoint did.
    */
   continueFrom(resumed: LoadedCheckpoint): void {
     if (resumed.solver) {
       this.solver.setState(resumed.solver);
-      applyChangedHyperParameters(this.solver, resumed.experiment, this.#ctx.config, this.#ctx.log);
+      applyChangedHyperParameters(this.solver, resumed.experiment, this.#ctx, this.#phase);
     }
     const { iteration, numIterations, iterationsPerEpoch } = this.solver;
+    const epochs = this.#phase.extras.scst ? "train.scst.numEpochs" : "train.numEpochs";
     if (iteration > numIterations) {
       throw new InputError(
-        `train.numEpochs: the checkpoint is at iteration ${iteration}, past the ${numIterations} ` +
-          `iterations of ${this.#ctx.config.train.numEpochs} epoch(s) of ${iterationsPerEpoch}; ` +
-          `resume with at least --train.numEpochs=${Math.ceil(iteration / iterationsPerEpoch)}`,
+        `${epochs}: the checkpoint is at iteration ${iteration}, past the ${numIterations} ` +
+          `iterations of ${numIterations / iterationsPerEpoch} epoch(s) (${iterationsPerEpoch} ` +
+          `per epoch${this.#phase.extras.scst ? " of self-critical training" : ""}); ` +
+          `resume with at least --${epochs}=${Math.ceil(iteration / iterationsPerEpoch)}`,
       );
     }
+    const what = this.#phase.extras.scst ? ` of ${this.#phase.name} training` : "";
     this.#ctx.log(
       iteration === numIterations
-        ? `The run already trained its ${numIterations} iterations; raise --train.numEpochs to train more`
-        : `Resuming at iteration ${iteration} of ${numIterations}`,
+        ? `The run already trained its ${numIterations} iterations${what}; raise --${epochs} to train more`
+        : `Resuming at iteration ${iteration} of ${numIterations}${what}`,
     );
-  }
-
-  /**
-   * The run's first writes, made once the first step has run (or before anything else is
-   * written): the replaced run's checkpoints go, config.json is written, metrics.jsonl is
-   * started or trimmed to the checkpoint. Idempotent.
-   */
-  async #start(): Promise<MetricsLog> {
-    if (this.#metrics) return this.#metrics;
-    const { config, replaced } = this.#ctx;
-    await startRunFiles(config, replaced, this.#resumedIteration);
-    this.#metrics = MetricsLog.open(config.output.dir);
-    return this.#metrics;
   }
 
   /** Trains to the end (or to a stop signal), scores the final parameters, saves them. */
@@ -338,7 +551,6 @@ class TrainingSession {
       await this.#save(this.#checkpointPath);
     } finally {
       stopSignals.remove();
-      this.#metrics?.close();
     }
     if (solver.stopped) {
       this.#ctx.log(
@@ -350,7 +562,7 @@ class TrainingSession {
   }
 
   async #afterIteration(info: IterationInfo): Promise<void> {
-    const t = this.#ctx.config.train, metrics = await this.#start();
+    const t = this.#ctx.config.train, metrics = await this.#ctx.runStart.metrics();
     // A step on this thread never returns to the event loop by itself; let it run now and
     // then so Ctrl-C (and timers) are seen between steps, not only at the next checkpoint.
     if (performance.now() - this.#lastYield >= YIELD_MS) {
@@ -360,14 +572,8 @@ class TrainingSession {
     this.#progress.update(info.iteration, info.loss);
     const last = info.iteration === info.numIterations;
     if (info.iteration % t.printEvery === 0 || last || info.iteration === 1) {
-      metrics.write({
-        kind: "train",
-        iteration: info.iteration,
-        epoch: info.iteration / this.solver.iterationsPerEpoch,
-        loss: info.loss,
-        smoothedLoss: this.#progress.smoothedLoss,
-        learningRate: info.learningRate,
-      });
+      const epoch = info.iteration / this.solver.iterationsPerEpoch;
+      metrics.write(this.#phase.record(info, epoch, this.#progress.smoothedLoss));
     }
     if (t.checkpointEvery > 0 && info.iteration % t.checkpointEvery === 0) {
       await this.#save(this.#checkpointPath);
@@ -378,11 +584,11 @@ class TrainingSession {
   }
 
   async #afterEpoch(info: EpochInfo): Promise<void> {
-    const t = this.#ctx.config.train, metrics = await this.#start();
+    const t = this.#ctx.config.train, metrics = await this.#ctx.runStart.metrics();
     if (info.valLoss !== null) {
       metrics.write({
         kind: "val",
-        iteration: info.iteration,
+        iteration: this.#phase.startIteration + info.iteration,
         epoch: info.epoch,
         loss: info.valLoss,
       });
@@ -396,11 +602,15 @@ class TrainingSession {
     if (t.evalEvery === 0) await this.#scoreForBest(info.iteration);
   }
 
-  /** Scores greedy captions of the first val images; a better CIDEr-D is saved as best.h5. */
-  async #scoreForBest(iteration: number): Promise<void> {
+  /**
+   * Scores greedy captions of the first val images; a better CIDEr-D than the phase's best is
+   * saved as its best checkpoint.
+   */
+  async #scoreForBest(solverIteration: number): Promise<void> {
     const { config, data } = this.#ctx;
     if (!data.val_captions || data.val_captions.shape[0] === 0) return;
-    const metrics = await this.#start();
+    const metrics = await this.#ctx.runStart.metrics();
+    const iteration = this.#phase.startIteration + solverIteration;
     const ev = await evaluateSplit(this.#model, data, {
       split: "val",
       numImages: Math.min(config.evaluate.numImages, QUICK_EVAL_IMAGES),
@@ -408,6 +618,7 @@ class TrainingSession {
       maxLength: config.evaluate.maxLength,
       metrics: ["bleu4", "cider"],
       captioner: (features, o) => this.#engine.sample(features, o),
+      diagnostics: false,
     });
     metrics.write({
       kind: "eval",
@@ -417,6 +628,7 @@ class TrainingSession {
       decoder: "greedy",
       numImages: ev.numImages,
       metrics: ev.greedy as Record<string, number>,
+      ...this.#phase.evalTag,
     });
     const cider = ev.greedy.cider ?? -Infinity;
     this.#progress.log(
@@ -428,19 +640,22 @@ class TrainingSession {
     if (cider > this.#best) {
       this.#best = cider;
       this.#bestInfo = { iteration, cider, bleu4: ev.greedy.bleu4 };
-      await this.#save(this.#bestPath);
+      await this.#save(this.#phase.bestPath);
     }
   }
 
   /** Saves the model with the solver's state, the experiment and the best score's info. */
   async #save(path: string): Promise<void> {
-    await this.#start();
+    await this.#ctx.runStart.metrics();
     await saveCheckpoint(path, this.#model, {
       solver: this.solver.getState(),
       experiment: this.#ctx.config,
       ...(this.#bestInfo ? { info: this.#bestInfo } : {}),
+      ...this.#phase.extras,
     });
-    if (path === this.#checkpointPath) this.#savedIteration = this.solver.iteration;
+    if (path === this.#checkpointPath) {
+      this.#savedIteration = this.#phase.startIteration + this.solver.iteration;
+    }
   }
 
   /** What is kept on disk, for a message after a failure. */
@@ -484,16 +699,69 @@ class TrainingSession {
 function applyChangedHyperParameters(
   solver: CaptioningSolver,
   saved: unknown,
-  config: ExperimentConfig,
-  log: (line: string) => void,
+  ctx: PhaseContext,
+  phase: Phase,
 ): void {
-  const before = pickOptimConfig(
-    (saved as Partial<ExperimentConfig> | undefined)?.train ?? {},
-  );
-  const now = pickOptimConfig(config.train), cfg = solver.optimizer.config;
+  const config = ctx.config;
+  const before = phase.optimConfig((saved as Partial<ExperimentConfig> | undefined)?.train ?? {});
+  const now = phase.optimConfig(config.train), cfg = solver.optimizer.config;
   for (const [key, value] of Object.entries(now) as [keyof typeof now, number][]) {
     if (before[key] === undefined || before[key] === value) continue;
     cfg[key] = key === "learningRate" ? value * config.train.lrDecay ** solver.epoch : value;
-    log(`Resuming with train.${key} ${value} (was ${before[key]}): now ${cfg[key]}`);
+    ctx.log(
+      `Resuming with ${phase.optionPath(key)} ${value} (was ${before[key]}): now ${cfg[key]}`,
+    );
+  }
+}
+
+/** The stage's context, with the run's first writes that both phases share. */
+interface PhaseContext extends TrainStageContext {
+  /** Starts the run's files once, and hands out its metrics log. */
+  runStart: RunStart;
+}
+
+/**
+ * The run's first writes, made once, when the first step of either phase has run (or before
+ * anything else is written): the replaced run's checkpoints go, config.json is written,
+ * metrics.jsonl is started or trimmed to the checkpoint.
+ */
+class RunStart {
+  #metrics: Promise<MetricsLog> | null = null;
+
+  constructor(
+    readonly config: ExperimentConfig,
+    readonly replaced: readonly string[],
+    readonly resumedIteration: number | null,
+  ) {}
+
+  /** The run's metrics.jsonl, opened (and the run's files started) at the first call. */
+  metrics(): Promise<MetricsLog> {
+    return this.#metrics ??= startRunFiles(this.config, this.replaced, this.resumedIteration)
+      .then(() => MetricsLog.open(this.config.output.dir));
+  }
+
+  /** Closes the metrics log, if it was opened. */
+  async close(): Promise<void> {
+    if (this.#metrics) (await this.#metrics).close();
+  }
+}
+
+/**
+ * Refuses a run that cannot fit in memory, before anything is allocated: each phase's
+ * minibatch (a self-critical step trains on batchSize × samples captions).
+ */
+function checkMemory(config: ExperimentConfig, data: LoadedCaptionData, workers: number): void {
+  const sizes = {
+    vocabSize: data.idx_to_word.length,
+    inputDim: data.train_features.shape[1],
+    captionLength: data.train_captions.shape[1],
+  };
+  checkTrainingMemory(estimateTrainingMemory(config, sizes, workers));
+  const scst = config.train.scst;
+  if (scst.numEpochs > 0 || scst.from !== null) {
+    const batchSize = scst.batchSize * scst.samples;
+    checkTrainingMemory(
+      estimateTrainingMemory({ ...config, train: { ...config.train, batchSize } }, sizes, workers),
+    );
   }
 }

@@ -36,6 +36,19 @@ export interface CheckpointExtras {
   experiment?: unknown;
   /** Any other JSON (e.g. the evaluation scores that made it the best checkpoint). */
   info?: Record<string, unknown>;
+  /** Set when the solver state is self-critical training's (see {@linkcode ScstPhase}). */
+  scst?: ScstPhase;
+}
+
+/**
+ * Where a self-critical training phase started: its solver counts its own iterations from 0,
+ * and the run's iteration is `startIteration` + the solver's.
+ */
+export interface ScstPhase {
+  /** The iteration of the cross-entropy checkpoint it started from. */
+  startIteration: number;
+  /** That checkpoint's path. */
+  from: string;
 }
 
 /** A loaded checkpoint. */
@@ -131,6 +144,27 @@ function writeCheckpoint(
   }
   if (extras.experiment !== undefined) f.setJsonAttr("/", "experiment", extras.experiment);
   if (extras.info !== undefined) f.setJsonAttr("/", "info", extras.info);
+  if (extras.scst !== undefined) f.setJsonAttr("/", "scst", extras.scst);
+}
+
+/**
+ * The run's iteration a checkpoint holds the parameters of: its solver's (after the
+ * iterations a self-critical phase started from), or the one its info records.
+ * @param checkpoint A loaded checkpoint.
+ * @returns The iteration (0 when it records none).
+ *
+ * @example
+ * ```ts
+ * import { runIteration } from "./checkpoint.ts";
+ * console.log(runIteration({ info: { iteration: 40 } })); // 40
+ * ```
+ */
+export function runIteration(checkpoint: CheckpointExtras): number {
+  if (checkpoint.solver) {
+    return (checkpoint.scst?.startIteration ?? 0) + checkpoint.solver.iteration;
+  }
+  const saved = checkpoint.info?.iteration;
+  return typeof saved === "number" ? saved : 0;
 }
 
 /** The 8 bytes every HDF5 file written by recap starts with: `\x89HDF\r\n\x1a\n`. */
@@ -291,6 +325,13 @@ export async function loadCheckpoint(
     if (experiment !== undefined) out.experiment = experiment;
     const info = f.getJsonAttr("/", "info");
     if (info !== undefined) out.info = info as Record<string, unknown>;
+    const scst = f.getJsonAttr("/", "scst") as ScstPhase | undefined;
+    if (scst !== undefined) {
+      if (typeof scst?.startIteration !== "number" || typeof scst.from !== "string") {
+        throw bad(`attribute "scst" is invalid: expected { startIteration, from }`);
+      }
+      out.scst = scst;
+    }
     return out;
   } catch (e) {
     if (e instanceof InputError) throw e;

@@ -47,7 +47,10 @@ export interface SolverOptions {
   gradClip?: number;
   /** Captions in the fixed validation subset whose loss is measured every epoch (default 1000; 0 = none). */
   valCaptions?: number;
-  /** Stop when the loss exceeds this multiple of the first iteration's (default 20). */
+  /**
+   * Stop when the loss exceeds this multiple of the first iteration's (default 20; 0 = never,
+   * for a loss that is not a positive cross-entropy, as self-critical training's).
+   */
   explodeFactor?: number;
   /** Where log lines go (default console.log). */
   log?: (line: string) => void;
@@ -86,7 +89,7 @@ const SOLVER_OPTION_RULES: Record<keyof SolverOptions, OptionRule> = {
   seed: accepts.nonNegativeInt,
   gradClip: accepts.nonNegativeNumber,
   valCaptions: accepts.nonNegativeInt,
-  explodeFactor: accepts.positiveNumber,
+  explodeFactor: accepts.nonNegativeNumber,
   log: accepts.function,
   batches: accepts.object,
   workers: accepts.positiveIntOrAuto,
@@ -401,7 +404,7 @@ export class CaptioningSolver<D extends FloatDType = FloatDType> {
       );
     }
     if (this.#initialLoss === null) this.#initialLoss = loss;
-    else if (loss > this.#opts.explodeFactor * this.#initialLoss) {
+    else if (this.#opts.explodeFactor > 0 && loss > this.#opts.explodeFactor * this.#initialLoss) {
       throw new TrainingDivergedError(
         `Training diverged ${at}: the loss ${
           loss.toFixed(3)

@@ -1,18 +1,27 @@
 /**
- * Caption metrics computed the way the COCO caption evaluation does: BLEU-1..4 and
- * CIDEr-D over all references of each image, plus the exercise's unigram BLEU, and the
- * trivial "most frequent caption" baseline to compare a model against.
+ * Caption metrics computed the way the COCO caption evaluation does: BLEU-1..4, CIDEr-D and
+ * ROUGE-L over all references of each image, plus the exercise's unigram BLEU, caption
+ * diagnostics, and the trivial "most frequent caption" baseline to compare a model against.
+ * METEOR and SPICE are not computed: pycocoevalcap runs them as Java programs with their own
+ * data files (METEOR's paraphrase tables and WordNet synonyms, SPICE's Stanford CoreNLP
+ * parser models, about 1 GB), which recap does not ship.
  * @module
  */
-import type { METRIC_NAMES } from "../../config/schema.ts";
+import { METRIC_NAMES } from "../../config/schema.ts";
 import { bleuFromTokens, unigramBleu } from "./bleu.ts";
 import { ciderDFromTokens } from "./cider.ts";
+import { rougeLFromTokens } from "./rouge.ts";
+import { type CaptionDiagnostics, diagnoseTokens } from "./diagnostics.ts";
 import { type CaptionsById, tokenizePairs } from "./ngrams.ts";
 import { tokenizeCaption } from "../../data/tokenize.ts";
 
 export { bleuFromTokens, closestRefLength, corpusBleu, unigramBleu } from "./bleu.ts";
 export type { BleuScores } from "./bleu.ts";
-export { ciderD, ciderDFromTokens } from "./cider.ts";
+export { ciderD, ciderDFromTokens, CiderDScorer, documentFrequencies } from "./cider.ts";
+export type { CiderReferences, CiderVector, DocumentFrequencies } from "./cider.ts";
+export { lcsLength, ROUGE_BETA, rougeL, rougeLFromTokens, rougeLScore } from "./rouge.ts";
+export { diagnoseTokens, repeatsTrigram } from "./diagnostics.ts";
+export type { CaptionDiagnostics } from "./diagnostics.ts";
 export { countNgrams, tokenizePairs } from "./ngrams.ts";
 export type { CaptionsById, TokenizedPair } from "./ngrams.ts";
 export {
@@ -28,7 +37,7 @@ export type Metric = typeof METRIC_NAMES[number];
 /** Scores by metric name; only the metrics asked for are present. */
 export type MetricScores = Partial<Record<Metric, number>>;
 
-const ALL: readonly Metric[] = ["bleu1", "bleu2", "bleu3", "bleu4", "cider", "unigram_bleu"];
+const ALL: readonly Metric[] = METRIC_NAMES;
 
 const lookup = <T>(c: CaptionsById<T>, id: string): T | undefined =>
   c instanceof Map ? (c.get(id) ?? c.get(Number(id))) : c[id];
@@ -63,6 +72,7 @@ export function evaluateCaptions(
     for (const m of metrics) if (m in bleu) out[m] = bleu[m as keyof typeof bleu];
   }
   if (metrics.includes("cider")) out.cider = ciderDFromTokens(pairs).score;
+  if (metrics.includes("rougeL")) out.rougeL = rougeLFromTokens(pairs).score;
   if (metrics.includes("unigram_bleu")) {
     let sum = 0;
     for (const p of pairs) {
@@ -98,4 +108,42 @@ export function mostFrequentCaptionBaseline(trainCaptions: Iterable<string>): st
     if (c > bestCount) [best, bestCount] = [key, c];
   }
   return best;
+}
+
+/**
+ * Captions as a set of their COCO tokenisations, to tell a novel caption from a copy.
+ * @param captions The captions (e.g. the training split's), as text.
+ * @returns Each caption's tokens joined by spaces.
+ *
+ * @example
+ * ```ts
+ * import { captionSet } from "./mod.ts";
+ * console.log(captionSet(["<START> A cat. <END>"]).has("a cat")); // true
+ * ```
+ */
+export function captionSet(captions: Iterable<string>): Set<string> {
+  const out = new Set<string>();
+  for (const c of captions) out.add(tokenizeCaption(c).join(" "));
+  return out;
+}
+
+/**
+ * The caption diagnostics of generated captions, tokenised the COCO way: vocabulary used,
+ * the fraction of novel captions, mean length, the fraction repeating a trigram.
+ * @param captions The captions, as text.
+ * @param training The training captions, from {@linkcode captionSet}.
+ * @returns The diagnostics.
+ *
+ * @example
+ * ```ts
+ * import { captionDiagnostics, captionSet } from "./mod.ts";
+ * const d = captionDiagnostics(["a cat", "a dog on a dog on"], captionSet(["a cat"]));
+ * console.log(d.novel, d.repeatedTrigrams); // 0.5 0.5
+ * ```
+ */
+export function captionDiagnostics(
+  captions: readonly string[],
+  training: ReadonlySet<string>,
+): CaptionDiagnostics {
+  return diagnoseTokens(captions.map(tokenizeCaption), training);
 }
