@@ -532,6 +532,8 @@ export function wasmElementwiseArena(): ElementwiseArena | null {
         ts.lstmCellBackward(g, gOff, dh, dc, dcOff, prevC, pOff, tc, hOff, da, rows, hd);
       } else ex.lstmCellBackward(ga, dha, dca, pa, ta, daa, rows, hd);
     },
+    gruCell: ts.gruCell,
+    gruCellBackward: ts.gruCellBackward,
     softmaxRows(a, off, rows, vv, stats, sOff, scale) {
       const p = addr(a, off), sp = addr(stats, sOff);
       if (p < 0 || sp < 0) ts.softmaxRows(a, off, rows, vv, stats, sOff, scale);
