@@ -1,12 +1,13 @@
 /**
  * CaptioningRNN: the exercise's image-captioning model. An image feature vector sets the
- * initial hidden state through an affine projection; a vanilla RNN or LSTM then reads the
+ * initial hidden state through an affine projection; a vanilla RNN, LSTM or GRU then reads the
  * caption word by word and scores the next word over the vocabulary.
  *
  * Dimension legend: N batch, T time, D image feature, W word vector, H hidden, V vocabulary.
  * @module
  */
 import { affineBackward, affineForward } from "../layers/affine.ts";
+import { gruBackward, gruForward } from "../layers/gru.ts";
 import { lstmBackward, lstmForward } from "../layers/lstm.ts";
 import { Rng } from "../layers/random.ts";
 import { rnnBackward, rnnForward } from "../layers/rnn.ts";
@@ -15,6 +16,7 @@ import { temporalAffineBackward, temporalAffineForward } from "../layers/tempora
 import { temporalSoftmaxLoss } from "../layers/temporal_softmax_loss.ts";
 import { wordEmbeddingBackward, wordEmbeddingForward } from "../layers/word_embedding.ts";
 import {
+  GRU_PARAM_NAMES,
   makeLayout,
   PARAM_NAMES,
   type ParamBuffer,
@@ -25,6 +27,7 @@ import {
 import { Decoder } from "./decoder.ts";
 import {
   type CaptioningRNNOptions,
+  type CellType,
   checkLossOptions,
   type LossOptions,
   type ModelConfig,
@@ -34,6 +37,15 @@ import { sampleCaptions, type SampleOptions, type SampleResult } from "./samplin
 import { TrainStep } from "./train_step.ts";
 
 export type { CaptioningRNNOptions, CellType, LossOptions, ModelConfig } from "./model_config.ts";
+
+/** The parameter gradients a recurrent layer's backward pass returns (b, or the GRU's bx, bh). */
+type CellGrads<D extends FloatDType> = {
+  dWx: Tensor<D>;
+  dWh: Tensor<D>;
+  db?: Tensor<D>;
+  dbx?: Tensor<D>;
+  dbh?: Tensor<D>;
+};
 
 /** What {@linkcode CaptioningRNN.loss} returns. */
 export interface LossResult<D extends FloatDType> {
@@ -140,14 +152,18 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
     this.startIdx = wordToIdx["<START>"] ?? -1;
     this.endIdx = wordToIdx["<END>"] ?? -1;
     const { inputDim: d, wordvecDim: w, hiddenDim: h } = config;
-    const k = config.cellType === "lstm" ? 4 : 1;
+    const g = { rnn: 1, lstm: 4, gru: 3 }[config.cellType] * h;
+    // The GRU keeps a bias per projection (bx, bh), as nn.GRU: see layers/gru.ts.
+    const biases: Record<string, number[]> = config.cellType === "gru"
+      ? { bx: [g], bh: [g] }
+      : { b: [g] };
     this.layout = makeLayout({
       W_proj: [d, h],
       b_proj: [h],
       W_embed: [vocabSize, w],
-      Wx: [w, k * h],
-      Wh: [h, k * h],
-      b: [k * h],
+      Wx: [w, g],
+      Wh: [h, g],
+      ...biases,
       W_vocab: [h, vocabSize],
       b_vocab: [vocabSize],
     });
@@ -172,18 +188,18 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
     return this.#decoder ??= new Decoder(this);
   }
 
-  /** The exercise's initialisation: randn scaled by 1/100 or 1/√fan-in, zero biases. */
+  /**
+   * The exercise's initialisation: randn scaled by 1/100 or 1/√fan-in, zero biases (the GRU's
+   * too, rather than nn.GRU's uniform ±1/√H, so the three cells start alike).
+   */
   #initParams(rng: Rng): void {
     const { inputDim: d, wordvecDim: w, hiddenDim: h } = this.config;
-    const scale: Record<ParamName, number> = {
+    const scale: Record<string, number> = {
       W_proj: 1 / Math.sqrt(d),
-      b_proj: 0,
       W_embed: 1 / 100,
       Wx: 1 / Math.sqrt(w),
       Wh: 1 / Math.sqrt(h),
-      b: 0,
       W_vocab: 1 / Math.sqrt(h),
-      b_vocab: 0,
     };
     // Draw in a fixed order so a seed always gives the same model.
     for (const name of ["W_embed", "W_proj", "Wx", "Wh", "W_vocab"] as const) {
@@ -304,14 +320,17 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
     // Forward.
     const [h0, projCache] = affineForward(feats, p.W_proj, p.b_proj);
     const [x, embedCache] = wordEmbeddingForward(capIn, p.W_embed);
-    let backwardCell: (
-      dh: Tensor<D>,
-    ) => { dx: Tensor<D>; dh0: Tensor<D>; dWx: Tensor<D>; dWh: Tensor<D>; db: Tensor<D> };
+    // Each cell's backward pass returns dx, dh0 and its parameters' gradients by name.
+    let backwardCell: (dh: Tensor<D>) => { dx: Tensor<D>; dh0: Tensor<D> } & CellGrads<D>;
     let h: Tensor<D>;
     if (this.config.cellType === "rnn") {
       const [hh, cache] = rnnForward(x, h0, p.Wx, p.Wh, p.b, this.config.activation);
       h = hh;
       backwardCell = (dh) => rnnBackward(dh, cache);
+    } else if (this.config.cellType === "gru") {
+      const [hh, cache] = gruForward(x, h0, p.Wx, p.Wh, p.bx, p.bh);
+      h = hh;
+      backwardCell = (dh) => gruBackward(dh, cache);
     } else {
       const [hh, cache] = lstmForward(x, h0, p.Wx, p.Wh, p.b);
       h = hh;
@@ -330,9 +349,10 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
     grads.W_vocab.data.set(vocab.dw.data);
     grads.b_vocab.data.set(vocab.db.data);
     const cell = backwardCell(vocab.dx);
-    grads.Wx.data.set(cell.dWx.data);
-    grads.Wh.data.set(cell.dWh.data);
-    grads.b.data.set(cell.db.data);
+    for (const name of ["Wx", "Wh", "b", "bx", "bh"] as const) {
+      const g = cell[`d${name}`];
+      if (g) grads[name].data.set(g.data);
+    }
     grads.W_embed.data.set(wordEmbeddingBackward(cell.dx, embedCache).dW.data);
     const proj = affineBackward(cell.dh0, projCache);
     grads.W_proj.data.set(proj.dw.data);
@@ -372,6 +392,15 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
     this.flat.set(other.flat);
   }
 
-  /** The parameter names, in layout order. */
+  /** The parameter names of the rnn and lstm, in layout order (the gru's: `GRU_PARAM_NAMES`). */
   static readonly paramNames: readonly ParamName[] = PARAM_NAMES;
+
+  /**
+   * The parameter names of a recurrent cell's model, in layout order.
+   * @param cellType "rnn", "lstm" or "gru".
+   * @returns {@linkcode PARAM_NAMES}, or `GRU_PARAM_NAMES` for the GRU.
+   */
+  static paramNamesOf(cellType: CellType): readonly ParamName[] {
+    return cellType === "gru" ? GRU_PARAM_NAMES : PARAM_NAMES;
+  }
 }

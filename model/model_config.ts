@@ -8,8 +8,8 @@ import { type Activation, checkActivation } from "../layers/activations.ts";
 import { checkOptionNames } from "../layers/options.ts";
 import type { ArrayOf, FloatArray, FloatDType } from "../layers/tensor.ts";
 
-/** The recurrent cell of the language model. */
-export type CellType = "rnn" | "lstm";
+/** The recurrent cell of the language model: the vanilla RNN, the LSTM or the GRU. */
+export type CellType = "rnn" | "lstm" | "gru";
 
 /** How to build a `CaptioningRNN`; every field but `wordToIdx` has a default. */
 export interface CaptioningRNNOptions<D extends FloatDType = FloatDType> {
@@ -21,7 +21,7 @@ export interface CaptioningRNNOptions<D extends FloatDType = FloatDType> {
   wordvecDim?: number;
   /** H, the hidden size (default 128). */
   hiddenDim?: number;
-  /** "rnn" (default) or "lstm". */
+  /** "rnn" (default), "lstm" or "gru". */
   cellType?: CellType;
   /** The vanilla RNN's nonlinearity: "tanh" (default) or "sigmoid". */
   activation?: Activation;
@@ -108,7 +108,7 @@ export function resolveModelConfig(options: CaptioningRNNOptions): ModelConfig {
     inputDim: positiveInteger("inputDim", options.inputDim ?? 512),
     wordvecDim: positiveInteger("wordvecDim", options.wordvecDim ?? 128),
     hiddenDim: positiveInteger("hiddenDim", options.hiddenDim ?? 128),
-    cellType: oneOf("cellType", options.cellType ?? "rnn", ["rnn", "lstm"]),
+    cellType: oneOf("cellType", options.cellType ?? "rnn", ["rnn", "lstm", "gru"]),
     activation: checkActivation(options.activation ?? "tanh"),
     dtype: oneOf("dtype", options.dtype ?? "float32", ["float32", "float64"]),
     seed: integer("seed", options.seed ?? 0),
