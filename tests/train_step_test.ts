@@ -268,3 +268,46 @@ Deno.test("WebAssembly LSTM cell forward and backward match Math, tails and c0 =
     }
   }
 });
+
+Deno.test("WebAssembly GRU cell forward and backward match Math, tails included", () => {
+  const arena = wasmElementwiseArena();
+  assert(arena, "WebAssembly SIMD is available");
+  const rng = new Rng(10);
+  for (const [rows, hd] of [[3, 5], [2, 8], [1, 1], [4, 13]]) {
+    const [g, ah, ph, h, dh, dp, dAx, dAh] = arena.carve([
+      rows * 3 * hd,
+      rows * 3 * hd,
+      rows * hd,
+      rows * hd,
+      rows * hd,
+      rows * hd,
+      rows * 3 * hd,
+      rows * 3 * hd,
+    ]);
+    const fill = (a: Float32Array, k: number) => a.forEach((_, i) => a[i] = k * rng.randn());
+    fill(g, 2);
+    fill(ah, 2);
+    fill(ph, 1);
+    fill(dh, 1);
+    fill(dp, 1);
+    const [G, AH, PH, DH, DP] = [g, ah, ph, dh, dp].map((a) => Float64Array.from(a));
+    const [H, DAX, DAH] = [h, dAx, dAh].map((a) => new Float64Array(a.length));
+    arena.gruCell(g, ah, 0, ph, 0, h, 0, rows, hd);
+    tsElementwise.gruCell(G, AH, 0, PH, 0, H, 0, rows, hd);
+    assert(scaledError(g, G) < 1e-6 && scaledError(h, H) < 1e-6, `forward (${rows}×${hd})`);
+    // The backward from the same (float32) gates: prev_h - n cancels, which would otherwise
+    // magnify the forward's float32 rounding.
+    G.set(g);
+    arena.gruCellBackward(g, ah, dAx, dAh, 0, dh, 0, ph, 0, dp, 0, rows, hd);
+    tsElementwise.gruCellBackward(G, AH, DAX, DAH, 0, DH, 0, PH, 0, DP, 0, rows, hd);
+    for (
+      const [name, a, b] of [
+        ["dAx", dAx, DAX],
+        ["dAh", dAh, DAH],
+        ["dPrev", dp, DP],
+      ] as const
+    ) {
+      assert(scaledError(a, b) < 1e-6, `${name} (${rows}×${hd}): ${scaledError(a, b)}`);
+    }
+  }
+});
