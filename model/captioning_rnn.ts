@@ -24,7 +24,9 @@ import {
   type ParamName,
   viewParams,
 } from "./params.ts";
+import type { CaptioningModel, LossResult } from "./captioning_model.ts";
 import { Decoder } from "./decoder.ts";
+import { resolveVocabulary } from "./vocabulary.ts";
 import {
   type CaptioningRNNOptions,
   type CellType,
@@ -37,6 +39,7 @@ import { sampleCaptions, type SampleOptions, type SampleResult } from "./samplin
 import { TrainStep } from "./train_step.ts";
 
 export type { CaptioningRNNOptions, CellType, LossOptions, ModelConfig } from "./model_config.ts";
+export type { LossResult } from "./captioning_model.ts";
 
 /** The parameter gradients a recurrent layer's backward pass returns (b, or the GRU's bx, bh). */
 type CellGrads<D extends FloatDType> = {
@@ -46,49 +49,6 @@ type CellGrads<D extends FloatDType> = {
   dbx?: Tensor<D>;
   dbh?: Tensor<D>;
 };
-
-/** What {@linkcode CaptioningRNN.loss} returns. */
-export interface LossResult<D extends FloatDType> {
-  /** The loss: masked cross-entropy summed over time, divided by N. */
-  loss: number;
-  /** The gradient of every parameter, as views into `gradFlat`. */
-  grads: Record<ParamName, Tensor<D>>;
-  /** All gradients in one flat buffer of the parameter layout. */
-  gradFlat: ArrayOf<D>;
-}
-
-/**
- * Checks that the special tokens index rows of the V-row embedding and scores (V =
- * len(word_to_idx), as in the exercise) and that no two words share an index. Other words
- * may lie outside [0, V) — the exercise's test vocabulary does — as long as no caption uses them.
- */
-function checkVocabulary(wordToIdx: Record<string, number>, vocabSize: number): void {
-  for (const token of ["<NULL>", "<START>", "<END>"]) {
-    if (!(token in wordToIdx)) continue;
-    const i = wordToIdx[token];
-    if (!Number.isInteger(i) || i < 0 || i >= vocabSize) {
-      throw new RangeError(
-        `Invalid vocabulary: "${token}" has index ${i}, outside [0, ${vocabSize}) for a ` +
-          `vocabulary of ${vocabSize} words`,
-      );
-    }
-  }
-  const seen = new Map<number, string>();
-  for (const [word, i] of Object.entries(wordToIdx)) {
-    if (!Number.isInteger(i) || i < 0) {
-      throw new RangeError(
-        `Invalid vocabulary: "${word}" has index ${i}, expected an integer >= 0`,
-      );
-    }
-    const other = seen.get(i);
-    if (other !== undefined) {
-      throw new RangeError(
-        `Invalid vocabulary: "${other}" and "${word}" share index ${i}; each word needs its own`,
-      );
-    }
-    seen.set(i, word);
-  }
-}
 
 /**
  * The image-captioning RNN of the exercise, with all parameters in one flat buffer.
@@ -103,7 +63,7 @@ function checkVocabulary(wordToIdx: Record<string, number>, vocabSize: number): 
  * console.log(loss > 0, grads.Wx.shape); // true [3, 20]
  * ```
  */
-export class CaptioningRNN<D extends FloatDType = FloatDType> {
+export class CaptioningRNN<D extends FloatDType = FloatDType> implements CaptioningModel<D> {
   /** The resolved constructor arguments. */
   readonly config: ModelConfig;
   /** The vocabulary: word → index. */
@@ -138,19 +98,14 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
   constructor(options: CaptioningRNNOptions<D>) {
     const config = resolveModelConfig(options);
     const { wordToIdx } = options;
-    if (!("<NULL>" in wordToIdx)) {
-      throw new RangeError(`Invalid vocabulary: wordToIdx has no "<NULL>" token`);
-    }
     this.config = config;
-    this.wordToIdx = wordToIdx;
-    // V = len(word_to_idx), as the exercise defines it.
-    const vocabSize = Object.keys(wordToIdx).length;
-    checkVocabulary(wordToIdx, vocabSize);
-    this.idxToWord = new Array(vocabSize).fill("<UNK>");
-    for (const [w, i] of Object.entries(wordToIdx)) if (i < vocabSize) this.idxToWord[i] = w;
-    this.nullIdx = wordToIdx["<NULL>"];
-    this.startIdx = wordToIdx["<START>"] ?? -1;
-    this.endIdx = wordToIdx["<END>"] ?? -1;
+    this.wordToIdx = options.wordToIdx;
+    const vocab = resolveVocabulary(options.wordToIdx);
+    const vocabSize = vocab.idxToWord.length;
+    this.idxToWord = vocab.idxToWord;
+    this.nullIdx = vocab.nullIdx;
+    this.startIdx = vocab.startIdx;
+    this.endIdx = vocab.endIdx;
     const { inputDim: d, wordvecDim: w, hiddenDim: h } = config;
     const g = { rnn: 1, lstm: 4, gru: 3 }[config.cellType] * h;
     // The GRU keeps a bias per projection (bx, bh), as nn.GRU: see layers/gru.ts.

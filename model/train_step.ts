@@ -32,6 +32,7 @@ import {
 import { selectElementwise } from "../layers/kernels/elementwise_wasm.ts";
 import { mat, matmul, matmulAdd, T } from "../layers/kernels/matmul.ts";
 import type { FloatArray, FloatDType, Tensor } from "../layers/tensor.ts";
+import { captionLengths } from "./caption_lengths.ts";
 import {
   embedWords,
   gateWidth,
@@ -213,31 +214,8 @@ export class TrainStep {
     const [n, t1] = captions.shape, t = t1 - 1, cap = captions.data;
     this.#reserve(n * t, n);
     // Each caption's length: one past its last unmasked target (0 when all are masked).
-    // Words are checked before targets, as the layers meet them.
-    for (let i = 0; i < n; i++) {
-      for (let s = 0; s < t; s++) {
-        const word = cap[i * t1 + s];
-        if (word < 0 || word >= v) {
-          throw new RangeError(
-            `Invalid word index ${word} at position ${i * t + s}: expected 0 <= index < ${v}`,
-          );
-        }
-      }
-    }
     const len = this.#len;
-    for (let i = 0; i < n; i++) {
-      len[i] = 0;
-      for (let s = 0; s < t; s++) {
-        const target = cap[i * t1 + s + 1];
-        if (target === nullIdx) continue;
-        if (target < 0 || target >= v) {
-          throw new RangeError(
-            `Invalid target index ${target} at position ${i * t + s}: expected 0 <= index < ${v}`,
-          );
-        }
-        len[i] = s + 1;
-      }
-    }
+    captionLengths(cap, n, t1, v, nullIdx, len);
     // Order captions by length, longest first (a stable counting sort), and count the
     // captions n_s still running at each step.
     if (this.#count.length < t + 2) {

@@ -5,11 +5,11 @@
  * @module
  */
 import { allocArray, type FloatArray, type FloatDType } from "../layers/tensor.ts";
-import type { CaptioningRNN } from "../model/captioning_rnn.ts";
+import type { CaptioningModel } from "../model/captioning_model.ts";
 import type { Optimizer } from "../layers/optim.ts";
 import type { Minibatch } from "../model/minibatch.ts";
 import type { SampleOptions, SampleResult } from "../model/sampling.ts";
-import { clipFactor, scaleRange, splitRange } from "./sharding.ts";
+import { clipFactor, scaleRange, shardDropoutSeed, splitRange } from "./sharding.ts";
 import { reduceBlock } from "./reduce.ts";
 import { Tensor } from "../layers/tensor.ts";
 
@@ -69,7 +69,9 @@ export function shardOf(batch: Minibatch, start: number, end: number): Minibatch
 }
 
 /**
- * The single-thread engine: runs the shards one after another in this thread.
+ * The single-thread engine: runs the shards one after another in this thread. A training step
+ * gives each shard its dropout seed (`shardDropoutSeed`: the step and the shard), as the pool
+ * does; validation losses have no dropout.
  *
  * @example
  * ```ts
@@ -81,7 +83,7 @@ export function shardOf(batch: Minibatch, start: number, end: number): Minibatch
  * ```
  */
 export class LocalEngine<D extends FloatDType> implements TrainEngine {
-  readonly #model: CaptioningRNN<D>;
+  readonly #model: CaptioningModel<D>;
   readonly #shards: number;
   readonly #shardGrads: FloatArray[];
   readonly #grad: FloatArray;
@@ -91,7 +93,7 @@ export class LocalEngine<D extends FloatDType> implements TrainEngine {
    * @param model The model whose parameters are trained.
    * @param shards The number of fixed shards per batch (default {@linkcode DEFAULT_SHARDS}).
    */
-  constructor(model: CaptioningRNN<D>, shards = DEFAULT_SHARDS) {
+  constructor(model: CaptioningModel<D>, shards = DEFAULT_SHARDS) {
     this.#model = model;
     this.#shards = shards;
     const total = model.layout.total;
@@ -114,6 +116,7 @@ export class LocalEngine<D extends FloatDType> implements TrainEngine {
         loss += this.#model.loss(shard.features, shard.captions, {
           normalizer: n,
           gradBuffer: this.#shardGrads[s] as never,
+          dropoutSeed: shardDropoutSeed(optimizer.t, s, this.#shards),
         }).loss;
       }
     });

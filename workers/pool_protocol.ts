@@ -7,7 +7,7 @@
  * @module
  */
 import type { FloatArray } from "../layers/tensor.ts";
-import type { ModelConfig } from "../model/captioning_rnn.ts";
+import type { CaptioningModelConfig } from "../model/captioning_model.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
 import { OPTIM_HYPERPARAMS, type UpdateRule } from "../layers/optim.ts";
 
@@ -29,6 +29,8 @@ export const CTRL = {
   BEAM: 7,
   /** 1 while the job computes a training step (0 for an evaluation loss). */
   TRAINING: 8,
+  /** The optimizer's step count at a training step's loss job (seeds its shards' dropout). */
+  STEP: 9,
   /** The control array's length. */
   WORDS: 16,
 } as const;
@@ -81,8 +83,8 @@ export interface WorkerInit {
   shards: number;
   /** The kernel backend to select. */
   backend: BackendName;
-  /** The model's resolved constructor arguments. */
-  config: ModelConfig;
+  /** The model's resolved constructor arguments (`cellType` names the model). */
+  config: CaptioningModelConfig;
   /** The model's vocabulary. */
   wordToIdx: Record<string, number>;
   /** The model's flat parameters (SharedArrayBuffer-backed). */

@@ -7,7 +7,7 @@
 import { selectKernels } from "../../layers/kernels/mod.ts";
 import { Rng } from "../../layers/random.ts";
 import type { FloatDType } from "../../layers/tensor.ts";
-import type { CaptioningRNN } from "../../model/captioning_rnn.ts";
+import type { CaptioningModel } from "../../model/captioning_model.ts";
 import { decodeCaptions } from "../../model/decode.ts";
 import type { ExperimentConfig } from "../config/config.ts";
 import { EXPERIMENT_SCHEMA } from "../config/schema.ts";
@@ -24,7 +24,7 @@ type CheckpointOptions = typeof VERBS.evaluate.options | typeof VERBS.sample.opt
 
 /** A checkpoint's model with the data it was trained on, and the verb's resolved options. */
 interface CheckpointWithData<O extends CheckpointOptions> {
-  model: CaptioningRNN<FloatDType>;
+  model: CaptioningModel<FloatDType>;
   data: LoadedCaptionData;
   experiment: ExperimentConfig | undefined;
   values: OptionValues<O, true>;
@@ -63,7 +63,7 @@ async function checkpointWithData<O extends CheckpointOptions>(
   // "auto" (or no saved choice) defers to RECAP_BACKEND when it is set.
   const backend = experiment?.train?.backend;
   selectKernels(backend === undefined || backend === "auto" ? undefined : backend);
-  return { model: ckpt.model as CaptioningRNN<FloatDType>, data, experiment, values: resolved };
+  return { model: ckpt.model as CaptioningModel<FloatDType>, data, experiment, values: resolved };
 }
 
 /**

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { kernels, selectKernels } from "../../layers/kernels/mod.ts";
 import type { BackendName } from "../../layers/kernels/types.ts";
 import type { FloatDType } from "../../layers/tensor.ts";
-import type { CaptioningRNN } from "../../model/captioning_rnn.ts";
+import type { CaptioningModel } from "../../model/captioning_model.ts";
 import { createEngine, type PoolOptions } from "../../workers/pool.ts";
 import type { ExperimentConfig, StageName } from "../config/config.ts";
 import type { LoadedCaptionData } from "../data/caption_data.ts";
@@ -113,7 +113,7 @@ export async function runExperiment(
   const metrics = MetricsLog.open(runDir);
   try {
     // 1. Train, or find how far an earlier run trained.
-    let trainedModel: CaptioningRNN<FloatDType> | undefined;
+    let trainedModel: CaptioningModel<FloatDType> | undefined;
     if (stages.has("train")) {
       const trained = await trainStage({
         config,
@@ -213,8 +213,8 @@ async function checkpointToEvaluate(
   config: ExperimentConfig,
   data: LoadedCaptionData,
   result: RunResult,
-  trained: CaptioningRNN<FloatDType> | undefined,
-): Promise<{ model: CaptioningRNN<FloatDType>; label: string }> {
+  trained: CaptioningModel<FloatDType> | undefined,
+): Promise<{ model: CaptioningModel<FloatDType>; label: string }> {
   const best = join(config.output.dir, RUN_FILES.best);
   if (await exists(best)) {
     const ckpt = await loadCheckpoint(best, { idxToWord: data.idx_to_word });
@@ -230,7 +230,7 @@ async function checkpointToEvaluate(
 /** Scores each split of `evaluate.splits` (greedy and beam), logs it, saves evaluation.json. */
 async function evaluateStage(
   config: ExperimentConfig,
-  model: CaptioningRNN<FloatDType>,
+  model: CaptioningModel<FloatDType>,
   data: LoadedCaptionData,
   captioner: Captioner,
   label: string,
@@ -271,7 +271,7 @@ async function evaluateStage(
 /** Prints the captions of a few val images beside a reference, and saves samples.json. */
 async function sampleStage(
   config: ExperimentConfig,
-  model: CaptioningRNN<FloatDType>,
+  model: CaptioningModel<FloatDType>,
   data: LoadedCaptionData,
   captioner: Captioner,
   evaluations: SplitEvaluation[],

@@ -14,7 +14,8 @@ import { join } from "node:path";
 import { kernels } from "../../layers/kernels/mod.ts";
 import { pickOptimConfig } from "../../layers/optim.ts";
 import type { FloatDType } from "../../layers/tensor.ts";
-import { CaptioningRNN } from "../../model/captioning_rnn.ts";
+import type { CaptioningModel } from "../../model/captioning_model.ts";
+import { createCaptioningModel, describeModel } from "../../model/models.ts";
 import { createEngine, type PoolOptions } from "../../workers/pool.ts";
 import type { TrainEngine } from "../../workers/engine.ts";
 import type { ExperimentConfig } from "../config/config.ts";
@@ -61,7 +62,7 @@ export interface TrainStageContext {
 /** What the train stage produced. */
 export interface TrainStageResult {
   /** The trained model (the latest parameters). */
-  model: CaptioningRNN<FloatDType>;
+  model: CaptioningModel<FloatDType>;
   /** Iterations trained in total. */
   iterations: number;
   /** Whether training was stopped by a signal (a checkpoint was written). */
@@ -85,7 +86,7 @@ export async function trainStage(ctx: TrainStageContext): Promise<TrainStageResu
     await removeStaleTemporaries(join(runDir, name));
   }
   const resumed = ctx.resume ? await checkpointToResume(config, data) : null;
-  const model = resumed?.model ?? new CaptioningRNN({
+  const model = resumed?.model ?? createCaptioningModel({
     wordToIdx: data.word_to_idx,
     inputDim: data.train_features.shape[1],
     ...config.model,
@@ -115,7 +116,7 @@ export async function trainStage(ctx: TrainStageContext): Promise<TrainStageResu
     throw e;
   }
   log(
-    `Training ${config.model.cellType} (H=${config.model.hiddenDim}, W=${config.model.wordvecDim}) on ` +
+    `Training ${describeModel(model.config)} on ` +
       `${data.train_captions.shape[0]} captions: ${session.solver.numIterations} iterations, ` +
       `batch ${config.train.batchSize}, ${workers} worker(s)`,
   );
@@ -184,7 +185,7 @@ class TrainingSession {
   /** The solver. */
   readonly solver: CaptioningSolver;
   readonly #ctx: TrainStageContext;
-  readonly #model: CaptioningRNN<FloatDType>;
+  readonly #model: CaptioningModel<FloatDType>;
   readonly #engine: TrainEngine;
   readonly #progress: ProgressReporter;
   readonly #checkpointPath: string;
@@ -198,7 +199,7 @@ class TrainingSession {
 
   constructor(
     ctx: TrainStageContext,
-    model: CaptioningRNN<FloatDType>,
+    model: CaptioningModel<FloatDType>,
     engine: TrainEngine,
     batches: BatchSource | undefined,
     resumed: LoadedCheckpoint | null,
