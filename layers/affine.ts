@@ -6,7 +6,7 @@
  */
 import { expectSameDtype, expectShape } from "./checks.ts";
 import { mat, matmul, matmulAdd, T } from "./kernels/matmul.ts";
-import { type FloatDType, shapeSize, Tensor } from "./tensor.ts";
+import { type FloatArray, type FloatDType, shapeSize, Tensor } from "./tensor.ts";
 
 /** What {@linkcode affineForward} keeps for the backward pass. */
 export interface AffineCache<D extends FloatDType> {
@@ -52,10 +52,42 @@ export function affineForward<D extends FloatDType>(
   const m = w.shape[1];
   expectShape("b", b, [m]);
   const out = Tensor.zeros([n, m], x.dtype);
-  // out = b broadcast over rows, then out += x @ w.
-  for (let i = 0; i < n; i++) out.data.set(b.data, i * m);
-  matmulAdd(mat(out.data, n, m), mat(x.data, n, d), mat(w.data, d, m));
+  affineRows(x.data, n, d, w.data, b.data, out.data, m);
   return [out, { x, w }];
+}
+
+/**
+ * The affine map on flat rows: out = b broadcast over the rows, then out += x @ w (one GEMM).
+ * The kernel under {@linkcode affineForward}, for the fused steps and decoders.
+ * @param x The input rows, (N, D), from element 0.
+ * @param rows N.
+ * @param d D.
+ * @param w The weights, (D, M).
+ * @param b The bias, (M,).
+ * @param out Where the rows go, (N, M) from element `off`, rows M apart.
+ * @param m M.
+ * @param off The first output element (default 0).
+ *
+ * @example
+ * ```ts
+ * import { affineRows } from "./affine.ts";
+ * const out = new Float64Array(2);
+ * affineRows(new Float64Array([1, 2]), 1, 2, new Float64Array([1, 0, 0, 1]), new Float64Array([10, 20]), out, 2);
+ * console.log(out); // [11, 22]
+ * ```
+ */
+export function affineRows(
+  x: FloatArray,
+  rows: number,
+  d: number,
+  w: FloatArray,
+  b: FloatArray,
+  out: FloatArray,
+  m: number,
+  off = 0,
+): void {
+  for (let i = 0; i < rows; i++) out.set(b, off + i * m);
+  matmulAdd(mat(out, rows, m, off), mat(x, rows, d), mat(w, d, m));
 }
 
 /**

@@ -97,7 +97,6 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> implements Caption
    */
   constructor(options: CaptioningRNNOptions<D>) {
     const config = resolveModelConfig(options);
-    const { wordToIdx } = options;
     this.config = config;
     this.wordToIdx = options.wordToIdx;
     const vocab = resolveVocabulary(options.wordToIdx);

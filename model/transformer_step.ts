@@ -25,11 +25,7 @@ import { attendBackward, attendForward, causalMask } from "../layers/attention.t
 import { deriveSeed, dropoutMask } from "../layers/dropout.ts";
 import type { ElementwiseKernels, FloatArena } from "../layers/kernels/elementwise.ts";
 import { selectElementwise } from "../layers/kernels/elementwise_wasm.ts";
-import {
-  feedForwardRows,
-  feedForwardRowsBackward,
-  type FeedForwardWeights,
-} from "../layers/feed_forward.ts";
+import { feedForwardRows, feedForwardRowsBackward } from "../layers/feed_forward.ts";
 import { type Mat, mat, matmul, matmulAdd, T } from "../layers/kernels/matmul.ts";
 import { layerNormRows, layerNormRowsBackward } from "../layers/layer_norm.ts";
 import { positionalEncoding } from "../layers/positional_encoding.ts";
