@@ -259,54 +259,11 @@ export class CaptioningTransformer<D extends FloatDType = FloatDType>
         mask.data[i * t + s] = target !== this.nullIdx ? 1 : 0;
       }
     }
-    const drop = this.#dropout(options);
-    const dropout = (layer: number, site: number) =>
-      drop ? { p: drop.p, seed: dropoutSiteSeed(drop.seed, layer, site) } : undefined;
-    const dropped = (x: Tensor<D>, layer: number, site: number): [Tensor<D>, DropoutCache<D>] => {
-      const o = dropout(layer, site);
-      return o ? dropoutForward(x, o) : [x, { mask: null }];
-    };
-    const add = (a: Tensor<D>, b: Tensor<D>) => {
-      const out = a.clone();
-      for (let i = 0; i < out.size; i++) out.data[i] += b.data[i];
-      return out;
-    };
-    // Forward: memory, embedded words, the layers, the scores.
-    const [memFlat, projCache] = affineForward(feats, p.W_proj, p.b_proj);
-    const mem = memFlat.reshape([n, 1, w]);
-    const [emb, embedCache] = wordEmbeddingForward(capIn, p.W_embed);
-    this.#pe ??= positionalEncoding(cfg.maxLength, w, this.dtype) as Tensor<D>;
-    const [x0, embDrop] = dropped(
-      positionalEncodingForward(emb, this.#pe)[0],
-      -1,
-      DROPOUT_SITES.embed,
+    const { scores, caches, projCache, embedCache, embDrop, vocabCache } = this.#forward(
+      feats,
+      capIn,
+      this.#dropout(options),
     );
-    const causal = causalMask(t);
-    const caches: LayerCaches<D>[] = [];
-    let x = x0;
-    for (let l = 0; l < cfg.numLayers; l++) {
-      const lp = decoderLayer(p, l);
-      const [a, selfAttn] = multiHeadAttentionForward(x, x, x, lp.selfAttn, {
-        numHeads: cfg.numHeads,
-        mask: causal,
-        dropout: dropout(l, DROPOUT_SITES.selfAttn),
-      });
-      const [ad, drop1] = dropped(a, l, DROPOUT_SITES.selfOut);
-      const [x1, norm1] = layerNormForward(add(x, ad), lp.norms[0].gamma, lp.norms[0].beta);
-      const [c, crossAttn] = multiHeadAttentionForward(x1, mem, mem, lp.crossAttn, {
-        numHeads: cfg.numHeads,
-        dropout: dropout(l, DROPOUT_SITES.crossAttn),
-      });
-      const [cd, drop2] = dropped(c, l, DROPOUT_SITES.crossOut);
-      const [x2, norm2] = layerNormForward(add(x1, cd), lp.norms[1].gamma, lp.norms[1].beta);
-      const { W1, b1, W2, b2 } = lp.ffn;
-      const [f, ffn] = feedForwardForward(x2, W1, b1, W2, b2, dropout(l, DROPOUT_SITES.ffnHidden));
-      const [fd, drop3] = dropped(f, l, DROPOUT_SITES.ffnOut);
-      const [x3, norm3] = layerNormForward(add(x2, fd), lp.norms[2].gamma, lp.norms[2].beta);
-      caches.push({ selfAttn, drop1, norm1, crossAttn, drop2, norm2, ffn, drop3, norm3 });
-      x = x3;
-    }
-    const [scores, vocabCache] = temporalAffineForward(x, p.W_vocab, p.b_vocab);
     const [rawLoss, dscores] = temporalSoftmaxLoss(scores, capOut, mask);
     // Rescale from "divided by N" to "divided by normalizer" for shards of a larger batch.
     const scale = n / (options.normalizer ?? n);
@@ -348,6 +305,84 @@ export class CaptioningTransformer<D extends FloatDType = FloatDType>
   }
 
   /**
+   * The scores of every position of every caption, as the course's `forward` returns them: the
+   * layer-composed forward pass, without dropout.
+   * @param features Image features, (N, D).
+   * @param captionsIn The words read, (N, T), int32 (a caption without its last word), T ≤
+   * maxLength.
+   * @returns The scores, (N, T, V): position t scores the word after captionsIn[:, t].
+   * @throws {RangeError} For bad shapes or word indices.
+   *
+   * @example
+   * ```ts
+   * import { CaptioningTransformer, Tensor } from "../mod.ts";
+   * const model = new CaptioningTransformer({ wordToIdx: { "<NULL>": 0, "<START>": 1, "<END>": 2 }, inputDim: 4, wordvecDim: 8, numHeads: 2, ffDim: 16 });
+   * console.log(model.scores(Tensor.randn([2, 4], 0), Tensor.fromValues([1, 2, 1, 1], [2, 2], "int32")).shape); // [2, 2, 3]
+   * ```
+   */
+  scores(features: Tensor<FloatDType>, captionsIn: Tensor<"int32">): Tensor<D> {
+    const [n, t] = captionsIn.shape;
+    if (captionsIn.dtype !== "int32" || captionsIn.shape.length !== 2 || t < 1) {
+      throw new RangeError(
+        `Invalid captionsIn: expected int32 (N, T) with T >= 1, got ${captionsIn.dtype} [${captionsIn.shape}]`,
+      );
+    }
+    // The checks of a batch whose targets would follow these words.
+    this.#checkBatch(features, Tensor.zeros([n, t + 1], "int32"), {});
+    const feats =
+      (features.dtype === this.dtype ? features : features.astype(this.dtype)) as Tensor<D>;
+    return this.#forward(feats, captionsIn, null).scores;
+  }
+
+  /** The layer-composed forward pass, keeping every layer's cache for the backward pass. */
+  #forward(feats: Tensor<D>, capIn: Tensor<"int32">, drop: StepDropout | null) {
+    const [n, t] = capIn.shape, cfg = this.config, w = cfg.wordvecDim, p = this.params;
+    const dropout = (layer: number, site: number) =>
+      drop ? { p: drop.p, seed: dropoutSiteSeed(drop.seed, layer, site) } : undefined;
+    const dropped = (x: Tensor<D>, layer: number, site: number): [Tensor<D>, DropoutCache<D>] => {
+      const o = dropout(layer, site);
+      return o ? dropoutForward(x, o) : [x, { mask: null }];
+    };
+    // Forward: memory, embedded words, the layers, the scores.
+    const [memFlat, projCache] = affineForward(feats, p.W_proj, p.b_proj);
+    const mem = memFlat.reshape([n, 1, w]);
+    const [emb, embedCache] = wordEmbeddingForward(capIn, p.W_embed);
+    this.#pe ??= positionalEncoding(cfg.maxLength, w, this.dtype) as Tensor<D>;
+    const [x0, embDrop] = dropped(
+      positionalEncodingForward(emb, this.#pe)[0],
+      -1,
+      DROPOUT_SITES.embed,
+    );
+    const causal = causalMask(t);
+    const caches: LayerCaches<D>[] = [];
+    let x = x0;
+    for (let l = 0; l < cfg.numLayers; l++) {
+      const lp = decoderLayer(p, l);
+      const [a, selfAttn] = multiHeadAttentionForward(x, x, x, lp.selfAttn, {
+        numHeads: cfg.numHeads,
+        mask: causal,
+        dropout: dropout(l, DROPOUT_SITES.selfAttn),
+      });
+      const [ad, drop1] = dropped(a, l, DROPOUT_SITES.selfOut);
+      const [x1, norm1] = layerNormForward(add(x, ad), lp.norms[0].gamma, lp.norms[0].beta);
+      const [c, crossAttn] = multiHeadAttentionForward(x1, mem, mem, lp.crossAttn, {
+        numHeads: cfg.numHeads,
+        dropout: dropout(l, DROPOUT_SITES.crossAttn),
+      });
+      const [cd, drop2] = dropped(c, l, DROPOUT_SITES.crossOut);
+      const [x2, norm2] = layerNormForward(add(x1, cd), lp.norms[1].gamma, lp.norms[1].beta);
+      const { W1, b1, W2, b2 } = lp.ffn;
+      const [f, ffn] = feedForwardForward(x2, W1, b1, W2, b2, dropout(l, DROPOUT_SITES.ffnHidden));
+      const [fd, drop3] = dropped(f, l, DROPOUT_SITES.ffnOut);
+      const [x3, norm3] = layerNormForward(add(x2, fd), lp.norms[2].gamma, lp.norms[2].beta);
+      caches.push({ selfAttn, drop1, norm1, crossAttn, drop2, norm2, ffn, drop3, norm3 });
+      x = x3;
+    }
+    const [scores, vocabCache] = temporalAffineForward(x, p.W_vocab, p.b_vocab);
+    return { scores, caches, projCache, embedCache, embDrop, vocabCache };
+  }
+
+  /**
    * Generates captions for images: greedy decoding (beamSize 1, the course's `sample`) or beam
    * search, with cached keys and values.
    * @param features Image features, (N, D).
@@ -367,6 +402,13 @@ export class CaptioningTransformer<D extends FloatDType = FloatDType>
   sampleWithScores(features: Tensor<FloatDType>, options: SampleOptions = {}): SampleResult {
     return sampleCaptions(this, features, options);
   }
+}
+
+/** a + b, elementwise (a residual connection, or two gradients of one tensor). */
+function add<D extends FloatDType>(a: Tensor<D>, b: Tensor<D>): Tensor<D> {
+  const out = a.clone();
+  for (let i = 0; i < out.size; i++) out.data[i] += b.data[i];
+  return out;
 }
 
 /** What the reference keeps per layer. */
