@@ -86,6 +86,13 @@ export async function trainStage(ctx: TrainStageContext): Promise<TrainStageResu
     await removeStaleTemporaries(join(runDir, name));
   }
   const resumed = ctx.resume ? await checkpointToResume(config, data) : null;
+  const words = data.train_captions.shape[1] - 1, m = config.model;
+  if (m.cellType === "transformer" && words > m.maxLength) {
+    throw new InputError(
+      `model.maxLength: the captions have ${words} positions, more than the Transformer's ` +
+        `${m.maxLength}; raise model.maxLength to at least ${words}`,
+    );
+  }
   const model = resumed?.model ?? createCaptioningModel({
     wordToIdx: data.word_to_idx,
     inputDim: data.train_features.shape[1],
