@@ -305,7 +305,8 @@ function headViews<D extends FloatDType>(
  *
  * @example
  * ```ts
- * import { causalMask, multiHeadAttentionForward, Tensor } from "../mod.ts";
+ * import { causalMask, multiHeadAttentionForward } from "./attention.ts";
+ * import { Tensor } from "./tensor.ts";
  * const x = Tensor.randn([2, 3, 4], 0), w = (s: number) => Tensor.randn([4, 4], s), b = Tensor.zeros([4]);
  * const params = { Wq: w(1), bq: b, Wk: w(2), bk: b, Wv: w(3), bv: b, Wo: w(4), bo: b };
  * const [out] = multiHeadAttentionForward(x, x, x, params, { numHeads: 2, mask: causalMask(3) });
@@ -365,7 +366,8 @@ export function multiHeadAttentionForward<D extends FloatDType>(
  *
  * @example
  * ```ts
- * import { multiHeadAttentionBackward, multiHeadAttentionForward, Tensor } from "../mod.ts";
+ * import { multiHeadAttentionBackward, multiHeadAttentionForward } from "./attention.ts";
+ * import { Tensor } from "./tensor.ts";
  * const x = Tensor.randn([2, 3, 4], 0), m = Tensor.randn([2, 1, 4], 9), w = (s: number) => Tensor.randn([4, 4], s), b = Tensor.zeros([4]);
  * const params = { Wq: w(1), bq: b, Wk: w(2), bk: b, Wv: w(3), bv: b, Wo: w(4), bo: b };
  * const [out, cache] = multiHeadAttentionForward(x, m, m, params, { numHeads: 2 });

@@ -115,7 +115,8 @@ export function dropoutMask(
  *
  * @example
  * ```ts
- * import { dropoutForward, Tensor } from "../mod.ts";
+ * import { dropoutForward } from "./dropout.ts";
+ * import { Tensor } from "./tensor.ts";
  * const [out] = dropoutForward(Tensor.fromValues([1, 1, 1, 1, 1, 1]), { p: 0.5, seed: 3 });
  * console.log(Array.from(out.data).every((v) => v === 0 || v === 2)); // true
  * ```
@@ -144,7 +145,8 @@ export function dropoutForward<D extends FloatDType>(
  *
  * @example
  * ```ts
- * import { dropoutBackward, dropoutForward, Tensor } from "../mod.ts";
+ * import { dropoutBackward, dropoutForward } from "./dropout.ts";
+ * import { Tensor } from "./tensor.ts";
  * const [, cache] = dropoutForward(Tensor.randn([2, 3], 0), { p: 0.3, seed: 1 });
  * const dx = dropoutBackward(Tensor.fromValues([1, 1, 1, 1, 1, 1], [2, 3]), cache);
  * console.log(dx.data.every((v, i) => v === cache.mask!.data[i])); // true: dout ⊙ mask

@@ -170,7 +170,8 @@ export interface FeedForwardGrads<D extends FloatDType> {
  *
  * @example
  * ```ts
- * import { feedForwardForward, Tensor } from "../mod.ts";
+ * import { feedForwardForward } from "./feed_forward.ts";
+ * import { Tensor } from "./tensor.ts";
  * const [out] = feedForwardForward(Tensor.randn([2, 3, 4], 0), Tensor.randn([4, 8], 1),
  *   Tensor.zeros([8]), Tensor.randn([8, 4], 2), Tensor.zeros([4]), { p: 0.1, seed: 7 });
  * console.log(out.shape); // [2, 3, 4]
@@ -212,7 +213,8 @@ export function feedForwardForward<D extends FloatDType>(
  *
  * @example
  * ```ts
- * import { feedForwardBackward, feedForwardForward, Tensor } from "../mod.ts";
+ * import { feedForwardBackward, feedForwardForward } from "./feed_forward.ts";
+ * import { Tensor } from "./tensor.ts";
  * const [out, cache] = feedForwardForward(Tensor.randn([3, 4], 0), Tensor.randn([4, 8], 1),
  *   Tensor.zeros([8]), Tensor.randn([8, 4], 2), Tensor.zeros([4]));
  * const { dx, dW1 } = feedForwardBackward(Tensor.randn(out.shape, 3), cache);

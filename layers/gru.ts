@@ -66,7 +66,8 @@ export interface GruStepGrads<D extends FloatDType> {
  *
  * @example
  * ```ts
- * import { gruStepForward, Tensor } from "../mod.ts";
+ * import { gruStepForward } from "./gru.ts";
+ * import { Tensor } from "./tensor.ts";
  * const [nextH] = gruStepForward(
  *   Tensor.linspace(-0.4, 1.2, [3, 4]), Tensor.linspace(-0.3, 0.7, [3, 5]),
  *   Tensor.linspace(-2.1, 1.3, [4, 15]), Tensor.linspace(-0.7, 2.2, [5, 15]),
@@ -111,7 +112,8 @@ export function gruStepForward<D extends FloatDType>(
  *
  * @example
  * ```ts
- * import { gruStepBackward, gruStepForward, Tensor } from "../mod.ts";
+ * import { gruStepBackward, gruStepForward } from "./gru.ts";
+ * import { Tensor } from "./tensor.ts";
  * const [h, cache] = gruStepForward(
  *   Tensor.randn([2, 3], 0), Tensor.randn([2, 4], 1), Tensor.randn([3, 12], 2),
  *   Tensor.randn([4, 12], 3), Tensor.randn([12], 4), Tensor.randn([12], 5),
@@ -205,7 +207,8 @@ export interface GruGrads<D extends FloatDType> {
  *
  * @example
  * ```ts
- * import { gruForward, Tensor } from "../mod.ts";
+ * import { gruForward } from "./gru.ts";
+ * import { Tensor } from "./tensor.ts";
  * const [h] = gruForward(
  *   Tensor.linspace(-0.4, 0.6, [2, 3, 5]), Tensor.linspace(-0.4, 0.8, [2, 4]),
  *   Tensor.linspace(-0.2, 0.9, [5, 12]), Tensor.linspace(-0.3, 0.6, [4, 12]),
@@ -263,7 +266,8 @@ export function gruForward<D extends FloatDType>(
  *
  * @example
  * ```ts
- * import { gruBackward, gruForward, Tensor } from "../mod.ts";
+ * import { gruBackward, gruForward } from "./gru.ts";
+ * import { Tensor } from "./tensor.ts";
  * const [h, cache] = gruForward(
  *   Tensor.randn([2, 3, 4], 0), Tensor.randn([2, 5], 1), Tensor.randn([4, 15], 2),
  *   Tensor.randn([5, 15], 3), Tensor.randn([15], 4), Tensor.randn([15], 5),

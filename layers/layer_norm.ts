@@ -157,7 +157,8 @@ export interface LayerNormGrads<D extends FloatDType> {
  *
  * @example
  * ```ts
- * import { layerNormForward, Tensor } from "../mod.ts";
+ * import { layerNormForward } from "./layer_norm.ts";
+ * import { Tensor } from "./tensor.ts";
  * const [out] = layerNormForward(Tensor.fromValues([1, 2, 3, 4], [2, 2]), Tensor.fromValues([1, 1]), Tensor.zeros([2]));
  * console.log(Array.from(out.data, (v) => Math.round(v * 1000) / 1000)); // [-1, 1, -1, 1]
  * ```
@@ -186,7 +187,8 @@ export function layerNormForward<D extends FloatDType>(
  *
  * @example
  * ```ts
- * import { layerNormBackward, layerNormForward, Tensor } from "../mod.ts";
+ * import { layerNormBackward, layerNormForward } from "./layer_norm.ts";
+ * import { Tensor } from "./tensor.ts";
  * const [out, cache] = layerNormForward(Tensor.randn([3, 4], 0), Tensor.randn([4], 1), Tensor.randn([4], 2));
  * const { dx, dgamma } = layerNormBackward(Tensor.randn(out.shape, 3), cache);
  * console.log(dx.shape, dgamma.shape); // [3, 4] [4]

@@ -62,7 +62,8 @@ export interface PositionalEncodingCache {
  *
  * @example
  * ```ts
- * import { positionalEncoding, positionalEncodingForward, Tensor } from "../mod.ts";
+ * import { positionalEncoding, positionalEncodingForward } from "./positional_encoding.ts";
+ * import { Tensor } from "./tensor.ts";
  * const [out] = positionalEncodingForward(Tensor.zeros([1, 2, 4]), positionalEncoding(50, 4));
  * console.log(out.data[1], out.data[4]); // cos(0) = 1, sin(1) = 0.84…
  * ```
@@ -94,7 +95,8 @@ export function positionalEncodingForward<D extends FloatDType>(
  *
  * @example
  * ```ts
- * import { positionalEncoding, positionalEncodingBackward, positionalEncodingForward, Tensor } from "../mod.ts";
+ * import { positionalEncoding, positionalEncodingBackward, positionalEncodingForward } from "./positional_encoding.ts";
+ * import { Tensor } from "./tensor.ts";
  * const [, cache] = positionalEncodingForward(Tensor.zeros([2, 3, 4]), positionalEncoding(5, 4));
  * console.log(positionalEncodingBackward(Tensor.randn([2, 3, 4], 0), cache).shape); // [2, 3, 4]
  * ```

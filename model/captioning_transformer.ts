@@ -71,7 +71,8 @@ export type { CaptioningTransformerOptions, TransformerConfig } from "./transfor
  *
  * @example Compute the loss and gradients of a tiny model, and caption with it
  * ```ts
- * import { CaptioningTransformer, Tensor } from "../mod.ts";
+ * import { CaptioningTransformer } from "./captioning_transformer.ts";
+ * import { Tensor } from "../layers/tensor.ts";
  * const wordToIdx = { "<NULL>": 0, "<START>": 1, "<END>": 2, cat: 3 };
  * const model = new CaptioningTransformer({ wordToIdx, inputDim: 4, wordvecDim: 8, numHeads: 2, ffDim: 16 });
  * const captions = Tensor.fromValues([1, 3, 2, 0], [1, 4], "int32");
@@ -315,7 +316,8 @@ export class CaptioningTransformer<D extends FloatDType = FloatDType>
    *
    * @example
    * ```ts
-   * import { CaptioningTransformer, Tensor } from "../mod.ts";
+   * import { CaptioningTransformer } from "./captioning_transformer.ts";
+   * import { Tensor } from "../layers/tensor.ts";
    * const model = new CaptioningTransformer({ wordToIdx: { "<NULL>": 0, "<START>": 1, "<END>": 2 }, inputDim: 4, wordvecDim: 8, numHeads: 2, ffDim: 16 });
    * console.log(model.scores(Tensor.randn([2, 4], 0), Tensor.fromValues([1, 2, 1, 1], [2, 2], "int32")).shape); // [2, 2, 3]
    * ```

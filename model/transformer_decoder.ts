@@ -52,7 +52,7 @@ interface KvState {
  *
  * @example
  * ```ts
- * import { CaptioningTransformer } from "../mod.ts";
+ * import { CaptioningTransformer } from "./captioning_transformer.ts";
  * const wordToIdx = { "<NULL>": 0, "<START>": 1, "<END>": 2 };
  * const model = new CaptioningTransformer({ wordToIdx, inputDim: 4, wordvecDim: 8, numHeads: 2, ffDim: 16 });
  * const dec = model.decoder;

@@ -196,7 +196,8 @@ const LAYER_FIELDS: Array<[keyof LayerWork, "RW" | "A" | "R" | "RH" | "RF"]> = [
  *
  * @example
  * ```ts
- * import { CaptioningTransformer, Tensor } from "../mod.ts";
+ * import { CaptioningTransformer } from "./captioning_transformer.ts";
+ * import { Tensor } from "../layers/tensor.ts";
  * const wordToIdx = { "<NULL>": 0, "<START>": 1, "<END>": 2, cat: 3 };
  * const model = new CaptioningTransformer({ wordToIdx, inputDim: 4, wordvecDim: 8, numHeads: 2, ffDim: 16 });
  * // model.loss runs a TransformerStep; lossReference composes the layers. They agree:
