@@ -305,9 +305,11 @@ Deno.test("every experiment file in experiments/ is valid and points editors at 
     .filter((n) => n.endsWith(".json") && n !== "experiment.schema.json").sort();
   assertEquals(files, [
     "coco_lstm.json",
+    "overfit_gru.json",
     "overfit_lstm.json",
     "overfit_rnn.json",
     "overfit_rnn_sigmoid.json",
+    "overfit_transformer.json",
     "synthetic_lstm.json",
   ]);
   for (const name of files) {
