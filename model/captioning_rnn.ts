@@ -11,11 +11,12 @@ import { gruBackward, gruForward } from "../layers/gru.ts";
 import { lstmBackward, lstmForward } from "../layers/lstm.ts";
 import { Rng } from "../layers/random.ts";
 import { rnnBackward, rnnForward } from "../layers/rnn.ts";
-import { allocArray, type ArrayOf, type FloatDType, Tensor } from "../layers/tensor.ts";
+import { allocArray, type ArrayOf, type FloatDType, type Tensor } from "../layers/tensor.ts";
 import { temporalAffineBackward, temporalAffineForward } from "../layers/temporal_affine.ts";
 import { temporalSoftmaxLoss } from "../layers/temporal_softmax_loss.ts";
 import { wordEmbeddingBackward, wordEmbeddingForward } from "../layers/word_embedding.ts";
 import {
+  gradientViews,
   GRU_PARAM_NAMES,
   makeLayout,
   PARAM_NAMES,
@@ -25,6 +26,7 @@ import {
   viewParams,
 } from "./params.ts";
 import type { CaptioningModel, LossResult } from "./captioning_model.ts";
+import { checkBatch, splitCaptions } from "./captions.ts";
 import { Decoder } from "./decoder.ts";
 import { resolveVocabulary } from "./vocabulary.ts";
 import {
@@ -181,11 +183,9 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> implements Caption
     options: LossOptions<D> = {},
   ): LossResult<D> {
     this.#checkBatch(features, captions, options);
-    const gradFlat = options.gradBuffer ?? allocArray(this.dtype, this.layout.total) as ArrayOf<D>;
-    if (this.#gradViews?.flat !== gradFlat) {
-      this.#gradViews = viewParams(this.layout, this.dtype, gradFlat);
-    }
-    const grads = this.#gradViews.views;
+    const views = gradientViews(this.layout, this.dtype, options.gradBuffer, this.#gradViews);
+    this.#gradViews = views;
+    const { flat: gradFlat, views: grads } = views;
     const normalizer = options.normalizer ?? captions.shape[0];
     const loss = this.#trainStep().run(this.params, features, captions, normalizer, grads);
     return { loss, grads, gradFlat };
@@ -224,20 +224,7 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> implements Caption
     options: LossOptions<D>,
   ): void {
     checkLossOptions(options, this.dtype, this.layout.total);
-    const [n, t1] = captions.shape;
-    if (captions.dtype !== "int32" || captions.shape.length !== 2 || t1 < 2) {
-      throw new RangeError(
-        `Invalid captions: expected int32 (N, T+1) with T >= 1, got ${captions.dtype} [${captions.shape}]`,
-      );
-    }
-    if (
-      features.shape.length !== 2 || features.shape[0] !== n ||
-      features.shape[1] !== this.config.inputDim
-    ) {
-      throw new RangeError(
-        `Invalid features: expected [${n}, ${this.config.inputDim}], got [${features.shape}]`,
-      );
-    }
+    checkBatch(features, captions, this.config.inputDim);
   }
 
   /**
@@ -256,21 +243,11 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> implements Caption
     options: LossOptions<D> = {},
   ): LossResult<D> {
     this.#checkBatch(features, captions, options);
-    const [n, t1] = captions.shape;
+    const n = captions.shape[0];
     const p = this.params;
     const feats =
       (features.dtype === this.dtype ? features : features.astype(this.dtype)) as Tensor<D>;
-    const t = t1 - 1;
-    const capIn = Tensor.zeros([n, t], "int32"), capOut = Tensor.zeros([n, t], "int32");
-    const mask = Tensor.zeros([n, t], "int32");
-    for (let i = 0; i < n; i++) {
-      for (let s = 0; s < t; s++) {
-        capIn.data[i * t + s] = captions.data[i * t1 + s];
-        const target = captions.data[i * t1 + s + 1];
-        capOut.data[i * t + s] = target;
-        mask.data[i * t + s] = target !== this.nullIdx ? 1 : 0;
-      }
-    }
+    const { capIn, capOut, mask } = splitCaptions(captions, this.nullIdx);
     // Forward.
     const [h0, projCache] = affineForward(feats, p.W_proj, p.b_proj);
     const [x, embedCache] = wordEmbeddingForward(capIn, p.W_embed);

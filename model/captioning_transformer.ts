@@ -37,6 +37,7 @@ import { wordEmbeddingBackward, wordEmbeddingForward } from "../layers/word_embe
 import type { CaptioningModel, LossResult } from "./captioning_model.ts";
 import { checkLossOptions, type LossOptions } from "./model_config.ts";
 import {
+  gradientViews,
   makeLayout,
   type ParamBuffer,
   type ParamLayout,
@@ -44,6 +45,7 @@ import {
   viewParams,
 } from "./params.ts";
 import { sampleCaptions, type SampleOptions, type SampleResult } from "./sampling.ts";
+import { checkBatch, splitCaptions } from "./captions.ts";
 import { TransformerDecoder } from "./transformer_decoder.ts";
 import {
   type CaptioningTransformerOptions,
@@ -168,11 +170,9 @@ export class CaptioningTransformer<D extends FloatDType = FloatDType>
     options: LossOptions<D> = {},
   ): LossResult<D> {
     this.#checkBatch(features, captions, options);
-    const gradFlat = options.gradBuffer ?? allocArray(this.dtype, this.layout.total) as ArrayOf<D>;
-    if (this.#gradViews?.flat !== gradFlat) {
-      this.#gradViews = viewParams(this.layout, this.dtype, gradFlat);
-    }
-    const grads = this.#gradViews.views;
+    const views = gradientViews(this.layout, this.dtype, options.gradBuffer, this.#gradViews);
+    this.#gradViews = views;
+    const { flat: gradFlat, views: grads } = views;
     const normalizer = options.normalizer ?? captions.shape[0];
     const dropout = this.#dropout(options);
     const loss = this.#trainStep().run(this.params, features, captions, normalizer, grads, dropout);
@@ -206,20 +206,8 @@ export class CaptioningTransformer<D extends FloatDType = FloatDType>
     options: LossOptions<D>,
   ): void {
     checkLossOptions(options, this.dtype, this.layout.total);
-    const [n, t1] = captions.shape;
-    if (captions.dtype !== "int32" || captions.shape.length !== 2 || t1 < 2) {
-      throw new RangeError(
-        `Invalid captions: expected int32 (N, T+1) with T >= 1, got ${captions.dtype} [${captions.shape}]`,
-      );
-    }
-    if (
-      features.shape.length !== 2 || features.shape[0] !== n ||
-      features.shape[1] !== this.config.inputDim
-    ) {
-      throw new RangeError(
-        `Invalid features: expected [${n}, ${this.config.inputDim}], got [${features.shape}]`,
-      );
-    }
+    checkBatch(features, captions, this.config.inputDim);
+    const t1 = captions.shape[1];
     if (t1 - 1 > this.config.maxLength) {
       throw new RangeError(
         `Invalid captions: they have ${t1 - 1} positions, the model reads at most ` +
@@ -246,20 +234,10 @@ export class CaptioningTransformer<D extends FloatDType = FloatDType>
     options: LossOptions<D> = {},
   ): LossResult<D> {
     this.#checkBatch(features, captions, options);
-    const [n, t1] = captions.shape, t = t1 - 1, cfg = this.config, w = cfg.wordvecDim;
-    const p = this.params;
+    const n = captions.shape[0], cfg = this.config, w = cfg.wordvecDim;
     const feats =
       (features.dtype === this.dtype ? features : features.astype(this.dtype)) as Tensor<D>;
-    const capIn = Tensor.zeros([n, t], "int32"), capOut = Tensor.zeros([n, t], "int32");
-    const mask = Tensor.zeros([n, t], "int32");
-    for (let i = 0; i < n; i++) {
-      for (let s = 0; s < t; s++) {
-        capIn.data[i * t + s] = captions.data[i * t1 + s];
-        const target = captions.data[i * t1 + s + 1];
-        capOut.data[i * t + s] = target;
-        mask.data[i * t + s] = target !== this.nullIdx ? 1 : 0;
-      }
-    }
+    const { capIn, capOut, mask } = splitCaptions(captions, this.nullIdx);
     const { scores, caches, projCache, embedCache, embDrop, vocabCache } = this.#forward(
       feats,
       capIn,

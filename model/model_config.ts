@@ -68,7 +68,8 @@ export interface LossOptions<D extends FloatDType> {
   dropoutSeed?: number;
 }
 
-const MODEL_OPTIONS: readonly (keyof CaptioningRNNOptions)[] = [
+/** The option names a `CaptioningRNN` takes. */
+export const RNN_OPTIONS: readonly (keyof CaptioningRNNOptions)[] = [
   "wordToIdx",
   "inputDim",
   "wordvecDim",
@@ -107,7 +108,7 @@ export function resolveModelConfig(options: CaptioningRNNOptions): ModelConfig {
   if (options === undefined) {
     throw new TypeError("Invalid CaptioningRNN options: expected an object with wordToIdx");
   }
-  checkOptionNames("CaptioningRNN options", options, MODEL_OPTIONS);
+  checkOptionNames("CaptioningRNN options", options, RNN_OPTIONS);
   const { wordToIdx } = options;
   if (typeof wordToIdx !== "object" || wordToIdx === null || Array.isArray(wordToIdx)) {
     throw new TypeError(

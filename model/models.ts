@@ -6,61 +6,30 @@
  * @module
  */
 import { checkOptionNames } from "../layers/options.ts";
-import type { ArrayOf, FloatDType } from "../layers/tensor.ts";
-import type { Activation } from "../layers/activations.ts";
+import type { FloatDType } from "../layers/tensor.ts";
 import type { CaptioningModel, CaptioningModelConfig, ModelKind } from "./captioning_model.ts";
 import { CaptioningRNN } from "./captioning_rnn.ts";
 import { CaptioningTransformer } from "./captioning_transformer.ts";
-import { TRANSFORMER_OPTIONS } from "./transformer_config.ts";
+import { type CaptioningRNNOptions, RNN_OPTIONS } from "./model_config.ts";
+import { type CaptioningTransformerOptions, TRANSFORMER_OPTIONS } from "./transformer_config.ts";
 
 /** The language models `cellType` can name, recurrent ones first. */
 export const MODEL_KINDS: readonly ModelKind[] = ["rnn", "lstm", "gru", "transformer"];
 
-/** The options of any captioning model; each model reads its own and ignores the others'. */
-export interface CaptioningModelOptions<D extends FloatDType = FloatDType> {
-  /** The vocabulary: word → index, with `<NULL>` (and `<START>`, `<END>` to sample). */
-  wordToIdx: Record<string, number>;
+/**
+ * The options of any captioning model: a `CaptioningRNN`'s and a `CaptioningTransformer`'s, with
+ * `cellType` ("rnn" by default) naming the model; each model reads its own and ignores the
+ * other's.
+ */
+export interface CaptioningModelOptions<D extends FloatDType = FloatDType>
+  extends
+    Omit<CaptioningRNNOptions<D>, "cellType">,
+    Omit<CaptioningTransformerOptions<D>, "cellType"> {
   /** "rnn" (default), "lstm", "gru" or "transformer". */
   cellType?: ModelKind;
-  /** D, the image feature size (default 512). */
-  inputDim?: number;
-  /** W, the word-vector size (default 128); the Transformer's width. */
-  wordvecDim?: number;
-  /** H, the recurrent cells' hidden size (default 128). */
-  hiddenDim?: number;
-  /** The vanilla RNN's nonlinearity: "tanh" (default) or "sigmoid". */
-  activation?: Activation;
-  /** The Transformer's decoder layers (default 2). */
-  numLayers?: number;
-  /** The Transformer's attention heads (default 4). */
-  numHeads?: number;
-  /** The Transformer's feed-forward size (default 2048). */
-  ffDim?: number;
-  /** The Transformer's dropout probability of training steps (default 0.1). */
-  dropout?: number;
-  /** The Transformer's positions, the longest caption it reads or writes (default 50). */
-  maxLength?: number;
-  /** "float32" (default) or "float64". */
-  dtype?: D;
-  /** The seed of the parameter initialisation (default 0). */
-  seed?: number;
-  /** An existing flat parameter buffer to use instead of a new one (e.g. shared by workers). */
-  paramBuffer?: ArrayOf<D>;
 }
 
-const RECURRENT_OPTIONS = [
-  "wordToIdx",
-  "inputDim",
-  "wordvecDim",
-  "hiddenDim",
-  "cellType",
-  "activation",
-  "dtype",
-  "seed",
-  "paramBuffer",
-] as const;
-
-const ALL_OPTIONS = [...new Set<string>([...RECURRENT_OPTIONS, ...TRANSFORMER_OPTIONS])];
+const ALL_OPTIONS = [...new Set<string>([...RNN_OPTIONS, ...TRANSFORMER_OPTIONS])];
 
 /** The options named in `keys`, when given. */
 function pick<O extends object>(options: O, keys: readonly string[]): Partial<O> {
@@ -104,7 +73,7 @@ export function createCaptioningModel<D extends FloatDType = FloatDType>(
     );
   }
   return new CaptioningRNN(
-    pick(options, RECURRENT_OPTIONS) as CaptioningModelOptions<D> & { cellType: "rnn" },
+    pick(options, RNN_OPTIONS) as CaptioningModelOptions<D> & { cellType: "rnn" },
   );
 }
 

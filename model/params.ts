@@ -134,3 +134,32 @@ export function viewParams<D extends FloatDType>(
   }
   return { flat: buffer, views };
 }
+
+/**
+ * The views of a gradient buffer for a loss call: of the buffer given, or of a new one, reusing
+ * the views made for the same buffer last time (a training engine passes the same shard buffer
+ * every step).
+ * @param layout The layout.
+ * @param dtype The element type.
+ * @param buffer The caller's gradient buffer, if any.
+ * @param cached The views made last time, if any.
+ * @returns The buffer and its views.
+ *
+ * @example
+ * ```ts
+ * import { gradientViews, makeLayout } from "./params.ts";
+ * const layout = makeLayout({ w: [2, 2], b: [2] });
+ * const buffer = new Float64Array(6);
+ * const views = gradientViews(layout, "float64", buffer);
+ * console.log(gradientViews(layout, "float64", buffer, views) === views); // true
+ * ```
+ */
+export function gradientViews<D extends FloatDType>(
+  layout: ParamLayout,
+  dtype: D,
+  buffer: ArrayOf<D> | undefined,
+  cached?: ParamBuffer<D>,
+): ParamBuffer<D> {
+  const flat = buffer ?? allocArray(dtype, layout.total);
+  return cached?.flat === flat ? cached : viewParams(layout, dtype, flat);
+}

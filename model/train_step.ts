@@ -32,7 +32,7 @@ import {
 import { selectElementwise } from "../layers/kernels/elementwise_wasm.ts";
 import { mat, matmul, matmulAdd, T } from "../layers/kernels/matmul.ts";
 import type { FloatArray, FloatDType, Tensor } from "../layers/tensor.ts";
-import { captionLengths } from "./caption_lengths.ts";
+import { captionLengths } from "./captions.ts";
 import {
   embedWords,
   gateWidth,

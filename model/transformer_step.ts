@@ -20,17 +20,17 @@
  * @module
  */
 import type { AttentionHead, AttentionMask } from "../layers/attention.ts";
-import { affineRows } from "../layers/affine.ts";
+import { affineRows, affineRowsBackward } from "../layers/affine.ts";
 import { attendBackward, attendForward, causalMask } from "../layers/attention.ts";
 import { deriveSeed, dropoutMask } from "../layers/dropout.ts";
 import type { ElementwiseKernels, FloatArena } from "../layers/kernels/elementwise.ts";
 import { selectElementwise } from "../layers/kernels/elementwise_wasm.ts";
 import { feedForwardRows, feedForwardRowsBackward } from "../layers/feed_forward.ts";
-import { type Mat, mat, matmul, matmulAdd, T } from "../layers/kernels/matmul.ts";
+import { mat } from "../layers/kernels/matmul.ts";
 import { layerNormRows, layerNormRowsBackward } from "../layers/layer_norm.ts";
 import { positionalEncoding } from "../layers/positional_encoding.ts";
 import type { FloatArray, FloatDType, Tensor } from "../layers/tensor.ts";
-import { captionLengths } from "./caption_lengths.ts";
+import { captionLengths } from "./captions.ts";
 import type { ParamName } from "./params.ts";
 import { type LayerArrays, layerArrays } from "./transformer_params.ts";
 
@@ -406,11 +406,11 @@ export class TransformerStep {
 
     // Backward. Every gradient is written below; the ones that accumulate start at 0.
     for (const name in grads) grads[name].data.fill(0);
-    const ones = (k: number) => mat(wk.ones, 1, k);
-    const dScores = mat(sc, rows, v);
-    matmul(mat(wk.d1, rows, w), dScores, T(mat(params.W_vocab.data, w, v)));
-    matmul(mat(grads.W_vocab.data, w, v), T(mat(wk.out, rows, w)), dScores);
-    matmul(mat(grads.b_vocab.data, 1, v), ones(rows), dScores);
+    affineRowsBackward(sc, wk.out, rows, w, params.W_vocab.data, v, {
+      dx: wk.d1,
+      dw: grads.W_vocab.data,
+      db: grads.b_vocab.data,
+    });
     wk.dmem.fill(0, 0, n0 * w);
     for (let l = cfg.numLayers - 1; l >= 0; l--) {
       const gl = layerArrays(grads, l);
@@ -424,9 +424,11 @@ export class TransformerStep {
         dEmb[o + j] += drop ? dx[r * w + j] * wk.m0[r * w + j] : dx[r * w + j];
       }
     }
-    const dMem = mat(wk.dmem, n0, w);
-    matmul(mat(grads.W_proj.data, d, w), T(mat(wk.feats, n0, d)), dMem);
-    matmul(mat(grads.b_proj.data, 1, w), ones(n0), dMem);
+    affineRowsBackward(wk.dmem, wk.feats, n0, d, params.W_proj.data, w, {
+      dx: null,
+      dw: grads.W_proj.data,
+      db: grads.b_proj.data,
+    });
     return loss * scale;
   }
 
@@ -618,26 +620,16 @@ export class TransformerStep {
     const { wordvecDim: w, numHeads: heads, ffDim: f } = this.#cfg, dh = w / heads;
     const wk = this.#w, len = this.#len, rowOff = this.#rowOff, attnOff = this.#attnOff;
     const { d1, d2, d3 } = wk, rw = rows * w;
-    const ones = (k: number) => mat(wk.ones, 1, k);
-    const masked = (from: FloatArray, m: FloatArray, to: FloatArray) => {
-      if (drop) { for (let k = 0; k < rw; k++) to[k] = from[k] * m[k]; }
-      else to.set(from.subarray(0, rw));
+    // d1 ← the gradient of a residual sum z = x + dropout(branch) through its layer norm k;
+    // d2 ← the branch's gradient, d1 ⊙ the dropout mask (d1 itself is the residual input's).
+    const throughNorm = (k: number, xhat: FloatArray, rstd: FloatArray, m: FloatArray) => {
+      const gn = g.norms[k];
+      layerNormRowsBackward(d1, xhat, rstd, p.norms[k].gamma, d1, gn.gamma, gn.beta, 0, rows, w);
+      if (drop) { for (let k = 0; k < rw; k++) d2[k] = d1[k] * m[k]; }
+      else d2.set(d1.subarray(0, rw));
     };
-    // The feed-forward block and its residual: d(x2) = dz3 + ffn'(dz3 ⊙ m3).
-    const [n1, n2, n3] = [p.norms[0], p.norms[1], p.norms[2]];
-    layerNormRowsBackward(
-      d1,
-      lw.xhat3,
-      lw.rstd3,
-      n3.gamma,
-      d1,
-      g.norms[2].gamma,
-      g.norms[2].beta,
-      0,
-      rows,
-      w,
-    );
-    masked(d1, lw.m3, d2);
+    // The feed-forward block: d(x2) = dz3 + ffn'(dz3 ⊙ m3).
+    throughNorm(2, lw.xhat3, lw.rstd3, lw.m3);
     const work = { hidden: lw.hidden, keep: drop ? lw.keepF : null, dropped: lw.dropped };
     feedForwardRowsBackward(d2, lw.x2, rows, w, f, p.ffn, work, wk.dHidden, {
       dx: d2,
@@ -647,25 +639,11 @@ export class TransformerStep {
       db2: g.ffn.b2,
     });
     for (let k = 0; k < rw; k++) d1[k] += d2[k];
-    // The cross-attention and its residual: d(x1) = dz2; its query and key projections pass
-    // nothing on (their gradients stay 0).
-    layerNormRowsBackward(
-      d1,
-      lw.xhat2,
-      lw.rstd2,
-      n2.gamma,
-      d1,
-      g.norms[1].gamma,
-      g.norms[1].beta,
-      0,
-      rows,
-      w,
-    );
-    masked(d1, lw.m2, d2);
-    const dC = mat(d2, rows, w), ca = p.crossAttn, gc = g.crossAttn;
-    matmul(mat(gc.Wo, w, w), T(mat(lw.yc, rows, w)), dC);
-    matmul(mat(gc.bo, 1, w), ones(rows), dC);
-    matmul(mat(d3, rows, w), dC, T(mat(ca.Wo, w, w))); // d(yc)
+    // The cross-attention: d(x1) = dz2; its query and key projections pass nothing on (their
+    // gradients stay 0). d(yc) → each image's value, through the weights' dropout.
+    throughNorm(1, lw.xhat2, lw.rstd2, lw.m2);
+    const ca = p.crossAttn, gc = g.crossAttn;
+    affineRowsBackward(d2, lw.yc, rows, w, ca.Wo, w, { dx: d3, dw: gc.Wo, db: gc.bo });
     wk.dvc.fill(0, 0, n0 * w);
     for (let i = 0; i < n; i++) {
       const m = this.#memRow[i] * w;
@@ -676,28 +654,12 @@ export class TransformerStep {
         }
       }
     }
-    const dVc = mat(wk.dvc, n0, w);
-    matmul(mat(gc.Wv, w, w), T(mat(wk.mem, n0, w)), dVc);
-    matmul(mat(gc.bv, 1, w), ones(n0), dVc);
-    matmulAdd(mat(wk.dmem, n0, w), dVc, T(mat(ca.Wv, w, w)));
-    // The self-attention and its residual: d(x) = dz1 + the projections' input gradients.
-    layerNormRowsBackward(
-      d1,
-      lw.xhat1,
-      lw.rstd1,
-      n1.gamma,
-      d1,
-      g.norms[0].gamma,
-      g.norms[0].beta,
-      0,
-      rows,
-      w,
-    );
-    masked(d1, lw.m1, d2);
-    const sa = p.selfAttn, gs = g.selfAttn, dA = mat(d2, rows, w);
-    matmul(mat(gs.Wo, w, w), T(mat(lw.y, rows, w)), dA);
-    matmul(mat(gs.bo, 1, w), ones(rows), dA);
-    matmul(mat(d3, rows, w), dA, T(mat(sa.Wo, w, w))); // d(y)
+    const grads = { dx: wk.dmem, dw: gc.Wv, db: gc.bv };
+    affineRowsBackward(wk.dvc, wk.mem, n0, w, ca.Wv, w, grads, true);
+    // The self-attention: d(x) = dz1 + the query, key and value projections' input gradients.
+    throughNorm(0, lw.xhat1, lw.rstd1, lw.m1);
+    const sa = p.selfAttn, gs = g.selfAttn;
+    affineRowsBackward(d2, lw.y, rows, w, sa.Wo, w, { dx: d3, dw: gs.Wo, db: gs.bo });
     for (let i = 0; i < n; i++) {
       const li = len[i], r0 = rowOff[i];
       for (let h = 0; h < heads && li > 0; h++) {
@@ -716,18 +678,8 @@ export class TransformerStep {
         );
       }
     }
-    const x = mat(lw.x, rows, w);
-    for (
-      const [dProj, W, dW, db] of [
-        [wk.dq, sa.Wq, gs.Wq, gs.bq],
-        [wk.dk, sa.Wk, gs.Wk, gs.bk],
-        [wk.dv, sa.Wv, gs.Wv, gs.bv],
-      ] as const
-    ) {
-      const dm: Mat = mat(dProj, rows, w);
-      matmul(mat(dW, w, w), T(x), dm);
-      matmul(mat(db, 1, w), ones(rows), dm);
-      matmulAdd(mat(d1, rows, w), dm, T(mat(W, w, w)));
-    }
+    affineRowsBackward(wk.dq, lw.x, rows, w, sa.Wq, w, { dx: d1, dw: gs.Wq, db: gs.bq }, true);
+    affineRowsBackward(wk.dk, lw.x, rows, w, sa.Wk, w, { dx: d1, dw: gs.Wk, db: gs.bk }, true);
+    affineRowsBackward(wk.dv, lw.x, rows, w, sa.Wv, w, { dx: d1, dw: gs.Wv, db: gs.bv }, true);
   }
 }

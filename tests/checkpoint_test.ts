@@ -11,27 +11,7 @@ import { randomCaptionData } from "./fixtures_data.ts";
 const data = randomCaptionData({ numTrain: 40, numVal: 10, vocab: 30, inputDim: 16, seed: 5 });
 
 function run(numEpochs: number, stopAt?: number) {
-  const model = new CaptioningRNN({
-    wordToIdx: data.word_to_idx,
-    inputDim: 16,
-    wordvecDim: 8,
-    hiddenDim: 12,
-    cellType: "lstm",
-    seed: 3,
-  });
-  const solver: CaptioningSolver = new CaptioningSolver(model, data, {
-    updateRule: "adam",
-    optimConfig: { learningRate: 5e-3 },
-    lrDecay: 0.9,
-    numEpochs,
-    batchSize: 10,
-    verbose: false,
-    valCaptions: 10,
-    onIteration: (i) => {
-      if (i.iteration === stopAt) solver.requestStop();
-    },
-  });
-  return { model, solver };
+  return runOf("lstm", numEpochs, stopAt);
 }
 
 Deno.test("a checkpoint round-trips parameters, vocabulary, model arguments and solver state", async () => {
@@ -211,6 +191,7 @@ function runOf(cellType: ModelKind, numEpochs: number, stopAt?: number) {
   const solver: CaptioningSolver = new CaptioningSolver(model, data, {
     updateRule: "adam",
     optimConfig: { learningRate: 5e-3 },
+    lrDecay: 0.9,
     numEpochs,
     batchSize: 10,
     verbose: false,

@@ -6,7 +6,7 @@ import { type FloatDType, Tensor } from "../layers/tensor.ts";
 import type { Activation } from "../layers/activations.ts";
 import { CaptioningRNN, type CellType } from "../model/captioning_rnn.ts";
 import { TrainStep } from "../model/train_step.ts";
-import { assert, assertEquals, assertThrows } from "./assert.ts";
+import { assert, assertEquals, assertThrows, scaledError } from "./assert.ts";
 
 const VOCAB = 13;
 const wordToIdx: Record<string, number> = { "<NULL>": 0, "<START>": 1, "<END>": 2 };
@@ -45,16 +45,6 @@ function model<D extends FloatDType>(
   const rng = new Rng(11);
   for (let i = 0; i < m.flat.length; i++) m.flat[i] += 0.3 * rng.randn();
   return m;
-}
-
-/** max |a - b| / max(max |b|, tiny): the error relative to the gradient's scale. */
-function scaledError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let diff = 0, scale = 1e-30;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / scale;
 }
 
 function compare<D extends FloatDType>(

@@ -9,7 +9,7 @@ import { evalNumericalGradient, relError } from "../layers/gradient_check.ts";
 import { Rng } from "../layers/random.ts";
 import { type FloatDType, Tensor } from "../layers/tensor.ts";
 import { CaptioningTransformer } from "../model/captioning_transformer.ts";
-import { assert, assertEquals, assertThrows } from "./assert.ts";
+import { assert, assertEquals, assertThrows, scaledError } from "./assert.ts";
 import { seedVectors } from "./seed_vectors.ts";
 
 const VOCAB = 11;
@@ -77,16 +77,6 @@ function compare(
       assert(err <= tol, `${JSON.stringify(options)} d${name}: ${err}`);
     }
   }
-}
-
-/** max |a - b| / max |b|: the error relative to the gradient's scale. */
-function scaledError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let diff = 0, scale = 1e-30;
-  for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return diff / scale;
 }
 
 for (const dropoutSeed of [undefined, 17]) {
@@ -232,14 +222,8 @@ Deno.test("CaptioningTransformer.loss() of an all-<NULL> batch is 0 with zero gr
 });
 
 Deno.test("CaptioningTransformer keeps every parameter in one shared flat buffer, initialised as the course", () => {
-  const m = new CaptioningTransformer({
-    wordToIdx,
-    inputDim: 16,
-    wordvecDim: 32,
-    numHeads: 4,
-    ffDim: 64,
-    seed: 1,
-  });
+  const options = { wordToIdx, inputDim: 16, wordvecDim: 32, numHeads: 4, ffDim: 64, seed: 1 };
+  const m = new CaptioningTransformer(options);
   assert(m.flat.buffer instanceof SharedArrayBuffer);
   assertEquals(m.params["layer1/ffn/W2"].shape, [64, 32]);
   assertEquals(m.params.W_vocab.shape, [32, VOCAB]);
@@ -256,14 +240,7 @@ Deno.test("CaptioningTransformer keeps every parameter in one shared flat buffer
     Math.abs(Math.sqrt(sq / count) - 0.02) < 0.001,
     `weights ~ normal(0, 0.02): std ${Math.sqrt(sq / count)}`,
   );
-  const again = new CaptioningTransformer({
-    wordToIdx,
-    inputDim: 16,
-    wordvecDim: 32,
-    numHeads: 4,
-    ffDim: 64,
-    seed: 1,
-  });
+  const again = new CaptioningTransformer(options);
   assertEquals(again.flat, m.flat);
 });
 
