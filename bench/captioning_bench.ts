@@ -5,7 +5,7 @@
  * so a busy machine slows all of them alike; each line reports the median round. One JSON line
  * per checkpoint and decoder.
  *
- *   deno run -A bench/captioning_bench.ts runs/a/best.h5 runs/b/best.h5 … [--images 500]
+ *   deno run -A bench/captioning_bench.ts runs/a/best.h5,runs/b/best.h5,… [--images 500]
  *     [--workers 2] [--beam 0] [--max-length 30] [--rounds 5]
  * @module
  */
@@ -22,9 +22,9 @@ import { median } from "./coco_sizes.ts";
 
 const { values, positionals } = scriptCommandLine({
   command: "deno run -A bench/captioning_bench.ts",
-  args: ["<checkpoint.h5>…"],
-  summary: "Greedy (and beam) captioning throughput of trained checkpoints on the same val " +
-    "images, interleaved, one JSON line per checkpoint and decoder.",
+  args: ["<checkpoints>"],
+  summary: "Greedy (and beam) captioning throughput of trained checkpoints (comma-separated) on " +
+    "the same val images, interleaved, one JSON line per checkpoint and decoder.",
   options: {
     images: int(500, 1, "Validation images to caption", "20"),
     workers: int(2, 1, "Compute workers (1 = this thread)", "1"),
@@ -36,7 +36,7 @@ const { values, positionals } = scriptCommandLine({
 }, Deno.args);
 selectKernels();
 const runs = [];
-for (const path of positionals) {
+for (const path of positionals[0].split(",")) {
   const ckpt = await loadCheckpoint(path);
   const experiment = ckpt.experiment as ExperimentConfig;
   const data = await loadCocoData({ baseDir: experiment.data.dir });

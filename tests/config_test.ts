@@ -311,6 +311,7 @@ Deno.test("every experiment file in experiments/ is valid and points editors at 
     "overfit_rnn_sigmoid.json",
     "overfit_transformer.json",
     "synthetic_lstm.json",
+    "synthetic_transformer.json",
   ]);
   for (const name of files) {
     const path = new URL(name, dir).pathname;
