@@ -1,11 +1,13 @@
 /**
- * recap: the CS231n image-captioning models (vanilla RNN and LSTM over image features)
- * with hand-written forward and backward passes, as a Deno library and command-line tool.
+ * recap: the CS231n image-captioning models (vanilla RNN, LSTM and GRU over image features,
+ * and the course's Transformer captioner) with hand-written forward and backward passes, as a
+ * Deno library and command-line tool.
  *
  * Every layer is a forward/backward pair with the exercise's argument order; forward
  * returns `[out, cache]`, backward returns the gradients by name. `CaptioningRNN` is the
- * exercise's model, `CaptioningSolver` its training loop (on a pool of Web Workers when asked),
- * `runExperiment` runs a whole experiment file as `deno task train` does.
+ * exercise's model, `CaptioningTransformer` the course's, `CaptioningSolver` their training
+ * loop (on a pool of Web Workers when asked), `runExperiment` runs a whole experiment file as
+ * `deno task train` does.
  *
  * @example Check an RNN step's gradient the way the notebook does
  * ```ts
@@ -36,11 +38,43 @@ export { rnnBackward, rnnForward, rnnStepBackward, rnnStepForward } from "./laye
 export type { RnnCache, RnnGrads, RnnStepCache, RnnStepGrads } from "./layers/rnn.ts";
 export { lstmBackward, lstmForward, lstmStepBackward, lstmStepForward } from "./layers/lstm.ts";
 export type { LstmCache, LstmGrads, LstmStepCache, LstmStepGrads } from "./layers/lstm.ts";
+export { gruBackward, gruForward, gruStepBackward, gruStepForward } from "./layers/gru.ts";
+export type { GruCache, GruGrads, GruStepCache, GruStepGrads } from "./layers/gru.ts";
 export { wordEmbeddingBackward, wordEmbeddingForward } from "./layers/word_embedding.ts";
 export type { WordEmbeddingCache, WordEmbeddingGrads } from "./layers/word_embedding.ts";
 export { temporalAffineBackward, temporalAffineForward } from "./layers/temporal_affine.ts";
 export type { TemporalAffineCache } from "./layers/temporal_affine.ts";
 export { temporalSoftmaxLoss } from "./layers/temporal_softmax_loss.ts";
+
+// The Transformer's layers: forward/backward pairs too.
+export {
+  causalMask,
+  multiHeadAttentionBackward,
+  multiHeadAttentionForward,
+} from "./layers/attention.ts";
+export type {
+  AttentionCache,
+  AttentionGrads,
+  AttentionOptions,
+  AttentionParams,
+} from "./layers/attention.ts";
+export { layerNormBackward, layerNormForward } from "./layers/layer_norm.ts";
+export type { LayerNormCache, LayerNormGrads } from "./layers/layer_norm.ts";
+export { feedForwardBackward, feedForwardForward } from "./layers/feed_forward.ts";
+export type {
+  FeedForwardCache,
+  FeedForwardGrads,
+  FeedForwardWeights,
+  FeedForwardWork,
+} from "./layers/feed_forward.ts";
+export {
+  positionalEncoding,
+  positionalEncodingBackward,
+  positionalEncodingForward,
+} from "./layers/positional_encoding.ts";
+export type { PositionalEncodingCache } from "./layers/positional_encoding.ts";
+export { dropoutBackward, dropoutForward } from "./layers/dropout.ts";
+export type { DropoutCache, DropoutOptions } from "./layers/dropout.ts";
 export { sigmoid } from "./layers/activations.ts";
 export type { Activation } from "./layers/activations.ts";
 export {
@@ -63,7 +97,14 @@ export type { OptimConfig, OptimHyperParam, OptimizerState, UpdateRule } from ".
 export { availableBackends, describeKernels, selectKernels } from "./layers/kernels/mod.ts";
 export type { BackendName, Kernels } from "./layers/kernels/mod.ts";
 
-// The captioning model: loss and gradients, decoding, the parameter layout.
+// The captioning models: loss and gradients, decoding, the parameter layout.
+export type {
+  CaptioningModel,
+  CaptioningModelConfig,
+  ModelKind,
+} from "./model/captioning_model.ts";
+export { createCaptioningModel, MODEL_KINDS } from "./model/models.ts";
+export type { CaptioningModelOptions } from "./model/models.ts";
 export { CaptioningRNN } from "./model/captioning_rnn.ts";
 export type {
   CaptioningRNNOptions,
@@ -72,6 +113,13 @@ export type {
   LossResult,
   ModelConfig,
 } from "./model/captioning_rnn.ts";
+export { CaptioningTransformer } from "./model/captioning_transformer.ts";
+export type {
+  CaptioningTransformerOptions,
+  TransformerConfig,
+} from "./model/captioning_transformer.ts";
+export { TransformerDecoder } from "./model/transformer_decoder.ts";
+export type { TransformerDecoderModel } from "./model/transformer_decoder.ts";
 export type { Minibatch } from "./model/minibatch.ts";
 export { SAMPLE_CHUNK, sampleCaptions } from "./model/sampling.ts";
 export { DECODE_LIMITS, resolveDecodeOptions } from "./model/decode_options.ts";
@@ -86,8 +134,8 @@ export type {
 export { Decoder } from "./model/decoder.ts";
 export type { DecodedModel, DecoderModel, StepDecoder } from "./model/decoder.ts";
 export { decodeCaptions } from "./model/decode.ts";
-export { PARAM_NAMES } from "./model/params.ts";
-export type { ParamLayout, ParamName, ParamSlot } from "./model/params.ts";
+export { GRU_PARAM_NAMES, PARAM_NAMES } from "./model/params.ts";
+export type { ParamLayout, ParamName, ParamSlot, RecurrentParamName } from "./model/params.ts";
 
 // Training engines: one thread, or a pool of Web Workers; the same bits either way.
 export { createEngine, PoolEngine } from "./workers/pool.ts";

@@ -1,15 +1,17 @@
 /**
  * End-to-end training-step benchmark: forward + backward + adam on one minibatch, float32,
- * at the exercise's COCO sizes (W=256, H=512, V=1004, D=512, T=16). Prints one JSON line per
- * config and worker count, like ../shared/peers/bench_numpy_ref.py, so the two can be compared
- * side by side.
+ * at the exercise's COCO sizes (W=256, H=512, V=1004, D=512, T=16; the Transformer with the
+ * experiment defaults). Prints one JSON line per config and worker count, like
+ * ../shared/peers/bench_numpy_ref.py, so the two can be compared side by side.
  *
- *   deno run -A bench/train_step_bench.ts [cell batch] [--iters N] [--backend blas|wasm|ts]
+ *   deno run -A bench/train_step_bench.ts [model batch] [--models rnn,gru,lstm,transformer]
+ *     [--batch 100] [--data datasets/synthetic] [--iters N] [--backend blas|wasm|ts]
  *     [--workers 1,2] [--shards S]
  *
- * With several worker counts, each config gets one engine per count (1 = the single-thread
- * LocalEngine, more = the PoolEngine), all on the same batches, and their steps are
- * interleaved (in rotating order) so that a noisy machine slows all of them alike.
+ * Each config (a model and a batch size) gets one engine per worker count (1 = the
+ * single-thread LocalEngine, more = the PoolEngine); every config's engines step on batches
+ * of the same data, and ALL the steps are interleaved (each round in a rotating order), so
+ * that a noisy machine slows every config and worker count alike.
  *
  * On Linux it also reads each thread's CPU time (/proc/self/task/<tid>/schedstat) around every
  * step: `cpu_ms_per_iter` is the CPU time of all threads, `busiest_thread_ms` that of the
@@ -18,23 +20,37 @@
  * @module
  */
 import { selectKernels } from "../layers/kernels/mod.ts";
-import type { CellType } from "../model/captioning_rnn.ts";
+import type { ModelKind } from "../model/captioning_model.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
 import { Optimizer } from "../layers/optim.ts";
 import { randomCaptionData } from "../tests/fixtures_data.ts";
 import { InMemoryBatches } from "../pipeline/data/batches.ts";
+import type { CaptionData } from "../pipeline/data/caption_data.ts";
+import { loadCocoData } from "../pipeline/data/coco.ts";
 import { DEFAULT_SHARDS, type TrainEngine } from "../workers/engine.ts";
 import { createEngine, PoolEngine } from "../workers/pool.ts";
 import { scriptCommandLine } from "../pipeline/cli/args.ts";
 import { HELP_OPTION, int, oneOf, str } from "../pipeline/cli/command_spec.ts";
-import { cocoModel, D, H, median as medianOf, T, V, W } from "./coco_sizes.ts";
+import { cocoModelOf, D, H, median as medianOf, T, V, W } from "./coco_sizes.ts";
 
 const { values, positionals } = scriptCommandLine({
   command: "deno run -A bench/train_step_bench.ts",
   args: ["[cell]", "[batch]"],
   summary: "Forward + backward + adam on one minibatch at the exercise's COCO sizes, one JSON " +
-    "line per config and worker count; a cell (rnn, lstm) and a batch size pick one config.",
+    "line per config and worker count; a model (rnn, lstm, gru, transformer) and a batch size " +
+    "pick one config, --models and --batch several.",
   options: {
+    models: str(
+      "",
+      "Models to compare at --batch, comma-separated (default: rnn,lstm at 25 and 100)",
+      "gru,transformer",
+    ),
+    batch: int(100, 1, "Batch size of the --models configs", "25"),
+    data: str(
+      "",
+      "A dataset directory to draw the batches from (default: random captions)",
+      "datasets/synthetic",
+    ),
     iters: int(10, 1, "Timed iterations", "3"),
     backend: oneOf(["auto", "blas", "wasm", "ts"], "auto", "Kernel backend", "ts"),
     workers: str("1", "Worker counts, comma-separated", "1,2"),
@@ -45,11 +61,16 @@ const { values, positionals } = scriptCommandLine({
 const backend = selectKernels(values.backend as BackendName | "auto").name;
 const workerCounts = values.workers.split(",").map(Number);
 const shards = values.shards;
-const configs: Array<[CellType, number]> = positionals.length >= 2
-  ? [[positionals[0] as CellType, Number(positionals[1])]]
+const configs: Array<[ModelKind, number]> = positionals.length >= 2
+  ? [[positionals[0] as ModelKind, Number(positionals[1])]]
+  : values.models
+  ? values.models.split(",").map((m) => [m as ModelKind, values.batch])
   : [["rnn", 25], ["lstm", 25], ["rnn", 100], ["lstm", 100]];
 
 interface Run {
+  cell: ModelKind;
+  n: number;
+  batches: InMemoryBatches;
   workers: number;
   engine: TrainEngine;
   opt: Optimizer;
@@ -79,16 +100,29 @@ function threadCpu(): Map<string, number> | null {
   return out;
 }
 
+/** GEMM FLOPs of one step per caption row (forward + backward, 3 × 2 per multiply-add). */
+function flopsPerRow(cell: ModelKind): number {
+  if (cell === "transformer") return 3 * 2 * (2 * (5 * W * W + 2 * W * 2048) + W * V);
+  const k = { rnn: 1, lstm: 4, gru: 3 }[cell];
+  return 3 * 2 * (W * k * H + H * k * H + H * V);
+}
+
+// Random captions at the COCO sizes, or a dataset's (e.g. datasets/synthetic: the default run's).
+const data: CaptionData = values.data
+  ? await loadCocoData({ baseDir: values.data })
+  : randomCaptionData({ numTrain: 500, vocab: V, inputDim: D, seed: 1 });
+const runs: Run[] = [];
 for (const [cell, n] of configs) {
-  const data = randomCaptionData({ numTrain: 500, vocab: V, inputDim: D, seed: 1 });
-  const runs: Run[] = [];
   for (const workers of workerCounts) {
-    const model = cocoModel(data.word_to_idx, cell);
+    const model = cocoModelOf(data.word_to_idx, cell);
     const t0 = performance.now();
     const engine = createEngine(model, { workers, shards });
     if (engine instanceof PoolEngine) await engine.ready;
     const opt = new Optimizer("adam", { learningRate: 1e-3 }, model.layout.total, "float32");
     runs.push({
+      cell,
+      n,
+      batches: new InMemoryBatches(data, n, 0),
       workers,
       engine,
       opt,
@@ -98,34 +132,35 @@ for (const [cell, n] of configs) {
       startupMs: performance.now() - t0,
     });
   }
-  const batches = new InMemoryBatches(data, n, 0);
-  const iters = values.iters, warmup = 2;
-  for (let i = 0; i < iters + warmup; i++) {
-    const batch = batches.next();
-    for (let k = 0; k < runs.length; k++) {
-      const run = runs[(i + k) % runs.length];
-      const before = threadCpu();
-      const t0 = performance.now();
-      await run.engine.step(batch, run.opt, 0);
-      run.times.push(performance.now() - t0);
-      const after = threadCpu();
-      if (before && after) {
-        const used = [...after].map(([tid, ms]) => ms - (before.get(tid) ?? ms));
-        run.cpu.push(used.reduce((a, b) => a + b, 0));
-        run.busiest.push(Math.max(...used));
-      }
+}
+const iters = values.iters, warmup = 2;
+for (let i = 0; i < iters + warmup; i++) {
+  for (let k = 0; k < runs.length; k++) {
+    const run = runs[(i + k) % runs.length];
+    const batch = run.batches.next();
+    const before = threadCpu();
+    const t0 = performance.now();
+    await run.engine.step(batch, run.opt, 0);
+    run.times.push(performance.now() - t0);
+    const after = threadCpu();
+    if (before && after) {
+      const used = [...after].map(([tid, ms]) => ms - (before.get(tid) ?? ms));
+      run.cpu.push(used.reduce((a, b) => a + b, 0));
+      run.busiest.push(Math.max(...used));
     }
   }
-  const k = cell === "lstm" ? 4 : 1;
-  const flops = 3 * 2 * (n * D * H + n * T * (W * k * H + H * k * H) + n * T * H * V);
-  const median = (xs: number[]) => medianOf(xs.slice(warmup));
-  const base = median(runs[0].times);
-  const baseBusiest = runs[0].busiest.length ? median(runs[0].busiest) : NaN;
-  const round = (x: number, digits = 2) => Number(x.toFixed(digits));
-  for (const run of runs) {
+}
+const median = (xs: number[]) => medianOf(xs.slice(warmup));
+const round = (x: number, digits = 2) => Number(x.toFixed(digits));
+for (const [cell, n] of configs) {
+  const mine = runs.filter((r) => r.cell === cell && r.n === n);
+  const flops = 3 * 2 * n * D * (cell === "transformer" ? W : H) + n * T * flopsPerRow(cell);
+  const base = median(mine[0].times);
+  const baseBusiest = mine[0].busiest.length ? median(mine[0].busiest) : NaN;
+  for (const run of mine) {
     const ms = median(run.times);
     const busiest = run.busiest.length ? median(run.busiest) : NaN;
-    const first = runs.length > 1 && run === runs[0];
+    const first = mine.length > 1 && run === mine[0];
     console.log(JSON.stringify({
       impl: "recap",
       backend,
@@ -138,11 +173,11 @@ for (const [cell, n] of configs) {
       ms_per_iter: Number(ms.toFixed(2)),
       captions_per_s: Number((n / ms * 1000).toFixed(1)),
       gflops: Number((flops / ms / 1e6).toFixed(2)),
-      ...(runs.length > 1 && !first ? { speedup_vs_first: round(base / ms) } : {}),
+      ...(mine.length > 1 && !first ? { speedup_vs_first: round(base / ms) } : {}),
       ...(run.cpu.length
         ? { cpu_ms_per_iter: round(median(run.cpu), 1), busiest_thread_ms: round(busiest, 1) }
         : {}),
-      ...(runs.length > 1 && !first && run.cpu.length
+      ...(mine.length > 1 && !first && run.cpu.length
         ? { cpu_speedup_vs_first: round(baseBusiest / busiest) }
         : {}),
       ...(run.workers > 1 ? { startup_ms: round(run.startupMs, 0) } : {}),

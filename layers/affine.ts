@@ -6,7 +6,7 @@
  */
 import { expectSameDtype, expectShape } from "./checks.ts";
 import { mat, matmul, matmulAdd, T } from "./kernels/matmul.ts";
-import { type FloatDType, shapeSize, Tensor } from "./tensor.ts";
+import { type FloatArray, type FloatDType, shapeSize, Tensor } from "./tensor.ts";
 
 /** What {@linkcode affineForward} keeps for the backward pass. */
 export interface AffineCache<D extends FloatDType> {
@@ -52,10 +52,42 @@ export function affineForward<D extends FloatDType>(
   const m = w.shape[1];
   expectShape("b", b, [m]);
   const out = Tensor.zeros([n, m], x.dtype);
-  // out = b broadcast over rows, then out += x @ w.
-  for (let i = 0; i < n; i++) out.data.set(b.data, i * m);
-  matmulAdd(mat(out.data, n, m), mat(x.data, n, d), mat(w.data, d, m));
+  affineRows(x.data, n, d, w.data, b.data, out.data, m);
   return [out, { x, w }];
+}
+
+/**
+ * The affine map on flat rows: out = b broadcast over the rows, then out += x @ w (one GEMM).
+ * The kernel under {@linkcode affineForward}, for the fused steps and decoders.
+ * @param x The input rows, (N, D), from element 0.
+ * @param rows N.
+ * @param d D.
+ * @param w The weights, (D, M).
+ * @param b The bias, (M,).
+ * @param out Where the rows go, (N, M) from element `off`, rows M apart.
+ * @param m M.
+ * @param off The first output element (default 0).
+ *
+ * @example
+ * ```ts
+ * import { affineRows } from "./affine.ts";
+ * const out = new Float64Array(2);
+ * affineRows(new Float64Array([1, 2]), 1, 2, new Float64Array([1, 0, 0, 1]), new Float64Array([10, 20]), out, 2);
+ * console.log(out); // [11, 22]
+ * ```
+ */
+export function affineRows(
+  x: FloatArray,
+  rows: number,
+  d: number,
+  w: FloatArray,
+  b: FloatArray,
+  out: FloatArray,
+  m: number,
+  off = 0,
+): void {
+  for (let i = 0; i < rows; i++) out.set(b, off + i * m);
+  matmulAdd(mat(out, rows, m, off), mat(x, rows, d), mat(w, d, m));
 }
 
 /**
@@ -82,11 +114,50 @@ export function affineBackward<D extends FloatDType>(
   const dx = Tensor.zeros(x.shape, x.dtype);
   const dw = Tensor.zeros([d, m], x.dtype);
   const db = Tensor.zeros([m], x.dtype);
-  const dOut = mat(dout.data, n, m);
-  matmul(mat(dx.data, n, d), dOut, T(mat(w.data, d, m))); // dout @ wᵀ
-  matmul(mat(dw.data, d, m), T(mat(x.data, n, d)), dOut); // xᵀ @ dout
-  sumRows(dout.data, n, m, db.data);
+  affineRowsBackward(dout.data, x.data, n, d, w.data, m, { dx: dx.data, dw: dw.data, db: db.data });
   return { dx, dw, db };
+}
+
+/**
+ * The backward pass of {@linkcode affineRows}: dx = dout @ wᵀ (added to dx with `accumulate`,
+ * e.g. when x feeds several maps), dw = xᵀ @ dout, db = Σ dout over the rows; dw and db are
+ * overwritten. The kernel under {@linkcode affineBackward}, for the fused steps.
+ * @param dout The output's gradient, (N, M), from element 0.
+ * @param x The forward pass's input rows, (N, D).
+ * @param rows N.
+ * @param d D.
+ * @param w The weights, (D, M).
+ * @param m M.
+ * @param grads Where the gradients go: dw (D, M), db (M,), and dx (N, D) unless null.
+ * @param accumulate Add into dx instead of overwriting it (default false).
+ *
+ * @example
+ * ```ts
+ * import { affineRowsBackward } from "./affine.ts";
+ * const g = { dx: new Float64Array(2), dw: new Float64Array(4), db: new Float64Array(2) };
+ * affineRowsBackward(new Float64Array([1, 0]), new Float64Array([3, 4]), 1, 2, new Float64Array([1, 2, 3, 4]), 2, g);
+ * console.log(g.dx, g.dw, g.db); // [1, 3] [3, 0, 4, 0] [1, 0]
+ * ```
+ */
+export function affineRowsBackward(
+  dout: FloatArray,
+  x: FloatArray,
+  rows: number,
+  d: number,
+  w: FloatArray,
+  m: number,
+  grads: { dx: FloatArray | null; dw: FloatArray; db: FloatArray },
+  accumulate = false,
+): void {
+  const dOut = mat(dout, rows, m);
+  if (grads.dx) {
+    const dx = mat(grads.dx, rows, d), wT = T(mat(w, d, m));
+    if (accumulate) matmulAdd(dx, dOut, wT); // += dout @ wᵀ
+    else matmul(dx, dOut, wT); // dout @ wᵀ
+  }
+  matmul(mat(grads.dw, d, m), T(mat(x, rows, d)), dOut); // xᵀ @ dout
+  grads.db.fill(0);
+  sumRows(dout, rows, m, grads.db);
 }
 
 /**

@@ -260,13 +260,16 @@ export function rnnBackward<D extends FloatDType>(
 
 /**
  * The gradients of a recurrent layer's projections, over all steps at once, from the gradient
- * of every step's pre-activation: dx = da @ Wxᵀ, dWx = xᵀ @ da, dWh = h_prevᵀ @ da, db = Σ da.
- * Shared by the vanilla RNN and the LSTM (whose da is 4H wide).
+ * of every step's pre-activation: dx = da @ Wxᵀ, dWx = xᵀ @ da, dWh = h_prevᵀ @ daH, db = Σ da.
+ * Shared by the vanilla RNN and the LSTM (whose da is 4H wide), where the input and recurrent
+ * projections add up to one pre-activation (daH = da), and the GRU (3H wide), where they differ.
  * @param x Inputs, (N, T, D).
  * @param h0 Initial hidden state, (N, H).
  * @param h All hidden states, (N, T, H).
- * @param da Pre-activation gradients, (N, T, G) with G = H (RNN) or 4H (LSTM).
+ * @param da Pre-activation gradients of the input projection, (N, T, G) with G = H (RNN),
+ * 4H (LSTM) or 3H (GRU).
  * @param Wx Input weights, (D, G).
+ * @param daH Pre-activation gradients of the recurrent projection (default `da`), (N, T, G).
  * @returns `{ dx, dWx, dWh, db }`.
  */
 export function projectionGrads<D extends FloatDType>(
@@ -275,6 +278,7 @@ export function projectionGrads<D extends FloatDType>(
   h: Tensor<D>,
   da: Tensor<D>,
   Wx: Tensor<D>,
+  daH: Tensor<D> = da,
 ): { dx: Tensor<D>; dWx: Tensor<D>; dWh: Tensor<D>; db: Tensor<D> } {
   const [n, t, d] = x.shape, hd = h0.shape[1], g = da.shape[2], dtype = x.dtype, rows = n * t;
   const dx = Tensor.zeros([n, t, d], dtype);
@@ -284,7 +288,7 @@ export function projectionGrads<D extends FloatDType>(
   matmul(mat(dx.data, rows, d), dA, T(mat(Wx.data, d, g)));
   matmul(mat(dWx.data, d, g), T(mat(x.data, rows, d)), dA);
   const hPrev = shiftedHidden(h0, h);
-  matmul(mat(dWh.data, hd, g), T(mat(hPrev.data, rows, hd)), dA);
+  matmul(mat(dWh.data, hd, g), T(mat(hPrev.data, rows, hd)), mat(daH.data, rows, g));
   sumRows(da.data, n * t, g, db.data);
   return { dx, dWx, dWh, db };
 }

@@ -59,3 +59,47 @@ export function temporalSoftmaxLoss<D extends FloatDType>(
   }
   return [loss / n, dx];
 }
+
+/**
+ * The temporal softmax loss with a weight per caption, composed from the layer: each caption's
+ * loss and gradient (alone, so divided by 1) times its weight, then divided by N like the
+ * unweighted loss. Self-critical training weights each sampled caption by its reward minus
+ * its baseline.
+ * @param scores Scores, (N, T, V).
+ * @param targets Target words, (N, T).
+ * @param mask 1 where a target counts, (N, T).
+ * @param weights Each caption's weight, (N,).
+ * @returns `[loss, dscores]`, like {@linkcode temporalSoftmaxLoss}.
+ *
+ * @example
+ * ```ts
+ * import { weightedTemporalSoftmaxLoss } from "./temporal_softmax_loss.ts";
+ * import { Tensor } from "./tensor.ts";
+ * const scores = Tensor.zeros([2, 1, 2]);
+ * const targets = Tensor.fromValues([1, 1], [2, 1], "int32");
+ * const mask = Tensor.fromValues([1, 1], [2, 1], "int32");
+ * console.log(weightedTemporalSoftmaxLoss(scores, targets, mask, [1, 0])[0].toFixed(4)); // 0.3466
+ * ```
+ */
+export function weightedTemporalSoftmaxLoss<D extends FloatDType>(
+  scores: Tensor<D>,
+  targets: Tensor<"int32">,
+  mask: Tensor<"int32">,
+  weights: ArrayLike<number>,
+): [number, Tensor<D>] {
+  const [n, t, v] = scores.shape;
+  const dscores = Tensor.zeros([n, t, v], scores.dtype);
+  let loss = 0;
+  // Caption i's rows of a (N, T, …) tensor, as a batch of one.
+  const caption = <X extends DType>(x: Tensor<X>, i: number): Tensor<X> => {
+    const size = x.size / n;
+    const rows = x.data.slice(i * size, (i + 1) * size) as typeof x.data;
+    return new Tensor(rows, [1, ...x.shape.slice(1)]);
+  };
+  for (let i = 0; i < n; i++) {
+    const [li, di] = temporalSoftmaxLoss(caption(scores, i), caption(targets, i), caption(mask, i));
+    loss += weights[i] * li;
+    for (let j = 0; j < t * v; j++) dscores.data[i * t * v + j] = weights[i] * di.data[j] / n;
+  }
+  return [loss / n, dscores];
+}

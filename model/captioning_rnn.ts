@@ -1,20 +1,26 @@
 /**
  * CaptioningRNN: the exercise's image-captioning model. An image feature vector sets the
- * initial hidden state through an affine projection; a vanilla RNN or LSTM then reads the
+ * initial hidden state through an affine projection; a vanilla RNN, LSTM or GRU then reads the
  * caption word by word and scores the next word over the vocabulary.
  *
  * Dimension legend: N batch, T time, D image feature, W word vector, H hidden, V vocabulary.
  * @module
  */
 import { affineBackward, affineForward } from "../layers/affine.ts";
+import { gruBackward, gruForward } from "../layers/gru.ts";
 import { lstmBackward, lstmForward } from "../layers/lstm.ts";
 import { Rng } from "../layers/random.ts";
 import { rnnBackward, rnnForward } from "../layers/rnn.ts";
-import { allocArray, type ArrayOf, type DType, type FloatDType, Tensor } from "../layers/tensor.ts";
+import { allocArray, type ArrayOf, type FloatDType, type Tensor } from "../layers/tensor.ts";
 import { temporalAffineBackward, temporalAffineForward } from "../layers/temporal_affine.ts";
-import { temporalSoftmaxLoss } from "../layers/temporal_softmax_loss.ts";
+import {
+  temporalSoftmaxLoss,
+  weightedTemporalSoftmaxLoss,
+} from "../layers/temporal_softmax_loss.ts";
 import { wordEmbeddingBackward, wordEmbeddingForward } from "../layers/word_embedding.ts";
 import {
+  gradientViews,
+  GRU_PARAM_NAMES,
   makeLayout,
   PARAM_NAMES,
   type ParamBuffer,
@@ -22,9 +28,13 @@ import {
   type ParamName,
   viewParams,
 } from "./params.ts";
+import type { CaptioningModel, LossResult } from "./captioning_model.ts";
+import { checkBatch, splitCaptions } from "./captions.ts";
 import { Decoder } from "./decoder.ts";
+import { resolveVocabulary } from "./vocabulary.ts";
 import {
   type CaptioningRNNOptions,
+  type CellType,
   checkCaptionWeights,
   checkLossOptions,
   type LossOptions,
@@ -35,77 +45,16 @@ import { sampleCaptions, type SampleOptions, type SampleResult } from "./samplin
 import { TrainStep } from "./train_step.ts";
 
 export type { CaptioningRNNOptions, CellType, LossOptions, ModelConfig } from "./model_config.ts";
+export type { LossResult } from "./captioning_model.ts";
 
-/** What {@linkcode CaptioningRNN.loss} returns. */
-export interface LossResult<D extends FloatDType> {
-  /** The loss: masked cross-entropy summed over time, divided by N. */
-  loss: number;
-  /** The gradient of every parameter, as views into `gradFlat`. */
-  grads: Record<ParamName, Tensor<D>>;
-  /** All gradients in one flat buffer of the parameter layout. */
-  gradFlat: ArrayOf<D>;
-}
-
-/**
- * Checks that the special tokens index rows of the V-row embedding and scores (V =
- * len(word_to_idx), as in the exercise) and that no two words share an index. Other words
- * may lie outside [0, V) — the exercise's test vocabulary does — as long as no caption uses them.
- */
-function checkVocabulary(wordToIdx: Record<string, number>, vocabSize: number): void {
-  for (const token of ["<NULL>", "<START>", "<END>"]) {
-    if (!(token in wordToIdx)) continue;
-    const i = wordToIdx[token];
-    if (!Number.isInteger(i) || i < 0 || i >= vocabSize) {
-      throw new RangeError(
-        `Invalid vocabulary: "${token}" has index ${i}, outside [0, ${vocabSize}) for a ` +
-          `vocabulary of ${vocabSize} words`,
-      );
-    }
-  }
-  const seen = new Map<number, string>();
-  for (const [word, i] of Object.entries(wordToIdx)) {
-    if (!Number.isInteger(i) || i < 0) {
-      throw new RangeError(
-        `Invalid vocabulary: "${word}" has index ${i}, expected an integer >= 0`,
-      );
-    }
-    const other = seen.get(i);
-    if (other !== undefined) {
-      throw new RangeError(
-        `Invalid vocabulary: "${other}" and "${word}" share index ${i}; each word needs its own`,
-      );
-    }
-    seen.set(i, word);
-  }
-}
-
-/**
- * The temporal softmax loss with a weight per caption, composed from the layer: each caption's
- * loss and gradient (alone, so divided by 1) times its weight, then divided by N like the
- * unweighted loss.
- */
-function weightedSoftmaxLoss<D extends FloatDType>(
-  scores: Tensor<D>,
-  targets: Tensor<"int32">,
-  mask: Tensor<"int32">,
-  weights: ArrayLike<number>,
-): [number, Tensor<D>] {
-  const [n, t, v] = scores.shape;
-  const dscores = Tensor.zeros([n, t, v], scores.dtype);
-  let loss = 0;
-  // Caption i's rows of a (N, T, …) tensor, as a batch of one.
-  const caption = <X extends DType>(x: Tensor<X>, i: number): Tensor<X> => {
-    const size = x.size / n;
-    const rows = x.data.slice(i * size, (i + 1) * size) as typeof x.data;
-    return new Tensor(rows, [1, ...x.shape.slice(1)]);
-  };
-  for (let i = 0; i < n; i++) {
-    const [li, di] = temporalSoftmaxLoss(caption(scores, i), caption(targets, i), caption(mask, i));
-    loss += weights[i] * li;
-    for (let j = 0; j < t * v; j++) dscores.data[i * t * v + j] = weights[i] * di.data[j] / n;
-  }
-  return [loss / n, dscores];
-}
+/** The parameter gradients a recurrent layer's backward pass returns (b, or the GRU's bx, bh). */
+type CellGrads<D extends FloatDType> = {
+  dWx: Tensor<D>;
+  dWh: Tensor<D>;
+  db?: Tensor<D>;
+  dbx?: Tensor<D>;
+  dbh?: Tensor<D>;
+};
 
 /**
  * The image-captioning RNN of the exercise, with all parameters in one flat buffer.
@@ -120,7 +69,7 @@ function weightedSoftmaxLoss<D extends FloatDType>(
  * console.log(loss > 0, grads.Wx.shape); // true [3, 20]
  * ```
  */
-export class CaptioningRNN<D extends FloatDType = FloatDType> {
+export class CaptioningRNN<D extends FloatDType = FloatDType> implements CaptioningModel<D> {
   /** The resolved constructor arguments. */
   readonly config: ModelConfig;
   /** The vocabulary: word → index. */
@@ -156,30 +105,28 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
    */
   constructor(options: CaptioningRNNOptions<D>) {
     const config = resolveModelConfig(options);
-    const { wordToIdx } = options;
-    if (!("<NULL>" in wordToIdx)) {
-      throw new RangeError(`Invalid vocabulary: wordToIdx has no "<NULL>" token`);
-    }
     this.config = config;
-    this.wordToIdx = wordToIdx;
-    // V = len(word_to_idx), as the exercise defines it.
-    const vocabSize = Object.keys(wordToIdx).length;
-    checkVocabulary(wordToIdx, vocabSize);
-    this.idxToWord = new Array(vocabSize).fill("<UNK>");
-    for (const [w, i] of Object.entries(wordToIdx)) if (i < vocabSize) this.idxToWord[i] = w;
-    this.nullIdx = wordToIdx["<NULL>"];
-    this.startIdx = wordToIdx["<START>"] ?? -1;
-    this.endIdx = wordToIdx["<END>"] ?? -1;
-    this.unkIdx = wordToIdx["<UNK>"] ?? -1;
+    this.wordToIdx = options.wordToIdx;
+    const vocab = resolveVocabulary(options.wordToIdx);
+    const vocabSize = vocab.idxToWord.length;
+    this.idxToWord = vocab.idxToWord;
+    this.nullIdx = vocab.nullIdx;
+    this.startIdx = vocab.startIdx;
+    this.endIdx = vocab.endIdx;
+    this.unkIdx = vocab.unkIdx;
     const { inputDim: d, wordvecDim: w, hiddenDim: h } = config;
-    const k = config.cellType === "lstm" ? 4 : 1;
+    const g = { rnn: 1, lstm: 4, gru: 3 }[config.cellType] * h;
+    // The GRU keeps a bias per projection (bx, bh), as nn.GRU: see layers/gru.ts.
+    const biases: Record<string, number[]> = config.cellType === "gru"
+      ? { bx: [g], bh: [g] }
+      : { b: [g] };
     this.layout = makeLayout({
       W_proj: [d, h],
       b_proj: [h],
       W_embed: [vocabSize, w],
-      Wx: [w, k * h],
-      Wh: [h, k * h],
-      b: [k * h],
+      Wx: [w, g],
+      Wh: [h, g],
+      ...biases,
       W_vocab: [h, vocabSize],
       b_vocab: [vocabSize],
     });
@@ -204,18 +151,18 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
     return this.#decoder ??= new Decoder(this);
   }
 
-  /** The exercise's initialisation: randn scaled by 1/100 or 1/√fan-in, zero biases. */
+  /**
+   * The exercise's initialisation: randn scaled by 1/100 or 1/√fan-in, zero biases (the GRU's
+   * too, rather than nn.GRU's uniform ±1/√H, so the three cells start alike).
+   */
   #initParams(rng: Rng): void {
     const { inputDim: d, wordvecDim: w, hiddenDim: h } = this.config;
-    const scale: Record<ParamName, number> = {
+    const scale: Record<string, number> = {
       W_proj: 1 / Math.sqrt(d),
-      b_proj: 0,
       W_embed: 1 / 100,
       Wx: 1 / Math.sqrt(w),
       Wh: 1 / Math.sqrt(h),
-      b: 0,
       W_vocab: 1 / Math.sqrt(h),
-      b_vocab: 0,
     };
     // Draw in a fixed order so a seed always gives the same model.
     for (const name of ["W_embed", "W_proj", "Wx", "Wh", "W_vocab"] as const) {
@@ -243,11 +190,9 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
     options: LossOptions<D> = {},
   ): LossResult<D> {
     this.#checkBatch(features, captions, options);
-    const gradFlat = options.gradBuffer ?? allocArray(this.dtype, this.layout.total) as ArrayOf<D>;
-    if (this.#gradViews?.flat !== gradFlat) {
-      this.#gradViews = viewParams(this.layout, this.dtype, gradFlat);
-    }
-    const grads = this.#gradViews.views;
+    const views = gradientViews(this.layout, this.dtype, options.gradBuffer, this.#gradViews);
+    this.#gradViews = views;
+    const { flat: gradFlat, views: grads } = views;
     const normalizer = options.normalizer ?? captions.shape[0];
     const step = this.#trainStep();
     const loss = step.run(
@@ -296,21 +241,8 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
     options: LossOptions<D>,
   ): void {
     checkLossOptions(options, this.dtype, this.layout.total);
-    const [n, t1] = captions.shape;
-    if (captions.dtype !== "int32" || captions.shape.length !== 2 || t1 < 2) {
-      throw new RangeError(
-        `Invalid captions: expected int32 (N, T+1) with T >= 1, got ${captions.dtype} [${captions.shape}]`,
-      );
-    }
-    if (
-      features.shape.length !== 2 || features.shape[0] !== n ||
-      features.shape[1] !== this.config.inputDim
-    ) {
-      throw new RangeError(
-        `Invalid features: expected [${n}, ${this.config.inputDim}], got [${features.shape}]`,
-      );
-    }
-    if (options.weights !== undefined) checkCaptionWeights(options.weights, n);
+    checkBatch(features, captions, this.config.inputDim);
+    if (options.weights !== undefined) checkCaptionWeights(options.weights, captions.shape[0]);
   }
 
   /**
@@ -329,32 +261,25 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
     options: LossOptions<D> = {},
   ): LossResult<D> {
     this.#checkBatch(features, captions, options);
-    const [n, t1] = captions.shape;
+    const n = captions.shape[0];
     const p = this.params;
     const feats =
       (features.dtype === this.dtype ? features : features.astype(this.dtype)) as Tensor<D>;
-    const t = t1 - 1;
-    const capIn = Tensor.zeros([n, t], "int32"), capOut = Tensor.zeros([n, t], "int32");
-    const mask = Tensor.zeros([n, t], "int32");
-    for (let i = 0; i < n; i++) {
-      for (let s = 0; s < t; s++) {
-        capIn.data[i * t + s] = captions.data[i * t1 + s];
-        const target = captions.data[i * t1 + s + 1];
-        capOut.data[i * t + s] = target;
-        mask.data[i * t + s] = target !== this.nullIdx ? 1 : 0;
-      }
-    }
+    const { capIn, capOut, mask } = splitCaptions(captions, this.nullIdx);
     // Forward.
     const [h0, projCache] = affineForward(feats, p.W_proj, p.b_proj);
     const [x, embedCache] = wordEmbeddingForward(capIn, p.W_embed);
-    let backwardCell: (
-      dh: Tensor<D>,
-    ) => { dx: Tensor<D>; dh0: Tensor<D>; dWx: Tensor<D>; dWh: Tensor<D>; db: Tensor<D> };
+    // Each cell's backward pass returns dx, dh0 and its parameters' gradients by name.
+    let backwardCell: (dh: Tensor<D>) => { dx: Tensor<D>; dh0: Tensor<D> } & CellGrads<D>;
     let h: Tensor<D>;
     if (this.config.cellType === "rnn") {
       const [hh, cache] = rnnForward(x, h0, p.Wx, p.Wh, p.b, this.config.activation);
       h = hh;
       backwardCell = (dh) => rnnBackward(dh, cache);
+    } else if (this.config.cellType === "gru") {
+      const [hh, cache] = gruForward(x, h0, p.Wx, p.Wh, p.bx, p.bh);
+      h = hh;
+      backwardCell = (dh) => gruBackward(dh, cache);
     } else {
       const [hh, cache] = lstmForward(x, h0, p.Wx, p.Wh, p.b);
       h = hh;
@@ -363,7 +288,7 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
     const [scores, vocabCache] = temporalAffineForward(h, p.W_vocab, p.b_vocab);
     const normalizer = options.normalizer ?? n;
     const [rawLoss, dscores] = options.weights
-      ? weightedSoftmaxLoss(scores, capOut, mask, options.weights)
+      ? weightedTemporalSoftmaxLoss(scores, capOut, mask, options.weights)
       : temporalSoftmaxLoss(scores, capOut, mask);
     // Rescale from "divided by N" to "divided by normalizer" for shards of a larger batch.
     const scale = n / normalizer;
@@ -375,9 +300,10 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
     grads.W_vocab.data.set(vocab.dw.data);
     grads.b_vocab.data.set(vocab.db.data);
     const cell = backwardCell(vocab.dx);
-    grads.Wx.data.set(cell.dWx.data);
-    grads.Wh.data.set(cell.dWh.data);
-    grads.b.data.set(cell.db.data);
+    for (const name of ["Wx", "Wh", "b", "bx", "bh"] as const) {
+      const g = cell[`d${name}`];
+      if (g) grads[name].data.set(g.data);
+    }
     grads.W_embed.data.set(wordEmbeddingBackward(cell.dx, embedCache).dW.data);
     const proj = affineBackward(cell.dh0, projCache);
     grads.W_proj.data.set(proj.dw.data);
@@ -412,13 +338,22 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> {
    * Copies all parameters from another model with the same layout.
    * @param other The model to copy from.
    */
-  copyParamsFrom(other: CaptioningRNN<FloatDType>): void {
+  copyParamsFrom(other: CaptioningModel<FloatDType>): void {
     if (other.layout.total !== this.layout.total) {
       throw new RangeError(`Cannot copy parameters: layouts differ in size`);
     }
     this.flat.set(other.flat);
   }
 
-  /** The parameter names, in layout order. */
+  /** The parameter names of the rnn and lstm, in layout order (the gru's: `GRU_PARAM_NAMES`). */
   static readonly paramNames: readonly ParamName[] = PARAM_NAMES;
+
+  /**
+   * The parameter names of a recurrent cell's model, in layout order.
+   * @param cellType "rnn", "lstm" or "gru".
+   * @returns {@linkcode PARAM_NAMES}, or `GRU_PARAM_NAMES` for the GRU.
+   */
+  static paramNamesOf(cellType: CellType): readonly ParamName[] {
+    return cellType === "gru" ? GRU_PARAM_NAMES : PARAM_NAMES;
+  }
 }

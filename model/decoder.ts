@@ -4,7 +4,7 @@
  * log-sum-exp for log-probabilities.
  *
  * Dimension legend: R rows, D image feature, W word vector, H hidden,
- * G gate width (H for the RNN, 4H for the LSTM), V vocabulary.
+ * G gate width (H for the RNN, 4H for the LSTM, 3H for the GRU), V vocabulary.
  * @module
  */
 import type { ElementwiseKernels, FloatArena } from "../layers/kernels/elementwise.ts";
@@ -145,7 +145,8 @@ export class Decoder implements StepDecoder {
   reserve(rows: number): void {
     if (rows <= this.#rows) return;
     const { wordvecDim: w, hiddenDim: hd, vocabSize: v } = this.#shape, g = gateWidth(this.#shape);
-    const [h, c, hNext, cNext, x, gates, tanhC, scores, scratch, stats] = this.#arena.carve([
+    const gru = this.#shape.cellType === "gru";
+    const [h, c, hNext, cNext, x, gates, tanhC, ah, scores, scratch, stats] = this.#arena.carve([
       rows * hd,
       rows * hd,
       rows * hd,
@@ -153,13 +154,14 @@ export class Decoder implements StepDecoder {
       rows * w,
       rows * g,
       rows * hd,
+      gru ? rows * g : 0,
       rows * v,
       rows * v,
       2 * rows,
     ]);
-    // tanh(c) is not read across steps: both states share one array.
-    this.#state = { h, c, tanhC };
-    this.#next = { h: hNext, c: cNext, tanhC };
+    // tanh(c) and the GRU's ah are not read across steps: both states share them.
+    this.#state = { h, c, tanhC, ah };
+    this.#next = { h: hNext, c: cNext, tanhC, ah };
     this.#x = x;
     this.#gates = gates;
     this.scores = scores;

@@ -5,18 +5,20 @@
  * is the readable reference of the same math.
  *
  *   h0     = feats · W_proj + b_proj                     initialHidden
- *   x      = W_embed[words],  gates = b + x · Wx         embedWords
- *   gates += h_prev · Wh,  (h, c) = cell(gates, c_prev)  recurrentStep
+ *   x      = W_embed[words],  gates = b + x · Wx         embedWords (b is bx for the GRU)
+ *   gates += h_prev · Wh,  (h, c) = cell(gates, c_prev)  recurrentStep (RNN, LSTM)
+ *   ah = bh + h_prev · Wh,  h = gru(gates, ah, h_prev)   recurrentStep (GRU)
  *   scores = b_vocab + h · W_vocab                       vocabScores
  *
  * Dimension legend: R rows (captions or beams), D image feature, W word vector, H hidden,
- * G gate width (H for the RNN, 4H for the LSTM), V vocabulary.
+ * G gate width (H for the RNN, 4H for the LSTM, 3H for the GRU), V vocabulary.
  * @module
  */
 import type { Activation } from "../layers/activations.ts";
 import type { ElementwiseKernels } from "../layers/kernels/elementwise.ts";
 import { mat, matmulAdd } from "../layers/kernels/matmul.ts";
 import type { FloatArray, FloatDType, Tensor } from "../layers/tensor.ts";
+import type { CellType } from "./model_config.ts";
 import type { ParamName } from "./params.ts";
 
 /** The sizes and cell of the language model. */
@@ -29,19 +31,22 @@ export interface LmShape {
   hiddenDim: number;
   /** V */
   vocabSize: number;
-  /** "rnn" or "lstm". */
-  cellType: "rnn" | "lstm";
+  /** "rnn", "lstm" or "gru". */
+  cellType: CellType;
   /** The vanilla RNN's nonlinearity. */
   activation: Activation;
 }
 
 /**
  * The parameter views: W_proj (D, H), b_proj (H,), W_embed (V, W), Wx (W, G), Wh (H, G),
- * b (G,), W_vocab (H, V), b_vocab (V,).
+ * b (G,) — for the GRU bx (G,) and bh (G,) instead —, W_vocab (H, V), b_vocab (V,).
  */
 export type LmParams = Readonly<Record<ParamName, Tensor<FloatDType>>>;
 
-/** Where a step writes its state: rows of (R, H) each; `c` and `tanhC` are the LSTM's. */
+/**
+ * Where a step writes its state: rows of (R, H) each; `c` and `tanhC` are the LSTM's, `ah` the
+ * GRU's (empty arrays for the other cells).
+ */
 export interface LmState {
   /** Hidden states. */
   h: FloatArray;
@@ -49,10 +54,16 @@ export interface LmState {
   c: FloatArray;
   /** tanh of the cell states (LSTM), kept for the backward pass. */
   tanhC: FloatArray;
+  /**
+   * The recurrent projections bh + h_prev · Wh (GRU), (R, 3H) at the gates' offset, kept for
+   * the backward pass.
+   */
+  ah: FloatArray;
 }
 
 /**
- * G, the width of the gates: H for the RNN, 4H (i, f, o, g) for the LSTM.
+ * G, the width of the gates: H for the RNN, 4H (i, f, o, g) for the LSTM, 3H (r, z, n) for the
+ * GRU.
  * @param shape The model's sizes.
  * @returns G.
  *
@@ -64,7 +75,8 @@ export interface LmState {
  * ```
  */
 export function gateWidth(shape: LmShape): number {
-  return shape.cellType === "lstm" ? 4 * shape.hiddenDim : shape.hiddenDim;
+  const k = { rnn: 1, lstm: 4, gru: 3 }[shape.cellType];
+  return k * shape.hiddenDim;
 }
 
 /**
@@ -98,7 +110,8 @@ export function initialHidden(
 }
 
 /**
- * The word vectors and their input projection: x = W_embed[words], gates = b + x · Wx.
+ * The word vectors and their input projection: x = W_embed[words], gates = b + x · Wx (the
+ * GRU's input-side bias is bx).
  * @param p The parameter views.
  * @param shape The model's sizes.
  * @param words Word indices, (R,), each in [0, V).
@@ -126,23 +139,27 @@ export function embedWords(
   gates: FloatArray,
 ): void {
   const w = shape.wordvecDim, g = gateWidth(shape), emb = p.W_embed.data;
+  const bias = (shape.cellType === "gru" ? p.bx : p.b).data;
   for (let r = 0; r < rows; r++) {
     x.set(emb.subarray(words[r] * w, (words[r] + 1) * w), r * w);
-    gates.set(p.b.data, r * g);
+    gates.set(bias, r * g);
   }
   matmulAdd(mat(gates, rows, g), mat(x, rows, w), mat(p.Wx.data, w, g));
 }
 
 /**
  * The recurrent update and the cell: gates += h_prev · Wh, then the RNN's h = act(gates) or
- * the LSTM's cell (gates activated in place; c = f ⊙ c_prev + i ⊙ g, h = o ⊙ tanh(c)).
+ * the LSTM's cell (gates activated in place; c = f ⊙ c_prev + i ⊙ g, h = o ⊙ tanh(c)); for the
+ * GRU, ah = bh + h_prev · Wh (into `next.ah` at `gOff`) and its cell (gates become r, z, n;
+ * h = (1 - z) ⊙ n + z ⊙ h_prev).
  * @param p The parameter views.
  * @param shape The model's sizes.
  * @param ew The elementwise kernels to run the cell on.
  * @param rows R.
  * @param gates The gate pre-activations b + x · Wx, (R, G) at `gOff`; activated on return.
  * @param hPrev The previous hidden states, (R, H) at `prevOff`.
- * @param cPrev The previous cell states, (R, H) at `prevOff`, or null for c = 0 (LSTM).
+ * @param cPrev The previous cell states, (R, H) at `prevOff`, or null for c = 0 (LSTM; the
+ * other cells ignore it).
  * @param prevOff Where the previous state's rows start.
  * @param gOff Where the gates' rows start.
  * @param next Where the new state goes, rows (R, H) at `outOff`. For the RNN, `next.h` may be
@@ -157,7 +174,7 @@ export function embedWords(
  * const model = new CaptioningRNN({ wordToIdx: { "<NULL>": 0 }, hiddenDim: 2, cellType: "lstm" });
  * const shape = { ...model.config, vocabSize: model.vocabSize };
  * const gates = new Float32Array(8), h = new Float32Array(2), c = new Float32Array(2);
- * const next = { h: new Float32Array(2), c: new Float32Array(2), tanhC: new Float32Array(2) };
+ * const next = { h: new Float32Array(2), c: new Float32Array(2), tanhC: new Float32Array(2), ah: new Float32Array(0) };
  * recurrentStep(model.params, shape, tsElementwise, 1, gates, 0, h, c, 0, next, 0);
  * console.log(next.c[0]); // 0: i ⊙ g with zero gates, g = tanh(0)
  * ```
@@ -176,6 +193,13 @@ export function recurrentStep(
   outOff: number,
 ): void {
   const hd = shape.hiddenDim, g = gateWidth(shape);
+  if (shape.cellType === "gru") {
+    const ah = next.ah;
+    for (let r = 0; r < rows; r++) ah.set(p.bh.data, gOff + r * g);
+    matmulAdd(mat(ah, rows, g, gOff), mat(hPrev, rows, hd, prevOff), mat(p.Wh.data, hd, g));
+    ew.gruCell(gates, ah, gOff, hPrev, prevOff, next.h, outOff, rows, hd);
+    return;
+  }
   matmulAdd(mat(gates, rows, g, gOff), mat(hPrev, rows, hd, prevOff), mat(p.Wh.data, hd, g));
   if (shape.cellType === "lstm") {
     ew.lstmCell(gates, gOff, cPrev, prevOff, next.c, next.tanhC, next.h, outOff, rows, hd);

@@ -8,8 +8,8 @@ import { type Activation, checkActivation } from "../layers/activations.ts";
 import { checkOptionNames } from "../layers/options.ts";
 import type { ArrayOf, FloatArray, FloatDType } from "../layers/tensor.ts";
 
-/** The recurrent cell of the language model. */
-export type CellType = "rnn" | "lstm";
+/** The recurrent cell of the language model: the vanilla RNN, the LSTM or the GRU. */
+export type CellType = "rnn" | "lstm" | "gru";
 
 /** How to build a `CaptioningRNN`; every field but `wordToIdx` has a default. */
 export interface CaptioningRNNOptions<D extends FloatDType = FloatDType> {
@@ -21,7 +21,7 @@ export interface CaptioningRNNOptions<D extends FloatDType = FloatDType> {
   wordvecDim?: number;
   /** H, the hidden size (default 128). */
   hiddenDim?: number;
-  /** "rnn" (default) or "lstm". */
+  /** "rnn" (default), "lstm" or "gru". */
   cellType?: CellType;
   /** The vanilla RNN's nonlinearity: "tanh" (default) or "sigmoid". */
   activation?: Activation;
@@ -51,7 +51,7 @@ export interface ModelConfig {
   seed: number;
 }
 
-/** Options of `CaptioningRNN.loss` and `lossReference`. */
+/** Options of a captioning model's `loss` and `lossReference`. */
 export interface LossOptions<D extends FloatDType> {
   /**
    * What the summed loss is divided by (default N, the exercise's). A shard of a larger batch
@@ -66,9 +66,16 @@ export interface LossOptions<D extends FloatDType> {
    * sampled caption's reward minus its baseline.
    */
   weights?: ArrayLike<number>;
+  /**
+   * Turns on dropout (for models that have it, the Transformer) with masks drawn from this
+   * integer and the model's seed; without it (the default) the loss is deterministic, as for
+   * gradient checks and validation. The training engines pass one per step and fixed shard.
+   */
+  dropoutSeed?: number;
 }
 
-const MODEL_OPTIONS: readonly (keyof CaptioningRNNOptions)[] = [
+/** The option names a `CaptioningRNN` takes. */
+export const RNN_OPTIONS: readonly (keyof CaptioningRNNOptions)[] = [
   "wordToIdx",
   "inputDim",
   "wordvecDim",
@@ -83,6 +90,7 @@ const LOSS_OPTIONS: readonly (keyof LossOptions<FloatDType>)[] = [
   "normalizer",
   "gradBuffer",
   "weights",
+  "dropoutSeed",
 ];
 
 /**
@@ -107,18 +115,24 @@ export function resolveModelConfig(options: CaptioningRNNOptions): ModelConfig {
   if (options === undefined) {
     throw new TypeError("Invalid CaptioningRNN options: expected an object with wordToIdx");
   }
-  checkOptionNames("CaptioningRNN options", options, MODEL_OPTIONS);
+  checkOptionNames("CaptioningRNN options", options, RNN_OPTIONS);
   const { wordToIdx } = options;
   if (typeof wordToIdx !== "object" || wordToIdx === null || Array.isArray(wordToIdx)) {
     throw new TypeError(
       `Invalid wordToIdx: expected an object of word → index, got ${describe(wordToIdx)}`,
     );
   }
+  if ((options.cellType as string) === "transformer") {
+    throw new RangeError(
+      `Invalid cellType: "transformer" is CaptioningTransformer's; CaptioningRNN takes "rnn", ` +
+        `"lstm" or "gru" (createCaptioningModel builds either)`,
+    );
+  }
   const config: ModelConfig = {
     inputDim: positiveInteger("inputDim", options.inputDim ?? 512),
     wordvecDim: positiveInteger("wordvecDim", options.wordvecDim ?? 128),
     hiddenDim: positiveInteger("hiddenDim", options.hiddenDim ?? 128),
-    cellType: oneOf("cellType", options.cellType ?? "rnn", ["rnn", "lstm"]),
+    cellType: oneOf("cellType", options.cellType ?? "rnn", ["rnn", "lstm", "gru"]),
     activation: checkActivation(options.activation ?? "tanh"),
     dtype: oneOf("dtype", options.dtype ?? "float32", ["float32", "float64"]),
     seed: integer("seed", options.seed ?? 0),
@@ -151,6 +165,7 @@ export function checkLossOptions(
   if (options.gradBuffer !== undefined) {
     checkBuffer("gradBuffer", options.gradBuffer, { dtype }, total);
   }
+  if (options.dropoutSeed !== undefined) integer("dropoutSeed", options.dropoutSeed);
 }
 
 /**
@@ -192,13 +207,44 @@ function checkNormalizer(normalizer: number): void {
   }
 }
 
-function expectNumber(name: string, value: unknown, expected: string): asserts value is number {
+/**
+ * Checks that an option is a number, naming it otherwise.
+ * @param name The option's name.
+ * @param value Its value.
+ * @param expected What it accepts, for the message.
+ * @throws {TypeError} When it is not a number.
+ *
+ * @example
+ * ```ts
+ * import { expectNumber } from "./model_config.ts";
+ * expectNumber("seed", 3, "an integer"); // fine
+ * ```
+ */
+export function expectNumber(
+  name: string,
+  value: unknown,
+  expected: string,
+): asserts value is number {
   if (typeof value !== "number") {
     throw new TypeError(`Invalid ${name}: expected ${expected}, got ${describe(value)}`);
   }
 }
 
-function positiveInteger(name: string, value: number): number {
+/**
+ * Checks a positive-integer option.
+ * @param name The option's name.
+ * @param value Its value.
+ * @returns The value.
+ * @throws {TypeError} When it is not a number.
+ * @throws {RangeError} When it is not an integer ≥ 1.
+ *
+ * @example
+ * ```ts
+ * import { positiveInteger } from "./model_config.ts";
+ * console.log(positiveInteger("hiddenDim", 64)); // 64
+ * ```
+ */
+export function positiveInteger(name: string, value: number): number {
   expectNumber(name, value, "a positive integer");
   if (!Number.isInteger(value) || value < 1) {
     throw new RangeError(`Invalid ${name}: expected a positive integer, got ${value}`);
@@ -206,7 +252,21 @@ function positiveInteger(name: string, value: number): number {
   return value;
 }
 
-function integer(name: string, value: number): number {
+/**
+ * Checks an integer option.
+ * @param name The option's name.
+ * @param value Its value.
+ * @returns The value.
+ * @throws {TypeError} When it is not a number.
+ * @throws {RangeError} When it is not an integer.
+ *
+ * @example
+ * ```ts
+ * import { integer } from "./model_config.ts";
+ * console.log(integer("seed", -3)); // -3
+ * ```
+ */
+export function integer(name: string, value: number): number {
   expectNumber(name, value, "an integer");
   if (!Number.isInteger(value)) {
     throw new RangeError(`Invalid ${name}: expected an integer, got ${value}`);
@@ -214,7 +274,21 @@ function integer(name: string, value: number): number {
   return value;
 }
 
-function oneOf<T extends string>(name: string, value: T, allowed: readonly T[]): T {
+/**
+ * Checks an option that takes one of some strings.
+ * @param name The option's name.
+ * @param value Its value.
+ * @param allowed The strings it takes.
+ * @returns The value.
+ * @throws {RangeError} When it is not one of them.
+ *
+ * @example
+ * ```ts
+ * import { oneOf } from "./model_config.ts";
+ * console.log(oneOf("dtype", "float64", ["float32", "float64"])); // float64
+ * ```
+ */
+export function oneOf<T extends string>(name: string, value: T, allowed: readonly T[]): T {
   if (!allowed.includes(value)) {
     const names = allowed.map((a) => `"${a}"`).join(" or ");
     throw new RangeError(`Invalid ${name}: expected ${names}, got ${describe(value)}`);
@@ -222,8 +296,22 @@ function oneOf<T extends string>(name: string, value: T, allowed: readonly T[]):
   return value;
 }
 
-/** A flat buffer of the model's dtype (and, when given, of the layout's length). */
-function checkBuffer(
+/**
+ * Checks a flat buffer: of the model's dtype and, when given, of the layout's length.
+ * @param name The option's name.
+ * @param buffer Its value.
+ * @param config The model's element type.
+ * @param length The layout's length, when known.
+ * @throws {TypeError} For an array of another type.
+ * @throws {RangeError} For another length.
+ *
+ * @example
+ * ```ts
+ * import { checkBuffer } from "./model_config.ts";
+ * checkBuffer("gradBuffer", new Float32Array(4), { dtype: "float32" }, 4); // fine
+ * ```
+ */
+export function checkBuffer(
   name: string,
   buffer: unknown,
   config: { dtype: FloatDType },
@@ -243,8 +331,18 @@ function checkBuffer(
   }
 }
 
-/** A value as an error message shows it: strings quoted, objects by their constructor. */
-function describe(value: unknown): string {
+/**
+ * A value as an error message shows it: strings quoted, objects by their constructor.
+ * @param value Any value.
+ * @returns Its description.
+ *
+ * @example
+ * ```ts
+ * import { describe } from "./model_config.ts";
+ * console.log(describe("512"), describe(new Float64Array(1))); // "512" Float64Array
+ * ```
+ */
+export function describe(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);
   if (value === null || typeof value !== "object") return String(value);
   if (Array.isArray(value)) return "an array";

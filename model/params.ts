@@ -1,12 +1,14 @@
 /**
- * The parameter layout: every parameter of the model as a named, shaped range of ONE flat
+ * The parameter layout: every parameter of a model as a named, shaped range of ONE flat
  * buffer (like llm.c's single allocation), so workers can share it through a
- * SharedArrayBuffer and gradients and optimizer moments can use the same layout.
+ * SharedArrayBuffer and gradients and optimizer moments can use the same layout. Each model
+ * kind lists its own parameters (the recurrent cells' names below, the Transformer's in
+ * `transformer_params.ts`); the layout follows the order they are listed in.
  * @module
  */
 import { allocArray, type ArrayOf, type FloatDType, shapeSize, Tensor } from "../layers/tensor.ts";
 
-/** The model's parameter names, in the exercise's order. */
+/** The parameter names of the rnn and lstm models, in the exercise's order. */
 export const PARAM_NAMES = [
   "W_proj",
   "b_proj",
@@ -18,8 +20,31 @@ export const PARAM_NAMES = [
   "b_vocab",
 ] as const;
 
-/** A parameter name of the captioning model. */
-export type ParamName = typeof PARAM_NAMES[number];
+/**
+ * The GRU model's parameter names: the exercise's, with the gate bias split into the input
+ * side's `bx` and the hidden side's `bh`, as PyTorch's `nn.GRU` has them (b_ih, b_hh).
+ */
+export const GRU_PARAM_NAMES = [
+  "W_proj",
+  "b_proj",
+  "W_embed",
+  "Wx",
+  "Wh",
+  "bx",
+  "bh",
+  "W_vocab",
+  "b_vocab",
+] as const;
+
+/** A parameter name of a recurrent captioning model (rnn, lstm or gru). */
+export type RecurrentParamName = typeof PARAM_NAMES[number] | typeof GRU_PARAM_NAMES[number];
+
+/**
+ * A parameter's name in a model's layout, which is also its dataset path in a checkpoint:
+ * {@linkcode PARAM_NAMES} for the rnn and lstm, {@linkcode GRU_PARAM_NAMES} for the gru, and
+ * paths such as `"layer0/self_attn/Wq"` for the Transformer.
+ */
+export type ParamName = string;
 
 /** Where one parameter lives in the flat buffer. */
 export interface ParamSlot {
@@ -35,7 +60,7 @@ export interface ParamSlot {
 
 /** The whole layout: slots in order and the total number of elements. */
 export interface ParamLayout {
-  /** One slot per parameter, in {@linkcode PARAM_NAMES} order. */
+  /** One slot per parameter, in the model's order (e.g. {@linkcode PARAM_NAMES}). */
   slots: ParamSlot[];
   /** The flat buffer's length. */
   total: number;
@@ -50,9 +75,9 @@ export interface ParamBuffer<D extends FloatDType = FloatDType> {
 }
 
 /**
- * The layout for given parameter shapes.
- * @param shapes The shape of each parameter.
- * @returns Offsets in {@linkcode PARAM_NAMES} order.
+ * The layout for given parameter shapes, in the order the shapes are listed.
+ * @param shapes The shape of each parameter, in layout order.
+ * @returns The slots, in that order.
  *
  * @example
  * ```ts
@@ -63,9 +88,9 @@ export interface ParamBuffer<D extends FloatDType = FloatDType> {
  * console.log(layout.total); // 73
  * ```
  */
-export function makeLayout(shapes: Record<ParamName, number[]>): ParamLayout {
+export function makeLayout(shapes: Readonly<Record<ParamName, readonly number[]>>): ParamLayout {
   let offset = 0;
-  const slots = PARAM_NAMES.map((name) => {
+  const slots = Object.keys(shapes).map((name) => {
     const size = shapeSize(shapes[name]);
     const slot = { name, shape: [...shapes[name]], offset, size };
     offset += size;
@@ -108,4 +133,33 @@ export function viewParams<D extends FloatDType>(
     views[s.name] = new Tensor(buffer.subarray(s.offset, s.offset + s.size) as ArrayOf<D>, s.shape);
   }
   return { flat: buffer, views };
+}
+
+/**
+ * The views of a gradient buffer for a loss call: of the buffer given, or of a new one, reusing
+ * the views made for the same buffer last time (a training engine passes the same shard buffer
+ * every step).
+ * @param layout The layout.
+ * @param dtype The element type.
+ * @param buffer The caller's gradient buffer, if any.
+ * @param cached The views made last time, if any.
+ * @returns The buffer and its views.
+ *
+ * @example
+ * ```ts
+ * import { gradientViews, makeLayout } from "./params.ts";
+ * const layout = makeLayout({ w: [2, 2], b: [2] });
+ * const buffer = new Float64Array(6);
+ * const views = gradientViews(layout, "float64", buffer);
+ * console.log(gradientViews(layout, "float64", buffer, views) === views); // true
+ * ```
+ */
+export function gradientViews<D extends FloatDType>(
+  layout: ParamLayout,
+  dtype: D,
+  buffer: ArrayOf<D> | undefined,
+  cached?: ParamBuffer<D>,
+): ParamBuffer<D> {
+  const flat = buffer ?? allocArray(dtype, layout.total);
+  return cached?.flat === flat ? cached : viewParams(layout, dtype, flat);
 }

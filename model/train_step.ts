@@ -3,7 +3,7 @@
  * workspaces, the same math as composing the layers (`CaptioningRNN.lossReference`).
  *
  * Dimension legend: N batch, T time, D image feature, W word vector, H hidden,
- * G gate width (H for the RNN, 4H for the LSTM), V vocabulary, R packed rows.
+ * G gate width (H for the RNN, 4H for the LSTM, 3H for the GRU), V vocabulary, R packed rows.
  *
  * How it is laid out:
  * - Rows are packed time-major, like a packed sequence: captions are ordered by length (the
@@ -13,7 +13,9 @@
  * - One GEMM for the input projection of all steps (R × W by W × G), one recurrent GEMM per
  *   step on a contiguous block, one vocabulary GEMM over all rows, the fused softmax + masked
  *   loss + gradient, and the weight gradients as one GEMM over all steps each
- *   (dWx = Xᵀ dA, dWh = H_prevᵀ dA, dW_vocab = Hᵀ dScores, biases as onesᵀ · d).
+ *   (dWx = Xᵀ dA, dWh = H_prevᵀ dA, dW_vocab = Hᵀ dScores, biases as onesᵀ · d). The GRU's
+ *   input and recurrent projections have gradients of their own (dAx in `dA`, and `dAh`):
+ *   dWh = H_prevᵀ dAh, dbx = onesᵀ dA, dbh = onesᵀ dAh.
  * - The forward pass is the language model's step (`lm_step.ts`, shared with the decoder) on
  *   these packed rows; the backward pass is written out here.
  * - A caption may carry a weight (self-critical training's reward minus baseline): its loss and
@@ -32,6 +34,8 @@ import {
 import { selectElementwise } from "../layers/kernels/elementwise_wasm.ts";
 import { mat, matmul, matmulAdd, T } from "../layers/kernels/matmul.ts";
 import type { FloatArray, FloatDType, Tensor } from "../layers/tensor.ts";
+import { captionLengths } from "./captions.ts";
+import { packedSoftmaxLoss } from "./scores_loss.ts";
 import {
   embedWords,
   gateWidth,
@@ -56,8 +60,8 @@ export interface TrainStepConfig extends LmShape {
 
 /**
  * The work arrays, views of the arena; re-carved only when a batch needs more room. Rows of
- * (R, ·) are packed rows, of (N, ·) captions in packed order; h, c, tanhC are the step's state
- * (for the RNN, h is the activated gates and c, tanhC are empty).
+ * (R, ·) are packed rows, of (N, ·) captions in packed order; h, c, tanhC, ah are the step's
+ * state (for the RNN, h is the activated gates; arrays a cell does not use are empty).
  */
 interface Work extends LmState {
   x: FloatArray; // (R, W) word vectors, then their gradient
@@ -66,6 +70,7 @@ interface Work extends LmState {
   scores: FloatArray; // (R, V) scores, then their gradient
   dh: FloatArray; // (R, H)
   dA: FloatArray; // (R, G)
+  dAh: FloatArray; // (R, G) the GRU's recurrent-projection gradient
   h0: FloatArray; // (N, H)
   dh0: FloatArray; // (N, H)
   dc: FloatArray; // (N, H) dnext_c → dprev_c, carried from step to step
@@ -127,17 +132,19 @@ export class TrainStep {
     const { inputDim: d, wordvecDim: w, hiddenDim: hd, vocabSize: v, cellType } = this.#cfg;
     rows = Math.max(rows, this.#capRows);
     n = Math.max(n, this.#capN);
-    const g = gateWidth(this.#cfg), lstm = cellType === "lstm";
+    const g = gateWidth(this.#cfg), lstm = cellType === "lstm", gru = cellType === "gru";
     const names: (keyof Work)[] = [
       "x",
       "gates",
       "h",
       "c",
       "tanhC",
+      "ah",
       "hPrev",
       "scores",
       "dh",
       "dA",
+      "dAh",
       "h0",
       "dh0",
       "dc",
@@ -148,13 +155,15 @@ export class TrainStep {
     const sizes = [
       rows * w,
       rows * g,
-      lstm ? rows * hd : 0, // the RNN's hidden states are its activated gates
+      lstm || gru ? rows * hd : 0, // the RNN's hidden states are its activated gates
       lstm ? rows * hd : 0,
       lstm ? rows * hd : 0,
+      gru ? rows * g : 0,
       rows * hd,
       rows * v,
       rows * hd,
       rows * g,
+      gru ? rows * g : 0,
       n * hd,
       n * hd,
       lstm ? n * hd : 0,
@@ -174,7 +183,7 @@ export class TrainStep {
     }
     const work = {} as Work;
     names.forEach((name, i) => work[name] = arrays[i]);
-    if (!lstm) work.h = work.gates;
+    if (cellType === "rnn") work.h = work.gates;
     work.ones.fill(1);
     this.#work = work;
     this.#capRows = rows;
@@ -208,36 +217,14 @@ export class TrainStep {
     grads: Record<ParamName, Tensor<FloatDType>> | null,
     weights: ArrayLike<number> | null = null,
   ): number {
-    const cfg = this.#cfg, lstm = cfg.cellType === "lstm", g = gateWidth(cfg);
+    const cfg = this.#cfg, lstm = cfg.cellType === "lstm", gru = cfg.cellType === "gru";
+    const g = gateWidth(cfg);
     const { inputDim: d, wordvecDim: w, hiddenDim: hd, vocabSize: v, nullIdx } = cfg;
     const [n, t1] = captions.shape, t = t1 - 1, cap = captions.data;
     this.#reserve(n * t, n);
     // Each caption's length: one past its last unmasked target (0 when all are masked).
-    // Words are checked before targets, as the layers meet them.
-    for (let i = 0; i < n; i++) {
-      for (let s = 0; s < t; s++) {
-        const word = cap[i * t1 + s];
-        if (word < 0 || word >= v) {
-          throw new RangeError(
-            `Invalid word index ${word} at position ${i * t + s}: expected 0 <= index < ${v}`,
-          );
-        }
-      }
-    }
     const len = this.#len;
-    for (let i = 0; i < n; i++) {
-      len[i] = 0;
-      for (let s = 0; s < t; s++) {
-        const target = cap[i * t1 + s + 1];
-        if (target === nullIdx) continue;
-        if (target < 0 || target >= v) {
-          throw new RangeError(
-            `Invalid target index ${target} at position ${i * t + s}: expected 0 <= index < ${v}`,
-          );
-        }
-        len[i] = s + 1;
-      }
-    }
+    captionLengths(cap, n, t1, v, nullIdx, len);
     // Order captions by length, longest first (a stable counting sort), and count the
     // captions n_s still running at each step.
     if (this.#count.length < t + 2) {
@@ -295,30 +282,20 @@ export class TrainStep {
       recurrentStep(p, cfg, ew, running(s), wk.gates, off * g, hPrev, cPrev, prevOff, wk, off * hd);
     }
     // Scores of every row at once, then softmax + masked loss + gradient, in place.
-    const sc = wk.scores, xt = this.#xt, stats = wk.stats;
+    const sc = wk.scores;
     vocabScores(p, cfg, wk.h, rows, sc);
-    for (let r = 0; r < rows; r++) xt[r] = targets[r] === nullIdx ? 0 : sc[r * v + targets[r]];
-    const scale = 1 / normalizer;
-    ew.softmaxRows(sc, 0, rows, v, stats, 0, scale);
-    let loss = 0;
-    for (let r = 0; r < rows; r++) {
-      if (targets[r] === nullIdx) {
-        sc.fill(0, r * v, (r + 1) * v); // a masked step inside a caption: no loss, no gradient
-        continue;
-      }
-      const nll = Math.log(stats[2 * r + 1]) - (xt[r] - stats[2 * r]);
-      sc[r * v + targets[r]] -= scale;
-      if (weights === null) {
-        loss += nll;
-        continue;
-      }
-      // A weighted caption: its loss and its scores' gradient, w · (softmax − onehot) / normalizer.
-      const w = rowWeights[r];
-      loss += w * nll;
-      if (w !== 1) { for (let j = r * v; j < (r + 1) * v; j++) sc[j] *= w; }
-    }
+    const loss = packedSoftmaxLoss(ew, {
+      scores: sc,
+      rows,
+      vocabSize: v,
+      targets,
+      nullIdx,
+      targetScores: this.#xt,
+      stats: wk.stats,
+      rowWeights: weights === null ? null : rowWeights,
+    }, normalizer);
 
-    if (gr === null) return loss * scale;
+    if (gr === null) return loss;
 
     // Backward. dh = dScores · W_vocabᵀ; dW_vocab = hᵀ · dScores; db_vocab = onesᵀ · dScores.
     const dScores = mat(sc, rows, v), h = mat(wk.h, rows, hd), ones = mat(wk.ones, 1, rows);
@@ -329,17 +306,38 @@ export class TrainStep {
     const whT = T(mat(p.Wh.data, hd, g));
     for (let s = tEff - 1; s >= 0; s--) {
       const ns = running(s), off = stepOff[s], prevOff = s === 0 ? 0 : stepOff[s - 1] * hd;
-      // dA[s]: the cell's backward (dc carries dnext_c → dprev_c), or dh ⊙ act'(a) from h.
+      // dA[s]: the cell's backward (dc carries dnext_c → dprev_c), or dh ⊙ act'(a) from h;
+      // the GRU's also writes dAh[s] and adds the direct part of dh[s-1], dh[s] ⊙ z.
       if (lstm) {
         const { gates, dh, dc, tanhC, dA } = wk, cPrev = s === 0 ? null : wk.c;
         ew.lstmCellBackward(gates, off * g, dh, dc, 0, cPrev, prevOff, tanhC, off * hd, dA, ns, hd);
+      } else if (gru) {
+        const hPrev = s === 0 ? wk.h0 : wk.h, dPrev = s === 0 ? wk.dh0 : wk.dh;
+        if (s === 0) wk.dh0.fill(0, 0, ns * hd);
+        const { gates, ah, dA, dAh, dh } = wk;
+        ew.gruCellBackward(
+          gates,
+          ah,
+          dA,
+          dAh,
+          off * g,
+          dh,
+          off * hd,
+          hPrev,
+          prevOff,
+          dPrev,
+          prevOff,
+          ns,
+          hd,
+        );
       } else {
         const at = off * hd;
         ew.activationBackward(wk.dh, at, wk.h, at, wk.dA, at, ns * hd, cfg.activation);
       }
-      // The recurrent gradient: dh[s-1] += dA[s] · Whᵀ (or dh0 = dA[0] · Whᵀ).
-      const dAs = mat(wk.dA, ns, g, off * g);
+      // The recurrent gradient: dh[s-1] += dA[s] · Whᵀ (or dh0 = dA[0] · Whᵀ), dAh for the GRU.
+      const dAs = mat(gru ? wk.dAh : wk.dA, ns, g, off * g);
       if (s > 0) matmulAdd(mat(wk.dh, ns, hd, prevOff), dAs, whT);
+      else if (gru) matmulAdd(mat(wk.dh0, ns, hd), dAs, whT);
       else matmul(mat(wk.dh0, ns, hd), dAs, whT);
     }
     // Weight gradients over all steps at once.
@@ -350,8 +348,12 @@ export class TrainStep {
       const from = stepOff[s - 1] * hd;
       wk.hPrev.set(wk.h.subarray(from, from + running(s) * hd), stepOff[s] * hd);
     }
-    matmul(mat(gr.Wh.data, hd, g), T(mat(wk.hPrev, rows, hd)), dA);
-    matmul(mat(gr.b.data, 1, g), ones, dA);
+    const dAh = gru ? mat(wk.dAh, rows, g) : dA;
+    matmul(mat(gr.Wh.data, hd, g), T(mat(wk.hPrev, rows, hd)), dAh);
+    if (gru) {
+      matmul(mat(gr.bx.data, 1, g), ones, dA);
+      matmul(mat(gr.bh.data, 1, g), ones, dAh);
+    } else matmul(mat(gr.b.data, 1, g), ones, dA);
     // dx = dA · Wxᵀ (into x, no longer needed), scattered into the word vectors' gradient.
     matmul(x, dA, T(mat(p.Wx.data, w, g)));
     const dEmb = gr.W_embed.data, dx = wk.x;
@@ -363,6 +365,6 @@ export class TrainStep {
     const feats0 = mat(wk.feats, n0, d), dh0 = mat(wk.dh0, n0, hd);
     matmul(mat(gr.W_proj.data, d, hd), T(feats0), dh0);
     matmul(mat(gr.b_proj.data, 1, hd), mat(wk.ones, 1, n0), dh0);
-    return loss * scale;
+    return loss;
   }
 }

@@ -97,3 +97,16 @@ function checkError(
     }
   }
 }
+
+/**
+ * max |a - b| / max |b|: the error relative to the scale of b (robust to tiny entries), how
+ * two computations of the same gradient or activations are compared.
+ */
+export function scaledError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let diff = 0, scale = 1e-30;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return diff / scale;
+}

@@ -1,5 +1,7 @@
 import { join } from "node:path";
+import type { ModelKind } from "../model/captioning_model.ts";
 import { CaptioningRNN } from "../model/captioning_rnn.ts";
+import { createCaptioningModel } from "../model/models.ts";
 import { loadCheckpoint, saveCheckpoint } from "../pipeline/train/checkpoint.ts";
 import { InputError } from "../pipeline/errors.ts";
 import { CaptioningSolver } from "../pipeline/train/solver.ts";
@@ -10,27 +12,7 @@ import { pythonWith, runPython } from "./python.ts";
 const data = randomCaptionData({ numTrain: 40, numVal: 10, vocab: 30, inputDim: 16, seed: 5 });
 
 function run(numEpochs: number, stopAt?: number) {
-  const model = new CaptioningRNN({
-    wordToIdx: data.word_to_idx,
-    inputDim: 16,
-    wordvecDim: 8,
-    hiddenDim: 12,
-    cellType: "lstm",
-    seed: 3,
-  });
-  const solver: CaptioningSolver = new CaptioningSolver(model, data, {
-    updateRule: "adam",
-    optimConfig: { learningRate: 5e-3 },
-    lrDecay: 0.9,
-    numEpochs,
-    batchSize: 10,
-    verbose: false,
-    valCaptions: 10,
-    onIteration: (i) => {
-      if (i.iteration === stopAt) solver.requestStop();
-    },
-  });
-  return { model, solver };
+  return runOf("lstm", numEpochs, stopAt);
 }
 
 Deno.test("a checkpoint round-trips parameters, vocabulary, model arguments and solver state", async () => {
@@ -175,6 +157,132 @@ print(json.dumps(out))`;
     assertEquals(out.vocab, ["<NULL>", "<START>", "<END>"]);
     assertEquals(out.moments, ["m", "v"]);
     assertEquals(out.iterations, 4);
+    await Deno.remove(dir, { recursive: true });
+  },
+});
+
+/** A short run of any model, stopped after `stopAt` iterations when given. */
+function runOf(cellType: ModelKind, numEpochs: number, stopAt?: number) {
+  const model = createCaptioningModel({
+    wordToIdx: data.word_to_idx,
+    cellType,
+    inputDim: 16,
+    wordvecDim: 8,
+    hiddenDim: 12,
+    numHeads: 2,
+    ffDim: 16,
+    dropout: 0.2,
+    seed: 3,
+  });
+  const solver: CaptioningSolver = new CaptioningSolver(model, data, {
+    updateRule: "adam",
+    optimConfig: { learningRate: 5e-3 },
+    lrDecay: 0.9,
+    numEpochs,
+    batchSize: 10,
+    verbose: false,
+    valCaptions: 10,
+    onIteration: (i) => {
+      if (i.iteration === stopAt) solver.requestStop();
+    },
+  });
+  return { model, solver };
+}
+
+for (const cell of ["gru", "transformer"] as const) {
+  Deno.test(`a ${cell} checkpoint round-trips its parameters, config and solver state, and resumes exactly`, async () => {
+    const dir = await Deno.makeTempDir();
+    const path = join(dir, "checkpoint.h5");
+    const full = runOf(cell, 3);
+    await full.solver.train();
+    const part = runOf(cell, 3, 5);
+    await part.solver.train();
+    await saveCheckpoint(path, part.model, { solver: part.solver.getState() });
+    const loaded = await loadCheckpoint(path, {
+      idxToWord: data.idx_to_word,
+      model: { cellType: cell },
+    });
+    assertEquals(loaded.model.config, part.model.config);
+    assertEquals(loaded.model.flat, part.model.flat);
+    assertEquals(loaded.solver, part.solver.getState());
+    assert(loaded.model.layout.slots.every((s, i) => s.name === part.model.layout.slots[i].name));
+    const resumed = runOf(cell, 3);
+    resumed.model.flat.set(loaded.model.flat);
+    resumed.solver.setState(loaded.solver!);
+    await resumed.solver.train();
+    assertEquals(resumed.solver.lossHistory, full.solver.lossHistory);
+    assertEquals(resumed.model.flat, full.model.flat);
+    await Deno.remove(dir, { recursive: true });
+  });
+}
+
+for (const cell of ["rnn", "lstm"] as const) {
+  Deno.test(`a version-1 ${cell} checkpoint written before the GRU and the Transformer still loads bit for bit`, async () => {
+    // tests/fixtures/checkpoint_v1_*.h5: written by commit 849c946 from a fresh model (seed 9).
+    const path = new URL(`./fixtures/checkpoint_v1_${cell}.h5`, import.meta.url).pathname;
+    const wordToIdx = { "<NULL>": 0, "<START>": 1, "<END>": 2, "a": 3, "cat": 4, "sits": 5 };
+    const { model, info } = await loadCheckpoint(path, {
+      idxToWord: Object.keys(wordToIdx),
+      model: { cellType: cell, hiddenDim: 5, numHeads: 4, ffDim: 2048 }, // the Transformer's ignored
+    });
+    const fresh = new CaptioningRNN({
+      wordToIdx,
+      inputDim: 6,
+      wordvecDim: 4,
+      hiddenDim: 5,
+      cellType: cell,
+      seed: 9,
+    });
+    assertEquals(model.config, fresh.config);
+    assertEquals(model.flat, fresh.flat);
+    assert(String(info?.written_by).startsWith("recap 849c946"));
+  });
+}
+
+Deno.test("a checkpoint of another kind of model, or other Transformer sizes, is refused naming the option", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = join(dir, "transformer.h5");
+  await saveCheckpoint(path, runOf("transformer", 1).model);
+  await assertRejects(
+    () => loadCheckpoint(path, { model: { cellType: "lstm", hiddenDim: 12 } }),
+    InputError,
+    `transformer.h5: model.cellType is "transformer" but the experiment asks for "lstm"`,
+  );
+  await assertRejects(
+    () => loadCheckpoint(path, { model: { cellType: "transformer", numHeads: 4 } }),
+    InputError,
+    "model.numHeads is 2 but the experiment asks for 4",
+  );
+  // A recurrent model's options are not the Transformer's business.
+  const { model } = await loadCheckpoint(path, {
+    model: { cellType: "transformer", hiddenDim: 999 },
+  });
+  assertEquals(model.config.cellType, "transformer");
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test({
+  name: "the GRU's and the Transformer's parameters are readable by h5py under their layout names",
+  ignore: pythonWith(["h5py"]) === null,
+  fn: async () => {
+    const dir = await Deno.makeTempDir();
+    const out: Record<string, number[]> = {};
+    for (const cell of ["gru", "transformer"] as const) {
+      const { model } = runOf(cell, 1);
+      const path = join(dir, `${cell}.h5`);
+      await saveCheckpoint(path, model);
+      const names = model.layout.slots.map((s) => s.name);
+      const script = `
+import h5py, json, sys
+f = h5py.File(sys.argv[1], "r")
+print(json.dumps({k: list(f[k].shape) for k in json.loads(sys.argv[2])}))`;
+      const text = runPython(pythonWith(["h5py"])!, script, [path, JSON.stringify(names)]);
+      Object.assign(out, JSON.parse(text));
+      for (const s of model.layout.slots) assertEquals(out[s.name], s.shape, `${cell}: ${s.name}`);
+    }
+    assertEquals(out.bx, [36]);
+    assertEquals(out["layer1/self_attn/Wq"], [8, 8]);
+    assertEquals(out["layer0/ffn/W1"], [8, 16]);
     await Deno.remove(dir, { recursive: true });
   },
 });

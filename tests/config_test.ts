@@ -49,12 +49,17 @@ Deno.test("the JSON Schema lists every option with its default, and rejects extr
     assertEquals(node.default, spec.default, path.join("."));
     count++;
   });
-  assertEquals(count, 63);
+  assertEquals(count, 68);
   assertEquals(schema.additionalProperties, false);
   assertEquals(schema.properties.train.additionalProperties, false);
   assertEquals(schema.properties.train.properties.learningRate.exclusiveMinimum, 0);
   assertEquals(schema.properties.train.properties.momentum.exclusiveMaximum, 1);
-  assertEquals(schema.properties.model.properties.cellType.enum, ["rnn", "lstm"]);
+  assertEquals(schema.properties.model.properties.cellType.enum, [
+    "rnn",
+    "lstm",
+    "gru",
+    "transformer",
+  ]);
   assertEquals(schema.properties.train.properties.workers.anyOf[1], { const: "auto" });
 });
 
@@ -107,8 +112,8 @@ Deno.test("resolveExperiment() rejects bad values with one line naming the file 
       `exp.json: train.workers: expected a positive integer or "auto", got "many"`,
     ],
     [
-      { model: { cellType: "gru" } },
-      `exp.json: model.cellType: expected one of "rnn", "lstm", got "gru"`,
+      { model: { cellType: "gpt" } },
+      `exp.json: model.cellType: expected one of "rnn", "lstm", "gru", "transformer", got "gpt"`,
     ],
     [
       { data: { pcaFeatures: "yes" } },
@@ -128,11 +133,39 @@ Deno.test("resolveExperiment() rejects bad values with one line naming the file 
     [[1, 2], "exp.json: expected an object, got [1,2]"],
     [{ name: "a b" }, `exp.json: name: expected letters, digits`],
     [{ name: ".." }, `exp.json: name: expected letters, digits`],
+    [{ model: { dropout: 1 } }, "exp.json: model.dropout: expected a number in [0, 1), got 1"],
+    [
+      { model: { cellType: "transformer", numHeads: 3 } },
+      "exp.json: model.numHeads: 3 heads do not divide model.wordvecDim 256; pick a divisor of it",
+    ],
+    [
+      { model: { cellType: "transformer", wordvecDim: 255, numHeads: 5 } },
+      "exp.json: model.wordvecDim: the Transformer's positional encoding needs an even width, got 255",
+    ],
+    [
+      { model: { cellType: "transformer", maxLength: 20 } },
+      "exp.json: evaluate.maxLength: 30 words is more than the Transformer's model.maxLength (20 positions)",
+    ],
+    [
+      {
+        model: { cellType: "transformer", maxLength: 20 },
+        evaluate: { maxLength: 20 },
+        train: { scst: { numEpochs: 1, maxLength: 25 } },
+      },
+      "exp.json: train.scst.maxLength: 25 words is more than the Transformer's model.maxLength (20 positions)",
+    ],
   ];
   for (const [input, message] of cases) {
     const e = assertThrows(() => resolveExperiment(input, "exp.json"), InputError, message);
     assert(!e.message.includes("\n"), e.message);
   }
+});
+
+Deno.test("the Transformer's cross-option checks apply to the Transformer only", () => {
+  const lstm = resolveExperiment({ model: { numHeads: 3, maxLength: 20 } }, "exp.json");
+  assertEquals(lstm.model.cellType, "lstm");
+  const tf = resolveExperiment({ model: { cellType: "transformer", numHeads: 8 } }, "exp.json");
+  assertEquals([tf.model.numHeads, tf.model.numLayers, tf.model.ffDim], [8, 2, 2048]);
 });
 
 Deno.test("resolveExperiment() rejects unknown keys with a did-you-mean for near misses", () => {
@@ -320,7 +353,7 @@ Deno.test("experimentHelp() lists every option with its default", () => {
   assert(help.includes("--train.learningRate"));
   assert(help.includes("(default 0.005)"));
   assert(help.includes(`--model.cellType`));
-  assertEquals(help.split("\n").filter((l) => l.startsWith("  --")).length, 62);
+  assertEquals(help.split("\n").filter((l) => l.startsWith("  --")).length, 67);
   assertEquals(typeof EXPERIMENT_SCHEMA.train.batchSize.help, "string");
 });
 
@@ -330,11 +363,14 @@ Deno.test("every experiment file in experiments/ is valid and points editors at 
     .filter((n) => n.endsWith(".json") && n !== "experiment.schema.json").sort();
   assertEquals(files, [
     "coco_lstm.json",
+    "overfit_gru.json",
     "overfit_lstm.json",
     "overfit_rnn.json",
     "overfit_rnn_sigmoid.json",
+    "overfit_transformer.json",
     "synthetic_lstm.json",
     "synthetic_lstm_scst.json",
+    "synthetic_transformer.json",
   ]);
   for (const name of files) {
     const path = new URL(name, dir).pathname;

@@ -329,3 +329,43 @@ Deno.test("stages without train need a trained run, and are refused before anyth
   assertEquals([...Deno.readDirSync(join(root, "run"))].map((e) => e.name), []);
   await Deno.remove(root, { recursive: true });
 });
+
+for (const cellType of ["gru", "transformer"]) {
+  Deno.test(`a ${cellType} run trains, evaluates, writes its checkpoint and resumes, as an lstm run does`, async () => {
+    const root = await Deno.makeTempDir();
+    const model = { cellType, hiddenDim: 32, wordvecDim: 16, numHeads: 2, ffDim: 32 };
+    const options = { log: () => {}, progressWrite: () => {}, isTTY: false, handleSignals: false };
+    const result = await runExperiment(tinyExperiment(root, { model }), options);
+    assertEquals(result.iterations, 12);
+    const run = join(root, "run");
+    const ckpt = await loadCheckpoint(join(run, RUN_FILES.checkpoint));
+    assertEquals(ckpt.model.config.cellType, cellType);
+    const ev = JSON.parse(await Deno.readTextFile(join(run, RUN_FILES.evaluation))).evaluations[0];
+    assert(typeof ev.greedy.cider === "number" && typeof ev.beam.bleu4 === "number", "scored");
+    // Two more epochs from the checkpoint.
+    const more = tinyExperiment(root, {
+      model,
+      train: { numEpochs: 4, batchSize: 50, workers: 1 },
+    });
+    const resumed = await runExperiment(more, { ...options, resume: true });
+    assertEquals(resumed.iterations, 24);
+    await Deno.remove(root, { recursive: true });
+  });
+}
+
+Deno.test("a Transformer with fewer positions than the captions is refused before training", async () => {
+  const root = await Deno.makeTempDir();
+  const cfg = tinyExperiment(root, {
+    model: { cellType: "transformer", wordvecDim: 16, numHeads: 2, ffDim: 32, maxLength: 12 },
+  });
+  // Past resolveExperiment's own check of evaluate.maxLength: the captions are longer still.
+  cfg.model.maxLength = 3;
+  cfg.evaluate.maxLength = 3;
+  cfg.train.scst.maxLength = 3;
+  await assertRejects(
+    () => runExperiment(cfg, { log: () => {}, isTTY: false, handleSignals: false }),
+    InputError,
+    "model.maxLength: the captions have",
+  );
+  await Deno.remove(root, { recursive: true });
+});

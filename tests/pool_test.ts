@@ -1,7 +1,8 @@
 import { availableBackends, kernels, selectKernels } from "../layers/kernels/mod.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
 import { type FloatDType, Tensor } from "../layers/tensor.ts";
-import { CaptioningRNN, type CellType } from "../model/captioning_rnn.ts";
+import type { CaptioningModel, ModelKind } from "../model/captioning_model.ts";
+import { createCaptioningModel } from "../model/models.ts";
 import { SAMPLE_CHUNK } from "../model/sampling.ts";
 import type { Minibatch } from "../model/minibatch.ts";
 import { InMemoryBatches } from "../pipeline/data/batches.ts";
@@ -22,14 +23,18 @@ const D = 24;
 
 function smallModel(
   data: CaptionData,
-  cellType: CellType = "lstm",
+  cellType: ModelKind = "lstm",
   dtype: FloatDType = "float32",
-): CaptioningRNN {
-  return new CaptioningRNN({
+): CaptioningModel {
+  // The Transformer's options are ignored by the recurrent models, and theirs by it.
+  return createCaptioningModel({
     wordToIdx: data.word_to_idx,
     inputDim: D,
     wordvecDim: 16,
     hiddenDim: 20,
+    numHeads: 2,
+    ffDim: 24,
+    dropout: 0.2,
     cellType,
     dtype,
     seed: 7,
@@ -57,7 +62,7 @@ async function compareSteps(
     rule: UpdateRule;
     gradClip: number;
     batches: number[];
-    cell?: CellType;
+    cell?: ModelKind;
     dtype?: FloatDType;
     shards?: number;
     /** Per-caption loss weights, positive and negative (self-critical training's). */
@@ -105,44 +110,46 @@ for (const workers of [1, 2, 4]) {
   });
 }
 
-Deno.test("sample() on the pool equals model.sampleWithScores() bitwise for every strategy and control", async () => {
-  const data = randomCaptionData({ numTrain: 30, vocab: 30, inputDim: D, seed: 5 });
-  const model = smallModel(data, "lstm");
-  for (let i = 0; i < model.flat.length; i++) model.flat[i] *= 3;
-  const pe = new PoolEngine(model, { workers: 2 });
-  try {
-    // 60 images: two and a bit chunks of 25 images at 5 samples each, one chunk otherwise.
-    const f = Tensor.randn([60, D], 4, "float32");
-    const cases = [
-      { method: "sample", samples: 5, temperature: 0.7, seed: 3 },
-      { method: "sample", topK: 4, topP: 0.9, blockTrigrams: true, seed: 9 },
-      { beamSize: 4, nBest: 2, lengthPenalty: "gnmt", lengthAlpha: 1, blockTrigrams: true },
-      { beamSize: 4, beamGroups: 2, diversity: 1, lengthPenalty: "average" },
-      { method: "greedy", blockTrigrams: true },
-    ] as const;
-    // And more images than a chunk of greedy decoding holds: every engine keeps whole chunks
-    // (25 images at 5 samples each), image-numbered sampling streams and m captions per image.
-    const many = Tensor.randn([2 * SAMPLE_CHUNK + 7, D], 5, "float32");
-    const local = new LocalEngine(model);
-    for (
-      const [features, options] of [...cases.map((o) => [f, o] as const), [many, cases[0]], [
-        many,
-        cases[2],
-      ]] as const
-    ) {
-      const want = model.sampleWithScores(features, { maxLength: 9, ...options });
-      const what = `${features.shape[0]} images, ${JSON.stringify(options)}`;
-      for (const engine of [pe, local]) {
-        const got = await engine.sample(features, { maxLength: 9, ...options });
-        assertEquals(got.captions.shape, want.captions.shape, what);
-        assertEquals(bitDiffs(got.captions.data, want.captions.data), [], `captions, ${what}`);
-        assertEquals(bitDiffs(got.logProbs, want.logProbs), [], `log-probs, ${what}`);
+for (const cell of ["lstm", "gru", "transformer"] as const) {
+  Deno.test(`sample() on the pool equals model.sampleWithScores() bitwise for every strategy and control (${cell})`, async () => {
+    const data = randomCaptionData({ numTrain: 30, vocab: 30, inputDim: D, seed: 5 });
+    const model = smallModel(data, cell);
+    for (let i = 0; i < model.flat.length; i++) model.flat[i] *= 3;
+    const pe = new PoolEngine(model, { workers: 2 });
+    try {
+      // 60 images: two and a bit chunks of 25 images at 5 samples each, one chunk otherwise.
+      const f = Tensor.randn([60, D], 4, "float32");
+      const cases = [
+        { method: "sample", samples: 5, temperature: 0.7, seed: 3 },
+        { method: "sample", topK: 4, topP: 0.9, blockTrigrams: true, seed: 9 },
+        { beamSize: 4, nBest: 2, lengthPenalty: "gnmt", lengthAlpha: 1, blockTrigrams: true },
+        { beamSize: 4, beamGroups: 2, diversity: 1, lengthPenalty: "average" },
+        { method: "greedy", blockTrigrams: true },
+      ] as const;
+      // And more images than a chunk of greedy decoding holds: every engine keeps whole chunks
+      // (25 images at 5 samples each), image-numbered sampling streams and m captions per image.
+      const many = Tensor.randn([2 * SAMPLE_CHUNK + 7, D], 5, "float32");
+      const local = new LocalEngine(model);
+      for (
+        const [features, options] of [...cases.map((o) => [f, o] as const), [many, cases[0]], [
+          many,
+          cases[2],
+        ]] as const
+      ) {
+        const want = model.sampleWithScores(features, { maxLength: 9, ...options });
+        const what = `${features.shape[0]} images, ${JSON.stringify(options)}`;
+        for (const engine of [pe, local]) {
+          const got = await engine.sample(features, { maxLength: 9, ...options });
+          assertEquals(got.captions.shape, want.captions.shape, what);
+          assertEquals(bitDiffs(got.captions.data, want.captions.data), [], `captions, ${what}`);
+          assertEquals(bitDiffs(got.logProbs, want.logProbs), [], `log-probs, ${what}`);
+        }
       }
+    } finally {
+      await pe.close();
     }
-  } finally {
-    await pe.close();
-  }
-});
+  });
+}
 
 for (const backend of availableBackends().filter((b) => b !== kernels().name)) {
   Deno.test(`PoolEngine.step() equals LocalEngine bitwise on the ${backend} backend too`, async () => {
@@ -155,6 +162,35 @@ for (const backend of availableBackends().filter((b) => b !== kernels().name)) {
     }
   });
 }
+
+for (const cell of ["gru", "transformer"] as const) {
+  Deno.test(`PoolEngine.step() equals LocalEngine bitwise for the ${cell} (2 and 4 workers)`, async () => {
+    // The Transformer trains with dropout: each shard's masks depend on the step and the
+    // shard, never on the worker that computes it.
+    await compareSteps(2, { rule: "adam", gradClip: 0, batches: [10, 4, 3, 10], cell });
+    await compareSteps(4, { rule: "adam", gradClip: 1, batches: [10, 9], cell });
+  });
+}
+
+Deno.test("a training step draws the Transformer's dropout; a validation loss does not", () => {
+  const data = randomCaptionData({ numTrain: 40, vocab: 30, inputDim: D, seed: 3 });
+  const batch = new InMemoryBatches(data, 10, 0).next();
+  for (const dropout of [0.2, 0]) {
+    const model = createCaptioningModel({
+      ...smallModel(data, "transformer").config,
+      dropout,
+      wordToIdx: data.word_to_idx,
+    });
+    const engine = new LocalEngine(model);
+    const clean = engine.evalLoss(batch);
+    const whole = model.lossValue(batch.features, batch.captions); // one shard: other rounding
+    assert(Math.abs(clean - whole) < 1e-5 * whole, `validation ${clean} vs ${whole}`);
+    const opt = new Optimizer("sgd", { learningRate: 1e-9 }, model.layout.total, model.dtype);
+    const { loss } = engine.step(batch, opt, 0);
+    if (dropout > 0) assert(Math.abs(loss - clean) > 1e-3, `dropout on: ${loss} vs ${clean}`);
+    else assert(Math.abs(loss - clean) < 1e-6, `dropout off: ${loss} vs ${clean}`);
+  }
+});
 
 Deno.test("PoolEngine clips the gradient exactly as LocalEngine (sgd_momentum and sgd)", async () => {
   await compareSteps(2, { rule: "sgd_momentum", gradClip: 0.5, batches: [10, 10, 5] });
@@ -196,82 +232,90 @@ Deno.test("a non-finite loss is reported, not applied, and leaves the pool usabl
   }
 });
 
-Deno.test("evalLoss() and sample() on the pool equal LocalEngine.evalLoss() and model.sampleWithScores()", async () => {
-  const data = randomCaptionData({ numTrain: 30, vocab: 30, inputDim: D, seed: 5 });
-  const model = smallModel(data, "rnn");
-  const pe = new PoolEngine(model, { workers: 2 });
-  try {
-    const batch = new InMemoryBatches(data, 13, 2).next();
-    assert(Object.is(await pe.evalLoss(batch), new LocalEngine(model).evalLoss(batch)));
-    // Bitwise by construction on any CPU: the workers take whole chunks of SAMPLE_CHUNK images,
-    // each decoded as the single call decodes it. 7 images (one partial chunk, one worker
-    // busy) and 2 chunks + 7 (2 + 1 chunks), greedy and beam search.
-    const features = new Tensor<"float32">(
-      data.train_features.data.slice(0, 7 * D) as Float32Array,
-      [7, D],
-    );
-    const many = Tensor.randn([2 * SAMPLE_CHUNK + 7, D], 8, "float32");
-    for (const f of [features, many]) {
-      for (const beamSize of [1, 3]) {
-        const want = model.sampleWithScores(f, { maxLength: 9, beamSize });
-        const got = await pe.sample(f, { maxLength: 9, beamSize });
-        assertEquals(got.captions.shape, [f.shape[0], 9]);
-        const what = `${f.shape[0]} images, beam ${beamSize}`;
-        assertEquals(bitDiffs(got.captions.data, want.captions.data), [], `captions, ${what}`);
-        assertEquals(bitDiffs(got.logProbs, want.logProbs), [], `log-probs, ${what}`);
-      }
-    }
-    // A larger call grows the shared buffers; a bad one is an error here, not a dead worker.
-    const all = data.train_features;
-    const want = model.sampleWithScores(all, { maxLength: 5 });
-    assertEquals(
-      bitDiffs((await pe.sample(all, { maxLength: 5 })).captions.data, want.captions.data),
-      [],
-    );
-    await assertRejects(() => pe.sample(all, { beamSize: 0 }), RangeError, "Invalid beamSize");
-    await assertRejects(() => pe.sample(features, { maxLength: 1.5 }), RangeError, "maxLength");
-    const after = await pe.sample(features, { maxLength: 9 });
-    assertEquals(after.captions.shape, [7, 9]);
-  } finally {
-    await pe.close();
-  }
-});
-
-Deno.test("the solver's loss history is identical across runs and across 1, 2 and 4 workers", async () => {
-  const data = randomCaptionData({ numTrain: 60, numVal: 12, vocab: 30, inputDim: D, seed: 9 });
-  const run = async (workers: number) => {
-    const model = smallModel(data);
-    const solver = new CaptioningSolver(model, data, {
-      engine: createEngine(model, { workers }),
-      updateRule: "adam",
-      optimConfig: { learningRate: 2e-2 },
-      lrDecay: 0.9,
-      batchSize: 20,
-      numEpochs: 4,
-      gradClip: 2,
-      valCaptions: 12,
-      verbose: false,
-    });
+for (const cell of ["rnn", "transformer"] as const) {
+  Deno.test(`evalLoss() and sample() on the pool equal LocalEngine.evalLoss() and model.sampleWithScores() (${cell})`, async () => {
+    const data = randomCaptionData({ numTrain: 30, vocab: 30, inputDim: D, seed: 5 });
+    const model = smallModel(data, cell);
+    const pe = new PoolEngine(model, { workers: 2 });
     try {
-      await solver.train();
+      const batch = new InMemoryBatches(data, 13, 2).next();
+      assert(Object.is(await pe.evalLoss(batch), new LocalEngine(model).evalLoss(batch)));
+      // Bitwise by construction on any CPU: the workers take whole chunks of SAMPLE_CHUNK images,
+      // each decoded as the single call decodes it. 7 images (one partial chunk, one worker
+      // busy) and 2 chunks + 7 (2 + 1 chunks), greedy and beam search.
+      const features = new Tensor<"float32">(
+        data.train_features.data.slice(0, 7 * D) as Float32Array,
+        [7, D],
+      );
+      const many = Tensor.randn([2 * SAMPLE_CHUNK + 7, D], 8, "float32");
+      for (const f of [features, many]) {
+        for (const beamSize of [1, 3]) {
+          const want = model.sampleWithScores(f, { maxLength: 9, beamSize });
+          const got = await pe.sample(f, { maxLength: 9, beamSize });
+          assertEquals(got.captions.shape, [f.shape[0], 9]);
+          const what = `${f.shape[0]} images, beam ${beamSize}`;
+          assertEquals(bitDiffs(got.captions.data, want.captions.data), [], `captions, ${what}`);
+          assertEquals(bitDiffs(got.logProbs, want.logProbs), [], `log-probs, ${what}`);
+        }
+      }
+      // A larger call grows the shared buffers; a bad one is an error here, not a dead worker.
+      const all = data.train_features;
+      const want = model.sampleWithScores(all, { maxLength: 5 });
+      assertEquals(
+        bitDiffs((await pe.sample(all, { maxLength: 5 })).captions.data, want.captions.data),
+        [],
+      );
+      await assertRejects(() => pe.sample(all, { beamSize: 0 }), RangeError, "Invalid beamSize");
+      await assertRejects(() => pe.sample(features, { maxLength: 1.5 }), RangeError, "maxLength");
+      const after = await pe.sample(features, { maxLength: 9 });
+      assertEquals(after.captions.shape, [7, 9]);
     } finally {
-      await solver.close();
+      await pe.close();
     }
-    return { losses: solver.lossHistory, val: solver.valLossHistory, params: model.flat };
-  };
-  const reference = await run(1);
-  assertEquals(reference.losses.length, 12);
-  const mean = (xs: number[]) => xs.reduce((a, b) => a + b) / xs.length;
-  const [first, last] = [mean(reference.losses.slice(0, 3)), mean(reference.losses.slice(9))];
-  assert(last < first, `the run should learn: ${first} -> ${last}`);
-  assertEquals(reference.val.length, 4);
-  for (const workers of [2, 4, 2]) {
-    const got = await run(workers);
-    assertEquals(got.losses, reference.losses, `losses with ${workers} workers`);
-    assertEquals(got.val, reference.val, `validation losses with ${workers} workers`);
-    assertEquals(bitDiffs(got.params, reference.params), [], `parameters with ${workers} workers`);
-  }
-});
+  });
+}
+
+for (const cell of ["lstm", "gru", "transformer"] as const) {
+  Deno.test(`the solver's loss history is identical across runs and across 1, 2 and 4 workers (${cell})`, async () => {
+    const data = randomCaptionData({ numTrain: 60, numVal: 12, vocab: 30, inputDim: D, seed: 9 });
+    const run = async (workers: number) => {
+      const model = smallModel(data, cell);
+      const solver = new CaptioningSolver(model, data, {
+        engine: createEngine(model, { workers }),
+        updateRule: "adam",
+        optimConfig: { learningRate: 2e-2 },
+        lrDecay: 0.9,
+        batchSize: 20,
+        numEpochs: 4,
+        gradClip: 2,
+        valCaptions: 12,
+        verbose: false,
+      });
+      try {
+        await solver.train();
+      } finally {
+        await solver.close();
+      }
+      return { losses: solver.lossHistory, val: solver.valLossHistory, params: model.flat };
+    };
+    const reference = await run(1);
+    assertEquals(reference.losses.length, 12);
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b) / xs.length;
+    const [first, last] = [mean(reference.losses.slice(0, 3)), mean(reference.losses.slice(9))];
+    assert(last < first, `the run should learn: ${first} -> ${last}`);
+    assertEquals(reference.val.length, 4);
+    for (const workers of [2, 4, 2]) {
+      const got = await run(workers);
+      assertEquals(got.losses, reference.losses, `losses with ${workers} workers`);
+      assertEquals(got.val, reference.val, `validation losses with ${workers} workers`);
+      assertEquals(
+        bitDiffs(got.params, reference.params),
+        [],
+        `parameters with ${workers} workers`,
+      );
+    }
+  });
+}
 
 for (const phase of ["loss", "reduce", "update"] as const) {
   Deno.test(`a worker that throws in the ${phase} phase rejects the step with its error and stack, and the pool shuts down`, async () => {
@@ -392,7 +436,7 @@ Deno.test("a worker that cannot start rejects the first call, and bad arguments 
     TypeError,
     'unknown option "worker" (did you mean "workers"?)',
   );
-  const unshared = new CaptioningRNN({
+  const unshared = createCaptioningModel({
     ...model.config,
     wordToIdx: data.word_to_idx,
     paramBuffer: new Float32Array(model.layout.total),

@@ -327,6 +327,16 @@ const REFUSED: [string, () => Promise<string[]>, string | RegExp][] = [
     /model\.hiddenDim: training would need about .*lower model\.hiddenDim or model\.wordvecDim/,
   ],
   [
+    "a Transformer too large for memory",
+    async () => [
+      "train",
+      await experimentOn((await setup).data),
+      "--model.cellType=transformer",
+      "--model.ffDim=1000000000",
+    ],
+    /model\.wordvecDim: training would need about .*lower model\.wordvecDim, model\.ffDim or model\.numLayers/,
+  ],
+  [
     "a batch too large for memory",
     async () => ["train", await experimentOn((await setup).data), "--train.batchSize=1000000000"],
     /train\.batchSize: training would need about .*lower train\.batchSize/,

@@ -3,6 +3,7 @@ import { affineForward } from "../layers/affine.ts";
 import { kernels, setKernels } from "../layers/kernels/mod.ts";
 import { tsKernels } from "../layers/kernels/ts.ts";
 import type { Kernels } from "../layers/kernels/types.ts";
+import { gruStepForward } from "../layers/gru.ts";
 import { lstmStepForward } from "../layers/lstm.ts";
 import { rnnStepForward } from "../layers/rnn.ts";
 import { Tensor } from "../layers/tensor.ts";
@@ -28,6 +29,7 @@ function scoreCaption(
       "float64"
     >;
     if (m.config.cellType === "rnn") [h] = rnnStepForward(x, h, p.Wx, p.Wh, p.b);
+    else if (m.config.cellType === "gru") [h] = gruStepForward(x, h, p.Wx, p.Wh, p.bx, p.bh);
     else [h, c] = lstmStepForward(x, h, c, p.Wx, p.Wh, p.b);
     const [scores] = affineForward(h, p.W_vocab, p.b_vocab);
     const max = Math.max(...scores.data);
@@ -39,7 +41,7 @@ function scoreCaption(
   return total;
 }
 
-for (const cell of ["rnn", "lstm"] as CellType[]) {
+for (const cell of ["rnn", "lstm", "gru"] as CellType[]) {
   Deno.test(`beam search of a batch equals beam search of each image alone (${cell})`, () => {
     const m = new CaptioningRNN({
       wordToIdx,
@@ -93,7 +95,7 @@ const rowCountRounding: Kernels = {
   },
 };
 
-for (const cell of ["rnn", "lstm"] as CellType[]) {
+for (const cell of ["rnn", "lstm", "gru"] as CellType[]) {
   Deno.test(`sampling any run of whole chunks alone gives the bits of one call with all images (${cell})`, () => {
     const m = new CaptioningRNN({
       wordToIdx,
@@ -148,11 +150,11 @@ Deno.test("sample() rejects unknown option names and bad values", () => {
   assertThrows(
     () => m.sample(feats, { beamSize: 0 }),
     RangeError,
-    "Invalid beamSize: expected a positive integer, got 0",
+    "Invalid beamSize: expected an integer from 1 to 50, got 0",
   );
   assertThrows(
     () => m.sample(feats, { maxLength: 2.5 }),
     RangeError,
-    "Invalid maxLength: expected a positive integer, got 2.5",
+    "Invalid maxLength: expected an integer from 1 to 100, got 2.5",
   );
 });

@@ -13,7 +13,8 @@
 import { selectKernels } from "../layers/kernels/mod.ts";
 import type { FloatArray, FloatDType } from "../layers/tensor.ts";
 import { Tensor } from "../layers/tensor.ts";
-import { CaptioningRNN } from "../model/captioning_rnn.ts";
+import type { CaptioningModel } from "../model/captioning_model.ts";
+import { createCaptioningModel } from "../model/models.ts";
 import { captionsPerImage } from "../model/decode_options.ts";
 import { imagesPerChunk } from "../model/sampling.ts";
 import {
@@ -33,7 +34,7 @@ import {
   type WorkerInit,
   type WorkerReply,
 } from "./pool_protocol.ts";
-import { ownedItems, scaleRange, splitRange } from "./sharding.ts";
+import { ownedItems, scaleRange, shardDropoutSeed, splitRange } from "./sharding.ts";
 import { reduceBlock } from "./reduce.ts";
 
 /** How long one blocking wait lasts before the worker re-checks the control words (ms). */
@@ -52,7 +53,7 @@ export class ComputeWorker {
   /** The init message: index, sizes, shared buffers. */
   readonly init: WorkerInit;
   /** The model, over the shared parameter buffer. */
-  readonly model: CaptioningRNN;
+  readonly model: CaptioningModel;
   /** The optimizer's update rule. */
   rule: UpdateRule = "sgd";
   /** The optimizer's moment buffers. */
@@ -73,13 +74,14 @@ export class ComputeWorker {
   failed = false;
 
   /**
-   * Selects the kernels and builds the model over the shared parameters.
+   * Selects the kernels and builds the model the init message's config names (any
+   * `cellType`) over the shared parameters.
    * @param init The pool's init message.
    */
   constructor(init: WorkerInit) {
     this.init = init;
     selectKernels(init.backend);
-    this.model = new CaptioningRNN({
+    this.model = createCaptioningModel({
       ...init.config,
       wordToIdx: init.wordToIdx,
       paramBuffer: init.params as never,
@@ -192,12 +194,14 @@ export class ComputeWorker {
       const weights = Atomics.load(init.control, CTRL.WEIGHTED) === 1
         ? this.weights.subarray(r.start, r.end)
         : undefined;
-      // A training step needs gradients; validation (evalLoss) only the loss, at ~40% of the cost.
+      // A training step needs gradients (and its shard's dropout); validation (evalLoss) only
+      // the loss, at ~40% of the cost.
       init.shardLoss[s] = Atomics.load(init.control, CTRL.TRAINING) === 1
         ? model.loss(features, captions, {
           normalizer: n,
           gradBuffer: init.shardGrads[s] as never,
           ...(weights ? { weights } : {}),
+          dropoutSeed: shardDropoutSeed(Atomics.load(init.control, CTRL.STEP), s, init.shards),
         }).loss
         : model.lossValue(features, captions, n, weights);
     }

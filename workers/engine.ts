@@ -5,13 +5,13 @@
  * @module
  */
 import { allocArray, type FloatArray, type FloatDType } from "../layers/tensor.ts";
-import type { CaptioningRNN } from "../model/captioning_rnn.ts";
+import type { CaptioningModel } from "../model/captioning_model.ts";
 import type { Optimizer } from "../layers/optim.ts";
 import type { Minibatch } from "../model/minibatch.ts";
 import { checkCaptionWeights } from "../model/model_config.ts";
 import { captionsPerImage, resolveDecodeOptions } from "../model/decode_options.ts";
 import { imagesPerChunk, type SampleOptions, type SampleResult } from "../model/sampling.ts";
-import { clipFactor, scaleRange, splitRange } from "./sharding.ts";
+import { clipFactor, scaleRange, shardDropoutSeed, splitRange } from "./sharding.ts";
 import { reduceBlock } from "./reduce.ts";
 import { Tensor } from "../layers/tensor.ts";
 
@@ -90,7 +90,9 @@ export function checkWeights(batch: Minibatch): void {
 }
 
 /**
- * The single-thread engine: runs the shards one after another in this thread.
+ * The single-thread engine: runs the shards one after another in this thread. A training step
+ * gives each shard its dropout seed (`shardDropoutSeed`: the step and the shard), as the pool
+ * does; validation losses have no dropout.
  *
  * @example
  * ```ts
@@ -102,7 +104,7 @@ export function checkWeights(batch: Minibatch): void {
  * ```
  */
 export class LocalEngine<D extends FloatDType> implements TrainEngine {
-  readonly #model: CaptioningRNN<D>;
+  readonly #model: CaptioningModel<D>;
   readonly #shards: number;
   readonly #shardGrads: FloatArray[];
   readonly #grad: FloatArray;
@@ -112,7 +114,7 @@ export class LocalEngine<D extends FloatDType> implements TrainEngine {
    * @param model The model whose parameters are trained.
    * @param shards The number of fixed shards per batch (default {@linkcode DEFAULT_SHARDS}).
    */
-  constructor(model: CaptioningRNN<D>, shards = DEFAULT_SHARDS) {
+  constructor(model: CaptioningModel<D>, shards = DEFAULT_SHARDS) {
     this.#model = model;
     this.#shards = shards;
     const total = model.layout.total;
@@ -137,6 +139,7 @@ export class LocalEngine<D extends FloatDType> implements TrainEngine {
           normalizer: n,
           gradBuffer: this.#shardGrads[s] as never,
           ...(shard.weights ? { weights: shard.weights } : {}),
+          dropoutSeed: shardDropoutSeed(optimizer.t, s, this.#shards),
         }).loss;
       }
     });

@@ -19,7 +19,7 @@ import { backendNames, kernels, selectKernels } from "../layers/kernels/mod.ts";
 import { accepts, checkOptions, type OptionRule } from "../layers/options.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
 import { allocArray, type FloatArray, type FloatDType, Tensor } from "../layers/tensor.ts";
-import type { CaptioningRNN } from "../model/captioning_rnn.ts";
+import type { CaptioningModel } from "../model/captioning_model.ts";
 import { captionsPerImage } from "../model/decode_options.ts";
 import { checkSampleArgs, type SampleOptions, type SampleResult } from "../model/sampling.ts";
 import type { Minibatch } from "../model/minibatch.ts";
@@ -110,7 +110,7 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
   readonly shards: number;
   /** The kernel backend the workers use. */
   readonly backend: BackendName;
-  readonly #model: CaptioningRNN<D>;
+  readonly #model: CaptioningModel<D>;
   readonly #workers: Worker[] = [];
   readonly #control: Int32Array;
   readonly #shardGrads: FloatArray[];
@@ -143,7 +143,7 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
    * unless the model was built over a non-shared `paramBuffer`).
    * @param options See {@linkcode PoolOptions}.
    */
-  constructor(model: CaptioningRNN<D>, options: PoolOptions = {}) {
+  constructor(model: CaptioningModel<D>, options: PoolOptions = {}) {
     checkOptions("PoolEngine options", options, ENGINE_OPTION_RULES);
     const workers = options.workers ?? navigator.hardwareConcurrency;
     const shards = options.shards ?? DEFAULT_SHARDS;
@@ -256,6 +256,7 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
       await this.#loadBatch(batch);
       const c = this.#control, n = batch.captions.shape[0];
       Atomics.store(c, CTRL.TRAINING, 1);
+      Atomics.store(c, CTRL.STEP, optimizer.t);
       let t1 = performance.now();
       tm.load = t1 - t0;
       await this.#job(CMD.LOSS);
@@ -642,7 +643,7 @@ export interface EngineOptions extends Omit<PoolOptions, "workers"> {
  * ```
  */
 export function createEngine<D extends FloatDType>(
-  model: CaptioningRNN<D>,
+  model: CaptioningModel<D>,
   options: EngineOptions = {},
 ): LocalEngine<D> | PoolEngine<D> {
   checkOptions("createEngine options", options, ENGINE_OPTION_RULES);

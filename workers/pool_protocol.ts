@@ -7,7 +7,7 @@
  * @module
  */
 import type { FloatArray } from "../layers/tensor.ts";
-import type { ModelConfig } from "../model/captioning_rnn.ts";
+import type { CaptioningModelConfig } from "../model/captioning_model.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
 import { OPTIM_HYPERPARAMS, type UpdateRule } from "../layers/optim.ts";
 import {
@@ -33,6 +33,8 @@ export const CTRL = {
   TRAINING: 8,
   /** 1 when the shared batch has per-caption weights (self-critical training), else 0. */
   WEIGHTED: 9,
+  /** The optimizer's step count at a training step's loss job (seeds its shards' dropout). */
+  STEP: 10,
   /** The control array's length. */
   WORDS: 16,
 } as const;
@@ -139,8 +141,8 @@ export interface WorkerInit {
   shards: number;
   /** The kernel backend to select. */
   backend: BackendName;
-  /** The model's resolved constructor arguments. */
-  config: ModelConfig;
+  /** The model's resolved constructor arguments (`cellType` names the model). */
+  config: CaptioningModelConfig;
   /** The model's vocabulary. */
   wordToIdx: Record<string, number>;
   /** The model's flat parameters (SharedArrayBuffer-backed). */

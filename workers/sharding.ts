@@ -103,3 +103,23 @@ export function scaleRange(g: FloatArray, factor: number, start: number, end: nu
 export function clipFactor(norm: number, maxNorm: number): number {
   return maxNorm > 0 && norm > maxNorm ? maxNorm / norm : 1;
 }
+
+/**
+ * The dropout seed of fixed shard `shard` at training step `step` (the optimizer's count of
+ * steps done): a function of the step and the shard alone, never of the worker that computes
+ * the shard, so dropout draws the same masks for any number of workers, and a resumed run
+ * (whose optimizer continues the count) draws the masks the uninterrupted run would have.
+ * @param step The optimizer's step count before this step.
+ * @param shard The shard's index.
+ * @param shards The number of fixed shards per batch.
+ * @returns The seed to pass as the shard's `dropoutSeed`.
+ *
+ * @example
+ * ```ts
+ * import { shardDropoutSeed } from "./sharding.ts";
+ * console.log(shardDropoutSeed(0, 3, 4), shardDropoutSeed(1, 0, 4)); // 3 4
+ * ```
+ */
+export function shardDropoutSeed(step: number, shard: number, shards: number): number {
+  return step * shards + shard;
+}

@@ -1,12 +1,12 @@
 /**
- * Elementwise kernels: the recurrent cells' math (the vanilla RNN's activation and the LSTM
- * cell, forward and backward) and softmax rows, on (array, offset) ranges. This is their one
- * implementation: the layers (`rnn.ts`, `lstm.ts`) run the plain `Math` loops below, the fused
+ * Elementwise kernels: the recurrent cells' math (the vanilla RNN's activation, the LSTM and
+ * the GRU cell, forward and backward) and softmax rows, on (array, offset) ranges. This is their
+ * one implementation: the layers (`rnn.ts`, `lstm.ts`, `gru.ts`) run the plain `Math` loops below, the fused
  * training step and the decoders run an arena's kernels, which are these loops too or, for
  * float32, WebAssembly SIMD (`elementwise_wasm.ts`, a backend as BLAS is for gemm). An arena
  * hands out the work arrays the kernels run on.
  *
- * Dimension legend: H hidden, V vocabulary.
+ * Dimension legend: H hidden (the LSTM's gates are 4H wide, the GRU's 3H), V vocabulary.
  * @module
  */
 import { type Activation, sigmoid } from "../activations.ts";
@@ -74,6 +74,49 @@ export interface ElementwiseKernels {
     tanhC: FloatArray,
     hOff: number,
     dA: FloatArray,
+    rows: number,
+    hd: number,
+  ): void;
+  /**
+   * The GRU cell forward over `rows` rows (gates r, z, n, each H wide, as PyTorch's `nn.GRU`).
+   * On entry the gates (rows, 3H) at `g[gOff]` hold the input projections a_x = x · Wx + bx and
+   * `ah` (rows, 3H) at the same offset the recurrent ones a_h = prev_h · Wh + bh; on exit the
+   * gates hold r, z, n (a_h is kept: the backward pass reads its n part):
+   *   r = σ(a_x[r] + a_h[r]), z = σ(a_x[z] + a_h[z]), n = tanh(a_x[n] + r ⊙ a_h[n]),
+   *   h = (1 - z) ⊙ n + z ⊙ prev_h
+   * prevH (rows, H) at `pOff`; h (rows, H) at `hOff`.
+   */
+  gruCell(
+    g: FloatArray,
+    ah: FloatArray,
+    gOff: number,
+    prevH: FloatArray,
+    pOff: number,
+    h: FloatArray,
+    hOff: number,
+    rows: number,
+    hd: number,
+  ): void;
+  /**
+   * The GRU cell backward over `rows` rows. The gates r, z, n (activated), a_h and the
+   * pre-activation gradients dAx, dAh are (rows, 3H) at `gOff`; dh (rows, H) at `hOff`;
+   * prevH (rows, H) at `pOff`; dPrev (rows, H) at `dpOff` is accumulated into:
+   *   dn = dh (1 - z) (1 - n²), dz = dh (prev_h - n) z (1 - z), dr = dn a_h[n] r (1 - r);
+   *   dAx = [dr, dz, dn], dAh = [dr, dz, dn ⊙ r]; dPrev += dh ⊙ z
+   * (the rest of dprev_h, dAh · Whᵀ, is the caller's GEMM).
+   */
+  gruCellBackward(
+    g: FloatArray,
+    ah: FloatArray,
+    dAx: FloatArray,
+    dAh: FloatArray,
+    gOff: number,
+    dh: FloatArray,
+    hOff: number,
+    prevH: FloatArray,
+    pOff: number,
+    dPrev: FloatArray,
+    dpOff: number,
     rows: number,
     hd: number,
   ): void;
@@ -170,6 +213,39 @@ export const tsElementwise: ElementwiseKernels = {
         dA[go + 2 * hd + j] = dhj * tc * o * (1 - o);
         dA[go + 3 * hd + j] = dcj * i * (1 - gg * gg);
         dc[co + j] = dcj * f;
+      }
+    }
+  },
+  gruCell(g, ah, gOff, prevH, pOff, h, hOff, rows, hd) {
+    for (let row = 0; row < rows; row++) {
+      const go = gOff + 3 * hd * row, po = pOff + hd * row, o = hOff + hd * row;
+      for (let j = 0; j < hd; j++) {
+        const r = sigmoid(g[go + j] + ah[go + j]);
+        const z = sigmoid(g[go + hd + j] + ah[go + hd + j]);
+        const n = Math.tanh(g[go + 2 * hd + j] + r * ah[go + 2 * hd + j]);
+        g[go + j] = r;
+        g[go + hd + j] = z;
+        g[go + 2 * hd + j] = n;
+        h[o + j] = (1 - z) * n + z * prevH[po + j];
+      }
+    }
+  },
+  gruCellBackward(g, ah, dAx, dAh, gOff, dh, hOff, prevH, pOff, dPrev, dpOff, rows, hd) {
+    for (let row = 0; row < rows; row++) {
+      const go = gOff + 3 * hd * row, ho = hOff + hd * row, po = pOff + hd * row;
+      const dpo = dpOff + hd * row;
+      for (let j = 0; j < hd; j++) {
+        const r = g[go + j], z = g[go + hd + j], n = g[go + 2 * hd + j], d = dh[ho + j];
+        const dn = d * (1 - z) * (1 - n * n);
+        const dz = d * (prevH[po + j] - n) * z * (1 - z);
+        const dr = dn * ah[go + 2 * hd + j] * r * (1 - r);
+        dAx[go + j] = dr;
+        dAx[go + hd + j] = dz;
+        dAx[go + 2 * hd + j] = dn;
+        dAh[go + j] = dr;
+        dAh[go + hd + j] = dz;
+        dAh[go + 2 * hd + j] = dn * r;
+        dPrev[dpo + j] += d * z;
       }
     }
   },

@@ -1,6 +1,6 @@
 /**
- * WebAssembly SIMD128 elementwise kernels for float32: exp, sigmoid, tanh, the fused LSTM cell
- * forward and backward and softmax rows, emitted from TypeScript (with the project's assembler)
+ * WebAssembly SIMD128 elementwise kernels for float32: exp, sigmoid, tanh, the fused LSTM and
+ * GRU cells forward and backward and softmax rows, emitted from TypeScript (with the project's assembler)
  * at load time. The RNN activation's backward (no transcendental function) delegates to the
  * plain loop.
  *
@@ -346,6 +346,112 @@ function lstmCellBackwardFunc(): Func {
 }
 
 /**
+ * gruCell(gates, ah, prevH, h, rows, H): for each row (gates and ah row stride 3H, the states
+ * H), with the gates r, z, n holding a_x and ah holding a_h on entry:
+ *   r = σ(a_x[r] + a_h[r]), z = σ(a_x[z] + a_h[z]), n = tanh(a_x[n] + r a_h[n]) (stored in
+ *   the gates), h = (1 - z) n + z prevH.
+ */
+function gruCellFunc(): Func {
+  const fn = new Func([I32, I32, I32, I32, I32, I32]);
+  const [g, ah, ph, h, rows, hd] = [0, 1, 2, 3, 4, 5];
+  const row = fn.local(I32), j = fn.local(I32), lim = fn.local(I32);
+  const go = fn.local(I32), oa = fn.local(I32), hb = fn.local(I32);
+  const s = new Scratch(fn);
+  const r = s.take(), z = s.take(), n = s.take(), t = s.take();
+  // Byte address of gate k of this element in `base` (row stride 3 hb).
+  const at = (base: number, k: number): Code =>
+    op.add(op.add(op.get(base), op.get(go)), op.mul(op.get(hb), op.i32(k)));
+  const body = (acc: Access): Code => [
+    ...op.set(
+      go,
+      op.add(op.mul(op.get(row), op.mul(op.get(hb), op.i32(3))), op.mul(op.get(j), op.i32(4))),
+    ),
+    ...op.set(oa, op.mul(op.add(op.mul(op.get(row), op.get(hd)), op.get(j)), op.i32(4))),
+    ...op.set(t, v.add(acc.load(at(g, 0)), acc.load(at(ah, 0)))),
+    ...vsigmoid(s, t, r),
+    ...acc.store(at(g, 0), op.get(r)),
+    ...op.set(t, v.add(acc.load(at(g, 1)), acc.load(at(ah, 1)))),
+    ...vsigmoid(s, t, z),
+    ...acc.store(at(g, 1), op.get(z)),
+    ...op.set(t, v.add(acc.load(at(g, 2)), v.mul(op.get(r), acc.load(at(ah, 2))))),
+    ...vtanh(s, t, n),
+    ...acc.store(at(g, 2), op.get(n)),
+    ...acc.store(
+      op.add(op.get(h), op.get(oa)),
+      v.add(
+        v.mul(v.sub(s.k(1), op.get(z)), op.get(n)),
+        v.mul(op.get(z), acc.load(op.add(op.get(ph), op.get(oa)))),
+      ),
+    ),
+  ];
+  const loop = op.forLoop(row, op.i32(0), op.get(rows), op.i32(1), lanes(j, hd, lim, body));
+  fn.body = [...s.prologue(), ...op.set(hb, op.mul(op.get(hd), op.i32(4))), ...loop];
+  return fn;
+}
+
+/**
+ * gruCellBackward(gates, ah, dAx, dAh, dh, prevH, dPrev, rows, H): for each row (gates, ah,
+ * dAx, dAh row stride 3H, the others H):
+ *   dn = dh (1-z) (1-n)(1+n), dz = dh (prevH - n) z (1-z), dr = dn a_h[n] r (1-r);
+ *   dAx = [dr, dz, dn], dAh = [dr, dz, dn r]; dPrev += dh z.
+ */
+function gruCellBackwardFunc(): Func {
+  const fn = new Func([I32, I32, I32, I32, I32, I32, I32, I32, I32]);
+  const [g, ah, dax, dah, dh, ph, dp, rows, hd] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const row = fn.local(I32), j = fn.local(I32), lim = fn.local(I32);
+  const go = fn.local(I32), oa = fn.local(I32), hb = fn.local(I32);
+  const s = new Scratch(fn);
+  const [r, z, n, d, dn, dz, dr, one] = Array.from({ length: 8 }, () => s.take());
+  const at = (base: number, k: number): Code =>
+    op.add(op.add(op.get(base), op.get(go)), op.mul(op.get(hb), op.i32(k)));
+  const state = (base: number): Code => op.add(op.get(base), op.get(oa));
+  const body = (acc: Access): Code => [
+    ...op.set(
+      go,
+      op.add(op.mul(op.get(row), op.mul(op.get(hb), op.i32(3))), op.mul(op.get(j), op.i32(4))),
+    ),
+    ...op.set(oa, op.mul(op.add(op.mul(op.get(row), op.get(hd)), op.get(j)), op.i32(4))),
+    ...op.set(one, s.k(1)),
+    ...op.set(r, acc.load(at(g, 0))),
+    ...op.set(z, acc.load(at(g, 1))),
+    ...op.set(n, acc.load(at(g, 2))),
+    ...op.set(d, acc.load(state(dh))),
+    // 1 - n² as (1 - n)(1 + n): exact where n² would round before the cancellation.
+    ...op.set(
+      dn,
+      v.mul(
+        v.mul(op.get(d), v.sub(op.get(one), op.get(z))),
+        v.mul(v.sub(op.get(one), op.get(n)), v.add(op.get(one), op.get(n))),
+      ),
+    ),
+    ...op.set(
+      dz,
+      v.mul(
+        v.mul(v.mul(op.get(d), v.sub(acc.load(state(ph)), op.get(n))), op.get(z)),
+        v.sub(op.get(one), op.get(z)),
+      ),
+    ),
+    ...op.set(
+      dr,
+      v.mul(
+        v.mul(v.mul(op.get(dn), acc.load(at(ah, 2))), op.get(r)),
+        v.sub(op.get(one), op.get(r)),
+      ),
+    ),
+    ...acc.store(at(dax, 0), op.get(dr)),
+    ...acc.store(at(dax, 1), op.get(dz)),
+    ...acc.store(at(dax, 2), op.get(dn)),
+    ...acc.store(at(dah, 0), op.get(dr)),
+    ...acc.store(at(dah, 1), op.get(dz)),
+    ...acc.store(at(dah, 2), v.mul(op.get(dn), op.get(r))),
+    ...acc.store(state(dp), v.add(acc.load(state(dp)), v.mul(op.get(d), op.get(z)))),
+  ];
+  const loop = op.forLoop(row, op.i32(0), op.get(rows), op.i32(1), lanes(j, hd, lim, body));
+  fn.body = [...s.prologue(), ...op.set(hb, op.mul(op.get(hd), op.i32(4))), ...loop];
+  return fn;
+}
+
+/**
  * softmaxRows(p, rows, V, stats, scale): each row of V floats becomes
  * scale · softmax(row); stats[2r] = the row's max, stats[2r+1] = Σ exp(x - max).
  */
@@ -416,8 +522,19 @@ function wasmModule(): WebAssembly.Module | null {
       lstmCellFunc(),
       softmaxFunc(),
       lstmCellBackwardFunc(),
+      gruCellFunc(),
+      gruCellBackwardFunc(),
     ],
-    { exp: 0, sigmoid: 1, tanh: 2, lstmCell: 3, softmaxRows: 4, lstmCellBackward: 5 },
+    {
+      exp: 0,
+      sigmoid: 1,
+      tanh: 2,
+      lstmCell: 3,
+      softmaxRows: 4,
+      lstmCellBackward: 5,
+      gruCell: 6,
+      gruCellBackward: 7,
+    },
     1,
   );
   compiled = typeof WebAssembly === "object" && WebAssembly.validate(bytes)
@@ -440,6 +557,18 @@ interface Exports {
     pc: number,
     tc: number,
     da: number,
+    rows: number,
+    hd: number,
+  ): void;
+  gruCell(g: number, ah: number, ph: number, h: number, rows: number, hd: number): void;
+  gruCellBackward(
+    g: number,
+    ah: number,
+    dax: number,
+    dah: number,
+    dh: number,
+    ph: number,
+    dp: number,
     rows: number,
     hd: number,
   ): void;
@@ -531,6 +660,19 @@ export function wasmElementwiseArena(): ElementwiseArena | null {
       if (ga < 0 || dha < 0 || dca < 0 || ta < 0 || daa < 0 || (prevC && pa < 0)) {
         ts.lstmCellBackward(g, gOff, dh, dc, dcOff, prevC, pOff, tc, hOff, da, rows, hd);
       } else ex.lstmCellBackward(ga, dha, dca, pa, ta, daa, rows, hd);
+    },
+    gruCell(g, ah, gOff, prevH, pOff, h, hOff, rows, hd) {
+      const ga = addr(g, gOff), aa = addr(ah, gOff), pa = addr(prevH, pOff), ha = addr(h, hOff);
+      if (ga < 0 || aa < 0 || pa < 0 || ha < 0) {
+        ts.gruCell(g, ah, gOff, prevH, pOff, h, hOff, rows, hd);
+      } else ex.gruCell(ga, aa, pa, ha, rows, hd);
+    },
+    gruCellBackward(g, ah, dAx, dAh, gOff, dh, hOff, prevH, pOff, dPrev, dpOff, rows, hd) {
+      const ga = addr(g, gOff), aa = addr(ah, gOff), xa = addr(dAx, gOff), ya = addr(dAh, gOff);
+      const da = addr(dh, hOff), pa = addr(prevH, pOff), qa = addr(dPrev, dpOff);
+      if (ga < 0 || aa < 0 || xa < 0 || ya < 0 || da < 0 || pa < 0 || qa < 0) {
+        ts.gruCellBackward(g, ah, dAx, dAh, gOff, dh, hOff, prevH, pOff, dPrev, dpOff, rows, hd);
+      } else ex.gruCellBackward(ga, aa, xa, ya, da, pa, qa, rows, hd);
     },
     softmaxRows(a, off, rows, vv, stats, sOff, scale) {
       const p = addr(a, off), sp = addr(stats, sOff);

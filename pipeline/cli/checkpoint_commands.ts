@@ -9,7 +9,7 @@
 import { kernels } from "../../layers/kernels/mod.ts";
 import { Rng } from "../../layers/random.ts";
 import { type FloatDType, Tensor } from "../../layers/tensor.ts";
-import type { CaptioningRNN } from "../../model/captioning_rnn.ts";
+import type { CaptioningModel } from "../../model/captioning_model.ts";
 import { decodeCaptions } from "../../model/decode.ts";
 import { SAMPLE_CHUNK } from "../../model/sampling.ts";
 import { createEngine } from "../../workers/pool.ts";
@@ -60,7 +60,7 @@ type CheckpointOptions = typeof VERBS.evaluate.options | typeof VERBS.sample.opt
 
 /** A checkpoint's model with the data it was trained on, and the verb's resolved options. */
 interface CheckpointWithData<O extends CheckpointOptions> {
-  model: CaptioningRNN<FloatDType>;
+  model: CaptioningModel<FloatDType>;
   data: LoadedCaptionData;
   experiment: ExperimentConfig | undefined;
   values: OptionValues<O, true>;
@@ -119,7 +119,7 @@ async function checkpointWithDefaults<O extends typeof VERBS.caption.options | C
   values: OptionValues<O>,
   path: string,
 ): Promise<{
-  model: CaptioningRNN<FloatDType>;
+  model: CaptioningModel<FloatDType>;
   experiment: ExperimentConfig | undefined;
   values: OptionValues<O, true>;
 }> {
@@ -139,7 +139,7 @@ async function checkpointWithDefaults<O extends typeof VERBS.caption.options | C
   // "auto" (or no saved choice) defers to RECAP_BACKEND when it is set.
   selectConfiguredBackend(experiment?.train?.backend ?? "auto");
   return {
-    model: ckpt.model as CaptioningRNN<FloatDType>,
+    model: ckpt.model as CaptioningModel<FloatDType>,
     experiment,
     values: withSavedDefaults(options, values, experiment),
   };

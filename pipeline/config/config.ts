@@ -50,16 +50,30 @@ export interface DataConfig {
   synthetic: { numTrain: number; numVal: number; seed: number };
 }
 
-/** The captioning model (`model` section). */
+/**
+ * The captioning model (`model` section): `cellType` picks the model; the recurrent cells read
+ * `activation` and `hiddenDim`, the Transformer `numLayers` … `maxLength`, and each ignores the
+ * other's options.
+ */
 export interface ModelConfig {
-  /** Recurrent cell. */
-  cellType: "rnn" | "lstm";
+  /** The language model: a recurrent cell (rnn, lstm, gru), or the Transformer. */
+  cellType: "rnn" | "lstm" | "gru" | "transformer";
   /** Vanilla RNN nonlinearity. */
   activation: "tanh" | "sigmoid";
-  /** Word vector size W. */
+  /** Word vector size W (the Transformer's width). */
   wordvecDim: number;
-  /** Hidden size H. */
+  /** Hidden size H of the recurrent cells. */
   hiddenDim: number;
+  /** The Transformer's decoder layers. */
+  numLayers: number;
+  /** The Transformer's attention heads (they divide wordvecDim). */
+  numHeads: number;
+  /** The Transformer's feed-forward hidden size. */
+  ffDim: number;
+  /** The Transformer's dropout probability of training steps. */
+  dropout: number;
+  /** The Transformer's positions: the longest caption it reads or writes. */
+  maxLength: number;
   /** Precision of parameters and activations. */
   dtype: "float32" | "float64";
   /** Seed of the weight initialisation. */
@@ -395,6 +409,36 @@ function checkCombinations(cfg: ExperimentConfig, file: string): void {
     throw new InputError(
       `${file}: train.scst.numEpochs: expected a positive integer with train.scst.from, got 0`,
     );
+  }
+  checkTransformer(cfg, file);
+}
+
+/** The Transformer's options that depend on each other (each alone is checked by the schema). */
+function checkTransformer(cfg: ExperimentConfig, file: string): void {
+  const m = cfg.model;
+  if (m.cellType !== "transformer") return;
+  if (m.wordvecDim % m.numHeads !== 0) {
+    throw new InputError(
+      `${file}: model.numHeads: ${m.numHeads} heads do not divide model.wordvecDim ` +
+        `${m.wordvecDim}; pick a divisor of it`,
+    );
+  }
+  if (m.wordvecDim % 2 !== 0) {
+    throw new InputError(
+      `${file}: model.wordvecDim: the Transformer's positional encoding needs an even width, ` +
+        `got ${m.wordvecDim}`,
+    );
+  }
+  const scst = cfg.train.scst, selfCritical = scst.numEpochs > 0 || scst.from !== null;
+  const lengths: [string, number][] = [["evaluate.maxLength", cfg.evaluate.maxLength]];
+  if (selfCritical) lengths.push(["train.scst.maxLength", scst.maxLength]);
+  for (const [name, words] of lengths) {
+    if (words > m.maxLength) {
+      throw new InputError(
+        `${file}: ${name}: ${words} words is more than the Transformer's model.maxLength ` +
+          `(${m.maxLength} positions); lower it or raise model.maxLength`,
+      );
+    }
   }
 }
 

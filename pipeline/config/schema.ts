@@ -9,6 +9,7 @@
  */
 import { UPDATE_RULES } from "../../layers/optim.ts";
 import { DECODE_LIMITS, LENGTH_PENALTIES } from "../../model/decode_options.ts";
+import { MODEL_KINDS } from "../../model/models.ts";
 
 /** The kind of value an option holds. */
 export type OptionType =
@@ -170,10 +171,15 @@ export const EXPERIMENT_SCHEMA = {
     },
   },
   model: {
-    cellType: oneOf(["rnn", "lstm"], "lstm", "Recurrent cell"),
+    cellType: oneOf(MODEL_KINDS, "lstm", "Language model: a recurrent cell, or the Transformer"),
     activation: oneOf(["tanh", "sigmoid"], "tanh", "Vanilla RNN nonlinearity"),
-    wordvecDim: int(256, ">=1", "Word embedding size (W)"),
-    hiddenDim: int(512, ">=1", "Hidden state size (H)"),
+    wordvecDim: int(256, ">=1", "Word embedding size (W); the Transformer's width"),
+    hiddenDim: int(512, ">=1", "Hidden state size (H) of the recurrent cells"),
+    numLayers: int(2, ">=1", "Transformer decoder layers (L)"),
+    numHeads: int(4, ">=1", "Transformer attention heads; must divide wordvecDim"),
+    ffDim: int(2048, ">=1", "Transformer feed-forward hidden size (F)"),
+    dropout: num(0.1, "[0,1)", "Transformer dropout probability of training steps"),
+    maxLength: int(50, ">=1", "Transformer positions: the longest caption it reads or writes"),
     dtype: oneOf(["float32", "float64"], "float32", "Parameter and activation precision"),
     seed: int(231, ">=0", "Seed of the weight initialisation"),
   },

@@ -13,7 +13,7 @@
  * @module
  */
 import { type FloatDType, gatherRows, type Tensor } from "../../layers/tensor.ts";
-import type { CaptioningRNN } from "../../model/captioning_rnn.ts";
+import type { CaptioningModel } from "../../model/captioning_model.ts";
 import { decodeCaptions } from "../../model/decode.ts";
 import type { DecodeMethod, SampleOptions, SampleResult } from "../../model/sampling.ts";
 import {
@@ -236,7 +236,7 @@ export function baselineCaption(data: CaptionData): string {
  * ```
  */
 export async function evaluateSplit(
-  model: CaptioningRNN<FloatDType>,
+  model: CaptioningModel<FloatDType>,
   data: CaptionData,
   options: EvaluateOptions,
 ): Promise<SplitEvaluation> {

@@ -4,8 +4,9 @@
  * take and what to lower — instead of an allocation failure (or the kernel's OOM killer) after
  * the run has started.
  *
- * Dimension legend: N batch, T caption steps, D image feature, W word vector, H hidden,
- * G gate width, V vocabulary, P parameters, R packed rows of a shard (N / shards · T).
+ * Dimension legend: N batch, T caption steps, D image feature, W word vector (the Transformer's
+ * width), H hidden, G gate width, F feed-forward, V vocabulary, P parameters, R packed rows of
+ * a shard (N / shards · T).
  * @module
  */
 import { MOMENT_NAMES } from "../../layers/optim.ts";
@@ -22,6 +23,8 @@ export interface TrainingMemory {
   batches: number;
   /** The sum. */
   total: number;
+  /** The model options that size the parameters, the largest lever first. */
+  modelFields: readonly string[];
 }
 
 /** The sizes a model of the experiment has on the data. */
@@ -47,7 +50,7 @@ function gates(cellType: string, h: number): { g: number; biases: number } {
 }
 
 /**
- * Estimates the memory of a training run of a recurrent captioning model.
+ * Estimates the memory of a training run: a recurrent captioning model's or the Transformer's.
  * @param config The experiment.
  * @param sizes The data's vocabulary, feature and caption sizes.
  * @param workers The threads that compute shards.
@@ -70,15 +73,35 @@ export function estimateTrainingMemory(
   const { batchSize: n, shards, updateRule } = config.train;
   const { vocabSize: v, inputDim: d, captionLength } = sizes;
   const t = captionLength - 1, bytes = dtype === "float64" ? 8 : 4;
-  const { g, biases } = gates(cellType, h);
-  const p = d * h + h + v * w + w * g + h * g + biases + h * v + v;
+  const perShard = Math.ceil(n / shards), r = perShard * t;
+  let p: number, work: number;
+  if (cellType === "transformer") {
+    // Per layer: self- and cross-attention (4 W×W projections and biases each), 3 layer norms,
+    // the feed-forward block; its step keeps ~12 W-wide and 2 F-wide arrays per packed row and
+    // 3 T×T attention arrays per head and caption.
+    const { numLayers: l, numHeads: heads, ffDim: f } = config.model;
+    const layer = 8 * (w * w + w) + 6 * w + (2 * w * f + f + w);
+    p = d * w + w + v * w + l * layer + w * v + v;
+    work = r * (v + 2 + l * (12 * w + 2 * f)) + perShard * (d + w + 3 * l * heads * t * t);
+  } else {
+    const { g, biases } = gates(cellType, h);
+    p = d * h + h + v * w + w * g + h * g + biases + h * v + v;
+    work = r * (w + 2 * g + 5 * h + v + 2) + perShard * (3 * h + d);
+  }
   // Parameters, a saved copy while checkpointing, the reduced gradient, one per shard, moments.
   const parameters = bytes * p * (3 + shards + MOMENT_NAMES[updateRule].length);
-  const perShard = Math.ceil(n / shards), r = perShard * t;
-  const work = r * (w + 2 * g + 5 * h + v + 2) + perShard * (3 * h + d);
   const workArrays = bytes * work * Math.min(workers, shards);
   const batches = 3 * n * (captionLength * 4 + d * bytes);
-  return { parameters, workArrays, batches, total: parameters + workArrays + batches };
+  const modelFields = cellType === "transformer"
+    ? ["model.wordvecDim", "model.ffDim", "model.numLayers"]
+    : ["model.hiddenDim", "model.wordvecDim"];
+  return {
+    parameters,
+    workArrays,
+    batches,
+    total: parameters + workArrays + batches,
+    modelFields,
+  };
 }
 
 /** Bytes as "12.3 GiB". */
@@ -95,7 +118,8 @@ function gib(bytes: number): string {
  * @example
  * ```ts
  * import { checkTrainingMemory } from "./memory.ts";
- * checkTrainingMemory({ parameters: 1e6, workArrays: 1e6, batches: 1e5, total: 2.1e6 }); // fits
+ * const modelFields = ["model.hiddenDim", "model.wordvecDim"];
+ * checkTrainingMemory({ parameters: 1e6, workArrays: 1e6, batches: 1e5, total: 2.1e6, modelFields }); // fits
  * ```
  */
 export function checkTrainingMemory(
@@ -104,13 +128,15 @@ export function checkTrainingMemory(
 ): void {
   if (memory.total <= available) return;
   const byParameters = memory.parameters >= memory.workArrays + memory.batches;
-  const field = byParameters ? "model.hiddenDim" : "train.batchSize";
+  const fields = memory.modelFields;
+  const field = byParameters ? fields[0] : "train.batchSize";
+  const lower = fields.length > 1
+    ? `${fields.slice(0, -1).join(", ")} or ${fields.at(-1)}`
+    : fields[0];
   throw new InputError(
     `${field}: training would need about ${gib(memory.total)} (parameters and gradients ` +
       `${gib(memory.parameters)}, step work arrays ${gib(memory.workArrays)}), more than the ` +
-      `${gib(available)} this machine can give; lower ${
-        byParameters ? "model.hiddenDim or model.wordvecDim" : "train.batchSize"
-      }`,
+      `${gib(available)} this machine can give; lower ${byParameters ? lower : "train.batchSize"}`,
   );
 }
 

@@ -11,7 +11,7 @@
 import { join } from "node:path";
 import { kernels } from "../../layers/kernels/mod.ts";
 import type { FloatDType } from "../../layers/tensor.ts";
-import type { CaptioningRNN } from "../../model/captioning_rnn.ts";
+import type { CaptioningModel } from "../../model/captioning_model.ts";
 import { createEngine, type PoolOptions } from "../../workers/pool.ts";
 import { checkExperiment, type ExperimentConfig, type StageName } from "../config/config.ts";
 import type { LoadedCaptionData } from "../data/caption_data.ts";
@@ -126,7 +126,7 @@ async function runStages(
   let metrics: MetricsLog | null = null;
   try {
     // 1. Train, or find how far an earlier run trained.
-    let trainedModel: CaptioningRNN<FloatDType> | undefined;
+    let trainedModel: CaptioningModel<FloatDType> | undefined;
     if (stages.has("train")) {
       const trained = await trainStage({
         config,
@@ -263,7 +263,7 @@ async function trainedIterations(
 
 /** A model to evaluate, with what the report calls it. */
 interface ToEvaluate {
-  model: CaptioningRNN<FloatDType>;
+  model: CaptioningModel<FloatDType>;
   label: string;
 }
 
@@ -277,7 +277,7 @@ async function checkpointsToEvaluate(
   config: ExperimentConfig,
   data: LoadedCaptionData,
   result: RunResult,
-  trained: CaptioningRNN<FloatDType> | undefined,
+  trained: CaptioningModel<FloatDType> | undefined,
 ): Promise<ToEvaluate[]> {
   const runDir = config.output.dir, scst = config.train.scst;
   const load = (path: string) => loadCheckpoint(path, { idxToWord: data.idx_to_word });
@@ -313,7 +313,7 @@ async function checkpointsToEvaluate(
  */
 async function evaluateStage(
   config: ExperimentConfig,
-  model: CaptioningRNN<FloatDType>,
+  model: CaptioningModel<FloatDType>,
   data: LoadedCaptionData,
   captioner: Captioner,
   label: string,
@@ -387,7 +387,7 @@ export function decodingControls(e: ExperimentConfig["evaluate"]): DecodingContr
 /** Prints the captions of a few val images beside a reference, and saves samples.json. */
 async function sampleStage(
   config: ExperimentConfig,
-  model: CaptioningRNN<FloatDType>,
+  model: CaptioningModel<FloatDType>,
   data: LoadedCaptionData,
   captioner: Captioner,
   evaluations: SplitEvaluation[],

@@ -23,7 +23,8 @@ import { join } from "node:path";
 import { kernels } from "../../layers/kernels/mod.ts";
 import { type OptimConfig, pickOptimConfig } from "../../layers/optim.ts";
 import type { FloatDType } from "../../layers/tensor.ts";
-import { CaptioningRNN } from "../../model/captioning_rnn.ts";
+import type { CaptioningModel } from "../../model/captioning_model.ts";
+import { createCaptioningModel, describeModel } from "../../model/models.ts";
 import { createEngine, type PoolOptions, WorkerFailure } from "../../workers/pool.ts";
 import type { TrainEngine } from "../../workers/engine.ts";
 import type { ExperimentConfig, TrainConfig } from "../config/config.ts";
@@ -82,7 +83,7 @@ export interface TrainStageContext {
 /** What the train stage produced. */
 export interface TrainStageResult {
   /** The trained model (the latest parameters). */
-  model: CaptioningRNN<FloatDType>;
+  model: CaptioningModel<FloatDType>;
   /** Iterations trained in total. */
   iterations: number;
   /** Whether training was stopped by a signal (a checkpoint was written). */
@@ -114,6 +115,13 @@ export async function trainStage(stage: TrainStageContext): Promise<TrainStageRe
     ]
   ) {
     await removeStaleTemporaries(join(runDir, name));
+  }
+  const words = data.train_captions.shape[1] - 1, m = config.model;
+  if (m.cellType === "transformer" && words > m.maxLength) {
+    throw new InputError(
+      `model.maxLength: the captions have ${words} positions, more than the Transformer's ` +
+        `${m.maxLength}; raise model.maxLength to at least ${words}`,
+    );
   }
   const workers = usableWorkers(config, stage.log);
   checkMemory(config, data, workers);
@@ -147,7 +155,7 @@ async function trainPhases(
   const from = resumed === null && scst.from !== null
     ? await loadCheckpoint(scst.from, { idxToWord: data.idx_to_word, model: config.model })
     : null;
-  const model = resumed?.model ?? from?.model ?? new CaptioningRNN({
+  const model = resumed?.model ?? from?.model ?? createCaptioningModel({
     wordToIdx: data.word_to_idx,
     inputDim: data.train_features.shape[1],
     ...config.model,
@@ -172,7 +180,7 @@ async function trainPhases(
 /** The cross-entropy phase: the exercise's training, resumed from checkpoint.h5 or fresh. */
 async function crossEntropyPhase(
   ctx: PhaseContext,
-  model: CaptioningRNN<FloatDType>,
+  model: CaptioningModel<FloatDType>,
   workers: number,
   resumed: LoadedCheckpoint | null,
 ): Promise<TrainStageResult> {
@@ -204,7 +212,7 @@ async function crossEntropyPhase(
   };
   const session = await openSession(ctx, model, engine, resumed, phase, batches);
   log(
-    `Training ${config.model.cellType} (H=${config.model.hiddenDim}, W=${config.model.wordvecDim}) on ` +
+    `Training ${describeModel(model.config)} on ` +
       `${data.train_captions.shape[0]} captions: ${session.solver.numIterations} iterations, ` +
       `batch ${config.train.batchSize}, ${workers} worker(s)`,
   );
@@ -218,7 +226,7 @@ async function crossEntropyPhase(
  */
 async function selfCriticalPhase(
   ctx: PhaseContext,
-  model: CaptioningRNN<FloatDType>,
+  model: CaptioningModel<FloatDType>,
   workers: number,
   start: ScstPhase,
   resumed: LoadedCheckpoint | null,
@@ -295,7 +303,7 @@ async function selfCriticalPhase(
 /** The compute engine of a phase (closing the batch source when it cannot start). */
 async function startEngine(
   ctx: PhaseContext,
-  model: CaptioningRNN<FloatDType>,
+  model: CaptioningModel<FloatDType>,
   workers: number,
   batches: BatchSource | undefined,
 ): Promise<TrainEngine> {
@@ -316,7 +324,7 @@ async function startEngine(
 /** A phase's session, continued from a checkpoint when resuming. */
 async function openSession(
   ctx: PhaseContext,
-  model: CaptioningRNN<FloatDType>,
+  model: CaptioningModel<FloatDType>,
   engine: TrainEngine,
   resumed: LoadedCheckpoint | null,
   phase: Phase,
@@ -429,7 +437,7 @@ class TrainingSession {
   /** The solver. */
   readonly solver: CaptioningSolver;
   readonly #ctx: PhaseContext;
-  readonly #model: CaptioningRNN<FloatDType>;
+  readonly #model: CaptioningModel<FloatDType>;
   readonly #engine: TrainEngine;
   readonly #phase: Phase;
   readonly #progress: ProgressReporter;
@@ -443,7 +451,7 @@ class TrainingSession {
 
   constructor(
     ctx: PhaseContext,
-    model: CaptioningRNN<FloatDType>,
+    model: CaptioningModel<FloatDType>,
     engine: TrainEngine,
     resumed: LoadedCheckpoint | null,
     phase: Phase,

@@ -1,10 +1,14 @@
 /**
- * Checkpoints in HDF5, readable by h5py: every parameter as a dataset under its exercise name
- * (`f["W_embed"]`), the optimizer's moments under `optimizer/`, the loss histories under
- * `history/`, and JSON attributes on the root for the model's arguments, the vocabulary, the
- * optimizer and solver state, and the experiment config. Written atomically: a temporary file
- * is completed, synced and renamed over the old one, so a crash never leaves a broken
- * checkpoint in place.
+ * Checkpoints in HDF5, readable by h5py: every parameter as a dataset under its name in the
+ * model's layout (the exercise's `f["W_embed"]`; the GRU's `f["bx"]`, `f["bh"]`; the
+ * Transformer's paths such as `f["layer0/self_attn/Wq"]`), the optimizer's moments under
+ * `optimizer/`, the loss histories under `history/`, and JSON attributes on the root for the
+ * model's arguments (whose `cellType` names the model), the vocabulary, the optimizer and
+ * solver state, and the experiment config. Written atomically: a temporary file is completed,
+ * synced and renamed over the old one, so a crash never leaves a broken checkpoint in place.
+ *
+ * Version 1 holds every model: the rnn and lstm checkpoints written before the GRU and the
+ * Transformer existed have the same datasets and attributes, and load unchanged.
  * @module
  */
 import type { FloatArray, FloatDType } from "../../layers/tensor.ts";
@@ -20,8 +24,8 @@ import {
 } from "../../layers/optim.ts";
 import { checkRegularFile, UnreadableFile } from "../io/files.ts";
 import type { SolverState } from "./solver.ts";
-import { CaptioningRNN, type ModelConfig } from "../../model/captioning_rnn.ts";
-import { PARAM_NAMES } from "../../model/params.ts";
+import type { CaptioningModel, CaptioningModelConfig } from "../../model/captioning_model.ts";
+import { type CaptioningModelOptions, createCaptioningModel } from "../../model/models.ts";
 
 /** The format name and version written in every checkpoint. */
 export const CHECKPOINT_FORMAT = "recap-checkpoint";
@@ -54,7 +58,7 @@ export interface ScstPhase {
 /** A loaded checkpoint. */
 export interface LoadedCheckpoint<D extends FloatDType = FloatDType> extends CheckpointExtras {
   /** The model, with the saved parameters. */
-  model: CaptioningRNN<D>;
+  model: CaptioningModel<D>;
   /** The file it came from. */
   path: string;
 }
@@ -63,8 +67,11 @@ export interface LoadedCheckpoint<D extends FloatDType = FloatDType> extends Che
 export interface CheckpointExpectation {
   /** The vocabulary of the data it will be used with (index → word). */
   idxToWord?: readonly string[];
-  /** Model sizes it must have. */
-  model?: Partial<ModelConfig>;
+  /**
+   * Model options it must have (e.g. an experiment's model section); options its kind of model
+   * does not take (a recurrent model's `numHeads`, the Transformer's `hiddenDim`) are ignored.
+   */
+  model?: Partial<Omit<CaptioningModelOptions, "wordToIdx" | "paramBuffer">>;
 }
 
 /**
@@ -86,7 +93,7 @@ export interface CheckpointExpectation {
  */
 export async function saveCheckpoint(
   path: string,
-  model: CaptioningRNN<FloatDType>,
+  model: CaptioningModel<FloatDType>,
   extras: CheckpointExtras = {},
 ): Promise<string> {
   let tmp = "";
@@ -119,10 +126,10 @@ export async function saveCheckpoint(
 /** Writes the model, its vocabulary and the extras into an open, empty HDF5 file. */
 function writeCheckpoint(
   f: H5File,
-  model: CaptioningRNN<FloatDType>,
+  model: CaptioningModel<FloatDType>,
   extras: CheckpointExtras,
 ): void {
-  for (const name of PARAM_NAMES) f.write(name, model.params[name].clone());
+  for (const { name } of model.layout.slots) f.write(name, model.params[name].clone());
   f.setAttr("/", "format", CHECKPOINT_FORMAT);
   f.setAttr("/", "version", CHECKPOINT_VERSION);
   f.setJsonAttr("/", "model_config", model.config);
@@ -243,28 +250,38 @@ export async function loadCheckpoint(
         `version ${version} is not supported (this recap reads version ${CHECKPOINT_VERSION})`,
       );
     }
-    const config = f.getJsonAttr("/", "model_config") as ModelConfig | undefined;
+    const config = f.getJsonAttr("/", "model_config") as CaptioningModelConfig | undefined;
     const idxToWord = f.getJsonAttr("/", "idx_to_word") as string[] | undefined;
     const wordToIdx = f.getJsonAttr("/", "word_to_idx") as Record<string, number> | undefined;
     if (!config || !idxToWord || !wordToIdx) {
       throw bad(`attributes "model_config", "idx_to_word" and "word_to_idx" are required`);
     }
     checkVocabulary(path, idxToWord, expect.idxToWord);
-    for (const [key, want] of Object.entries(expect.model ?? {})) {
-      const have = config[key as keyof ModelConfig];
-      if (want !== undefined && have !== want) {
+    let model: CaptioningModel;
+    try {
+      model = createCaptioningModel({ ...config, wordToIdx });
+    } catch (e) {
+      throw bad(`attribute "model_config" is invalid: ${(e as Error).message}`);
+    }
+    // The resolved config has exactly the options of the checkpoint's kind of model.
+    const resolved = model.config as unknown as Record<string, unknown>;
+    const wanted = expect.model ?? {};
+    if (wanted.cellType !== undefined && wanted.cellType !== resolved.cellType) {
+      throw bad(
+        `model.cellType is ${JSON.stringify(resolved.cellType)} but the experiment asks for ${
+          JSON.stringify(wanted.cellType)
+        }`,
+      );
+    }
+    for (const [key, want] of Object.entries(wanted)) {
+      const have = resolved[key];
+      if (want !== undefined && key in resolved && have !== want) {
         throw bad(
           `model.${key} is ${JSON.stringify(have)} but the experiment asks for ${
             JSON.stringify(want)
           }`,
         );
       }
-    }
-    let model: CaptioningRNN;
-    try {
-      model = new CaptioningRNN({ ...config, wordToIdx });
-    } catch (e) {
-      throw bad(`attribute "model_config" is invalid: ${(e as Error).message}`);
     }
     for (const slot of model.layout.slots) {
       if (!f.hasDataset(slot.name)) throw bad(`dataset "${slot.name}" is missing`);

@@ -7,7 +7,7 @@
  */
 import { Rng, type RngState } from "../../layers/random.ts";
 import type { FloatDType } from "../../layers/tensor.ts";
-import type { CaptioningRNN } from "../../model/captioning_rnn.ts";
+import type { CaptioningModel } from "../../model/captioning_model.ts";
 import type { BackendName } from "../../layers/kernels/types.ts";
 import { accepts, checkOptions, type OptionRule } from "../../layers/options.ts";
 import { LocalEngine, type StepResult, type TrainEngine } from "../../workers/engine.ts";
@@ -178,7 +178,8 @@ export class TrainingDivergedError extends Error {
 }
 
 /**
- * Trains a {@linkcode CaptioningRNN} on captioning data, as the exercise's `CaptioningSolver`.
+ * Trains a captioning model (a `CaptioningRNN` or a `CaptioningTransformer`) on captioning data,
+ * as the exercise's `CaptioningSolver`.
  *
  * @example Overfit a few captions
  * ```ts
@@ -198,7 +199,7 @@ export class TrainingDivergedError extends Error {
  */
 export class CaptioningSolver<D extends FloatDType = FloatDType> {
   /** The model being trained. */
-  readonly model: CaptioningRNN<D>;
+  readonly model: CaptioningModel<D>;
   /** The data dictionary. */
   readonly data: CaptionData;
   /** The update rule with its state. */
@@ -245,7 +246,7 @@ export class CaptioningSolver<D extends FloatDType = FloatDType> {
    * @param data The data dictionary (training minibatches come from it unless `batches` is given).
    * @param options See {@linkcode SolverOptions}.
    */
-  constructor(model: CaptioningRNN<D>, data: CaptionData, options: SolverOptions = {}) {
+  constructor(model: CaptioningModel<D>, data: CaptionData, options: SolverOptions = {}) {
     checkOptions("CaptioningSolver options", options, SOLVER_OPTION_RULES);
     if (options.engine && ["workers", "backend", "shards"].some((k) => k in options)) {
       throw new TypeError(

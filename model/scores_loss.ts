@@ -1,0 +1,81 @@
+/**
+ * The masked softmax loss over packed score rows, in place, shared by every model's fused
+ * step: each row's scores become their gradient, (softmax − onehot(target)) / normalizer
+ * (times the row's caption weight, when weighted), and a row whose target is `<NULL>` has no
+ * loss and a zero gradient.
+ *
+ * Dimension legend: R packed rows, V vocabulary.
+ * @module
+ */
+import type { ElementwiseKernels } from "../layers/kernels/elementwise.ts";
+import type { FloatArray } from "../layers/tensor.ts";
+
+/** The rows a {@linkcode packedSoftmaxLoss} scores, and its work arrays. */
+export interface PackedScores {
+  /** The scores, (R, V), overwritten with their gradient. */
+  scores: FloatArray;
+  /** R */
+  rows: number;
+  /** V */
+  vocabSize: number;
+  /** Each row's target word, (R,). */
+  targets: Int32Array;
+  /** The index of `<NULL>`, the padding the loss masks out. */
+  nullIdx: number;
+  /** Work: each row's target score, (≥ R,). */
+  targetScores: Float64Array;
+  /** Work: each row's max and sum of exponentials, (≥ 2R,). */
+  stats: FloatArray;
+  /** Each row's weight (its caption's), (≥ R,), or null for 1 each. */
+  rowWeights: Float64Array | null;
+}
+
+/**
+ * The summed loss of packed score rows, Σ_r w_r · (−log softmax(scores_r)[target_r]) /
+ * normalizer, with the scores overwritten by its gradient.
+ * @param ew The elementwise kernels (their row softmax).
+ * @param p The rows, targets and work arrays.
+ * @param normalizer What the summed loss is divided by.
+ * @returns The loss.
+ *
+ * @example
+ * ```ts
+ * import { packedSoftmaxLoss } from "./scores_loss.ts";
+ * import { tsElementwise } from "../layers/kernels/elementwise.ts";
+ * const scores = new Float64Array([0, 0, 0, 0]); // two rows of V = 2
+ * const loss = packedSoftmaxLoss(tsElementwise, {
+ *   scores, rows: 2, vocabSize: 2, targets: new Int32Array([1, 0]), nullIdx: 0,
+ *   targetScores: new Float64Array(2), stats: new Float64Array(4), rowWeights: null,
+ * }, 1);
+ * console.log(loss.toFixed(4), Array.from(scores)); // 0.6931 [ 0.5, -0.5, 0, 0 ]
+ * ```
+ */
+export function packedSoftmaxLoss(
+  ew: ElementwiseKernels,
+  p: PackedScores,
+  normalizer: number,
+): number {
+  const { scores: sc, rows, vocabSize: v, targets, nullIdx, targetScores: xt, stats } = p;
+  const weights = p.rowWeights;
+  for (let r = 0; r < rows; r++) xt[r] = targets[r] === nullIdx ? 0 : sc[r * v + targets[r]];
+  const scale = 1 / normalizer;
+  ew.softmaxRows(sc, 0, rows, v, stats, 0, scale);
+  let loss = 0;
+  for (let r = 0; r < rows; r++) {
+    if (targets[r] === nullIdx) {
+      sc.fill(0, r * v, (r + 1) * v); // a masked step inside a caption: no loss, no gradient
+      continue;
+    }
+    const nll = Math.log(stats[2 * r + 1]) - (xt[r] - stats[2 * r]);
+    sc[r * v + targets[r]] -= scale;
+    if (weights === null) {
+      loss += nll;
+      continue;
+    }
+    // A weighted caption: its loss and its scores' gradient, w · (softmax − onehot) / normalizer.
+    const w = weights[r];
+    loss += w * nll;
+    if (w !== 1) { for (let j = r * v; j < (r + 1) * v; j++) sc[j] *= w; }
+  }
+  return loss * scale;
+}
