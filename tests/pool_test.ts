@@ -151,6 +151,25 @@ for (const cell of ["lstm", "gru", "transformer"] as const) {
   });
 }
 
+Deno.test("sample() hands chunks to whichever worker is free: a late worker's share goes to the others, bitwise the same", async () => {
+  const data = randomCaptionData({ numTrain: 30, vocab: 30, inputDim: D, seed: 5 });
+  const model = smallModel(data, "lstm");
+  // Worker 0 takes nothing until the others have taken every chunk (tests/late_worker.ts).
+  const workerUrl = new URL("./late_worker.ts", import.meta.url);
+  const pe = new PoolEngine(model, { workers: 3, workerUrl });
+  try {
+    const features = Tensor.randn([3 * SAMPLE_CHUNK + 5, D], 6, "float32");
+    for (const options of [{ maxLength: 7 }, { maxLength: 7, beamSize: 3 }]) {
+      const want = model.sampleWithScores(features, options);
+      const got = await pe.sample(features, options);
+      assertEquals(bitDiffs(got.captions.data, want.captions.data), [], JSON.stringify(options));
+      assertEquals(bitDiffs(got.logProbs, want.logProbs), [], JSON.stringify(options));
+    }
+  } finally {
+    await pe.close();
+  }
+});
+
 for (const backend of availableBackends().filter((b) => b !== kernels().name)) {
   Deno.test(`PoolEngine.step() equals LocalEngine bitwise on the ${backend} backend too`, async () => {
     const previous = kernels().name;

@@ -236,30 +236,41 @@ export class ComputeWorker {
   }
 
   /**
-   * Captions the owned images of the shared features into the shared outputs. Images are
-   * decoded in fixed chunks from image 0 (`imagesPerChunk`), so a worker takes whole chunks:
-   * each chunk is decoded exactly as one call over all images decodes it, and sampled
-   * captions draw from the streams of their images' numbers, whatever the number of workers.
+   * Captions chunks of the shared features into the shared outputs until none is left. Images
+   * are decoded in fixed chunks from image 0 (`imagesPerChunk`), and a worker takes the next
+   * undecoded chunk from the shared counter `CTRL.NEXT_CHUNK` whenever it is free: a worker
+   * that the machine slows down (another process on its core, a beam search whose beams
+   * live longer) takes fewer, instead of the others waiting for its fixed share. Each chunk
+   * is decoded exactly as one call over all images decodes it, and sampled captions draw from
+   * the streams of their images' numbers, so the result is the same whoever decodes a chunk.
    */
   sample(): void {
     const { init, model } = this;
     const n = Atomics.load(init.control, CTRL.N), d = model.config.inputDim;
     const options = readDecodeOptions(init.scalars);
     const c = imagesPerChunk(options), m = captionsPerImage(options), l = options.maxLength;
-    const chunks = ownedItems(Math.ceil(n / c), init.workers, init.index);
-    const r = { start: chunks.start * c, end: Math.min(n, chunks.end * c) };
-    if (r.end <= r.start) return;
-    const features = new Tensor<FloatDType>(this.features.subarray(r.start * d, r.end * d), [
-      r.end - r.start,
-      d,
-    ]);
-    const sampled = options.method === "sample";
-    const out = model.sampleWithScores(features, {
-      ...options,
-      ...(sampled ? { firstImage: options.firstImage + r.start } : {}),
-    });
-    this.sampleCaptions.set(out.captions.data, r.start * m * l);
-    this.sampleLogProbs.set(out.logProbs, r.start * m);
+    const chunks = Math.ceil(n / c), sampled = options.method === "sample";
+    for (let k = this.takeChunk(); k < chunks; k = this.takeChunk()) {
+      const start = k * c, end = Math.min(n, start + c);
+      const features = new Tensor<FloatDType>(this.features.subarray(start * d, end * d), [
+        end - start,
+        d,
+      ]);
+      const out = model.sampleWithScores(features, {
+        ...options,
+        ...(sampled ? { firstImage: options.firstImage + start } : {}),
+      });
+      this.sampleCaptions.set(out.captions.data, start * m * l);
+      this.sampleLogProbs.set(out.logProbs, start * m);
+    }
+  }
+
+  /**
+   * Takes the next chunk of the current sampling job.
+   * @returns Its index (≥ the job's chunk count when none is left).
+   */
+  takeChunk(): number {
+    return Atomics.add(this.init.control, CTRL.NEXT_CHUNK, 1);
   }
 }
 

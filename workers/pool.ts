@@ -299,7 +299,8 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
   }
 
   /**
-   * Captions images on the workers (each takes whole chunks of images): the same result as
+   * Captions images on the workers: each free worker takes the next whole chunk of images
+   * (`SAMPLE_CHUNK`), so a slowed worker decodes fewer; the same result as
    * `model.sampleWithScores(features, options)`, bit for bit.
    * @param features Image features, (N, D).
    * @param options The decoding strategy and its controls (see `SampleOptions`).
@@ -323,6 +324,7 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
       Atomics.store(c, CTRL.N, n);
       writeDecodeOptions(this.#scalars, opts);
       Atomics.store(c, CTRL.TRAINING, 0);
+      Atomics.store(c, CTRL.NEXT_CHUNK, 0);
       await this.#job(CMD.SAMPLE);
       return {
         captions: new Tensor(this.#sampleCaptions.slice(0, rows * l), [rows, l]),

@@ -35,6 +35,11 @@ export const CTRL = {
   WEIGHTED: 9,
   /** The optimizer's step count at a training step's loss job (seeds its shards' dropout). */
   STEP: 10,
+  /**
+   * A sampling job's next chunk of images: a free worker takes the next one with
+   * `Atomics.add`, so the chunks go to whichever worker is free (0 at the job's start).
+   */
+  NEXT_CHUNK: 12,
   /** The control array's length. */
   WORDS: 16,
 } as const;
@@ -47,7 +52,7 @@ export const CMD = {
   REDUCE: 2,
   /** Clip and apply the optimizer to the owned gradient blocks. */
   UPDATE: 3,
-  /** Caption the owned chunks of images of the shared features. */
+  /** Caption chunks of images of the shared features, taking each from `CTRL.NEXT_CHUNK`. */
   SAMPLE: 4,
   /** Return to the event loop to read one message (then resume waiting). */
   YIELD: 5,
