@@ -3,13 +3,20 @@
  * (`lm_step.ts`) for a block of rows (images or beams) in reused work arrays, with each row's
  * log-sum-exp for log-probabilities.
  *
+ * A decoded word's input projection b + W_embed[word] · Wx depends on the word alone, so the
+ * decoder computes it once for the whole vocabulary (a (V, G) table, remade when W_embed, Wx
+ * or b change) and a step copies the rows of its words instead of multiplying: at the COCO
+ * sizes that is a quarter of a step's multiply-adds. Every decoder makes the table with the
+ * same product over all V words, so each worker's table has the same bits as this thread's.
+ *
  * Dimension legend: R rows, D image feature, W word vector, H hidden,
  * G gate width (H for the RNN, 4H for the LSTM, 3H for the GRU), V vocabulary.
  * @module
  */
 import type { ElementwiseKernels, FloatArena } from "../layers/kernels/elementwise.ts";
+import { type Kernels, kernels } from "../layers/kernels/mod.ts";
 import { selectElementwise } from "../layers/kernels/elementwise_wasm.ts";
-import type { FloatArray, FloatDType, Tensor } from "../layers/tensor.ts";
+import { allocArray, type FloatArray, type FloatDType, type Tensor } from "../layers/tensor.ts";
 import {
   embedWords,
   gateWidth,
@@ -113,14 +120,18 @@ export class Decoder implements StepDecoder {
   #state!: LmState;
   /** The state a step writes, (R, H). */
   #next!: LmState;
-  /** Word vectors, (R, W). */
-  #x!: FloatArray;
   /** Gates, (R, G). */
   #gates!: FloatArray;
   /** The softmax of a copy of the scores, (R, V), for its row statistics. */
   #scratch!: FloatArray;
   /** Each row's max and Σ exp(score - max), (R, 2). */
   #stats!: FloatArray;
+  /** Every word's input projection b + W_embed[w] · Wx, (V, G) (made at the first start). */
+  #wordGates: FloatArray | null = null;
+  /** The bits of W_embed, Wx and b that `#wordGates` was made from. */
+  #madeFrom: Uint32Array[] = [];
+  /** The GEMM kernels that made `#wordGates` (another backend rounds differently). */
+  #madeWith: Kernels | null = null;
   /** The scores of the last step, (R, V). */
   scores: FloatArray = new Float32Array(0);
   /** Each row's log Σ exp(scores) after a step: log p[j] = scores[j] - lse. */
@@ -144,14 +155,13 @@ export class Decoder implements StepDecoder {
    */
   reserve(rows: number): void {
     if (rows <= this.#rows) return;
-    const { wordvecDim: w, hiddenDim: hd, vocabSize: v } = this.#shape, g = gateWidth(this.#shape);
+    const { hiddenDim: hd, vocabSize: v } = this.#shape, g = gateWidth(this.#shape);
     const gru = this.#shape.cellType === "gru";
-    const [h, c, hNext, cNext, x, gates, tanhC, ah, scores, scratch, stats] = this.#arena.carve([
+    const [h, c, hNext, cNext, gates, tanhC, ah, scores, scratch, stats] = this.#arena.carve([
       rows * hd,
       rows * hd,
       rows * hd,
       rows * hd,
-      rows * w,
       rows * g,
       rows * hd,
       gru ? rows * g : 0,
@@ -162,7 +172,6 @@ export class Decoder implements StepDecoder {
     // tanh(c) and the GRU's ah are not read across steps: both states share them.
     this.#state = { h, c, tanhC, ah };
     this.#next = { h: hNext, c: cNext, tanhC, ah };
-    this.#x = x;
     this.#gates = gates;
     this.scores = scores;
     this.#scratch = scratch;
@@ -178,6 +187,7 @@ export class Decoder implements StepDecoder {
    */
   start(feats: FloatArray, rows: number): void {
     this.reserve(rows);
+    this.#ensureWordGates();
     this.#state.c.fill(0, 0, rows * this.#shape.hiddenDim);
     initialHidden(this.model.params, this.#shape, feats, rows, this.#state.h);
   }
@@ -190,7 +200,10 @@ export class Decoder implements StepDecoder {
    */
   step(words: ArrayLike<number>, rows: number): void {
     const p = this.model.params, shape = this.#shape, ew = this.#ew, v = shape.vocabSize;
-    embedWords(p, shape, words, rows, this.#x, this.#gates);
+    const g = gateWidth(shape), table = this.#wordGates!, gates = this.#gates;
+    for (let r = 0; r < rows; r++) {
+      gates.set(table.subarray(words[r] * g, (words[r] + 1) * g), r * g);
+    }
     const { h, c } = this.#state;
     recurrentStep(p, shape, ew, rows, this.#gates, 0, h, c, 0, this.#next, 0);
     vocabScores(p, shape, this.#next.h, rows, this.scores);
@@ -200,6 +213,27 @@ export class Decoder implements StepDecoder {
     for (let i = 0; i < rows; i++) {
       this.lse[i] = this.#stats[2 * i] + Math.log(this.#stats[2 * i + 1]);
     }
+  }
+
+  /**
+   * Makes the table of every word's input projection, unless it was made from the same bits
+   * of W_embed, Wx and b (training between two decoding calls changes them) by the kernels in
+   * use: so a step's result never depends on what the decoder did before.
+   */
+  #ensureWordGates(): void {
+    const p = this.model.params, shape = this.#shape;
+    const inputs = [p.W_embed, p.Wx, shape.cellType === "gru" ? p.bx : p.b].map((t) =>
+      new Uint32Array(t.data.buffer, t.data.byteOffset, t.data.byteLength / 4)
+    );
+    const made = this.#wordGates !== null && this.#madeWith === kernels();
+    if (made && inputs.every((bits, i) => sameBits(bits, this.#madeFrom[i]))) return;
+    const { vocabSize: v, wordvecDim: w } = shape, dtype = this.model.config.dtype;
+    const table = allocArray(dtype, v * gateWidth(shape));
+    const words = Int32Array.from({ length: v }, (_, j) => j);
+    embedWords(p, shape, words, v, allocArray(dtype, v * w), table);
+    this.#wordGates = table;
+    this.#madeFrom = inputs.map((bits) => bits.slice());
+    this.#madeWith = kernels();
   }
 
   /** Makes the state just written the one the next step reads (swapping the buffers). */
@@ -218,4 +252,11 @@ export class Decoder implements StepDecoder {
     this.#state.h.set(this.#next.h.subarray(a, b), to * hd);
     this.#state.c.set(this.#next.c.subarray(a, b), to * hd);
   }
+}
+
+/** Whether two arrays hold the same values. */
+function sameBits(a: Uint32Array, b: Uint32Array | undefined): boolean {
+  if (b === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }

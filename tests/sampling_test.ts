@@ -84,6 +84,32 @@ for (const cell of ["rnn", "lstm", "gru"] as CellType[]) {
   });
 }
 
+for (const cell of ["rnn", "lstm", "gru"] as CellType[]) {
+  Deno.test(`a decoder follows changes of W_embed, Wx and the input bias between calls (${cell})`, () => {
+    const config = { wordToIdx, inputDim: 6, wordvecDim: 5, hiddenDim: 7, cellType: cell, seed: 2 };
+    const m = new CaptioningRNN(config);
+    for (let i = 0; i < m.flat.length; i++) m.flat[i] *= 4;
+    const feats = Tensor.randn([9, 6], 1, "float32");
+    const options = { maxLength: 6, beamSize: 2 };
+    let before = m.sampleWithScores(feats, options); // the decoder's word table is made here
+    for (const name of ["W_embed", "Wx", cell === "gru" ? "bx" : "b"] as const) {
+      const data = m.params[name].data;
+      for (let i = 0; i < data.length; i++) data[i] = -2 * data[i] + 0.5; // as training would
+      const fresh = new CaptioningRNN(config);
+      fresh.copyParamsFrom(m);
+      const want = fresh.sampleWithScores(feats, options); // a new decoder: a new table
+      const got = m.sampleWithScores(feats, options);
+      assertEquals(got.captions.data, want.captions.data, `captions after ${name} changed`);
+      assertEquals(got.logProbs, want.logProbs, `log-probabilities after ${name} changed`);
+      assert(
+        got.logProbs.some((lp, i) => lp !== before.logProbs[i]),
+        `changing ${name} changes the result`,
+      );
+      before = got;
+    }
+  });
+}
+
 /** The ts gemm, then a rounding that depends on the row count m, as a BLAS kernel's may. */
 const rowCountRounding: Kernels = {
   name: "ts",
