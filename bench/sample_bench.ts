@@ -1,11 +1,20 @@
 /**
- * Captioning benchmark: greedy decoding and beam search of many images on one thread
- * (`model.sampleWithScores`, float32, COCO sizes), the decoding that evaluation runs. The
- * vocabulary weights are sharpened so that, as with a trained model, some beams end early.
- * Prints one JSON line per cell and decoder.
+ * Captioning benchmark: greedy decoding and beam search of many images (float32, COCO sizes,
+ * the decoding that evaluation runs) on the worker pool with each worker count, side by side
+ * with PyTorch decoding the same model (`bench/peers/torch_sample.py`, on as many threads) when
+ * `.venv-torch` exists. Every measurement is one call; ALL configs are interleaved, round after
+ * round in a rotating order, so a noisy machine slows each alike; each line reports medians.
  *
- *   deno run -A bench/sample_bench.ts [--images N] [--beam B] [--max-length L] [--iters K]
- *     [--cell rnn|lstm] [--backend blas|wasm|ts]
+ *   deno run -A bench/sample_bench.ts [--images N] [--beam B] [--max-length L] [--rounds K]
+ *     [--cell rnn|lstm|gru] [--backend blas|wasm|ts] [--workers 1,2] [--torch auto|off]
+ *
+ * The vocabulary weights are sharpened (×8) so that decisions are clear-cut, as with a trained
+ * model. On Linux each line also has the CPU time of the process's threads during a call
+ * (/proc/<pid>/task/<tid>/schedstat): `cpu_ms` (all threads), `busiest_thread_ms` (what the
+ * call would take on otherwise idle cores) and `wait_ms` (time the threads were runnable but
+ * another process held the cores: a shared machine's noise, measured). PyTorch's lines have
+ * `same_captions`, the fraction of images whose caption (through its first `<END>`) equals
+ * recap's with as many workers.
  * @module
  */
 import { selectKernels } from "../layers/kernels/mod.ts";
@@ -14,48 +23,246 @@ import { Tensor } from "../layers/tensor.ts";
 import type { CellType } from "../model/captioning_rnn.ts";
 import { SAMPLE_CHUNK } from "../model/sampling.ts";
 import { scriptCommandLine } from "../pipeline/cli/args.ts";
-import { HELP_OPTION, int, oneOf } from "../pipeline/cli/command_spec.ts";
-import { cocoModel, D, median, V } from "./coco_sizes.ts";
+import { HELP_OPTION, int, oneOf, str } from "../pipeline/cli/command_spec.ts";
+import { PoolEngine } from "../workers/pool.ts";
+import { cocoModel, D, H, median, V, W } from "./coco_sizes.ts";
+import { threadTimes, type ThreadUse, threadUse } from "./thread_stats.ts";
 
 const { values } = scriptCommandLine({
   command: "deno run -A bench/sample_bench.ts",
   args: [],
-  summary: "Greedy and beam captioning of many images on one thread at the COCO sizes, " +
-    "one JSON line per decoder.",
+  summary: "Greedy and beam captioning of many images at the COCO sizes on the worker pool, " +
+    "interleaved with PyTorch's (when .venv-torch exists), one JSON line per config.",
   options: {
     images: int(1000, 1, "Images to caption", "20"),
-    beam: int(3, 2, "Beam width of the beam-search line", "2"),
-    "max-length": int(16, 1, "Longest caption, words", "5"),
-    iters: int(3, 1, "Timed calls (after one warm-up)", "1"),
-    cell: oneOf(["rnn", "lstm"], "lstm", "Recurrent cell", "rnn"),
+    beam: int(3, 2, "Beam width of the beam-search lines", "2"),
+    "max-length": int(30, 1, "Longest caption, words (the PyTorch peer's 30)", "5"),
+    rounds: int(5, 1, "Timed rounds (after one warm-up round)", "1"),
+    cell: oneOf(["rnn", "lstm", "gru"], "lstm", "Recurrent cell (PyTorch: lstm only)", "rnn"),
     backend: oneOf(["auto", "blas", "wasm", "ts"], "auto", "Kernel backend", "ts"),
+    workers: str("1,2", "Worker counts (and PyTorch thread counts), comma-separated", "2"),
+    torch: oneOf(["auto", "off"], "auto", "Run the PyTorch peer when .venv-torch exists", "off"),
     help: HELP_OPTION,
   },
 }, Deno.args);
 const backend = selectKernels(values.backend as BackendName | "auto").name;
-const n = values.images, maxLength = values["max-length"];
+const n = values.images, maxLength = values["max-length"], cell = values.cell as CellType;
+const workerCounts = values.workers.split(",").map(Number);
+const decoders = [1, values.beam];
 const wordToIdx: Record<string, number> = { "<NULL>": 0, "<START>": 1, "<END>": 2 };
 for (let i = 3; i < V; i++) wordToIdx[`w${i}`] = i;
-const model = cocoModel(wordToIdx, values.cell as CellType);
+const model = cocoModel(wordToIdx, cell);
 for (let i = 0; i < model.params.W_vocab.size; i++) model.params.W_vocab.data[i] *= 8;
 const features = Tensor.randn([n, D], 2, "float32");
-for (const beamSize of [1, values.beam]) {
-  const times: number[] = [];
-  for (let it = 0; it < values.iters + 1; it++) {
-    const t0 = performance.now();
-    model.sampleWithScores(features, { maxLength, beamSize });
-    times.push(performance.now() - t0);
+const END = 2;
+
+/** One configuration's measurements. */
+interface Config {
+  impl: "recap" | "torch";
+  beamSize: number;
+  /** Workers (recap) or threads (PyTorch). */
+  threads: number;
+  /** One call: its captions, and its time when the call reports its own. */
+  call: () => Promise<{ captions: Int32Array; ms?: number }>;
+  pid: number | "self";
+  times: number[];
+  use: ThreadUse[];
+  captions?: Int32Array;
+}
+
+/** The PyTorch peer: a long-lived process that decodes the same model on request. */
+class TorchPeer {
+  readonly dir: string;
+  readonly #child: Deno.ChildProcess;
+  readonly #stdout: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #stdin: WritableStreamDefaultWriter<Uint8Array>;
+  #pending = "";
+
+  constructor(python: string, dir: string) {
+    this.dir = dir;
+    this.#child = new Deno.Command(python, {
+      args: [
+        new URL("./peers/torch_sample.py", import.meta.url).pathname,
+        "--serve",
+        "--weights",
+        dir,
+        "--images",
+        String(n),
+        "--max-length",
+        String(maxLength),
+        "--beam",
+        String(values.beam),
+      ],
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    this.#stdout = this.#child.stdout.getReader();
+    this.#stdin = this.#child.stdin.getWriter();
   }
-  const ms = median(times.slice(1)); // the first call also grows the decoder's work arrays
+
+  get pid(): number {
+    return this.#child.pid;
+  }
+
+  /** One timed call on the peer: its captions (N, L) and the time it measured. */
+  async decode(beamSize: number, threads: number): Promise<{ captions: Int32Array; ms: number }> {
+    const request = `${beamSize === 1 ? "greedy" : "beam"} ${threads}\n`;
+    await this.#stdin.write(new TextEncoder().encode(request));
+    const { ms } = JSON.parse(await this.#line());
+    const bytes = await Deno.readFile(`${this.dir}/torch_captions.bin`);
+    return { captions: new Int32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4), ms };
+  }
+
+  /** The peer's next line of output. */
+  async #line(): Promise<string> {
+    const decoder = new TextDecoder();
+    for (;;) {
+      const end = this.#pending.indexOf("\n");
+      if (end >= 0) {
+        const line = this.#pending.slice(0, end);
+        this.#pending = this.#pending.slice(end + 1);
+        return line;
+      }
+      const { value, done } = await this.#stdout.read();
+      if (done) throw new Error("The PyTorch peer exited");
+      this.#pending += decoder.decode(value, { stream: true });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#stdin.close();
+    await this.#child.status;
+  }
+}
+
+/** Writes the model's parameters and the features as raw float32 files for the peer. */
+async function writeWeights(dir: string): Promise<void> {
+  const raw = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+  for (const name of ["W_proj", "b_proj", "W_embed", "Wx", "Wh", "b", "W_vocab", "b_vocab"]) {
+    const t = model.params[name as keyof typeof model.params];
+    await Deno.writeFile(`${dir}/${name}`, raw(t.data));
+  }
+  await Deno.writeFile(`${dir}/features`, raw(features.data));
+}
+
+/** The fraction of images whose captions agree through their first `<END>`. */
+function sameCaptions(a: Int32Array, b: Int32Array): number {
+  let same = 0;
+  for (let i = 0; i < n; i++) {
+    let equal = true;
+    for (let t = 0; t < maxLength; t++) {
+      const x = a[i * maxLength + t];
+      if (x !== b[i * maxLength + t]) {
+        equal = false;
+        break;
+      }
+      if (x === END) break;
+    }
+    if (equal) same++;
+  }
+  return same / n;
+}
+
+const configs: Config[] = [];
+const pools: PoolEngine[] = [];
+for (const workers of workerCounts) {
+  const pool = new PoolEngine(model, { workers });
+  await pool.ready;
+  pools.push(pool);
+  for (const beamSize of decoders) {
+    configs.push({
+      impl: "recap",
+      beamSize,
+      threads: workers,
+      call: async () => ({
+        captions: (await pool.sample(features, { maxLength, beamSize })).captions.data,
+      }),
+      pid: "self",
+      times: [],
+      use: [],
+    });
+  }
+}
+const python = new URL("../.venv-torch/bin/python", import.meta.url).pathname;
+let peer: TorchPeer | null = null;
+if (values.torch === "auto" && cell === "lstm" && (await exists(python))) {
+  const dir = await Deno.makeTempDir({ prefix: "recap-sample-bench-" });
+  await writeWeights(dir);
+  const p = peer = new TorchPeer(python, dir);
+  for (const threads of workerCounts) {
+    for (const beamSize of decoders) {
+      configs.push({
+        impl: "torch",
+        beamSize,
+        threads,
+        call: () => p.decode(beamSize, threads),
+        pid: p.pid,
+        times: [],
+        use: [],
+      });
+    }
+  }
+}
+
+for (let round = 0; round <= values.rounds; round++) {
+  for (let k = 0; k < configs.length; k++) {
+    const config = configs[(round + k) % configs.length]; // a rotating order
+    const before = threadTimes(config.pid);
+    const t0 = performance.now();
+    const { captions, ms = performance.now() - t0 } = await config.call();
+    const after = threadTimes(config.pid);
+    if (round === 0) {
+      config.captions = captions.slice(); // the warm-up round: the captions to compare
+      continue;
+    }
+    config.times.push(ms);
+    if (before && after) config.use.push(threadUse(before, after));
+  }
+}
+
+const round = (x: number, digits = 1) => Number(x.toFixed(digits));
+for (const config of configs) {
+  const ms = median(config.times);
+  const recap = configs.find((c) =>
+    c.impl === "recap" && c.beamSize === config.beamSize && c.threads === config.threads
+  );
+  const use = config.use;
   console.log(JSON.stringify({
-    impl: "recap",
-    backend,
-    cell: values.cell,
-    decoder: beamSize === 1 ? "greedy" : `beam ${beamSize}`,
+    impl: config.impl,
+    ...(config.impl === "recap" ? { backend, workers: config.threads, chunk: SAMPLE_CHUNK } : {
+      threads: config.threads,
+    }),
+    cell,
+    W,
+    H,
+    V,
+    decoder: config.beamSize === 1 ? "greedy" : `beam ${config.beamSize}`,
     images: n,
     max_length: maxLength,
-    chunk: SAMPLE_CHUNK,
-    ms: Number(ms.toFixed(1)),
-    images_per_s: Number((n / ms * 1000).toFixed(1)),
+    ms: round(ms),
+    captions_per_s: round(n / ms * 1000),
+    ...(use.length
+      ? {
+        cpu_ms: round(median(use.map((u) => u.cpu))),
+        busiest_thread_ms: round(median(use.map((u) => u.busiest))),
+        wait_ms: round(median(use.map((u) => u.wait))),
+      }
+      : {}),
+    ...(config.impl === "torch" && recap?.captions && config.captions
+      ? { same_captions: round(sameCaptions(recap.captions, config.captions), 3) }
+      : {}),
   }));
+}
+for (const pool of pools) await pool.close();
+if (peer) {
+  await peer.close();
+  await Deno.remove(peer.dir, { recursive: true });
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(file)).isFile;
+  } catch {
+    return false;
+  }
 }
