@@ -82,18 +82,21 @@ export function topWords(
   banned: Uint8Array | null,
 ): number[] {
   const best: number[] = [];
+  if (k <= 0) return best;
+  // Once k are held, a word must beat the k-th (most words do not: one comparison each).
+  let floor = -Infinity;
   for (let j = 0; j < len; j++) {
-    if (banned !== null && banned[j]) continue;
     const val = a[offset + j];
-    if (best.length < k || val > a[offset + best[best.length - 1]]) {
-      let pos = best.length < k ? best.length : k - 1;
-      if (best.length < k) best.push(j);
-      while (pos > 0 && a[offset + best[pos - 1]] < val) {
-        best[pos] = best[pos - 1];
-        pos--;
-      }
-      best[pos] = j;
+    if (best.length === k && !(val > floor)) continue;
+    if (banned !== null && banned[j]) continue;
+    let pos = best.length < k ? best.length : k - 1;
+    if (best.length < k) best.push(j);
+    while (pos > 0 && a[offset + best[pos - 1]] < val) {
+      best[pos] = best[pos - 1];
+      pos--;
     }
+    best[pos] = j;
+    if (best.length === k) floor = a[offset + best[k - 1]];
   }
   return best;
 }
@@ -118,9 +121,13 @@ export function argmaxAllowed(
   len: number,
   banned: Uint8Array,
 ): number {
-  let best = -1;
+  let best = -1, bestVal = 0;
   for (let j = 0; j < len; j++) {
-    if (!banned[j] && (best < 0 || a[offset + j] > a[offset + best])) best = j;
+    const val = a[offset + j];
+    if ((best < 0 || val > bestVal) && !banned[j]) {
+      best = j;
+      bestVal = val;
+    }
   }
   return best;
 }

@@ -11,6 +11,7 @@ import { Tensor } from "../layers/tensor.ts";
 import { CaptioningRNN } from "../model/captioning_rnn.ts";
 import { resolveDecodeOptions } from "../model/decode_options.ts";
 import { imagesPerChunk, type SampleOptions, type SampleResult } from "../model/sampling.ts";
+import { argmaxAllowed, topWords } from "../model/next_words.ts";
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "./assert.ts";
 
 const V = 24;
@@ -132,6 +133,43 @@ Deno.test("decoding bounds what it allocates for, and names a non-finite feature
       RangeError,
       "Invalid features: row 2 has a non-finite value (NaN) at column 4",
     );
+  }
+});
+
+Deno.test("topWords and argmaxAllowed equal a stable sort of the allowed words (ties, bans, NaN, few allowed)", () => {
+  let seed = 1;
+  const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  for (let trial = 0; trial < 300; trial++) {
+    const v = 1 + Math.floor(rand() * 40), off = Math.floor(rand() * 3);
+    const a = new Float32Array(off + v);
+    // Few distinct values, so ties are common; some NaN and -Infinity.
+    for (let j = 0; j < a.length; j++) {
+      const r = rand();
+      a[j] = r < 0.05 ? NaN : r < 0.1 ? -Infinity : Math.floor(rand() * 6) - 3;
+    }
+    const banned = new Uint8Array(v).map(() => (rand() < 0.3 ? 1 : 0));
+    const allowed = Array.from({ length: v }, (_, j) => j).filter((j) => !banned[j]);
+    for (const k of [1, 2, 3, 7, v + 2]) {
+      // The reference: the insertion order the functions define — a word displaces the held
+      // ones only when it is strictly larger, so NaN joins only while fewer than k are held.
+      const want: number[] = [];
+      for (const j of allowed) {
+        const val = a[off + j];
+        if (want.length < k || val > a[off + want[want.length - 1]]) {
+          if (want.length === k) want.pop();
+          let pos = want.length;
+          while (pos > 0 && a[off + want[pos - 1]] < val) pos--;
+          want.splice(pos, 0, j);
+        }
+      }
+      assertEquals(topWords(a, off, v, k, banned), want, `trial ${trial}, k ${k}`);
+      if (!a.subarray(off).some(Number.isNaN)) {
+        const sorted = allowed.slice().sort((x, y) => a[off + y] - a[off + x] || x - y);
+        assertEquals(want, sorted.slice(0, k), `sorted, trial ${trial}, k ${k}`);
+      }
+    }
+    const best = allowed.reduce((b, j) => (b < 0 || a[off + j] > a[off + b] ? j : b), -1);
+    assertEquals(argmaxAllowed(a, off, v, banned), best, `argmax, trial ${trial}`);
   }
 });
 
