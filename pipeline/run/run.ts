@@ -30,6 +30,7 @@ import { loadCheckpoint, runIteration } from "../train/checkpoint.ts";
 import { selectConfiguredBackend } from "./backend.ts";
 import { prepareData, SAMPLE_IMAGES } from "./data.ts";
 import { ensureWritableDir, existingCheckpoints, RUN_FILES, writeConfig } from "./files.ts";
+import { describeLayout, finishJob, type Job, openJob, rankHosts, rankZeroFirst } from "./job.ts";
 import { lockRunDir } from "./lock.ts";
 import { MetricsLog } from "./metrics_log.ts";
 import { type EvaluatedCheckpoint, writeRunReport } from "./report_data.ts";
@@ -91,17 +92,30 @@ export async function runExperiment(
   options: RunOptions = {},
 ): Promise<RunResult> {
   checkExperiment(config);
-  const log = options.log ?? ((line: string) => console.log(line));
+  const job = openJob(config.train.distributed.mpi, config.train.workerTimeout);
+  // In an MPI job rank 0 alone prints and writes; the others train their shards.
+  const quiet = () => {};
+  const log = job.writes ? options.log ?? ((line: string) => console.log(line)) : quiet;
   const stages = new Set<StageName>(config.stages);
   const runDir = config.output.dir;
   const resume = options.resume ?? false;
   const replaced = await checkRunDir(config, stages, resume, options.overwrite ?? false);
-  const lock = await lockRunDir(runDir);
+  if (job.size > 1) log(describeLayout(await rankHosts(job)));
+  const lock = job.writes ? await lockRunDir(runDir) : null;
+  let result: RunResult;
   try {
-    return await runStages(config, stages, { ...options, log, resume }, replaced);
+    result = await runStages(config, stages, {
+      ...options,
+      ...(job.writes ? {} : { progressWrite: quiet }),
+      log,
+      resume,
+      job,
+    }, replaced);
   } finally {
-    await lock.release();
+    await lock?.release();
   }
+  await finishJob(job);
+  return result;
 }
 
 /**
@@ -112,16 +126,17 @@ export async function runExperiment(
 async function runStages(
   config: ExperimentConfig,
   stages: Set<StageName>,
-  options: RunOptions & { log: (line: string) => void; resume: boolean },
+  options: RunOptions & { log: (line: string) => void; resume: boolean; job: Job },
   replaced: readonly string[],
 ): Promise<RunResult> {
-  const { log, resume } = options, runDir = config.output.dir;
+  const { log, resume, job } = options, runDir = config.output.dir;
   log(
     `recap: run ${config.name} in ${runDir} (backend: ${
       selectConfiguredBackend(config.train.backend)
     })`,
   );
-  const data = await prepareData(config, log);
+  // Rank 0 first: it may generate the synthetic dataset the others then read.
+  const data = await rankZeroFirst(job, () => prepareData(config, log));
   const result: RunResult = { runDir, interrupted: false, iterations: 0, evaluations: [] };
   let metrics: MetricsLog | null = null;
   try {
@@ -134,6 +149,7 @@ async function runStages(
         replaced,
         log,
         resume,
+        job,
         handleSignals: options.handleSignals ?? true,
         ...(options.progressWrite ? { progressWrite: options.progressWrite } : {}),
         ...(options.isTTY !== undefined ? { isTTY: options.isTTY } : {}),
@@ -142,6 +158,10 @@ async function runStages(
       result.iterations = trained.iterations;
       if (trained.interrupted) return { ...result, interrupted: true };
       trainedModel = trained.model;
+      // Rank 0 evaluates, samples and reports alone, from the same parameters.
+      if (!job.writes) return result;
+    } else if (!job.writes) {
+      return result;
     } else {
       result.iterations = await trainedIterations(config, data);
       if (resume) await writeConfig(config);
