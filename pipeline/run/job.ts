@@ -207,6 +207,9 @@ export async function finishJob(job: Job): Promise<void> {
   open = null;
 }
 
+/** How long a failing rank waits for its message to reach the launcher before it aborts. */
+const ABORT_DELAY_MS = 200;
+
 /**
  * Ends every process of the job after an error on this rank, with the rank and the message
  * on stderr: never a job whose other ranks wait for this one forever.
@@ -216,5 +219,7 @@ export async function finishJob(job: Job): Promise<void> {
  */
 export function abortJob(job: Job, message: string, code: number): never {
   console.error(`recap: rank ${job.rank} of ${job.size} (${job.comm?.host}): ${message}`);
+  // The launcher forwards the line through a pipe; MPI_Abort would kill it before it does.
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ABORT_DELAY_MS);
   return job.comm!.abort(code);
 }
