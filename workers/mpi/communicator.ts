@@ -69,8 +69,12 @@ export interface Communicator {
 /** How long a rank waits for another by default before it ends the job (seconds). */
 export const DEFAULT_MPI_TIMEOUT_S = 900;
 
-/** Tests in a row before a wait starts sleeping between tests (a transfer often ends soon). */
-const SPIN_TESTS = 200;
+/**
+ * How long a wait tests without pause before it sleeps 1 ms between tests (ms): MPICH moves a
+ * large message only while both sides call into it, so a transfer under way is tested
+ * continuously; a rank that waits longer is waiting for another rank's compute.
+ */
+const SPIN_MS = Number(Deno.env.get("RECAP_MPI_SPIN_MS") ?? 20);
 
 const STATUS_IGNORE = Deno.UnsafePointer.create(1n);
 const IN_PLACE = Deno.UnsafePointer.create(0xffffffffffffffffn);
@@ -191,7 +195,11 @@ export class MpiCommunicator implements Communicator {
                 `${peer}; a rank is stuck or gone (train.workerTimeout sets the limit)`,
             );
           }
-          if (tests > SPIN_TESTS) await new Promise((resolve) => setTimeout(resolve, 1));
+          const waited = performance.now() - start;
+          // A macrotask now and then even while spinning, so signals and timers get through.
+          if (waited > SPIN_MS || tests % 1000 === 0) {
+            await new Promise((resolve) => setTimeout(resolve, waited > SPIN_MS ? 1 : 0));
+          }
         }
         void view.length;
       },
