@@ -278,6 +278,17 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "fewer train.shards than processes is refused with the shards needed (exit 2)",
+  ignore: !MPI_OK,
+  async fn() {
+    const r = await train(2, "few_shards", "--train.shards=1");
+    assertEquals(r.code, 2, r.stderr);
+    assert(r.stderr.includes("train.shards: 1 shards cannot be split"), r.stderr);
+    assert(r.stderr.includes("set train.shards to at least 2"), r.stderr);
+  },
+});
+
 if (MPI_OK) {
   globalThis.addEventListener("unload", () => Deno.removeSync(TMP, { recursive: true }));
 }

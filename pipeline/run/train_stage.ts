@@ -107,7 +107,13 @@ const YIELD_MS = 50;
 export async function trainStage(stage: TrainStageContext): Promise<TrainStageResult> {
   const { config, data } = stage;
   const runDir = config.output.dir, job = stage.job ?? SINGLE_PROCESS;
-  if (job.size > 1) rankShards(config.train.shards, job.size, job.rank); // S ≥ P
+  if (config.train.shards < job.size) {
+    throw new InputError(
+      `train.shards: ${config.train.shards} shards cannot be split over the MPI job's ` +
+        `${job.size} processes; set train.shards to at least ${job.size} (a multiple of it ` +
+        `balances the ranks), or start fewer processes`,
+    );
+  }
   // Temporary files of writes cut short by a kill: never valid files, safe to drop.
   for (
     const name of [
