@@ -112,17 +112,14 @@ export interface TrainConfig extends OptimConfig {
   /** Seconds a worker may take over one job before the run stops it as stuck. */
   workerTimeout: number;
   /** Training across the processes of an MPI job (`train.distributed` section). */
-  distributed: DistributedConfig;
+  distributed: {
+    /** Join an MPI job: "auto" when launched by mpiexec or srun, "on" always, "off" never. */
+    mpi: "auto" | "on" | "off";
+    /** Compare the ranks' parameter checksums every this many steps (0 = never). */
+    checkEvery: number;
+  };
   /** Self-critical training after cross-entropy. */
   scst: ScstConfig;
-}
-
-/** Training across the processes of an MPI job (`train.distributed` section). */
-export interface DistributedConfig {
-  /** Join an MPI job: "auto" when launched by mpiexec or srun, "on" always, "off" never. */
-  mpi: "auto" | "on" | "off";
-  /** Compare the ranks' parameter checksums every this many steps (0 = never). */
-  checkEvery: number;
 }
 
 /** Self-critical sequence training on CIDEr-D (`train.scst` section). */
