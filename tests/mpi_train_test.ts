@@ -179,6 +179,26 @@ for (const workers of [1, 2]) {
 }
 
 Deno.test({
+  name:
+    "self-critical training across 2 processes (its sampling spread over the ranks by chunks) equals one process",
+  ignore: !MPI_OK,
+  async fn() {
+    // 40 images × 5 samples: chunks of 25 images, so both ranks sample (images 0-24, 25-39).
+    const scst = ["--train.scst.numEpochs=1", "--train.scst.batchSize=40", "--train.numEpochs=1"];
+    const [alone, both] = [
+      await train(0, "scst_alone", ...scst),
+      await train(2, "scst_mpi", ...scst),
+    ];
+    assertEquals(alone.code, 0, alone.stderr);
+    assertEquals(both.code, 0, both.stderr);
+    await assertSameRun("scst_mpi", "scst_alone");
+    const logged = await records("scst_mpi");
+    assert(logged.some((r) => (r as { kind: string }).kind === "scst"), "SCST steps ran");
+    assertEquals(logged, await records("scst_alone"), "metrics.jsonl");
+  },
+});
+
+Deno.test({
   name: "resume with another process count continues exactly (1 process, then 2)",
   ignore: !MPI_OK,
   async fn() {

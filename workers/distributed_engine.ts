@@ -18,10 +18,11 @@
  * count and the algorithm MPI picks, while this order is the one-process order for any P.
  * @module
  */
-import type { FloatArray, FloatDType, Tensor } from "../layers/tensor.ts";
+import { type FloatArray, type FloatDType, Tensor } from "../layers/tensor.ts";
 import type { Optimizer } from "../layers/optim.ts";
 import type { Minibatch } from "../model/minibatch.ts";
-import type { SampleOptions, SampleResult } from "../model/sampling.ts";
+import { captionsPerImage, resolveDecodeOptions } from "../model/decode_options.ts";
+import { imagesPerChunk, type SampleOptions, type SampleResult } from "../model/sampling.ts";
 import { accepts, checkOptions, type OptionRule } from "../layers/options.ts";
 import {
   addShardLosses,
@@ -273,17 +274,45 @@ export class DistributedEngine implements TrainEngine {
   }
 
   /**
-   * Captions images on this rank's engine: every rank has the same parameters, so the same
-   * captions.
+   * Captions images over the ranks (a collective: every rank calls it with the same images):
+   * each rank decodes a contiguous run of whole chunks of images (`imagesPerChunk`, counted
+   * from image 0, so each chunk decodes as it would in one call), then every rank's captions
+   * are broadcast to all: the result of `model.sampleWithScores(features, options)`, bit for
+   * bit, on every rank.
    * @param features Image features, (N, D).
    * @param options The decoding strategy and its controls.
-   * @returns `{ captions, logProbs }`.
+   * @returns `{ captions, logProbs }`, m captions per image.
    */
-  sample(
-    features: Tensor<FloatDType>,
-    options?: SampleOptions,
-  ): SampleResult | Promise<SampleResult> {
-    return this.#engine.sample(features, options);
+  async sample(features: Tensor<FloatDType>, options: SampleOptions = {}): Promise<SampleResult> {
+    const opts = resolveDecodeOptions(options);
+    const [n, d] = features.shape, m = captionsPerImage(opts), l = opts.maxLength;
+    const perChunk = imagesPerChunk(opts), chunks = Math.ceil(n / perChunk);
+    const images = splitRange(chunks, this.#comm.size).map((c) => ({
+      start: Math.min(n, c.start * perChunk),
+      end: Math.min(n, c.end * perChunk),
+    }));
+    const captions = new Int32Array(new SharedArrayBuffer(n * m * l * 4));
+    const logProbs = new Float64Array(new SharedArrayBuffer(n * m * 8));
+    const mine = images[this.#comm.rank];
+    if (mine.end > mine.start) {
+      const part = await this.#engine.sample(
+        new Tensor(features.data.slice(mine.start * d, mine.end * d), [mine.end - mine.start, d]),
+        opts.method === "sample"
+          ? { ...options, firstImage: opts.firstImage + mine.start }
+          : options,
+      );
+      captions.set(part.captions.data, mine.start * m * l);
+      logProbs.set(part.logProbs, mine.start * m);
+    }
+    for (const [r, { start, end }] of images.entries()) {
+      const words = new Uint8Array(captions.buffer, start * m * l * 4, (end - start) * m * l * 4);
+      await this.#wait(this.#comm.bcast(words, r), `rank ${r}'s captions`);
+      await this.#wait(
+        this.#comm.bcast(logProbs.subarray(start * m, end * m), r),
+        `rank ${r}'s captions`,
+      );
+    }
+    return { captions: new Tensor(captions.slice(), [n * m, l]), logProbs: logProbs.slice() };
   }
 
   close(): void | Promise<void> {
