@@ -69,8 +69,8 @@ if (MPI_OK) {
     EXPERIMENT,
     JSON.stringify({
       name: "mpi",
-      stages: ["train", "evaluate"],
-      data: { dir: join(TMP, "data"), synthetic: { numTrain: 100, numVal: 20 } },
+      stages: ["train", "evaluate", "sample"],
+      data: { dir: join(TMP, "data"), synthetic: { numTrain: 100, numVal: 150 } },
       model: { cellType: "lstm", wordvecDim: 16, hiddenDim: 24 },
       train: {
         numEpochs: 2,
@@ -81,7 +81,8 @@ if (MPI_OK) {
         printEvery: 5,
         distributed: { checkEvery: 3 },
       },
-      evaluate: { numImages: 10, splits: ["val"], beamSize: 2 },
+      // 150 images: two chunks of decoding, one on each rank.
+      evaluate: { numImages: 150, splits: ["val"], beamSize: 2, sample: true },
       output: { dir: join(TMP, "alone") },
     }),
   );
@@ -172,8 +173,10 @@ for (const workers of [1, 2]) {
       await assertSameRun(dir, "alone");
       await assertSameRun(dir, "alone", "best.h5");
       assertEquals(await records(dir), await records("alone"), "metrics.jsonl");
-      const evaluation = (d: string) => Deno.readTextFile(join(TMP, d, "evaluation.json"));
-      assertEquals(await evaluation(dir), await evaluation("alone"));
+      for (const file of ["evaluation.json", "samples.json"]) {
+        const text = (d: string) => Deno.readTextFile(join(TMP, d, file));
+        assertEquals(await text(dir), await text("alone"), file);
+      }
     },
   });
 }
@@ -184,7 +187,12 @@ Deno.test({
   ignore: !MPI_OK,
   async fn() {
     // 40 images × 5 samples: chunks of 25 images, so both ranks sample (images 0-24, 25-39).
-    const scst = ["--train.scst.numEpochs=1", "--train.scst.batchSize=40", "--train.numEpochs=1"];
+    const scst = [
+      "--train.scst.numEpochs=1",
+      "--train.scst.batchSize=40",
+      "--train.numEpochs=1",
+      "--stages=train",
+    ];
     const [alone, both] = [
       await train(0, "scst_alone", ...scst),
       await train(2, "scst_mpi", ...scst),
@@ -218,7 +226,12 @@ Deno.test({
   ignore: !MPI_OK,
   async fn() {
     const dir = join(TMP, "interrupted");
-    const args = [`--output.dir=${dir}`, "--train.numEpochs=30", "--train.evalEvery=1000"];
+    const args = [
+      `--output.dir=${dir}`,
+      "--train.numEpochs=30",
+      "--train.evalEvery=1000",
+      "--stages=train",
+    ];
     const proc = new Deno.Command("mpiexec.mpich", {
       args: ["-n", "2", Deno.execPath(), "run", "-A", MAIN, "train", EXPERIMENT, ...args],
       stdout: "piped",
@@ -254,7 +267,7 @@ Deno.test({
     assertEquals(ckpt.solver.iteration, Number(stopped[1]), "the checkpoint of the last step");
     // The uninterrupted run, and the interrupted one resumed by one process, end the same.
     const [whole, resumed] = await Promise.all([
-      train(0, "uninterrupted", "--train.numEpochs=30", "--train.evalEvery=1000"),
+      train(0, "uninterrupted", "--train.numEpochs=30", "--train.evalEvery=1000", "--stages=train"),
       run(0, [MAIN, "resume", dir]),
     ]);
     assertEquals(whole.code, 0, whole.stderr);

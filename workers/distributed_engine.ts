@@ -108,6 +108,57 @@ export function rankShards(shards: number, size: number, rank: number): Range {
 }
 
 /**
+ * Captions images over the ranks of a job (a collective: every rank calls it with the same
+ * images): each rank decodes a contiguous run of whole chunks of images (`imagesPerChunk`,
+ * counted from image 0, so each chunk decodes as it would in one call; sampled with its
+ * `firstImage` offset), then each rank's captions are broadcast to all: the result of
+ * `model.sampleWithScores(features, options)`, bit for bit, on every rank.
+ * @param sampler This rank's captioner (its engine).
+ * @param comm The job's communicator.
+ * @param features Image features, (N, D).
+ * @param options The decoding strategy and its controls.
+ * @returns `{ captions, logProbs }`, m captions per image.
+ *
+ * @example
+ * ```ts ignore
+ * // Under mpiexec.mpich -n 2, on both ranks:
+ * import { sampleOverRanks } from "./distributed_engine.ts";
+ * const { captions } = await sampleOverRanks(engine, comm, features, { beamSize: 2 });
+ * ```
+ */
+export async function sampleOverRanks(
+  sampler: Pick<TrainEngine, "sample">,
+  comm: Communicator,
+  features: Tensor<FloatDType>,
+  options: SampleOptions = {},
+): Promise<SampleResult> {
+  const opts = resolveDecodeOptions(options);
+  const [n, d] = features.shape, m = captionsPerImage(opts), l = opts.maxLength;
+  const perChunk = imagesPerChunk(opts), chunks = Math.ceil(n / perChunk);
+  const images = splitRange(chunks, comm.size).map((c) => ({
+    start: Math.min(n, c.start * perChunk),
+    end: Math.min(n, c.end * perChunk),
+  }));
+  const captions = new Int32Array(new SharedArrayBuffer(n * m * l * 4));
+  const logProbs = new Float64Array(new SharedArrayBuffer(n * m * 8));
+  const mine = images[comm.rank];
+  if (mine.end > mine.start) {
+    const part = await sampler.sample(
+      new Tensor(features.data.slice(mine.start * d, mine.end * d), [mine.end - mine.start, d]),
+      opts.method === "sample" ? { ...options, firstImage: opts.firstImage + mine.start } : options,
+    );
+    captions.set(part.captions.data, mine.start * m * l);
+    logProbs.set(part.logProbs, mine.start * m);
+  }
+  for (const [r, { start, end }] of images.entries()) {
+    const words = new Uint8Array(captions.buffer, start * m * l * 4, (end - start) * m * l * 4);
+    await comm.bcast(words, r).wait(`rank ${r}'s captions`);
+    await comm.bcast(logProbs.subarray(start * m, end * m), r).wait(`rank ${r}'s captions`);
+  }
+  return { captions: new Tensor(captions.slice(), [n * m, l]), logProbs: logProbs.slice() };
+}
+
+/**
  * A training engine over the processes of an MPI job: see the module's documentation.
  *
  * @example
@@ -274,45 +325,13 @@ export class DistributedEngine implements TrainEngine {
   }
 
   /**
-   * Captions images over the ranks (a collective: every rank calls it with the same images):
-   * each rank decodes a contiguous run of whole chunks of images (`imagesPerChunk`, counted
-   * from image 0, so each chunk decodes as it would in one call), then every rank's captions
-   * are broadcast to all: the result of `model.sampleWithScores(features, options)`, bit for
-   * bit, on every rank.
+   * Captions images over the ranks (a collective: see {@linkcode sampleOverRanks}).
    * @param features Image features, (N, D).
    * @param options The decoding strategy and its controls.
-   * @returns `{ captions, logProbs }`, m captions per image.
+   * @returns `{ captions, logProbs }`, m captions per image, on every rank.
    */
-  async sample(features: Tensor<FloatDType>, options: SampleOptions = {}): Promise<SampleResult> {
-    const opts = resolveDecodeOptions(options);
-    const [n, d] = features.shape, m = captionsPerImage(opts), l = opts.maxLength;
-    const perChunk = imagesPerChunk(opts), chunks = Math.ceil(n / perChunk);
-    const images = splitRange(chunks, this.#comm.size).map((c) => ({
-      start: Math.min(n, c.start * perChunk),
-      end: Math.min(n, c.end * perChunk),
-    }));
-    const captions = new Int32Array(new SharedArrayBuffer(n * m * l * 4));
-    const logProbs = new Float64Array(new SharedArrayBuffer(n * m * 8));
-    const mine = images[this.#comm.rank];
-    if (mine.end > mine.start) {
-      const part = await this.#engine.sample(
-        new Tensor(features.data.slice(mine.start * d, mine.end * d), [mine.end - mine.start, d]),
-        opts.method === "sample"
-          ? { ...options, firstImage: opts.firstImage + mine.start }
-          : options,
-      );
-      captions.set(part.captions.data, mine.start * m * l);
-      logProbs.set(part.logProbs, mine.start * m);
-    }
-    for (const [r, { start, end }] of images.entries()) {
-      const words = new Uint8Array(captions.buffer, start * m * l * 4, (end - start) * m * l * 4);
-      await this.#wait(this.#comm.bcast(words, r), `rank ${r}'s captions`);
-      await this.#wait(
-        this.#comm.bcast(logProbs.subarray(start * m, end * m), r),
-        `rank ${r}'s captions`,
-      );
-    }
-    return { captions: new Tensor(captions.slice(), [n * m, l]), logProbs: logProbs.slice() };
+  sample(features: Tensor<FloatDType>, options: SampleOptions = {}): Promise<SampleResult> {
+    return sampleOverRanks(this.#engine, this.#comm, features, options);
   }
 
   close(): void | Promise<void> {

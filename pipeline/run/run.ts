@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { kernels } from "../../layers/kernels/mod.ts";
 import type { FloatDType } from "../../layers/tensor.ts";
 import type { CaptioningModel } from "../../model/captioning_model.ts";
+import { sampleOverRanks } from "../../workers/distributed_engine.ts";
 import { createEngine, type PoolOptions } from "../../workers/pool.ts";
 import { checkExperiment, type ExperimentConfig, type StageName } from "../config/config.ts";
 import type { LoadedCaptionData } from "../data/caption_data.ts";
@@ -158,19 +159,20 @@ async function runStages(
       result.iterations = trained.iterations;
       if (trained.interrupted) return { ...result, interrupted: true };
       trainedModel = trained.model;
-      // Rank 0 evaluates, samples and reports alone, from the same parameters.
-      if (!job.writes) return result;
-    } else if (!job.writes) {
-      return result;
     } else {
       result.iterations = await trainedIterations(config, data);
-      if (resume) await writeConfig(config);
+      if (resume && job.writes) await writeConfig(config);
     }
     if (!stages.has("evaluate") && !stages.has("sample") && !stages.has("report")) return result;
-    metrics = MetricsLog.open(runDir);
+    // In an MPI job every rank decodes its share of the images; rank 0 alone writes.
+    metrics = job.writes ? MetricsLog.open(runDir) : new MetricsLog(() => {});
     // 2. Evaluate and sample the best checkpoint by CIDEr-D (the latest when there is none);
-    // with self-critical training, the cross-entropy one beside it.
-    const checkpoints = await checkpointsToEvaluate(config, data, result, trainedModel);
+    // with self-critical training, the cross-entropy one beside it. Rank 0 wrote them: the
+    // other ranks read them after it.
+    const checkpoints = await rankZeroFirst(
+      job,
+      () => checkpointsToEvaluate(config, data, result, trainedModel),
+    );
     const evaluated: EvaluatedCheckpoint[] = [];
     for (const [i, { model, label }] of checkpoints.entries()) {
       const primary = i === checkpoints.length - 1;
@@ -180,7 +182,9 @@ async function runStages(
         backend: kernels().name,
         workerTimeout: config.train.workerTimeout,
       });
-      const captioner: Captioner = (features, o) => captioning.sample(features, o);
+      const captioner: Captioner = job.comm && job.size > 1
+        ? (features, o) => sampleOverRanks(captioning, job.comm!, features, o)
+        : (features, o) => captioning.sample(features, o);
       try {
         if (stages.has("evaluate")) {
           const evaluations = await evaluateStage(config, model, data, captioner, label, {
@@ -192,12 +196,13 @@ async function runStages(
           if (primary) result.evaluations = evaluations;
         }
         if (primary && stages.has("sample")) {
-          await sampleStage(config, model, data, captioner, result.evaluations, log);
+          await sampleStage(config, model, data, captioner, result.evaluations, log, job.writes);
         }
       } finally {
         await captioning.close();
       }
     }
+    if (!job.writes) return result;
     if (stages.has("evaluate")) {
       result.compared = evaluated.slice(0, -1);
       await Deno.writeTextFile(
@@ -404,7 +409,7 @@ export function decodingControls(e: ExperimentConfig["evaluate"]): DecodingContr
   };
 }
 
-/** Prints the captions of a few val images beside a reference, and saves samples.json. */
+/** Prints the captions of a few val images beside a reference; saves samples.json when `writes`. */
 async function sampleStage(
   config: ExperimentConfig,
   model: CaptioningModel<FloatDType>,
@@ -412,6 +417,7 @@ async function sampleStage(
   captioner: Captioner,
   evaluations: SplitEvaluation[],
   log: (line: string) => void,
+  writes: boolean,
 ): Promise<void> {
   const samples: CaptionedImage[] = evaluations[0]?.images.slice(0, SAMPLE_IMAGES) ??
     (await evaluateSplit(model, data, {
@@ -425,6 +431,7 @@ async function sampleStage(
   for (const s of samples) {
     log(`  image ${s.imageIdx}: ${s.beam ?? s.greedy}\n    reference: ${s.references[0]}`);
   }
+  if (!writes) return;
   await Deno.writeTextFile(
     join(config.output.dir, RUN_FILES.samples),
     JSON.stringify(samples, null, 2) + "\n",
