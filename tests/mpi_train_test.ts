@@ -182,6 +182,20 @@ for (const workers of [1, 2]) {
 }
 
 Deno.test({
+  name: "a streamed run across 2 processes (each rank reads its shards' rows) equals one process",
+  ignore: !MPI_OK,
+  async fn() {
+    const stream = ["--data.stream=true", "--stages=train"];
+    const alone = await train(0, "stream_alone", ...stream);
+    const both = await train(2, "stream_mpi", ...stream, "--train.workers=2");
+    assertEquals(alone.code, 0, alone.stderr);
+    assertEquals(both.code, 0, both.stderr);
+    assert(both.stdout.includes("Streaming training minibatches"), both.stdout);
+    await assertSameRun("stream_mpi", "stream_alone");
+  },
+});
+
+Deno.test({
   name:
     "self-critical training across 2 processes (its sampling spread over the ranks by chunks) equals one process",
   ignore: !MPI_OK,

@@ -108,6 +108,24 @@ export function rankShards(shards: number, size: number, rank: number): Range {
 }
 
 /**
+ * The rows of an N-row batch that a run of its fixed shards covers: all a rank reads.
+ * @param n N, rows in the batch.
+ * @param shards S, the fixed shards per batch.
+ * @param range The shards [a, b).
+ * @returns The rows [start, end).
+ *
+ * @example
+ * ```ts
+ * import { shardRows } from "./distributed_engine.ts";
+ * console.log(shardRows(10, 4, { start: 2, end: 4 })); // { start: 6, end: 10 }
+ * ```
+ */
+export function shardRows(n: number, shards: number, range: Range): Range {
+  const rows = splitRange(n, shards);
+  return { start: rows[range.start].start, end: rows[range.end - 1].end };
+}
+
+/**
  * Captions images over the ranks of a job (a collective: every rank calls it with the same
  * images): each rank decodes a contiguous run of whole chunks of images (`imagesPerChunk`,
  * counted from image 0, so each chunk decodes as it would in one call; sampled with its

@@ -27,9 +27,9 @@ import type { CaptioningModel } from "../../model/captioning_model.ts";
 import { createCaptioningModel, describeModel } from "../../model/models.ts";
 import { createEngine, type PoolOptions, WorkerFailure } from "../../workers/pool.ts";
 import type { TrainEngine } from "../../workers/engine.ts";
-import { DistributedEngine, rankShards } from "../../workers/distributed_engine.ts";
+import { DistributedEngine, rankShards, shardRows } from "../../workers/distributed_engine.ts";
 import type { ExperimentConfig, TrainConfig } from "../config/config.ts";
-import type { BatchSource } from "../data/batches.ts";
+import { type BatchSource, InMemoryBatches } from "../data/batches.ts";
 import type { LoadedCaptionData } from "../data/caption_data.ts";
 import { StreamBatches } from "../data/stream/stream_batches.ts";
 import { InputError } from "../errors.ts";
@@ -200,7 +200,7 @@ async function crossEntropyPhase(
   resumed: LoadedCheckpoint | null,
 ): Promise<TrainStageResult> {
   const { config, data, log } = ctx, t = config.train;
-  const batches = await trainingBatches(config, log);
+  const batches = await trainingBatches(config, data, ctx.job, log);
   const engine = await startEngine(ctx, model, workers, batches);
   const phase: Phase = {
     name: "cross-entropy",
@@ -407,18 +407,29 @@ function usableWorkers(config: ExperimentConfig, log: (line: string) => void): n
 
 /**
  * Streamed runs read training minibatches from the files in a loader worker (the batch order
- * is the in-memory sampler's for the same seed); others draw them from the loaded data.
+ * is the in-memory sampler's for the same seed); others draw them from the loaded data (the
+ * solver's own sampler, or in an MPI job one that gathers only the rank's rows).
  */
 async function trainingBatches(
   config: ExperimentConfig,
+  data: LoadedCaptionData,
+  job: Job,
   log: (line: string) => void,
 ): Promise<BatchSource | undefined> {
-  if (!config.data.stream) return undefined;
+  const t = config.train;
+  // In an MPI job a rank gathers (or reads) only the rows of its own shards.
+  const rows = job.size > 1
+    ? shardRows(t.batchSize, t.shards, rankShards(t.shards, job.size, job.rank))
+    : undefined;
+  if (!config.data.stream) {
+    return rows ? new InMemoryBatches(data, t.batchSize, t.seed, "train", rows) : undefined;
+  }
   const batches = await StreamBatches.open({
     baseDir: config.data.dir,
-    batchSize: config.train.batchSize,
+    batchSize: t.batchSize,
     pcaFeatures: config.data.pcaFeatures,
-    seed: config.train.seed,
+    seed: t.seed,
+    ...(rows ? { rows } : {}),
   });
   log(`Streaming training minibatches from ${config.data.dir} (loader worker)`);
   return batches;
