@@ -182,6 +182,27 @@ for (const workers of [1, 2]) {
 }
 
 Deno.test({
+  name: "the Transformer (dropout on) across 2 processes equals one process",
+  ignore: !MPI_OK,
+  async fn() {
+    const transformer = [
+      "--model.cellType=transformer",
+      "--model.numLayers=1",
+      "--model.numHeads=2",
+      "--model.ffDim=32",
+      "--model.dropout=0.1",
+      "--stages=train",
+      "--train.numEpochs=1",
+    ];
+    const alone = await train(0, "transformer_alone", ...transformer);
+    const both = await train(2, "transformer_mpi", ...transformer);
+    assertEquals(alone.code, 0, alone.stderr);
+    assertEquals(both.code, 0, both.stderr);
+    await assertSameRun("transformer_mpi", "transformer_alone");
+  },
+});
+
+Deno.test({
   name: "a streamed run across 2 processes (each rank reads its shards' rows) equals one process",
   ignore: !MPI_OK,
   async fn() {

@@ -55,6 +55,7 @@ const PIECE_TAG = 100, SCALARS_TAG = 1, LOSS_TAG = 2;
 /** The ranks' parameters differ: they no longer train one model. */
 export class RankDriftError extends Error {
   /**
+   * Creates the error.
    * @param message What differs, and what to check.
    */
   constructor(message: string) {
@@ -206,6 +207,7 @@ export class DistributedEngine implements TrainEngine {
   #mpiSeconds = 0;
 
   /**
+   * Wraps this process's engine; checks that there are at least as many shards as processes.
    * @param engine This process's engine (a `LocalEngine` or a `PoolEngine`).
    * @param comm The job's communicator.
    * @param params The model's parameters (`model.flat`), for the drift check.
@@ -258,12 +260,13 @@ export class DistributedEngine implements TrainEngine {
     const grad = this.#engine.gradient as Float32Array | Float64Array;
     const scalars = this.#scalars;
     let partial: IncomingSum | undefined;
+    let scalarsIn: MpiRequest | null = null;
     if (rank > 0) {
       // Posted before computing: the previous rank's pieces land in `gradient` as they come.
       const pieces = this.#pieceRequests(grad, rank - 1);
-      const scalarsIn = comm.recv(scalars, rank - 1, SCALARS_TAG);
+      const incoming = scalarsIn = comm.recv(scalars, rank - 1, SCALARS_TAG);
       partial = {
-        loss: this.#later(() => this.#wait(scalarsIn, "the running loss").then(() => scalars[0])),
+        loss: this.#later(() => this.#wait(incoming, "the running loss").then(() => scalars[0])),
         piece: (_, k) => this.#wait(pieces[k], `piece ${k} of the running gradient sum`),
       };
     }
@@ -280,6 +283,8 @@ export class DistributedEngine implements TrainEngine {
         },
       }),
     });
+    // Complete before `scalars` is reused (the engine has awaited it for the loss already).
+    if (scalarsIn) await this.#wait(scalarsIn, "the running loss");
     const stop = Math.max(rank > 0 ? scalars[2] : 0, this.#stopWanted ? 1 : 0);
     scalars[0] = sum.loss;
     scalars[1] = sum.gradNorm;

@@ -9,6 +9,7 @@
 import type { Communicator } from "../../workers/mpi/communicator.ts";
 import { MpiCommunicator } from "../../workers/mpi/communicator.ts";
 import { MPICH_LIBRARY } from "../../workers/mpi/binding.ts";
+import { readEnv } from "../../layers/kernels/env.ts";
 import { InputError } from "../errors.ts";
 
 /** How a process was launched into an MPI job, as its environment says. */
@@ -19,6 +20,20 @@ export interface Launch {
   size: number;
   /** This process's rank it announced. */
   rank: number;
+}
+
+/** Each launcher's variables of the job's size and of this process's rank. */
+const LAUNCH_VARIABLES: [string, string, string][] = [
+  ["mpiexec", "PMI_SIZE", "PMI_RANK"],
+  ["srun", "SLURM_STEP_NUM_TASKS", "SLURM_PROCID"],
+  ["Open MPI's mpirun", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"],
+];
+
+/** The launchers' variables of this process (none without env access: then no launch). */
+function launchEnv(): Record<string, string | undefined> {
+  return Object.fromEntries(
+    LAUNCH_VARIABLES.flatMap(([, s, r]) => [s, r].map((v) => [v, readEnv(v)])),
+  );
 }
 
 /**
@@ -36,14 +51,9 @@ export interface Launch {
  * ```
  */
 export function detectLaunch(
-  env: Record<string, string | undefined> = Deno.env.toObject(),
+  env: Record<string, string | undefined> = launchEnv(),
 ): Launch | null {
-  const pairs: [string, string, string][] = [
-    ["mpiexec", "PMI_SIZE", "PMI_RANK"],
-    ["srun", "SLURM_STEP_NUM_TASKS", "SLURM_PROCID"],
-    ["Open MPI's mpirun", "OMPI_COMM_WORLD_SIZE", "OMPI_COMM_WORLD_RANK"],
-  ];
-  for (const [launcher, size, rank] of pairs) {
+  for (const [launcher, size, rank] of LAUNCH_VARIABLES) {
     if (env[size] !== undefined) {
       return { launcher, size: Number(env[size]), rank: Number(env[rank] ?? 0) };
     }
@@ -88,7 +98,7 @@ let open: Job | null = null;
 export function openJob(
   mode: "auto" | "on" | "off",
   timeoutS: number,
-  env: Record<string, string | undefined> = Deno.env.toObject(),
+  env: Record<string, string | undefined> = launchEnv(),
 ): Job {
   if (open) return open;
   const launch = detectLaunch(env);

@@ -29,7 +29,7 @@ import type { Metric } from "../eval/metrics/mod.ts";
 import { exists } from "../io/files.ts";
 import { loadCheckpoint, runIteration } from "../train/checkpoint.ts";
 import { selectConfiguredBackend } from "./backend.ts";
-import { prepareData, SAMPLE_IMAGES } from "./data.ts";
+import { ensureDataset, prepareData, SAMPLE_IMAGES } from "./data.ts";
 import { ensureWritableDir, existingCheckpoints, RUN_FILES, writeConfig } from "./files.ts";
 import { describeLayout, finishJob, type Job, openJob, rankHosts, rankZeroFirst } from "./job.ts";
 import { lockRunDir } from "./lock.ts";
@@ -136,8 +136,9 @@ async function runStages(
       selectConfiguredBackend(config.train.backend)
     })`,
   );
-  // Rank 0 first: it may generate the synthetic dataset the others then read.
-  const data = await rankZeroFirst(job, () => prepareData(config, log));
+  // Rank 0 first generates the synthetic dataset if it is absent; then every rank loads it.
+  await rankZeroFirst(job, () => job.writes ? ensureDataset(config, log) : Promise.resolve());
+  const data = await prepareData(config, log);
   const result: RunResult = { runDir, interrupted: false, iterations: 0, evaluations: [] };
   let metrics: MetricsLog | null = null;
   try {

@@ -10,6 +10,8 @@
  * @module
  */
 
+import { readEnv } from "../../layers/kernels/env.ts";
+
 /** MPICH's handle and constant values (`mpi.h`). */
 export const MPI = {
   /** `MPI_COMM_WORLD`. */
@@ -78,7 +80,7 @@ let loaded: MpiSymbols | null = null;
  */
 export function loadMpich(): MpiSymbols {
   if (loaded) return loaded;
-  const path = Deno.env.get("RECAP_MPI_LIB") || MPICH_LIBRARY;
+  const path = readEnv("RECAP_MPI_LIB") ?? MPICH_LIBRARY;
   try {
     loaded = Deno.dlopen(path, SYMBOLS).symbols;
   } catch (e) {

@@ -9,6 +9,7 @@
  * Every call is made from the main thread (`MPI_THREAD_SINGLE`).
  * @module
  */
+import { readEnv } from "../../layers/kernels/env.ts";
 import { checkMpi, loadMpich, MPI, type MpiSymbols } from "./binding.ts";
 
 /** A typed array MPI sends and receives: float32, float64, or bytes. */
@@ -74,10 +75,7 @@ export const DEFAULT_MPI_TIMEOUT_S = 900;
  * large message only while both sides call into it, so a transfer under way is tested
  * continuously; a rank that waits longer is waiting for another rank's compute.
  */
-const SPIN_MS = Number(Deno.env.get("RECAP_MPI_SPIN_MS") ?? 20);
-
-const STATUS_IGNORE = Deno.UnsafePointer.create(1n);
-const IN_PLACE = Deno.UnsafePointer.create(0xffffffffffffffffn);
+const DEFAULT_SPIN_MS = 20;
 
 /** The MPI datatype and element count of a buffer. */
 function typeOf(view: MpiBuffer): { type: number; count: number } {
@@ -94,6 +92,10 @@ export class MpiCommunicator implements Communicator {
   readonly host: string;
   readonly #mpi: MpiSymbols;
   readonly #timeoutMs: number;
+  readonly #spinMs = Number(readEnv("RECAP_MPI_SPIN_MS") ?? DEFAULT_SPIN_MS);
+  // MPI_STATUS_IGNORE and MPI_IN_PLACE are the pointer values 1 and -1 (made only with FFI).
+  readonly #statusIgnore: Deno.PointerValue;
+  readonly #inPlace: Deno.PointerValue;
   #finalized = false;
 
   /**
@@ -103,6 +105,8 @@ export class MpiCommunicator implements Communicator {
   constructor(timeoutS = DEFAULT_MPI_TIMEOUT_S) {
     this.#mpi = loadMpich();
     this.#timeoutMs = timeoutS * 1000;
+    this.#statusIgnore = Deno.UnsafePointer.create(1n);
+    this.#inPlace = Deno.UnsafePointer.create(0xffffffffffffffffn);
     const flag = new Int32Array(1);
     checkMpi(this.#mpi.MPI_Initialized(flag), "MPI_Initialized");
     if (!flag[0]) {
@@ -150,7 +154,7 @@ export class MpiCommunicator implements Communicator {
     const req = new Int32Array(1), ptr = Deno.UnsafePointer.of(view);
     checkMpi(
       this.#mpi.MPI_Iallreduce(
-        IN_PLACE,
+        this.#inPlace,
         ptr,
         view.length,
         MPI.DOUBLE,
@@ -177,14 +181,15 @@ export class MpiCommunicator implements Communicator {
 
   /** A request that polls `MPI_Test` (keeping `view` reachable until it completes). */
   #request(req: Int32Array, view: MpiBuffer, peer: string): MpiRequest {
-    const mpi = this.#mpi, defaultMs = this.#timeoutMs, rank = this.rank;
+    const mpi = this.#mpi, defaultMs = this.#timeoutMs, rank = this.rank, spinMs = this.#spinMs;
+    const statusIgnore = this.#statusIgnore;
     let done = false;
     return {
       async wait(what: string, timeoutS?: number): Promise<void> {
         const timeoutMs = timeoutS === undefined ? defaultMs : timeoutS * 1000;
         const flag = new Int32Array(1), start = performance.now();
         for (let tests = 1; !done; tests++) {
-          checkMpi(mpi.MPI_Test(req, flag, STATUS_IGNORE), "MPI_Test");
+          checkMpi(mpi.MPI_Test(req, flag, statusIgnore), "MPI_Test");
           if (flag[0]) {
             done = true;
             break;
@@ -197,8 +202,8 @@ export class MpiCommunicator implements Communicator {
           }
           const waited = performance.now() - start;
           // A macrotask now and then even while spinning, so signals and timers get through.
-          if (waited > SPIN_MS || tests % 1000 === 0) {
-            await new Promise((resolve) => setTimeout(resolve, waited > SPIN_MS ? 1 : 0));
+          if (waited > spinMs || tests % 1000 === 0) {
+            await new Promise((resolve) => setTimeout(resolve, waited > spinMs ? 1 : 0));
           }
         }
         void view.length;
