@@ -1,7 +1,7 @@
 /**
  * Training across the processes of an MPI job (`mpiexec.mpich -n 2 deno task train`), bit for
  * bit one process's run with the same seed and shards: with 1 and 2 workers per process, a
- * resume with another process count, Ctrl-C on mpiexec; rank 0 alone writes; a rank that
+ * 3 processes, a resume with another process count, Ctrl-C on mpiexec; rank 0 alone writes; a rank that
  * throws, is killed or drifts ends the whole job promptly; a launcher MPICH cannot join is
  * refused. Skipped with a message where MPICH (`mpiexec.mpich`, `libmpich.so.12`) is absent.
  * @module
@@ -242,12 +242,14 @@ Deno.test({
 });
 
 Deno.test({
-  name: "resume with another process count continues exactly (1 process, then 2)",
+  name:
+    "3 processes (shards 2+1+1: a middle rank takes and passes on the sum), then a resume with 2, equal one process",
   ignore: !MPI_OK,
   async fn() {
     await reference();
-    const first = await train(0, "resumed", "--train.numEpochs=1");
+    const first = await train(3, "resumed", "--train.numEpochs=1");
     assertEquals(first.code, 0, first.stderr);
+    assert(first.stdout.includes("shards of 4 per rank: 0-1, 2, 3"), first.stdout);
     const r = await run(2, [MAIN, "resume", join(TMP, "resumed"), "--train.numEpochs=2"]);
     assertEquals(r.code, 0, r.stderr);
     assert(r.stdout.includes("Resuming at iteration 20 of 40"), r.stdout);
