@@ -303,26 +303,31 @@ export class DistributedEngine implements TrainEngine {
     });
     if (scalars[2] !== 0) this.#onStop?.();
     if (this.#checkEvery > 0 && ++this.#steps % this.#checkEvery === 0) {
-      await this.checkInSync(optimizer.t);
+      await this.checkInSync(optimizer);
     }
     return result;
   }
 
   /**
-   * Compares the ranks' parameter checksums (a collective: every rank calls it together).
-   * @param step The step count, for the message.
+   * Compares the ranks' checksums of the parameters, the optimizer's moments and step count,
+   * and its learning rate (a collective: every rank calls it together).
+   * @param optimizer The optimizer.
    * @throws {RankDriftError} On every rank, when the checksums differ.
    */
-  async checkInSync(step: number): Promise<void> {
-    const h = bitsChecksum(this.#params), check = this.#check;
+  async checkInSync(optimizer: Optimizer): Promise<void> {
+    let h = bitsChecksum(this.#params);
+    for (const m of optimizer.moments) h = (h * 31 + bitsChecksum(m)) % 2 ** 32;
+    h = h * 31 + bitsChecksum(new Float64Array([optimizer.t, optimizer.config.learningRate]));
+    h %= 2 ** 32;
+    const check = this.#check;
     check[0] = h;
     check[1] = -h;
     await this.#wait(this.#comm.max(check), "the parameter checksums");
     if (check[0] !== -check[1]) {
       throw new RankDriftError(
-        `The ranks' parameters differ after step ${step} (checksums from ${-check[1]} to ` +
-          `${check[0]}; rank ${this.#comm.rank}: ${h}): every host must run the same recap, ` +
-          `Deno, data and BLAS library (see docs/distributed.md)`,
+        `The ranks' parameters or optimizer state differ after step ${optimizer.t} ` +
+          `(checksums from ${-check[1]} to ${check[0]}; rank ${this.#comm.rank}: ${h}): every ` +
+          `host must run the same recap, Deno, data and BLAS library (see docs/distributed.md)`,
       );
     }
   }

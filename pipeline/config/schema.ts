@@ -220,7 +220,7 @@ export const EXPERIMENT_SCHEMA = {
       checkEvery: int(
         100,
         ">=0",
-        "MPI job: compare the ranks' parameter checksums every this many steps (0 = never)",
+        "MPI job: compare the ranks' checksums of parameters and optimizer state every this many steps (0 = never)",
       ),
     },
     scst: {
