@@ -182,6 +182,34 @@ for (const workers of [1, 2]) {
 }
 
 Deno.test({
+  name: "mpiexec -n 2 caption (greedy, sampled) writes one process's results file, from rank 0",
+  ignore: !MPI_OK,
+  async fn() {
+    await reference();
+    const best = join(TMP, "alone", "best.h5");
+    for (const decoder of ["greedy", "sample"]) {
+      const out = (who: string) => join(TMP, `caption_${decoder}_${who}.json`);
+      const args = (who: string) => [
+        MAIN,
+        "caption",
+        best,
+        "--split=val",
+        `--decoder=${decoder}`,
+        "--quiet",
+        `--out=${out(who)}`,
+      ];
+      const alone = await run(0, args("alone")), both = await run(2, args("mpi"));
+      assertEquals(alone.code, 0, alone.stderr);
+      assertEquals(both.code, 0, both.stderr);
+      assertEquals(both.stdout.trim().split("\n").length, 1, "rank 0 alone prints");
+      const text = (who: string) => Deno.readTextFile(out(who));
+      assertEquals(await text("mpi"), await text("alone"), decoder);
+      assertEquals(JSON.parse(await text("mpi")).length, 150);
+    }
+  },
+});
+
+Deno.test({
   name: "the Transformer (dropout on) across 2 processes equals one process",
   ignore: !MPI_OK,
   async fn() {
