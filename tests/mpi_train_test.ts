@@ -210,6 +210,31 @@ Deno.test({
 });
 
 Deno.test({
+  name: "mpiexec -n 2 evaluate (greedy, beam, sampled) writes one process's scores, from rank 0",
+  ignore: !MPI_OK,
+  async fn() {
+    await reference();
+    const best = join(TMP, "alone", "best.h5");
+    const out = (who: string) => join(TMP, `scores_${who}.json`);
+    const args = (who: string) => [
+      MAIN,
+      "evaluate",
+      best,
+      "--split=val",
+      "--numImages=150",
+      "--sample",
+      `--out=${out(who)}`,
+    ];
+    const alone = await run(0, args("alone")), both = await run(2, args("mpi"));
+    assertEquals(alone.code, 0, alone.stderr);
+    assertEquals(both.code, 0, both.stderr);
+    assertEquals(both.stdout, alone.stdout.replaceAll(out("alone"), out("mpi")));
+    const text = (who: string) => Deno.readTextFile(out(who));
+    assertEquals(await text("mpi"), await text("alone"));
+  },
+});
+
+Deno.test({
   name: "the Transformer (dropout on) across 2 processes equals one process",
   ignore: !MPI_OK,
   async fn() {

@@ -197,6 +197,11 @@ export async function evaluateCommand(
     values,
     2,
   );
+  // Under mpiexec every rank decodes its share of the images; rank 0 alone prints and writes.
+  const job = openJob(experiment?.train?.distributed?.mpi ?? "auto", DEFAULT_MPI_TIMEOUT_S);
+  const here = {
+    sample: (f: Tensor<FloatDType>, o: SampleOptions) => model.sampleWithScores(f, o),
+  };
   const ev = await evaluateSplit(model, data, {
     split: values.split,
     beamSize,
@@ -206,11 +211,17 @@ export async function evaluateCommand(
       (experiment?.evaluate?.metrics ?? EXPERIMENT_SCHEMA.evaluate.metrics.default) as Metric[],
     decoding: controls,
     sample: values.sample || samplingAsked,
+    ...(job.comm && job.size > 1
+      ? { captioner: (f, o) => sampleOverRanks(here, job.comm!, f, o) }
+      : {}),
   });
-  console.log(`${checkpoint}: ${formatEvaluation(ev)}`);
-  const out = values.out ?? scoresPath(checkpoint, values.split);
-  await writeScores(out, evaluationScores(ev, data, checkpoint, values["data.dir"]!));
-  console.log(`Scores of each image: ${out}`);
+  if (job.writes) {
+    console.log(`${checkpoint}: ${formatEvaluation(ev)}`);
+    const out = values.out ?? scoresPath(checkpoint, values.split);
+    await writeScores(out, evaluationScores(ev, data, checkpoint, values["data.dir"]!));
+    console.log(`Scores of each image: ${out}`);
+  }
+  await finishJob(job);
   return 0;
 }
 
