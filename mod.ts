@@ -141,7 +141,30 @@ export type { ParamLayout, ParamName, ParamSlot, RecurrentParamName } from "./mo
 export { createEngine, PoolEngine } from "./workers/pool.ts";
 export type { EngineOptions, PoolOptions } from "./workers/pool.ts";
 export { LocalEngine } from "./workers/engine.ts";
-export type { StepResult, TrainEngine } from "./workers/engine.ts";
+export type {
+  GradientEngine,
+  GradientsOptions,
+  IncomingSum,
+  RunningSum,
+  StepResult,
+  TrainEngine,
+} from "./workers/engine.ts";
+export type { Range } from "./workers/sharding.ts";
+
+// Across processes: MPI (MPICH through Deno.dlopen), a step's shards chained rank to rank.
+export {
+  bitsChecksum,
+  DistributedEngine,
+  RankDriftError,
+  rankShards,
+  sampleOverRanks,
+  shardRows,
+} from "./workers/distributed_engine.ts";
+export type { DistributedEngineOptions } from "./workers/distributed_engine.ts";
+export { MpiCommunicator } from "./workers/mpi/communicator.ts";
+export type { Communicator, MpiBuffer, MpiRequest } from "./workers/mpi/communicator.ts";
+export { detectLaunch, openJob } from "./pipeline/run/job.ts";
+export type { Job, Launch } from "./pipeline/run/job.ts";
 
 // Data: the exercise's dictionary, the COCO files, streaming, the synthetic dataset.
 export {

@@ -35,10 +35,21 @@ import {
   type WorkerReply,
 } from "./pool_protocol.ts";
 import { ownedItems, scaleRange, shardDropoutSeed, splitRange } from "./sharding.ts";
-import { reduceBlock } from "./reduce.ts";
+import { reduceBlock, reduceBlockOnto } from "./reduce.ts";
 
 /** How long one blocking wait lasts before the worker re-checks the control words (ms). */
 const WAIT_MS = 1000;
+
+/** The shards of the job's range [SHARD_FROM, SHARD_TO) that this worker computes. */
+function ownedShards(init: WorkerInit): { start: number; end: number } {
+  const from = Atomics.load(init.control, CTRL.SHARD_FROM);
+  const own = ownedItems(
+    Atomics.load(init.control, CTRL.SHARD_TO) - from,
+    init.workers,
+    init.index,
+  );
+  return { start: from + own.start, end: from + own.end };
+}
 
 function post(msg: WorkerReply): void {
   (globalThis as unknown as { postMessage(m: WorkerReply): void }).postMessage(msg);
@@ -174,7 +185,7 @@ export class ComputeWorker {
     const n = Atomics.load(init.control, CTRL.N), t1 = Atomics.load(init.control, CTRL.T1);
     const d = model.config.inputDim;
     const ranges = splitRange(n, init.shards);
-    const own = ownedItems(init.shards, init.workers, init.index);
+    const own = ownedShards(init);
     for (let s = own.start; s < own.end; s++) {
       const r = ranges[s];
       if (r.end === r.start) {
@@ -207,14 +218,25 @@ export class ComputeWorker {
     }
   }
 
-  /** Sums the owned gradient blocks over the shards in shard order, with their Σ g². */
+  /**
+   * Sums the owned gradient blocks of the job's blocks over its shards in shard order (onto
+   * the running sum in `grad` when the job says so), with their Σ g².
+   */
   reduce(): void {
-    const { init } = this;
+    const { init } = this, c = init.control;
     const blocks = splitRange(init.grad.length, GRAD_BLOCKS);
-    const own = ownedItems(GRAD_BLOCKS, init.workers, init.index);
-    for (let k = own.start; k < own.end; k++) {
+    const from = Atomics.load(c, CTRL.BLOCK_FROM), to = Atomics.load(c, CTRL.BLOCK_TO);
+    const own = ownedItems(to - from, init.workers, init.index);
+    const shards = init.shardGrads.slice(
+      Atomics.load(c, CTRL.SHARD_FROM),
+      Atomics.load(c, CTRL.SHARD_TO),
+    );
+    const onto = Atomics.load(c, CTRL.ONTO) === 1;
+    for (let k = from + own.start; k < from + own.end; k++) {
       const b = blocks[k];
-      init.blockSq[k] = reduceBlock(init.shardGrads, init.grad, b.start, b.end);
+      init.blockSq[k] = onto
+        ? reduceBlockOnto(shards, init.grad, b.start, b.end)
+        : reduceBlock(shards, init.grad, b.start, b.end);
     }
   }
 

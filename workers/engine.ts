@@ -11,8 +11,9 @@ import type { Minibatch } from "../model/minibatch.ts";
 import { checkCaptionWeights } from "../model/model_config.ts";
 import { captionsPerImage, resolveDecodeOptions } from "../model/decode_options.ts";
 import { imagesPerChunk, type SampleOptions, type SampleResult } from "../model/sampling.ts";
-import { clipFactor, scaleRange, shardDropoutSeed, splitRange } from "./sharding.ts";
-import { reduceBlock } from "./reduce.ts";
+import { accepts, checkOptions, type OptionRule } from "../layers/options.ts";
+import { clipFactor, type Range, scaleRange, shardDropoutSeed, splitRange } from "./sharding.ts";
+import { reduceBlock, reduceBlockOnto } from "./reduce.ts";
 import { Tensor } from "../layers/tensor.ts";
 
 /** What one training step reports. */
@@ -49,10 +50,243 @@ export interface TrainEngine {
   close(): void | Promise<void>;
 }
 
+/**
+ * The running sums of shards 0 … a−1 that a {@linkcode GradientEngine.gradients} call for
+ * shards a … b−1 continues: another process's, handed over piece by piece into the engine's
+ * own `gradient` buffer (see workers/distributed_engine.ts).
+ */
+export interface IncomingSum {
+  /** The loss of shards 0 … a−1, added in shard order; it may be known only after the gradient. */
+  loss: number | PromiseLike<number>;
+  /**
+   * Waits until `gradient` over `elements` holds the gradient sum of shards 0 … a−1: called
+   * once for each piece, in order, just before the piece is folded.
+   * @param elements The piece's elements (a run of whole gradient blocks).
+   * @param index The piece's number.
+   */
+  piece(elements: Range, index: number): void | Promise<void>;
+}
+
+/** Options of {@linkcode GradientEngine.gradients}. */
+export interface GradientsOptions {
+  /** The optimizer's step count before this step (`optimizer.t`): seeds each shard's dropout. */
+  step: number;
+  /** The fixed shards to compute, [start, end) of the engine's `shards` (default: all). */
+  shards?: Range;
+  /**
+   * The sums of the shards before `shards.start` to continue (default: none, the sums start
+   * at shard `shards.start`).
+   */
+  partial?: IncomingSum;
+  /**
+   * The pieces the sum is folded in, in order: `pieces` contiguous runs of whole gradient
+   * blocks (1 … {@linkcode GRAD_BLOCKS}; default 1), so that each can be passed on while the
+   * next is summed.
+   */
+  pieces?: number;
+  /**
+   * Called once a piece of `gradient` holds the running sum through shard `shards.end` − 1.
+   * @param elements The piece's elements.
+   * @param index The piece's number.
+   */
+  onPiece?: (elements: Range, index: number) => void | Promise<void>;
+}
+
+/** The running sums a {@linkcode GradientEngine.gradients} call leaves. */
+export interface RunningSum {
+  /** The loss: the incoming partial's, then each computed shard's, added in shard order. */
+  loss: number;
+  /**
+   * The L2 norm of the running gradient sum now in `gradient` (block squares added in block
+   * order): the global gradient norm once the sum covers every shard.
+   */
+  gradNorm: number;
+}
+
+/**
+ * An engine whose training step is two calls, so that a step can span processes: the sum of
+ * some shards' losses and gradients continuing another process's running sum (a left fold in
+ * shard order, rounded to the element type at each add, as the one-process reduction), then
+ * the update from the complete sum. `step()` is both, with the same bits.
+ */
+export interface GradientEngine extends TrainEngine {
+  /** The fixed shards per batch. */
+  readonly shards: number;
+  /** The reduced gradient buffer (SharedArrayBuffer-backed in the pool): the running sum. */
+  readonly gradient: FloatArray;
+  /**
+   * Sums shards [a, b)'s losses and gradients onto the incoming partial into `gradient`.
+   * @param batch The whole minibatch (rows of other shards are not read).
+   * @param options The step count, the shards, the partial and the pieces.
+   * @returns The running loss and the norm of the running gradient.
+   */
+  gradients(batch: Minibatch, options: GradientsOptions): Promise<RunningSum>;
+  /**
+   * Clips `gradient` to `gradClip` (0 = off) by `sum.gradNorm` and applies the optimizer,
+   * unless the loss or the norm is not finite (then nothing changes).
+   * @param optimizer The optimizer.
+   * @param gradClip The bound of the global gradient norm (0 = no clipping).
+   * @param sum The complete sums: every shard's loss and the global gradient norm.
+   * @returns What the step reports.
+   */
+  apply(optimizer: Optimizer, gradClip: number, sum: RunningSum): StepResult | Promise<StepResult>;
+  /**
+   * The validation loss of each of shards [a, b) (0 for an empty shard), unchanged parameters.
+   * @param batch The whole minibatch.
+   * @param shards The shards (default: all).
+   * @returns One loss per shard of the range.
+   */
+  shardLosses(batch: Minibatch, shards?: Range): Float64Array | Promise<Float64Array>;
+}
+
 /** How many fixed shards a batch is split into by default (a multiple of 1, 2 and 4 workers). */
 export const DEFAULT_SHARDS = 4;
 /** How many fixed blocks the flat gradient is split into for reduction and norms. */
 export const GRAD_BLOCKS = 64;
+
+/** One piece of a running gradient sum: whole gradient blocks, and the elements they cover. */
+export interface GradientPiece {
+  /** The blocks, of {@linkcode GRAD_BLOCKS}. */
+  blocks: Range;
+  /** Their elements of the flat gradient. */
+  elements: Range;
+}
+
+/**
+ * The pieces a gradient of `total` elements is summed and handed over in: `pieces`
+ * contiguous runs of whole blocks (the same for every engine and every process).
+ * @param total The gradient's length.
+ * @param pieces How many pieces (1 … {@linkcode GRAD_BLOCKS}).
+ * @returns The pieces, in order.
+ *
+ * @example
+ * ```ts
+ * import { gradientPieces } from "./engine.ts";
+ * const [first, second] = gradientPieces(6400, 2);
+ * console.log(first.blocks, second.elements); // { start: 0, end: 32 } { start: 3200, end: 6400 }
+ * ```
+ */
+export function gradientPieces(total: number, pieces: number): GradientPiece[] {
+  const blocks = splitRange(total, GRAD_BLOCKS);
+  return splitRange(GRAD_BLOCKS, pieces).map((b) => ({
+    blocks: b,
+    elements: { start: blocks[b.start].start, end: blocks[b.end - 1].end },
+  }));
+}
+
+/**
+ * Adds the losses of shards [range.start, range.end) to a running loss in shard order,
+ * skipping empty shards, as every engine sums a batch's loss.
+ * @param running The loss of the shards before the range (0 for none).
+ * @param losses The loss of each shard of the range, in order.
+ * @param n N, rows in the batch.
+ * @param shards The fixed shards per batch.
+ * @param range The shards the losses belong to.
+ * @returns The running loss through the range.
+ *
+ * @example
+ * ```ts
+ * import { addShardLosses } from "./engine.ts";
+ * // A batch of 3 rows in 4 shards: shard 3 is empty, its loss not added.
+ * console.log(addShardLosses(1, new Float64Array([0.5, 0.25, 9]), 3, 4, { start: 1, end: 4 })); // 1.75
+ * ```
+ */
+export function addShardLosses(
+  running: number,
+  losses: ArrayLike<number>,
+  n: number,
+  shards: number,
+  range: Range,
+): number {
+  const rows = splitRange(n, shards);
+  let loss = running;
+  for (let s = range.start; s < range.end; s++) {
+    if (rows[s].end > rows[s].start) loss += losses[s - range.start];
+  }
+  return loss;
+}
+
+const GRADIENTS_OPTION_RULES: Record<keyof GradientsOptions, OptionRule> = {
+  step: accepts.nonNegativeInt,
+  shards: accepts.object,
+  partial: accepts.object,
+  pieces: accepts.intIn(1, GRAD_BLOCKS),
+  onPiece: accepts.function,
+};
+
+/**
+ * Checks a shard range against an engine's shards.
+ * @param range The range given (undefined: all shards).
+ * @param shards The engine's fixed shards per batch.
+ * @returns The range.
+ * @throws {RangeError} When it is not a non-empty range of whole shards of the batch.
+ */
+export function checkShardRange(range: Range | undefined, shards: number): Range {
+  if (range === undefined) return { start: 0, end: shards };
+  const { start, end } = range;
+  if (
+    !Number.isInteger(start) || !Number.isInteger(end) || start < 0 || end > shards || start >= end
+  ) {
+    throw new RangeError(
+      `Invalid shards: expected a range [start, end) within the ${shards} shards of a batch, got [${start}, ${end})`,
+    );
+  }
+  return { start, end };
+}
+
+/**
+ * Checks the options of a `gradients` call.
+ * @param options The options given.
+ * @param shards The engine's fixed shards per batch.
+ * @returns The shard range and the number of pieces.
+ */
+export function checkGradientsOptions(
+  options: GradientsOptions,
+  shards: number,
+): { range: Range; pieces: number } {
+  checkOptions("gradients options", options, GRADIENTS_OPTION_RULES);
+  if (options.step === undefined) {
+    throw new TypeError("Invalid gradients options: step: expected the optimizer's step count");
+  }
+  return { range: checkShardRange(options.shards, shards), pieces: options.pieces ?? 1 };
+}
+
+/**
+ * Runs the fold of a `gradients` call piece by piece: waits for each incoming piece, sums its
+ * blocks with `fold` (which leaves each block's sum of squares in `squares`), hands it on.
+ * @param total The gradient's length.
+ * @param options The call's options (`partial.piece` and `onPiece` are called here).
+ * @param pieces The number of pieces.
+ * @param fold Sums the given blocks (onto the partial when there is one).
+ * @param squares Each block's sum of squares, (GRAD_BLOCKS,), as `fold` leaves them.
+ * @returns The norm of the running sum: the squares added in block order.
+ *
+ * @example
+ * ```ts
+ * import { foldPieces, GRAD_BLOCKS } from "./engine.ts";
+ * const squares = new Float64Array(GRAD_BLOCKS);
+ * const norm = await foldPieces(640, { step: 0, onPiece: (e) => console.log(e) }, 2, (blocks) => {
+ *   for (let k = blocks.start; k < blocks.end; k++) squares[k] = 1;
+ * }, squares); // { start: 0, end: 320 } then { start: 320, end: 640 }
+ * console.log(norm); // 8
+ * ```
+ */
+export async function foldPieces(
+  total: number,
+  options: GradientsOptions,
+  pieces: number,
+  fold: (blocks: Range) => void | Promise<void>,
+  squares: Float64Array,
+): Promise<number> {
+  for (const [k, piece] of gradientPieces(total, pieces).entries()) {
+    await options.partial?.piece(piece.elements, k);
+    await fold(piece.blocks);
+    await options.onPiece?.(piece.elements, k);
+  }
+  let sq = 0;
+  for (let k = 0; k < GRAD_BLOCKS; k++) sq += squares[k];
+  return Math.sqrt(sq);
+}
 
 /**
  * Rows [start, end) of a minibatch as its own minibatch (copies).
@@ -103,11 +337,13 @@ export function checkWeights(batch: Minibatch): void {
  * engine.close();
  * ```
  */
-export class LocalEngine<D extends FloatDType> implements TrainEngine {
+export class LocalEngine<D extends FloatDType> implements GradientEngine {
+  /** The fixed shards per batch. */
+  readonly shards: number;
   readonly #model: CaptioningModel<D>;
-  readonly #shards: number;
   readonly #shardGrads: FloatArray[];
   readonly #grad: FloatArray;
+  readonly #blockSq = new Float64Array(GRAD_BLOCKS);
 
   /**
    * Allocates one gradient buffer per shard and the reduced gradient.
@@ -116,7 +352,7 @@ export class LocalEngine<D extends FloatDType> implements TrainEngine {
    */
   constructor(model: CaptioningModel<D>, shards = DEFAULT_SHARDS) {
     this.#model = model;
-    this.#shards = shards;
+    this.shards = shards;
     const total = model.layout.total;
     this.#shardGrads = Array.from({ length: shards }, () => allocArray(model.dtype, total));
     this.#grad = allocArray(model.dtype, total);
@@ -129,46 +365,111 @@ export class LocalEngine<D extends FloatDType> implements TrainEngine {
 
   step(batch: Minibatch, optimizer: Optimizer, gradClip: number): StepResult {
     checkWeights(batch);
-    const n = batch.captions.shape[0];
-    let loss = 0;
-    splitRange(n, this.#shards).forEach((r, s) => {
-      const shard = shardOf(batch, r.start, r.end);
-      if (r.end === r.start) this.#shardGrads[s].fill(0);
-      else {
-        loss += this.#model.loss(shard.features, shard.captions, {
-          normalizer: n,
-          gradBuffer: this.#shardGrads[s] as never,
-          ...(shard.weights ? { weights: shard.weights } : {}),
-          dropoutSeed: shardDropoutSeed(optimizer.t, s, this.#shards),
-        }).loss;
-      }
-    });
-    const blocks = splitRange(this.#grad.length, GRAD_BLOCKS);
+    const all = { start: 0, end: this.shards };
+    const losses = this.#shardGradients(batch, optimizer.t, all);
+    this.#fold(all, { start: 0, end: GRAD_BLOCKS }, false);
     let sq = 0;
-    for (const b of blocks) sq += reduceBlock(this.#shardGrads, this.#grad, b.start, b.end);
-    const gradNorm = Math.sqrt(sq);
+    for (let k = 0; k < GRAD_BLOCKS; k++) sq += this.#blockSq[k];
+    const n = batch.captions.shape[0];
+    const loss = addShardLosses(0, losses, n, this.shards, all);
+    return this.apply(optimizer, gradClip, { loss, gradNorm: Math.sqrt(sq) });
+  }
+
+  /**
+   * Sums shards [a, b) onto the incoming partial, piece by piece (see
+   * {@linkcode GradientEngine.gradients}); the same bits as `step()`'s sum when the pieces
+   * together cover every shard.
+   * @param batch The whole minibatch.
+   * @param options The step count, the shards, the partial and the pieces.
+   * @returns The running loss and the norm of the running gradient.
+   */
+  async gradients(batch: Minibatch, options: GradientsOptions): Promise<RunningSum> {
+    const { range, pieces } = checkGradientsOptions(options, this.shards);
+    checkWeights(batch);
+    const losses = this.#shardGradients(batch, options.step, range);
+    const onto = options.partial !== undefined;
+    const gradNorm = await foldPieces(this.#grad.length, options, pieces, (blocks) => {
+      this.#fold(range, blocks, onto);
+    }, this.#blockSq);
+    const running = onto ? await options.partial!.loss : 0;
+    return {
+      loss: addShardLosses(running, losses, batch.captions.shape[0], this.shards, range),
+      gradNorm,
+    };
+  }
+
+  apply(optimizer: Optimizer, gradClip: number, sum: RunningSum): StepResult {
+    const { loss, gradNorm } = sum;
     if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
       return { loss, gradNorm, applied: false };
     }
     const factor = clipFactor(gradNorm, gradClip);
     optimizer.beginStep();
-    for (const b of blocks) {
+    for (const b of splitRange(this.#grad.length, GRAD_BLOCKS)) {
       if (factor !== 1) scaleRange(this.#grad, factor, b.start, b.end);
       optimizer.update(this.#model.flat, this.#grad, b.start, b.end);
     }
     return { loss, gradNorm, applied: true };
   }
 
+  /** Loss and gradients of each shard of the range into its buffer; returns their losses. */
+  #shardGradients(batch: Minibatch, step: number, range: Range): Float64Array {
+    const n = batch.captions.shape[0], rows = splitRange(n, this.shards);
+    const losses = new Float64Array(range.end - range.start);
+    for (let s = range.start; s < range.end; s++) {
+      const r = rows[s];
+      if (r.end === r.start) {
+        this.#shardGrads[s].fill(0);
+        continue;
+      }
+      const shard = shardOf(batch, r.start, r.end);
+      losses[s - range.start] = this.#model.loss(shard.features, shard.captions, {
+        normalizer: n,
+        gradBuffer: this.#shardGrads[s] as never,
+        ...(shard.weights ? { weights: shard.weights } : {}),
+        dropoutSeed: shardDropoutSeed(step, s, this.shards),
+      }).loss;
+    }
+    return losses;
+  }
+
+  /** Sums the shards of the range over the given blocks, onto `gradient` when `onto`. */
+  #fold(range: Range, blocks: Range, onto: boolean): void {
+    const grads = this.#shardGrads.slice(range.start, range.end);
+    const all = splitRange(this.#grad.length, GRAD_BLOCKS);
+    for (let k = blocks.start; k < blocks.end; k++) {
+      const b = all[k];
+      this.#blockSq[k] = onto
+        ? reduceBlockOnto(grads, this.#grad, b.start, b.end)
+        : reduceBlock(grads, this.#grad, b.start, b.end);
+    }
+  }
+
   evalLoss(batch: Minibatch): number {
+    const losses = this.shardLosses(batch);
+    return addShardLosses(0, losses, batch.captions.shape[0], this.shards, {
+      start: 0,
+      end: this.shards,
+    });
+  }
+
+  shardLosses(batch: Minibatch, shards?: Range): Float64Array {
+    const range = checkShardRange(shards, this.shards);
     checkWeights(batch);
-    const n = batch.captions.shape[0];
-    let loss = 0;
-    for (const r of splitRange(n, this.#shards)) {
+    const n = batch.captions.shape[0], rows = splitRange(n, this.shards);
+    const losses = new Float64Array(range.end - range.start);
+    for (let s = range.start; s < range.end; s++) {
+      const r = rows[s];
       if (r.end === r.start) continue;
       const shard = shardOf(batch, r.start, r.end);
-      loss += this.#model.lossValue(shard.features, shard.captions, n, shard.weights);
+      losses[s - range.start] = this.#model.lossValue(
+        shard.features,
+        shard.captions,
+        n,
+        shard.weights,
+      );
     }
-    return loss;
+    return losses;
   }
 
   /**

@@ -13,6 +13,11 @@
  *
  * Shards, blocks and the order of every sum are the same as {@linkcode LocalEngine}'s, so the
  * results are bitwise the same for any number of workers.
+ *
+ * A step that spans processes splits in two (`GradientEngine`): `gradients()` runs the loss
+ * job on a range of the shards, then a reduce job for each piece of the gradient, adding the
+ * shards onto the running sum another process handed over into `gradient`; `apply()` runs
+ * the update.
  * @module
  */
 import { backendNames, kernels, selectKernels } from "../layers/kernels/mod.ts";
@@ -25,12 +30,18 @@ import { checkSampleArgs, type SampleOptions, type SampleResult } from "../model
 import type { Minibatch } from "../model/minibatch.ts";
 import { OPTIM_HYPERPARAMS, type Optimizer, type UpdateRule } from "../layers/optim.ts";
 import {
+  addShardLosses,
+  checkGradientsOptions,
+  checkShardRange,
   checkWeights,
   DEFAULT_SHARDS,
+  foldPieces,
   GRAD_BLOCKS,
+  type GradientEngine,
+  type GradientsOptions,
   LocalEngine,
+  type RunningSum,
   type StepResult,
-  type TrainEngine,
 } from "./engine.ts";
 import {
   CMD,
@@ -42,7 +53,7 @@ import {
   type WorkerReply,
   writeDecodeOptions,
 } from "./pool_protocol.ts";
-import { clipFactor, splitRange } from "./sharding.ts";
+import { clipFactor, type Range } from "./sharding.ts";
 
 /** How long one `Atomics.waitAsync` lasts before the main thread re-checks (ms). */
 const WAIT_MS = 1000;
@@ -103,7 +114,7 @@ export interface PoolOptions {
  * await pool.close();
  * ```
  */
-export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngine {
+export class PoolEngine<D extends FloatDType = FloatDType> implements GradientEngine {
   /** The number of compute workers. */
   readonly workers: number;
   /** The fixed shards per batch. */
@@ -249,39 +260,87 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
    */
   step(batch: Minibatch, optimizer: Optimizer, gradClip: number): Promise<StepResult> {
     return this.#exclusive(async () => {
-      const tm = this.#timings;
-      tm.loss = tm.reduce = tm.update = 0;
-      let t0 = performance.now();
       this.#bindOptimizer(optimizer);
-      await this.#loadBatch(batch);
-      const c = this.#control, n = batch.captions.shape[0];
-      Atomics.store(c, CTRL.TRAINING, 1);
-      Atomics.store(c, CTRL.STEP, optimizer.t);
-      let t1 = performance.now();
-      tm.load = t1 - t0;
-      await this.#job(CMD.LOSS);
-      const loss = this.#sumLoss(n);
-      t0 = performance.now();
-      tm.loss = t0 - t1;
-      await this.#job(CMD.REDUCE);
-      t1 = performance.now();
-      tm.reduce = t1 - t0;
-      let sq = 0;
-      for (let k = 0; k < GRAD_BLOCKS; k++) sq += this.#blockSq[k];
-      const gradNorm = Math.sqrt(sq);
-      if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
-        return { loss, gradNorm, applied: false };
-      }
-      const factor = clipFactor(gradNorm, gradClip);
-      optimizer.beginStep();
-      const sc = this.#scalars;
-      sc[SC.T] = optimizer.t;
-      sc[SC.FACTOR] = factor;
-      OPTIM_HYPERPARAMS.forEach((key, i) => sc[SC.OPTIM + i] = optimizer.config[key]);
-      await this.#job(CMD.UPDATE);
-      tm.update = performance.now() - t1;
-      return { loss, gradNorm, applied: true };
+      const all = { start: 0, end: this.shards };
+      const sum = await this.#gradients(batch, { step: optimizer.t }, all, 1);
+      return await this.#apply(optimizer, gradClip, sum);
     });
+  }
+
+  /**
+   * Sums shards [a, b) onto the incoming partial on the workers, piece by piece (see
+   * {@linkcode GradientEngine.gradients}): a loss job for the shards, then a reduce job per
+   * piece; the same bits as `step()`'s sum when the pieces together cover every shard.
+   * @param batch The whole minibatch.
+   * @param options The step count, the shards, the partial and the pieces.
+   * @returns The running loss and the norm of the running gradient.
+   */
+  async gradients(batch: Minibatch, options: GradientsOptions): Promise<RunningSum> {
+    const { range, pieces } = checkGradientsOptions(options, this.shards);
+    return await this.#exclusive(() => this.#gradients(batch, options, range, pieces));
+  }
+
+  /**
+   * Clips the reduced gradient by `sum.gradNorm` and applies the optimizer on the workers
+   * (see {@linkcode GradientEngine.apply}).
+   * @param optimizer The optimizer; its moments must be SharedArrayBuffer-backed.
+   * @param gradClip The bound of the global gradient norm (0 = no clipping).
+   * @param sum The complete sums: every shard's loss and the global gradient norm.
+   * @returns The loss, the norm before clipping, and whether the update was applied.
+   */
+  apply(optimizer: Optimizer, gradClip: number, sum: RunningSum): Promise<StepResult> {
+    return this.#exclusive(() => this.#apply(optimizer, gradClip, sum));
+  }
+
+  async #gradients(
+    batch: Minibatch,
+    options: GradientsOptions,
+    range: Range,
+    pieces: number,
+  ): Promise<RunningSum> {
+    const tm = this.#timings;
+    tm.loss = tm.reduce = tm.update = 0;
+    let t0 = performance.now();
+    await this.#loadBatch(batch);
+    const c = this.#control, n = batch.captions.shape[0];
+    Atomics.store(c, CTRL.TRAINING, 1);
+    Atomics.store(c, CTRL.STEP, options.step);
+    this.#setShards(range);
+    const t1 = performance.now();
+    tm.load = t1 - t0;
+    await this.#job(CMD.LOSS);
+    tm.loss = performance.now() - t1;
+    const onto = options.partial !== undefined;
+    Atomics.store(c, CTRL.ONTO, onto ? 1 : 0);
+    const gradNorm = await foldPieces(this.#grad.length, options, pieces, async (blocks) => {
+      Atomics.store(c, CTRL.BLOCK_FROM, blocks.start);
+      Atomics.store(c, CTRL.BLOCK_TO, blocks.end);
+      t0 = performance.now();
+      await this.#job(CMD.REDUCE);
+      tm.reduce += performance.now() - t0;
+    }, this.#blockSq);
+    const running = onto ? await options.partial!.loss : 0;
+    const losses = this.#shardLoss.subarray(range.start, range.end);
+    return { loss: addShardLosses(running, losses, n, this.shards, range), gradNorm };
+  }
+
+  async #apply(optimizer: Optimizer, gradClip: number, sum: RunningSum): Promise<StepResult> {
+    const { loss, gradNorm } = sum;
+    if (!Number.isFinite(loss) || !Number.isFinite(gradNorm)) {
+      return { loss, gradNorm, applied: false };
+    }
+    this.#bindOptimizer(optimizer);
+    await this.#sendBuffers({ type: "buffers" });
+    const t0 = performance.now();
+    const factor = clipFactor(gradNorm, gradClip);
+    optimizer.beginStep();
+    const sc = this.#scalars;
+    sc[SC.T] = optimizer.t;
+    sc[SC.FACTOR] = factor;
+    OPTIM_HYPERPARAMS.forEach((key, i) => sc[SC.OPTIM + i] = optimizer.config[key]);
+    await this.#job(CMD.UPDATE);
+    this.#timings.update = performance.now() - t0;
+    return { loss, gradNorm, applied: true };
   }
 
   /**
@@ -291,11 +350,35 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
    */
   evalLoss(batch: Minibatch): Promise<number> {
     return this.#exclusive(async () => {
-      await this.#loadBatch(batch);
-      Atomics.store(this.#control, CTRL.TRAINING, 0);
-      await this.#job(CMD.LOSS);
-      return this.#sumLoss(batch.captions.shape[0]);
+      const all = { start: 0, end: this.shards };
+      const losses = await this.#shardLosses(batch, all);
+      return addShardLosses(0, losses, batch.captions.shape[0], this.shards, all);
     });
+  }
+
+  /**
+   * The validation loss of each of shards [a, b) on the workers (0 for an empty shard).
+   * @param batch The whole minibatch.
+   * @param shards The shards (default: all).
+   * @returns One loss per shard of the range, bitwise equal to LocalEngine's.
+   */
+  async shardLosses(batch: Minibatch, shards?: Range): Promise<Float64Array> {
+    const range = checkShardRange(shards, this.shards);
+    return await this.#exclusive(() => this.#shardLosses(batch, range));
+  }
+
+  async #shardLosses(batch: Minibatch, range: Range): Promise<Float64Array> {
+    await this.#loadBatch(batch);
+    Atomics.store(this.#control, CTRL.TRAINING, 0);
+    this.#setShards(range);
+    await this.#job(CMD.LOSS);
+    return this.#shardLoss.slice(range.start, range.end);
+  }
+
+  /** The shards of the next loss or reduce jobs. */
+  #setShards(range: Range): void {
+    Atomics.store(this.#control, CTRL.SHARD_FROM, range.start);
+    Atomics.store(this.#control, CTRL.SHARD_TO, range.end);
   }
 
   /**
@@ -476,15 +559,6 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements TrainEngin
       // promise (a leak of ~0.7 kB per step); shutdown notifies CTRL.DONE and the wait is bounded.
       if (r.async) await r.value;
     }
-  }
-
-  /** The batch loss: shard losses added in shard order, skipping empty shards. */
-  #sumLoss(n: number): number {
-    let loss = 0;
-    splitRange(n, this.shards).forEach((r, s) => {
-      if (r.end > r.start) loss += this.#shardLoss[s];
-    });
-    return loss;
   }
 
   /** The watchdog: names the workers that have not finished job `gen`, stops the pool, throws. */

@@ -35,20 +35,33 @@ export const CTRL = {
   WEIGHTED: 9,
   /** The optimizer's step count at a training step's loss job (seeds its shards' dropout). */
   STEP: 10,
+  /** The first shard of a loss or reduce job (0 unless a step spans processes). */
+  SHARD_FROM: 11,
+  /** One past the last shard of a loss or reduce job (the shard count unless …). */
+  SHARD_TO: 12,
+  /** The first gradient block of a reduce job. */
+  BLOCK_FROM: 13,
+  /** One past the last gradient block of a reduce job. */
+  BLOCK_TO: 14,
+  /** 1 when a reduce job adds the shards onto the running sum already in `grad`, else 0. */
+  ONTO: 15,
   /**
    * A sampling job's next chunk of images: a free worker takes the next one with
    * `Atomics.add`, so the chunks go to whichever worker is free (0 at the job's start).
    */
-  NEXT_CHUNK: 12,
+  NEXT_CHUNK: 16,
   /** The control array's length. */
-  WORDS: 16,
+  WORDS: 17,
 } as const;
 
 /** The jobs a generation of the control array can command. */
 export const CMD = {
-  /** Loss and gradients of each owned shard, into the shard buffers. */
+  /** Loss and gradients of each owned shard of [SHARD_FROM, SHARD_TO), into the shard buffers. */
   LOSS: 1,
-  /** Reduce the owned gradient blocks in shard order, with their sums of squares. */
+  /**
+   * Reduce the owned gradient blocks of [BLOCK_FROM, BLOCK_TO) over shards [SHARD_FROM,
+   * SHARD_TO) in shard order (onto `grad` when ONTO), with their sums of squares.
+   */
   REDUCE: 2,
   /** Clip and apply the optimizer to the owned gradient blocks. */
   UPDATE: 3,

@@ -3,6 +3,10 @@
  * sum of squares of the result, in one pass over memory instead of two. Bitwise the same as
  * `reduceShards` followed by `sumSquares` (sharding.ts): each partial sum is rounded to the
  * buffer's element type exactly as storing it would, and squares are added in index order.
+ *
+ * The sum is a left fold, `((g0 + g1) + g2) + g3`, so it can be cut anywhere and continued:
+ * `reduceBlockOnto` adds shards 2 and 3 onto a buffer holding `g0 + g1` (another process's
+ * running sum) and gives the bits of the whole fold.
  * @module
  */
 import type { FloatArray } from "../layers/tensor.ts";
@@ -49,6 +53,69 @@ export function reduceBlock(
   }
   reduceShards(shards, out, start, end);
   return sumSquares(out, start, end);
+}
+
+/**
+ * Adds the shard gradients over [start, end) onto `out` in shard order — `out` holds the
+ * running sum of the shards before them — and returns Σ out² (float64, index order).
+ * @param shards The gradient buffers of the next shards, all of `out`'s type.
+ * @param out The running sum, updated in place.
+ * @param start The first index.
+ * @param end One past the last index.
+ * @returns The block's sum of squares after the adds.
+ *
+ * @example Continuing a sum: the bits of summing all four shards at once
+ * ```ts
+ * import { reduceBlock, reduceBlockOnto } from "./reduce.ts";
+ * const g = [0.1, 0.2, 0.3, 0.4].map((x) => new Float32Array([x, -x]));
+ * const whole = new Float32Array(2), cut = new Float32Array(2);
+ * reduceBlock(g, whole, 0, 2);
+ * reduceBlock(g.slice(0, 2), cut, 0, 2); // shards 0 and 1 (one process) …
+ * reduceBlockOnto(g.slice(2), cut, 0, 2); // … then 2 and 3 onto their sum (the next)
+ * console.log(cut[0] === whole[0] && cut[1] === whole[1]); // true
+ * ```
+ */
+export function reduceBlockOnto(
+  shards: FloatArray[],
+  out: FloatArray,
+  start: number,
+  end: number,
+): number {
+  if (out instanceof Float32Array && shards.every((s) => s instanceof Float32Array)) {
+    const f = shards as Float32Array[];
+    if (f.length === 1) return onto1(f[0], out, start, end);
+    if (f.length === 2) return onto2(f[0], f[1], out, start, end);
+  }
+  for (const g of shards) for (let i = start; i < end; i++) out[i] += g[i];
+  return sumSquares(out, start, end);
+}
+
+function onto1(s0: Float32Array, out: Float32Array, start: number, end: number): number {
+  const fr = Math.fround;
+  let sq = 0;
+  for (let i = start; i < end; i++) {
+    const v = fr(out[i] + s0[i]);
+    out[i] = v;
+    sq += v * v;
+  }
+  return sq;
+}
+
+function onto2(
+  s0: Float32Array,
+  s1: Float32Array,
+  out: Float32Array,
+  start: number,
+  end: number,
+): number {
+  const fr = Math.fround;
+  let sq = 0;
+  for (let i = start; i < end; i++) {
+    const v = fr(fr(out[i] + s0[i]) + s1[i]);
+    out[i] = v;
+    sq += v * v;
+  }
+  return sq;
 }
 
 function reduce1(s0: Float32Array, out: Float32Array, start: number, end: number): number {

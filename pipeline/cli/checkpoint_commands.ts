@@ -12,6 +12,9 @@ import { type FloatDType, Tensor } from "../../layers/tensor.ts";
 import type { CaptioningModel } from "../../model/captioning_model.ts";
 import { decodeCaptions } from "../../model/decode.ts";
 import { SAMPLE_CHUNK } from "../../model/sampling.ts";
+import type { SampleOptions } from "../../model/decode_options.ts";
+import { sampleOverRanks } from "../../workers/distributed_engine.ts";
+import { DEFAULT_MPI_TIMEOUT_S } from "../../workers/mpi/communicator.ts";
 import { createEngine } from "../../workers/pool.ts";
 import { checkExperiment, type ExperimentConfig } from "../config/config.ts";
 import { EXPERIMENT_SCHEMA, METRIC_NAMES } from "../config/schema.ts";
@@ -51,6 +54,7 @@ import {
   writeScores,
 } from "../eval/results.ts";
 import { selectConfiguredBackend } from "../run/backend.ts";
+import { finishJob, openJob } from "../run/job.ts";
 import { loadCheckpoint } from "../train/checkpoint.ts";
 import { type CommandLine, type OptionValues, withSavedDefaults } from "./args.ts";
 import { chooseDecoder, resolveDecodingFlags } from "./decoding_flags.ts";
@@ -193,6 +197,11 @@ export async function evaluateCommand(
     values,
     2,
   );
+  // Under mpiexec every rank decodes its share of the images; rank 0 alone prints and writes.
+  const job = openJob(experiment?.train?.distributed?.mpi ?? "auto", DEFAULT_MPI_TIMEOUT_S);
+  const here = {
+    sample: (f: Tensor<FloatDType>, o: SampleOptions) => model.sampleWithScores(f, o),
+  };
   const ev = await evaluateSplit(model, data, {
     split: values.split,
     beamSize,
@@ -202,11 +211,17 @@ export async function evaluateCommand(
       (experiment?.evaluate?.metrics ?? EXPERIMENT_SCHEMA.evaluate.metrics.default) as Metric[],
     decoding: controls,
     sample: values.sample || samplingAsked,
+    ...(job.comm && job.size > 1
+      ? { captioner: (f, o) => sampleOverRanks(here, job.comm!, f, o) }
+      : {}),
   });
-  console.log(`${checkpoint}: ${formatEvaluation(ev)}`);
-  const out = values.out ?? scoresPath(checkpoint, values.split);
-  await writeScores(out, evaluationScores(ev, data, checkpoint, values["data.dir"]!));
-  console.log(`Scores of each image: ${out}`);
+  if (job.writes) {
+    console.log(`${checkpoint}: ${formatEvaluation(ev)}`);
+    const out = values.out ?? scoresPath(checkpoint, values.split);
+    await writeScores(out, evaluationScores(ev, data, checkpoint, values["data.dir"]!));
+    console.log(`Scores of each image: ${out}`);
+  }
+  await finishJob(job);
   return 0;
 }
 
@@ -370,6 +385,11 @@ export async function captionCommand(
       workers: experiment?.train?.workers ?? "auto",
       backend: kernels().name,
     });
+    // Under mpiexec every rank decodes its share of each block; rank 0 alone writes.
+    const job = openJob(experiment?.train?.distributed?.mpi ?? "auto", DEFAULT_MPI_TIMEOUT_S);
+    const sample = job.comm && job.size > 1
+      ? (f: Tensor<"float32">, o: SampleOptions) => sampleOverRanks(engine, job.comm!, f, o)
+      : (f: Tensor<"float32">, o: SampleOptions) => engine.sample(f, o);
     const results: CaptionResult[] = [];
     try {
       const block = new Float32Array(Math.min(CAPTION_ROWS, source.rows) * D);
@@ -378,20 +398,23 @@ export async function captionCommand(
         await source.readRows(r0, r1, block);
         const features = new Tensor<"float32">(block.subarray(0, (r1 - r0) * D), [r1 - r0, D]);
         // A sampled caption's stream is numbered by its image's row, whatever the block.
-        const sampled = await engine.sample(
+        const sampled = await sample(
           features,
           decoder === "sample" ? { ...options, firstImage: r0 } : options,
         );
         decodeCaptions(sampled.captions, model.idxToWord).forEach((text, i) => {
           results.push({ image_id: ids[r0 + i], caption: cleanCaption(text) });
         });
-        if (!values.quiet) console.error(`caption: ${r1}/${source.rows} images`);
+        if (!values.quiet && job.writes) console.error(`caption: ${r1}/${source.rows} images`);
       }
     } finally {
       await engine.close();
     }
-    await writeResults(values.out, results);
-    console.log(`Wrote ${results.length} captions to ${values.out}`);
+    if (job.writes) {
+      await writeResults(values.out, results);
+      console.log(`Wrote ${results.length} captions to ${values.out}`);
+    }
+    await finishJob(job);
     return 0;
   } finally {
     source.close();

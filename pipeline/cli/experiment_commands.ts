@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { loadExperiment, parseOverrides, resolveExperiment } from "../config/config.ts";
 import { InputError } from "../errors.ts";
 import { RUN_FILES } from "../run/files.ts";
+import { detectLaunch } from "../run/job.ts";
 import { assertRunFree } from "../run/lock.ts";
 import { runExperiment } from "../run/run.ts";
 import type { CommandLine } from "./args.ts";
@@ -60,7 +61,8 @@ export async function trainCommand(
 export async function resumeCommand(
   { positionals: [runDir], passedThrough: overrides }: CommandLine<typeof VERBS.resume.options>,
 ): Promise<number> {
-  await assertRunFree(runDir);
+  // In an MPI job rank 0 holds the run's lock: the other ranks must not find it taken.
+  if ((detectLaunch()?.rank ?? 0) === 0) await assertRunFree(runDir);
   const moved = (parseOverrides(overrides).output as { dir?: unknown } | undefined)?.dir;
   if (moved !== undefined) {
     throw new InputError(

@@ -9,6 +9,7 @@
  */
 import { suggestName } from "../../layers/options.ts";
 import { InputError } from "../errors.ts";
+import { abortJob, currentJob } from "../run/job.ts";
 import { TrainingDivergedError } from "../train/solver.ts";
 import { type CommandLine, runCommand } from "./args.ts";
 import { orList } from "./command_spec.ts";
@@ -122,23 +123,32 @@ export async function main(args: string[]): Promise<number> {
   try {
     return await dispatch(args.filter((a) => a !== "--debug"), debug);
   } catch (e) {
-    if (debug) console.error(e);
-    if (e instanceof InputError) {
-      if (!debug) console.error(`error: ${e.message}`);
-      return e.exitCode;
-    }
-    if (e instanceof TrainingDivergedError) {
-      if (!debug) console.error(`error: ${e.message}`);
-      return 1;
-    }
-    const io = fileSystemProblem(e);
-    if (io !== null) {
-      if (!debug) console.error(`error: ${io}`);
-      return 2;
-    }
-    if (!debug) console.error(`internal error: ${(e as Error)?.stack ?? e}`);
+    const code = reportError(e, debug);
+    // In an MPI job the other ranks would wait for this one: end them all, naming this rank.
+    const job = currentJob();
+    if (job && job.size > 1) abortJob(job, (e as Error)?.message ?? String(e), code);
+    return code;
+  }
+}
+
+/** Prints an error the way its kind asks for; returns the exit code. */
+function reportError(e: unknown, debug: boolean): number {
+  if (debug) console.error(e);
+  if (e instanceof InputError) {
+    if (!debug) console.error(`error: ${e.message}`);
+    return e.exitCode;
+  }
+  if (e instanceof TrainingDivergedError) {
+    if (!debug) console.error(`error: ${e.message}`);
     return 1;
   }
+  const io = fileSystemProblem(e);
+  if (io !== null) {
+    if (!debug) console.error(`error: ${io}`);
+    return 2;
+  }
+  if (!debug) console.error(`internal error: ${(e as Error)?.stack ?? e}`);
+  return 1;
 }
 
 /**

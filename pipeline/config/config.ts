@@ -111,6 +111,13 @@ export interface TrainConfig extends OptimConfig {
   backend: "auto" | "blas" | "wasm" | "ts";
   /** Seconds a worker may take over one job before the run stops it as stuck. */
   workerTimeout: number;
+  /** Training across the processes of an MPI job (`train.distributed` section). */
+  distributed: {
+    /** Join an MPI job: "auto" when launched by mpiexec or srun, "on" always, "off" never. */
+    mpi: "auto" | "on" | "off";
+    /** Compare the ranks' parameter checksums every this many steps (0 = never). */
+    checkEvery: number;
+  };
   /** Self-critical training after cross-entropy. */
   scst: ScstConfig;
 }

@@ -211,6 +211,18 @@ export const EXPERIMENT_SCHEMA = {
       ">0",
       "Seconds a worker may take over one job (a step's phase) before the run stops it as stuck",
     ),
+    distributed: {
+      mpi: oneOf(
+        ["auto", "on", "off"],
+        "auto",
+        "Train across the processes of an MPI job (MPICH): auto when launched by mpiexec or srun, on to require it, off to ignore a launcher",
+      ),
+      checkEvery: int(
+        100,
+        ">=0",
+        "MPI job: compare the ranks' checksums of parameters and optimizer state every this many steps (0 = never)",
+      ),
+    },
     scst: {
       numEpochs: int(
         0,

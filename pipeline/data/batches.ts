@@ -8,6 +8,7 @@
  * @module
  */
 import { Rng, type RngState } from "../../layers/random.ts";
+import { type DType, type FloatDType, Tensor } from "../../layers/tensor.ts";
 import type { Minibatch } from "../../model/minibatch.ts";
 import { type CaptionData, gatherMinibatch, type Split, splitOf } from "./caption_data.ts";
 
@@ -74,6 +75,7 @@ export class InMemoryBatches implements BatchSource {
   readonly #batchSize: number;
   readonly #rng: Rng;
   readonly #size: number;
+  readonly #rows: { start: number; end: number } | null;
 
   /**
    * Draws minibatches of a split with a seeded generator.
@@ -81,13 +83,22 @@ export class InMemoryBatches implements BatchSource {
    * @param batchSize N, captions per minibatch.
    * @param seed The seed of the minibatch sampler.
    * @param split The split to draw from (default "train").
+   * @param rows Gather only these rows of each batch, [start, end) (default all); the others
+   * stay zero (in an MPI job, a rank gathers only the rows of its own shards).
    */
-  constructor(data: CaptionData, batchSize: number, seed: number, split: Split = "train") {
+  constructor(
+    data: CaptionData,
+    batchSize: number,
+    seed: number,
+    split: Split = "train",
+    rows?: { start: number; end: number },
+  ) {
     this.#data = data;
     this.#split = split;
     this.#batchSize = batchSize;
     this.#rng = new Rng(seed);
     this.#size = splitOf(data, split).captions.shape[0];
+    this.#rows = rows && (rows.start > 0 || rows.end < batchSize) ? rows : null;
   }
 
   /** The number of captions in the split. */
@@ -98,7 +109,23 @@ export class InMemoryBatches implements BatchSource {
   /** A random minibatch (rows drawn with replacement). */
   next(): Minibatch {
     const rows = drawBatchIndices(this.#rng, this.size, this.#batchSize);
-    return gatherMinibatch(this.#data, this.#split, rows);
+    if (!this.#rows) return gatherMinibatch(this.#data, this.#split, rows);
+    // Every row is drawn (the order is every reader's); only the rows asked for are gathered.
+    const { start, end } = this.#rows, n = this.#batchSize;
+    const part = gatherMinibatch(this.#data, this.#split, rows.subarray(start, end));
+    const padded = (t: Tensor<DType>) => {
+      const width = t.data.length / (end - start), out = Tensor.zeros([n, width], t.dtype);
+      out.data.set(t.data, start * width);
+      return out;
+    };
+    const imageIdxs = new Int32Array(n);
+    imageIdxs.set(part.imageIdxs, start);
+    return {
+      captions: padded(part.captions) as Tensor<"int32">,
+      features: padded(part.features) as Tensor<FloatDType>,
+      imageIdxs,
+      captionIdxs: Int32Array.from(rows),
+    };
   }
 
   /** The sampler's generator state. */

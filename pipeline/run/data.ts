@@ -33,15 +33,7 @@ export async function prepareData(
   log: (line: string) => void,
 ): Promise<LoadedCaptionData> {
   const { data } = config;
-  const found = await findDatasetFormat(data.dir);
-  if (data.source === "synthetic" && found === null) await generateSynthetic(config, log);
-  if (data.source === "coco" && found === null) {
-    throw new InputError(
-      `${join(data.dir, CAPTIONS_FILE)}: file not found; put the CS231n COCO captioning files ` +
-        `in ${data.dir} (or set data.dir to them, or to a dataset made with deno task dataset ` +
-        `import), or use data.source "synthetic"`,
-    );
-  }
+  await ensureDataset(config, log);
   if (data.stream) {
     // Only the features that evaluation, validation and samples read are loaded; training
     // minibatches are streamed from the files (see StreamBatches), so memory stays bounded.
@@ -69,6 +61,36 @@ export async function prepareData(
       rng: config.train.seed,
     }),
   );
+}
+
+/**
+ * Makes sure the experiment's dataset exists: generates the synthetic dataset when its files
+ * are absent (the only write of data preparation), or refuses a missing COCO dataset.
+ * @param config The experiment.
+ * @param log Where progress messages go.
+ * @throws InputError when the COCO files are missing or data.dir cannot hold the synthetic set.
+ *
+ * @example
+ * ```ts ignore
+ * import { loadExperiment } from "../config/config.ts";
+ * import { ensureDataset } from "./data.ts";
+ * await ensureDataset(await loadExperiment("experiments/overfit_lstm.json"), console.log);
+ * ```
+ */
+export async function ensureDataset(
+  config: ExperimentConfig,
+  log: (line: string) => void,
+): Promise<void> {
+  const { data } = config;
+  const found = await findDatasetFormat(data.dir);
+  if (data.source === "synthetic" && found === null) await generateSynthetic(config, log);
+  if (data.source === "coco" && found === null) {
+    throw new InputError(
+      `${join(data.dir, CAPTIONS_FILE)}: file not found; put the CS231n COCO captioning files ` +
+        `in ${data.dir} (or set data.dir to them, or to a dataset made with deno task dataset ` +
+        `import), or use data.source "synthetic"`,
+    );
+  }
 }
 
 /** Checks that the splits the stages need are there and have captions. */

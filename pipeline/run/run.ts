@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { kernels } from "../../layers/kernels/mod.ts";
 import type { FloatDType } from "../../layers/tensor.ts";
 import type { CaptioningModel } from "../../model/captioning_model.ts";
+import { sampleOverRanks } from "../../workers/distributed_engine.ts";
 import { createEngine, type PoolOptions } from "../../workers/pool.ts";
 import { checkExperiment, type ExperimentConfig, type StageName } from "../config/config.ts";
 import type { LoadedCaptionData } from "../data/caption_data.ts";
@@ -28,8 +29,9 @@ import type { Metric } from "../eval/metrics/mod.ts";
 import { exists } from "../io/files.ts";
 import { loadCheckpoint, runIteration } from "../train/checkpoint.ts";
 import { selectConfiguredBackend } from "./backend.ts";
-import { prepareData, SAMPLE_IMAGES } from "./data.ts";
+import { ensureDataset, prepareData, SAMPLE_IMAGES } from "./data.ts";
 import { ensureWritableDir, existingCheckpoints, RUN_FILES, writeConfig } from "./files.ts";
+import { describeLayout, finishJob, type Job, openJob, rankHosts, rankZeroFirst } from "./job.ts";
 import { lockRunDir } from "./lock.ts";
 import { MetricsLog } from "./metrics_log.ts";
 import { type EvaluatedCheckpoint, writeRunReport } from "./report_data.ts";
@@ -91,17 +93,30 @@ export async function runExperiment(
   options: RunOptions = {},
 ): Promise<RunResult> {
   checkExperiment(config);
-  const log = options.log ?? ((line: string) => console.log(line));
+  const job = openJob(config.train.distributed.mpi, config.train.workerTimeout);
+  // In an MPI job rank 0 alone prints and writes; the others train their shards.
+  const quiet = () => {};
+  const log = job.writes ? options.log ?? ((line: string) => console.log(line)) : quiet;
   const stages = new Set<StageName>(config.stages);
   const runDir = config.output.dir;
   const resume = options.resume ?? false;
   const replaced = await checkRunDir(config, stages, resume, options.overwrite ?? false);
-  const lock = await lockRunDir(runDir);
+  if (job.size > 1) log(describeLayout(await rankHosts(job)));
+  const lock = job.writes ? await lockRunDir(runDir) : null;
+  let result: RunResult;
   try {
-    return await runStages(config, stages, { ...options, log, resume }, replaced);
+    result = await runStages(config, stages, {
+      ...options,
+      ...(job.writes ? {} : { progressWrite: quiet }),
+      log,
+      resume,
+      job,
+    }, replaced);
   } finally {
-    await lock.release();
+    await lock?.release();
   }
+  await finishJob(job);
+  return result;
 }
 
 /**
@@ -112,15 +127,17 @@ export async function runExperiment(
 async function runStages(
   config: ExperimentConfig,
   stages: Set<StageName>,
-  options: RunOptions & { log: (line: string) => void; resume: boolean },
+  options: RunOptions & { log: (line: string) => void; resume: boolean; job: Job },
   replaced: readonly string[],
 ): Promise<RunResult> {
-  const { log, resume } = options, runDir = config.output.dir;
+  const { log, resume, job } = options, runDir = config.output.dir;
   log(
     `recap: run ${config.name} in ${runDir} (backend: ${
       selectConfiguredBackend(config.train.backend)
     })`,
   );
+  // Rank 0 first generates the synthetic dataset if it is absent; then every rank loads it.
+  await rankZeroFirst(job, () => job.writes ? ensureDataset(config, log) : Promise.resolve());
   const data = await prepareData(config, log);
   const result: RunResult = { runDir, interrupted: false, iterations: 0, evaluations: [] };
   let metrics: MetricsLog | null = null;
@@ -134,6 +151,7 @@ async function runStages(
         replaced,
         log,
         resume,
+        job,
         handleSignals: options.handleSignals ?? true,
         ...(options.progressWrite ? { progressWrite: options.progressWrite } : {}),
         ...(options.isTTY !== undefined ? { isTTY: options.isTTY } : {}),
@@ -144,13 +162,18 @@ async function runStages(
       trainedModel = trained.model;
     } else {
       result.iterations = await trainedIterations(config, data);
-      if (resume) await writeConfig(config);
+      if (resume && job.writes) await writeConfig(config);
     }
     if (!stages.has("evaluate") && !stages.has("sample") && !stages.has("report")) return result;
-    metrics = MetricsLog.open(runDir);
+    // In an MPI job every rank decodes its share of the images; rank 0 alone writes.
+    metrics = job.writes ? MetricsLog.open(runDir) : new MetricsLog(() => {});
     // 2. Evaluate and sample the best checkpoint by CIDEr-D (the latest when there is none);
-    // with self-critical training, the cross-entropy one beside it.
-    const checkpoints = await checkpointsToEvaluate(config, data, result, trainedModel);
+    // with self-critical training, the cross-entropy one beside it. Rank 0 wrote them: the
+    // other ranks read them after it.
+    const checkpoints = await rankZeroFirst(
+      job,
+      () => checkpointsToEvaluate(config, data, result, trainedModel),
+    );
     const evaluated: EvaluatedCheckpoint[] = [];
     for (const [i, { model, label }] of checkpoints.entries()) {
       const primary = i === checkpoints.length - 1;
@@ -160,7 +183,9 @@ async function runStages(
         backend: kernels().name,
         workerTimeout: config.train.workerTimeout,
       });
-      const captioner: Captioner = (features, o) => captioning.sample(features, o);
+      const captioner: Captioner = job.comm && job.size > 1
+        ? (features, o) => sampleOverRanks(captioning, job.comm!, features, o)
+        : (features, o) => captioning.sample(features, o);
       try {
         if (stages.has("evaluate")) {
           const evaluations = await evaluateStage(config, model, data, captioner, label, {
@@ -172,12 +197,13 @@ async function runStages(
           if (primary) result.evaluations = evaluations;
         }
         if (primary && stages.has("sample")) {
-          await sampleStage(config, model, data, captioner, result.evaluations, log);
+          await sampleStage(config, model, data, captioner, result.evaluations, log, job.writes);
         }
       } finally {
         await captioning.close();
       }
     }
+    if (!job.writes) return result;
     if (stages.has("evaluate")) {
       result.compared = evaluated.slice(0, -1);
       await Deno.writeTextFile(
@@ -384,7 +410,7 @@ export function decodingControls(e: ExperimentConfig["evaluate"]): DecodingContr
   };
 }
 
-/** Prints the captions of a few val images beside a reference, and saves samples.json. */
+/** Prints the captions of a few val images beside a reference; saves samples.json when `writes`. */
 async function sampleStage(
   config: ExperimentConfig,
   model: CaptioningModel<FloatDType>,
@@ -392,6 +418,7 @@ async function sampleStage(
   captioner: Captioner,
   evaluations: SplitEvaluation[],
   log: (line: string) => void,
+  writes: boolean,
 ): Promise<void> {
   const samples: CaptionedImage[] = evaluations[0]?.images.slice(0, SAMPLE_IMAGES) ??
     (await evaluateSplit(model, data, {
@@ -405,6 +432,7 @@ async function sampleStage(
   for (const s of samples) {
     log(`  image ${s.imageIdx}: ${s.beam ?? s.greedy}\n    reference: ${s.references[0]}`);
   }
+  if (!writes) return;
   await Deno.writeTextFile(
     join(config.output.dir, RUN_FILES.samples),
     JSON.stringify(samples, null, 2) + "\n",

@@ -27,8 +27,9 @@ import type { CaptioningModel } from "../../model/captioning_model.ts";
 import { createCaptioningModel, describeModel } from "../../model/models.ts";
 import { createEngine, type PoolOptions, WorkerFailure } from "../../workers/pool.ts";
 import type { TrainEngine } from "../../workers/engine.ts";
+import { DistributedEngine, rankShards, shardRows } from "../../workers/distributed_engine.ts";
 import type { ExperimentConfig, TrainConfig } from "../config/config.ts";
-import type { BatchSource } from "../data/batches.ts";
+import { type BatchSource, InMemoryBatches } from "../data/batches.ts";
 import type { LoadedCaptionData } from "../data/caption_data.ts";
 import { StreamBatches } from "../data/stream/stream_batches.ts";
 import { InputError } from "../errors.ts";
@@ -57,6 +58,7 @@ import { RUN_FILES, startRunFiles } from "./files.ts";
 import { checkTrainingMemory, estimateTrainingMemory, isAllocationFailure } from "./memory.ts";
 import { type EvalRecord, MetricsLog, type MetricsRecord } from "./metrics_log.ts";
 import { ProgressReporter } from "./progress.ts";
+import { type Job, rankZeroFirst, SINGLE_PROCESS } from "./job.ts";
 
 /** What the train stage needs from the run. */
 export interface TrainStageContext {
@@ -78,6 +80,8 @@ export interface TrainStageContext {
   isTTY?: boolean;
   /** The compute worker module of the pool (see `PoolOptions.workerUrl`). */
   workerUrl?: PoolOptions["workerUrl"];
+  /** The MPI job this process trains in (default: alone); rank 0 alone writes. */
+  job?: Job;
 }
 
 /** What the train stage produced. */
@@ -102,7 +106,14 @@ const YIELD_MS = 50;
  */
 export async function trainStage(stage: TrainStageContext): Promise<TrainStageResult> {
   const { config, data } = stage;
-  const runDir = config.output.dir;
+  const runDir = config.output.dir, job = stage.job ?? SINGLE_PROCESS;
+  if (config.train.shards < job.size) {
+    throw new InputError(
+      `train.shards: ${config.train.shards} shards cannot be split over the MPI job's ` +
+        `${job.size} processes; set train.shards to at least ${job.size} (a multiple of it ` +
+        `balances the ranks), or start fewer processes`,
+    );
+  }
   // Temporary files of writes cut short by a kill: never valid files, safe to drop.
   for (
     const name of [
@@ -114,7 +125,7 @@ export async function trainStage(stage: TrainStageContext): Promise<TrainStageRe
       RUN_FILES.ciderDf,
     ]
   ) {
-    await removeStaleTemporaries(join(runDir, name));
+    if (job.writes) await removeStaleTemporaries(join(runDir, name));
   }
   const words = data.train_captions.shape[1] - 1, m = config.model;
   if (m.cellType === "transformer" && words > m.maxLength) {
@@ -129,7 +140,8 @@ export async function trainStage(stage: TrainStageContext): Promise<TrainStageRe
   // Both phases share the run's first writes (made once, at the first step of either).
   const ctx: PhaseContext = {
     ...stage,
-    runStart: new RunStart(config, stage.replaced, resumed ? runIteration(resumed) : null),
+    job,
+    runStart: new RunStart(config, stage.replaced, resumed ? runIteration(resumed) : null, job),
   };
   try {
     return await trainPhases(ctx, resumed, workers);
@@ -170,10 +182,13 @@ async function trainPhases(
   // Self-critical training starts from the cross-entropy best.h5, as Rennie et al. do.
   const best = join(runDir, RUN_FILES.best);
   const start = { startIteration: trained.iterations, from: best };
-  if (await exists(best)) {
-    const ckpt = await loadCheckpoint(best, { idxToWord: data.idx_to_word, model: config.model });
-    model.copyParamsFrom(ckpt.model);
-  } else start.from = join(runDir, RUN_FILES.checkpoint); // no validation data: the latest
+  // Rank 0 wrote it: the others read it after rank 0 is done.
+  await rankZeroFirst(ctx.job, async () => {
+    if (await exists(best)) {
+      const ckpt = await loadCheckpoint(best, { idxToWord: data.idx_to_word, model: config.model });
+      model.copyParamsFrom(ckpt.model);
+    } else start.from = join(runDir, RUN_FILES.checkpoint); // no validation data: the latest
+  });
   return await selfCriticalPhase(ctx, model, workers, start, null);
 }
 
@@ -185,7 +200,7 @@ async function crossEntropyPhase(
   resumed: LoadedCheckpoint | null,
 ): Promise<TrainStageResult> {
   const { config, data, log } = ctx, t = config.train;
-  const batches = await trainingBatches(config, log);
+  const batches = await trainingBatches(config, data, ctx.job, log);
   const engine = await startEngine(ctx, model, workers, batches);
   const phase: Phase = {
     name: "cross-entropy",
@@ -214,7 +229,7 @@ async function crossEntropyPhase(
   log(
     `Training ${describeModel(model.config)} on ` +
       `${data.train_captions.shape[0]} captions: ${session.solver.numIterations} iterations, ` +
-      `batch ${config.train.batchSize}, ${workers} worker(s)`,
+      `batch ${config.train.batchSize}, ${workers} worker(s)${processes(ctx)}`,
   );
   return await session.run();
 }
@@ -233,10 +248,10 @@ async function selfCriticalPhase(
 ): Promise<TrainStageResult> {
   const { config, data, log } = ctx, t = config.train, scst = t.scst, runDir = config.output.dir;
   const t0 = performance.now();
-  const { reward, cached } = await CiderReward.fromData(
-    data,
-    "train",
-    join(runDir, RUN_FILES.ciderDf),
+  // Rank 0 computes and caches the frequencies; the others read its cache.
+  const { reward, cached } = await rankZeroFirst(
+    ctx.job,
+    () => CiderReward.fromData(data, "train", join(runDir, RUN_FILES.ciderDf)),
   );
   log(
     `CIDEr-D document frequencies of ${reward.references.size} training images ` +
@@ -294,10 +309,22 @@ async function selfCriticalPhase(
   log(
     `Self-critical training (CIDEr-D reward, ${scst.baseline} baseline) from ${start.from} ` +
       `(iteration ${start.startIteration}): ${session.solver.numIterations} iterations of ` +
-      `${scst.batchSize} images x ${scst.samples} samples, ${workers} worker(s)`,
+      `${scst.batchSize} images x ${scst.samples} samples, ${workers} worker(s)${processes(ctx)}`,
   );
   const result = await session.run();
   return { ...result, iterations: start.startIteration + result.iterations };
+}
+
+/** ", in each of P processes (shards per rank)" for a log line, or "" alone. */
+function processes(ctx: PhaseContext): string {
+  const { job, config } = ctx;
+  if (job.size === 1) return "";
+  const ranges = Array.from({ length: job.size }, (_, r) => {
+    const { start, end } = rankShards(config.train.shards, job.size, r);
+    return end - start === 1 ? `${start}` : `${start}-${end - 1}`;
+  });
+  return ` in each of ${job.size} processes (shards of ${config.train.shards} per rank: ` +
+    `${ranges.join(", ")})`;
 }
 
 /** The compute engine of a phase (closing the batch source when it cannot start). */
@@ -308,12 +335,16 @@ async function startEngine(
   batches: BatchSource | undefined,
 ): Promise<TrainEngine> {
   try {
-    return createEngine(model, {
+    const engine = createEngine(model, {
       workers,
       shards: ctx.config.train.shards,
       backend: kernels().name,
       workerTimeout: ctx.config.train.workerTimeout,
       ...(ctx.workerUrl ? { workerUrl: ctx.workerUrl } : {}),
+    });
+    if (ctx.job.size === 1) return engine;
+    return new DistributedEngine(engine, ctx.job.comm!, model.flat, {
+      checkEvery: ctx.config.train.distributed.checkEvery,
     });
   } catch (e) {
     await batches?.close?.();
@@ -376,18 +407,29 @@ function usableWorkers(config: ExperimentConfig, log: (line: string) => void): n
 
 /**
  * Streamed runs read training minibatches from the files in a loader worker (the batch order
- * is the in-memory sampler's for the same seed); others draw them from the loaded data.
+ * is the in-memory sampler's for the same seed); others draw them from the loaded data (the
+ * solver's own sampler, or in an MPI job one that gathers only the rank's rows).
  */
 async function trainingBatches(
   config: ExperimentConfig,
+  data: LoadedCaptionData,
+  job: Job,
   log: (line: string) => void,
 ): Promise<BatchSource | undefined> {
-  if (!config.data.stream) return undefined;
+  const t = config.train;
+  // In an MPI job a rank gathers (or reads) only the rows of its own shards.
+  const rows = job.size > 1
+    ? shardRows(t.batchSize, t.shards, rankShards(t.shards, job.size, job.rank))
+    : undefined;
+  if (!config.data.stream) {
+    return rows ? new InMemoryBatches(data, t.batchSize, t.seed, "train", rows) : undefined;
+  }
   const batches = await StreamBatches.open({
     baseDir: config.data.dir,
-    batchSize: config.train.batchSize,
+    batchSize: t.batchSize,
     pcaFeatures: config.data.pcaFeatures,
-    seed: config.train.seed,
+    seed: t.seed,
+    ...(rows ? { rows } : {}),
   });
   log(`Streaming training minibatches from ${config.data.dir} (loader worker)`);
   return batches;
@@ -476,6 +518,8 @@ class TrainingSession {
       onIteration: (info) => this.#afterIteration(info),
       onEpoch: (info) => this.#afterEpoch(info),
     });
+    // In an MPI job every rank stops after the same step, the first any rank was asked to.
+    if (engine instanceof DistributedEngine) engine.whenStopped(() => this.solver.requestStop());
     this.#progress = new ProgressReporter({
       total: this.solver.numIterations,
       batchSize: phase.captionsPerStep,
@@ -655,12 +699,15 @@ class TrainingSession {
   /** Saves the model with the solver's state, the experiment and the best score's info. */
   async #save(path: string): Promise<void> {
     await this.#ctx.runStart.metrics();
-    await saveCheckpoint(path, this.#model, {
-      solver: this.solver.getState(),
-      experiment: this.#ctx.config,
-      ...(this.#bestInfo ? { info: this.#bestInfo } : {}),
-      ...this.#phase.extras,
-    });
+    // Rank 0 writes for the job (every rank holds the same parameters and state).
+    if (this.#ctx.job.writes) {
+      await saveCheckpoint(path, this.#model, {
+        solver: this.solver.getState(),
+        experiment: this.#ctx.config,
+        ...(this.#bestInfo ? { info: this.#bestInfo } : {}),
+        ...this.#phase.extras,
+      });
+    }
     if (path === this.#checkpointPath) {
       this.#savedIteration = this.#phase.startIteration + this.solver.iteration;
     }
@@ -682,7 +729,8 @@ class TrainingSession {
     const stop = () => {
       if (!signalled) {
         signalled = true;
-        this.solver.requestStop();
+        if (this.#engine instanceof DistributedEngine) this.#engine.requestStop();
+        else this.solver.requestStop();
         this.#progress.log(
           "Stopping after this step to save a checkpoint (press Ctrl-C again to quit at once)",
         );
@@ -724,6 +772,8 @@ function applyChangedHyperParameters(
 
 /** The stage's context, with the run's first writes that both phases share. */
 interface PhaseContext extends TrainStageContext {
+  /** The job (this process alone, or its MPI job). */
+  job: Job;
   /** Starts the run's files once, and hands out its metrics log. */
   runStart: RunStart;
 }
@@ -740,10 +790,15 @@ class RunStart {
     readonly config: ExperimentConfig,
     readonly replaced: readonly string[],
     readonly resumedIteration: number | null,
+    readonly job: Job,
   ) {}
 
-  /** The run's metrics.jsonl, opened (and the run's files started) at the first call. */
+  /**
+   * The run's metrics.jsonl, opened (and the run's files started) at the first call; in an
+   * MPI job, rank 0's (the others' records go nowhere: rank 0 writes the same ones).
+   */
   metrics(): Promise<MetricsLog> {
+    if (!this.job.writes) return this.#metrics ??= Promise.resolve(new MetricsLog(() => {}));
     return this.#metrics ??= startRunFiles(this.config, this.replaced, this.resumedIteration)
       .then(() => MetricsLog.open(this.config.output.dir));
   }

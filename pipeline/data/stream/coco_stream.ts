@@ -35,6 +35,11 @@ export interface StreamOptions {
   seed?: number;
   /** Batches read ahead of the consumer (default 2): the ring has `prefetch + 1` slots. */
   prefetch?: number;
+  /**
+   * Read only these rows of each batch, [start, end) (default all): the others stay zero (in an
+   * MPI job, a rank reads only the rows of its own shards). The batch order is unchanged.
+   */
+  rows?: { start: number; end: number };
 }
 
 /** Options of {@linkcode CocoStream.open}. */
@@ -164,6 +169,16 @@ export class CocoStream {
         `Cannot open COCO stream: prefetch must be a positive integer, got ${prefetch}`,
       );
     }
+    const rows = options.rows ?? { start: 0, end: batchSize };
+    if (
+      !Number.isInteger(rows.start) || !Number.isInteger(rows.end) || rows.start < 0 ||
+      rows.end > batchSize || rows.start > rows.end
+    ) {
+      throw new RangeError(
+        `Cannot open COCO stream: rows must be a range within the batch's ${batchSize} rows, ` +
+          `got [${rows.start}, ${rows.end})`,
+      );
+    }
     const position: StreamPosition = options.resume
       ? { state: [...options.resume.state] as RngState, batches: options.resume.batches }
       : { state: new Rng(seed).getState(), batches: 0 };
@@ -206,6 +221,7 @@ export class CocoStream {
       pcaFeatures,
       state: position.state,
       firstSeq: position.batches,
+      rows,
       ring: ring.buffers,
     };
     worker.postMessage(init);

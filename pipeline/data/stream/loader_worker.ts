@@ -26,6 +26,8 @@ export interface LoaderInit {
   state: number[];
   /** The index of the first batch (for the batch sequence numbers). */
   firstSeq: number;
+  /** The rows of each batch to read, [start, end) (the others stay zero). */
+  rows: { start: number; end: number };
   /** The ring's shared buffers. */
   ring: RingBuffers;
 }
@@ -55,7 +57,7 @@ async function run(init: LoaderInit): Promise<void> {
     post({ type: "ready", info: reader.info });
     const rng = new Rng(0);
     rng.setState(init.state);
-    const B = init.ring.batchSize;
+    const B = init.ring.batchSize, { start, end } = init.rows;
     for (let seq = init.firstSeq;; seq++) {
       const slot = seq % ring.slots;
       if (!ring.waitFree(slot)) break;
@@ -64,11 +66,12 @@ async function run(init: LoaderInit): Promise<void> {
       drawBatchIndices(rng, reader.info.rows, B, captionIdxs);
       const after = rng.getState();
       const t0 = performance.now();
+      // Every row is drawn (the order is the same for every reader); only `rows` are read.
       const reads = reader.readBatch(
-        captionIdxs,
-        ring.captions(slot),
-        ring.features(slot),
-        ring.imageIdxs(slot),
+        captionIdxs.subarray(start, end),
+        ring.captions(slot).subarray(start * captionLength, end * captionLength),
+        ring.features(slot).subarray(start * featureDim, end * featureDim),
+        ring.imageIdxs(slot).subarray(start, end),
       );
       ring.publish(slot, seq, before, after, reads, Math.round((performance.now() - t0) * 1000));
     }
