@@ -16,7 +16,8 @@
  * On Linux it also reads each thread's CPU time (/proc/self/task/<tid>/schedstat) around every
  * step: `cpu_ms_per_iter` is the CPU time of all threads, `busiest_thread_ms` that of the
  * busiest thread — what a step would take on otherwise idle cores, so a shared, busy machine
- * still shows how well the work splits (`cpu_speedup_vs_first`).
+ * still shows how well the work splits (`cpu_speedup_vs_first`). The pool's lines also give
+ * `phase_ms`, the median wall time of each phase of its step (load, loss, reduce, update).
  *
  * `gflops` counts the GEMM FLOPs the step executes (forward and backward of every GEMM over the
  * packed rows: a caption's rows stop after its last target); `roofline_fraction` divides it by
@@ -97,6 +98,7 @@ interface Run {
   n: number;
   shards: number;
   flops: number[];
+  phases: Record<string, number[]>;
   batches: InMemoryBatches;
   workers: number;
   engine: TrainEngine;
@@ -200,6 +202,7 @@ for (const [cell, n] of configs) {
         n,
         shards,
         flops: [],
+        phases: { load: [], loss: [], reduce: [], update: [] },
         batches: new InMemoryBatches(data, n, 0),
         workers,
         engine,
@@ -227,6 +230,10 @@ for (let round = 0; round < values.rounds; round++) {
       await run.engine.step(batch, run.opt, 0);
       run.times.push(performance.now() - t0);
       run.flops.push(executedFlops(run.cell, batch));
+      if (run.engine instanceof PoolEngine) {
+        const tm = run.engine.timings;
+        for (const phase in run.phases) run.phases[phase].push(tm[phase as keyof typeof tm]);
+      }
       const after = threadCpu();
       if (before && after) {
         const used = [...after].map(([tid, ms]) => ms - (before.get(tid) ?? ms));
@@ -295,6 +302,13 @@ for (const [cell, n] of configs) {
         : {}),
       ...(mine.length > 1 && !first && run.cpu.length
         ? { cpu_speedup_vs_first: round(baseBusiest / busiest) }
+        : {}),
+      ...(run.phases.loss.length
+        ? {
+          phase_ms: Object.fromEntries(
+            Object.entries(run.phases).map(([phase, ms]) => [phase, round(median(ms))]),
+          ),
+        }
         : {}),
       ...(run.workers > 1 ? { startup_ms: round(run.startupMs, 0) } : {}),
     }));
