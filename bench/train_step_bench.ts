@@ -16,7 +16,8 @@
  * On Linux it also reads each thread's CPU time (/proc/self/task/<tid>/schedstat) around every
  * step: `cpu_ms_per_iter` is the CPU time of all threads, `busiest_thread_ms` that of the
  * busiest thread — what a step would take on otherwise idle cores, so a shared, busy machine
- * still shows how well the work splits (`cpu_speedup_vs_first`). The pool's lines also give
+ * still shows how well the work splits (`cpu_speedup_vs_first`); `captions_per_s_idle_cores` is the
+ * batch over the busiest thread's time. The pool's lines also give
  * `phase_ms`, the median wall time of each phase of its step (load, loss, reduce, update).
  *
  * `gflops` counts the GEMM FLOPs the step executes (forward and backward of every GEMM over the
@@ -298,7 +299,11 @@ for (const [cell, n] of configs) {
         : {}),
       ...(mine.length > 1 && !first ? { speedup_vs_first: round(base / ms) } : {}),
       ...(run.cpu.length
-        ? { cpu_ms_per_iter: round(median(run.cpu), 1), busiest_thread_ms: round(busiest, 1) }
+        ? {
+          cpu_ms_per_iter: round(median(run.cpu), 1),
+          busiest_thread_ms: round(busiest, 1),
+          captions_per_s_idle_cores: round(n / busiest * 1000, 1),
+        }
         : {}),
       ...(mine.length > 1 && !first && run.cpu.length
         ? { cpu_speedup_vs_first: round(baseBusiest / busiest) }
