@@ -6,30 +6,12 @@
  *   deno run -A bench/roofline.ts [--size 2048] [--threads 1,2] [--reps 3]
  * @module
  */
-import { BLAS_CANDIDATES } from "../layers/kernels/blas.ts";
+import { BLAS_CANDIDATES, CBLAS_SGEMM_PARAMS } from "../layers/kernels/blas.ts";
 import { readEnv } from "../layers/kernels/env.ts";
 import { median } from "./coco_sizes.ts";
 
 const SYMBOLS = {
-  cblas_sgemm: {
-    parameters: [
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "f32",
-      "buffer",
-      "i32",
-      "buffer",
-      "i32",
-      "f32",
-      "buffer",
-      "i32",
-    ],
-    result: "void",
-  },
+  cblas_sgemm: { parameters: CBLAS_SGEMM_PARAMS, result: "void" },
   openblas_set_num_threads: { parameters: ["i32"], result: "void" },
 } as const;
 
