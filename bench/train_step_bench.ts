@@ -24,7 +24,8 @@
  * packed rows: a caption's rows stop after its last target); `roofline_fraction` divides it by
  * the sgemm roofline on as many BLAS threads as the machine has cores (a 2048³ sgemm, measured
  * in every round, bench/roofline.ts), `roofline_fraction_per_worker` by the roofline of as many
- * threads as workers.
+ * threads as workers; `roofline_fraction_idle_cores` uses the busiest thread's CPU time instead of
+ * the wall time.
  *
  * With `--peer` (default: `.venv-torch/bin/python` when it exists), every round also runs the
  * PyTorch peer (../shared/peers/bench_torch_ref.py cell batch) for each config, between the
@@ -273,9 +274,8 @@ for (const [cell, n] of configs) {
   let best = 0;
   for (const run of mine) {
     const ms = median(run.times);
-    // FLOPs per ms over the whole run (the batches differ in their packed rows).
-    const flops = run.flops.slice(warmup).reduce((a, b) => a + b, 0) /
-      run.times.slice(warmup).reduce((a, b) => a + b, 0) * ms;
+    // The mean executed FLOPs of a step (the batches differ in their packed rows).
+    const flops = run.flops.slice(warmup).reduce((a, b) => a + b, 0) / (run.flops.length - warmup);
     best = Math.max(best, n / ms * 1000);
     const busiest = run.busiest.length ? median(run.busiest) : NaN;
     const first = mine.length > 1 && run === mine[0];
@@ -290,6 +290,7 @@ for (const [cell, n] of configs) {
       H,
       ms_per_iter: Number(ms.toFixed(2)),
       captions_per_s: Number((n / ms * 1000).toFixed(1)),
+      gflop_per_iter: round(flops / 1e9, 3),
       gflops: Number((flops / ms / 1e6).toFixed(2)),
       ...(roofline.size
         ? {
@@ -303,6 +304,9 @@ for (const [cell, n] of configs) {
           cpu_ms_per_iter: round(median(run.cpu), 1),
           busiest_thread_ms: round(busiest, 1),
           captions_per_s_idle_cores: round(n / busiest * 1000, 1),
+          ...(roofline.size
+            ? { roofline_fraction_idle_cores: round(flops / busiest / 1e6 / roofOf(cores), 3) }
+            : {}),
         }
         : {}),
       ...(mine.length > 1 && !first && run.cpu.length
