@@ -16,7 +16,21 @@
  * On Linux it also reads each thread's CPU time (/proc/self/task/<tid>/schedstat) around every
  * step: `cpu_ms_per_iter` is the CPU time of all threads, `busiest_thread_ms` that of the
  * busiest thread — what a step would take on otherwise idle cores, so a shared, busy machine
- * still shows how well the work splits (`cpu_speedup_vs_first`).
+ * still shows how well the work splits (`cpu_speedup_vs_first`); `captions_per_s_idle_cores` is the
+ * batch over the busiest thread's time. The pool's lines also give
+ * `phase_ms`, the median wall time of each phase of its step (load, loss, reduce, update).
+ *
+ * `gflops` counts the GEMM FLOPs the step executes (forward and backward of every GEMM over the
+ * packed rows: a caption's rows stop after its last target); `roofline_fraction` divides it by
+ * the sgemm roofline on as many BLAS threads as the machine has cores (a 2048³ sgemm, measured
+ * in every round, bench/roofline.ts), `roofline_fraction_per_worker` by the roofline of as many
+ * threads as workers; `roofline_fraction_idle_cores` uses the busiest thread's CPU time instead of
+ * the wall time.
+ *
+ * With `--peer` (default: `.venv-torch/bin/python` when it exists), every round also runs the
+ * PyTorch peer (../shared/peers/bench_torch_ref.py cell batch) for each config, between the
+ * recap steps, and its lines come out beside recap's with `recap_vs` (recap's best captions/s
+ * over the peer's) — `deno task bench:train`.
  * @module
  */
 import { selectKernels } from "../layers/kernels/mod.ts";
@@ -31,7 +45,10 @@ import { DEFAULT_SHARDS, type TrainEngine } from "../workers/engine.ts";
 import { createEngine, PoolEngine } from "../workers/pool.ts";
 import { scriptCommandLine } from "../pipeline/cli/args.ts";
 import { HELP_OPTION, int, oneOf, str } from "../pipeline/cli/command_spec.ts";
-import { cocoModelOf, D, H, median as medianOf, T, V, W } from "./coco_sizes.ts";
+import { cocoModelOf, D, H, median as medianOf, V, W } from "./coco_sizes.ts";
+import { openRoofline } from "./roofline.ts";
+import { captionLengths } from "../model/captions.ts";
+import type { Minibatch } from "../model/minibatch.ts";
 
 const { values, positionals } = scriptCommandLine({
   command: "deno run -A bench/train_step_bench.ts",
@@ -51,16 +68,27 @@ const { values, positionals } = scriptCommandLine({
       "A dataset directory to draw the batches from (default: random captions)",
       "datasets/synthetic",
     ),
-    iters: int(10, 1, "Timed iterations", "3"),
+    iters: int(6, 1, "Timed iterations per round", "3"),
+    rounds: int(3, 1, "Rounds (each: every engine's steps interleaved, then the peer)", "1"),
+    peer: str(
+      "",
+      "Python with PyTorch for the peer, or 'none' (default: .venv-torch/bin/python if present)",
+      "none",
+    ),
     backend: oneOf(["auto", "blas", "wasm", "ts"], "auto", "Kernel backend", "ts"),
     workers: str("1", "Worker counts, comma-separated", "1,2"),
-    shards: int(DEFAULT_SHARDS, 1, "Fixed shards per batch", "2"),
+    shards: str(String(DEFAULT_SHARDS), "Fixed shards per batch, comma-separated", "1,4"),
     help: HELP_OPTION,
   },
 }, Deno.args);
 const backend = selectKernels(values.backend as BackendName | "auto").name;
 const workerCounts = values.workers.split(",").map(Number);
-const shards = values.shards;
+const shardCounts = values.shards.split(",").map(Number);
+const defaultPeer = ".venv-torch/bin/python";
+const peer = values.peer === "none"
+  ? null
+  : values.peer || (isFile(defaultPeer) ? defaultPeer : null);
+const peerScript = new URL("../../shared/peers/bench_torch_ref.py", import.meta.url);
 const configs: Array<[ModelKind, number]> = positionals.length >= 2
   ? [[positionals[0] as ModelKind, Number(positionals[1])]]
   : values.models
@@ -70,6 +98,9 @@ const configs: Array<[ModelKind, number]> = positionals.length >= 2
 interface Run {
   cell: ModelKind;
   n: number;
+  shards: number;
+  flops: number[];
+  phases: Record<string, number[]>;
   batches: InMemoryBatches;
   workers: number;
   engine: TrainEngine;
@@ -78,6 +109,15 @@ interface Run {
   cpu: number[];
   busiest: number[];
   startupMs: number;
+}
+
+/** Whether a file exists. */
+function isFile(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
 }
 
 /** CPU time (ms) of every thread of this process, or null where /proc is not readable. */
@@ -107,81 +147,197 @@ function flopsPerRow(cell: ModelKind): number {
   return 3 * 2 * (W * k * H + H * k * H + H * V);
 }
 
+/**
+ * The GEMM FLOPs a step executes on a batch: the recurrent models compute only the packed rows
+ * (each caption up to its last unmasked target) and the projection of the captions that have
+ * one; the Transformer computes all N · T rows.
+ */
+function executedFlops(cell: ModelKind, batch: Minibatch): number {
+  const [n, t1] = batch.captions.shape;
+  if (cell === "transformer") return 3 * 2 * n * D * W + n * (t1 - 1) * flopsPerRow(cell);
+  const len = new Int32Array(n);
+  captionLengths(batch.captions.data, n, t1, V, data.word_to_idx["<NULL>"], len);
+  let rows = 0, running = 0;
+  for (const l of len) {
+    rows += l;
+    if (l > 0) running++;
+  }
+  return 3 * 2 * running * D * H + rows * flopsPerRow(cell);
+}
+
+/** One PyTorch peer run of a config: its JSON lines (one per implementation). */
+async function runPeer(python: string, cell: ModelKind, n: number): Promise<PeerLine[]> {
+  const out = await new Deno.Command(python, {
+    args: [peerScript.pathname, cell, String(n)],
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error(`The PyTorch peer failed on ${cell} ${n}`);
+  return new TextDecoder().decode(out.stdout).trim().split("\n").map((l) => JSON.parse(l));
+}
+
+/** A line of the PyTorch peer (bench_torch_ref.py). */
+interface PeerLine {
+  impl: string;
+  cell: string;
+  batch: number;
+  threads: number;
+  ms_median: number;
+  captions_per_s: number;
+}
+
 // Random captions at the COCO sizes, or a dataset's (e.g. datasets/synthetic: the default run's).
 const data: CaptionData = values.data
   ? await loadCocoData({ baseDir: values.data })
   : randomCaptionData({ numTrain: 500, vocab: V, inputDim: D, seed: 1 });
 const runs: Run[] = [];
 for (const [cell, n] of configs) {
-  for (const workers of workerCounts) {
-    const model = cocoModelOf(data.word_to_idx, cell);
-    const t0 = performance.now();
-    const engine = createEngine(model, { workers, shards });
-    if (engine instanceof PoolEngine) await engine.ready;
-    const opt = new Optimizer("adam", { learningRate: 1e-3 }, model.layout.total, "float32");
-    runs.push({
-      cell,
-      n,
-      batches: new InMemoryBatches(data, n, 0),
-      workers,
-      engine,
-      opt,
-      times: [],
-      cpu: [],
-      busiest: [],
-      startupMs: performance.now() - t0,
-    });
-  }
-}
-const iters = values.iters, warmup = 2;
-for (let i = 0; i < iters + warmup; i++) {
-  for (let k = 0; k < runs.length; k++) {
-    const run = runs[(i + k) % runs.length];
-    const batch = run.batches.next();
-    const before = threadCpu();
-    const t0 = performance.now();
-    await run.engine.step(batch, run.opt, 0);
-    run.times.push(performance.now() - t0);
-    const after = threadCpu();
-    if (before && after) {
-      const used = [...after].map(([tid, ms]) => ms - (before.get(tid) ?? ms));
-      run.cpu.push(used.reduce((a, b) => a + b, 0));
-      run.busiest.push(Math.max(...used));
+  for (const shards of cell === "transformer" ? [shardCounts[0]] : shardCounts) {
+    for (const workers of workerCounts) {
+      const model = cocoModelOf(data.word_to_idx, cell);
+      const t0 = performance.now();
+      const engine = createEngine(model, { workers, shards });
+      if (engine instanceof PoolEngine) await engine.ready;
+      const opt = new Optimizer("adam", { learningRate: 1e-3 }, model.layout.total, "float32");
+      runs.push({
+        cell,
+        n,
+        shards,
+        flops: [],
+        phases: { load: [], loss: [], reduce: [], update: [] },
+        batches: new InMemoryBatches(data, n, 0),
+        workers,
+        engine,
+        opt,
+        times: [],
+        cpu: [],
+        busiest: [],
+        startupMs: performance.now() - t0,
+      });
     }
   }
 }
+const iters = values.iters, warmup = 2, cores = navigator.hardwareConcurrency;
+const roof = openRoofline();
+const roofline = new Map<number, number[]>();
+const peerLines = new Map<string, PeerLine[]>();
+let i = 0;
+for (let round = 0; round < values.rounds; round++) {
+  for (let it = 0; it < iters + (round === 0 ? warmup : 0); it++, i++) {
+    for (let k = 0; k < runs.length; k++) {
+      const run = runs[(i + k) % runs.length];
+      const batch = run.batches.next();
+      const before = threadCpu();
+      const t0 = performance.now();
+      await run.engine.step(batch, run.opt, 0);
+      run.times.push(performance.now() - t0);
+      run.flops.push(executedFlops(run.cell, batch));
+      if (run.engine instanceof PoolEngine) {
+        const tm = run.engine.timings;
+        for (const phase in run.phases) run.phases[phase].push(tm[phase as keyof typeof tm]);
+      }
+      const after = threadCpu();
+      if (before && after) {
+        const used = [...after].map(([tid, ms]) => ms - (before.get(tid) ?? ms));
+        run.cpu.push(used.reduce((a, b) => a + b, 0));
+        run.busiest.push(Math.max(...used));
+      }
+    }
+  }
+  for (const threads of new Set([1, cores, ...workerCounts])) {
+    if (roof) roofline.set(threads, [...roofline.get(threads) ?? [], roof.gflops(threads)]);
+  }
+  if (peer) {
+    for (const [cell, n] of configs) {
+      if (cell !== "rnn" && cell !== "lstm") continue; // the peer has these two
+      const key = `${cell} ${n}`;
+      peerLines.set(key, [...peerLines.get(key) ?? [], ...await runPeer(peer, cell, n)]);
+    }
+  }
+}
+roof?.close();
 const median = (xs: number[]) => medianOf(xs.slice(warmup));
 const round = (x: number, digits = 2) => Number(x.toFixed(digits));
+const roofOf = (threads: number) => roofline.has(threads) ? medianOf(roofline.get(threads)!) : NaN;
+for (const threads of [...roofline.keys()].sort()) {
+  console.log(JSON.stringify({
+    bench: "sgemm_roofline",
+    size: 2048,
+    threads,
+    gflops: round(roofOf(threads), 1),
+  }));
+}
 for (const [cell, n] of configs) {
   const mine = runs.filter((r) => r.cell === cell && r.n === n);
-  const flops = 3 * 2 * n * D * (cell === "transformer" ? W : H) + n * T * flopsPerRow(cell);
   const base = median(mine[0].times);
   const baseBusiest = mine[0].busiest.length ? median(mine[0].busiest) : NaN;
+  let best = 0;
   for (const run of mine) {
     const ms = median(run.times);
+    // The mean executed FLOPs of a step (the batches differ in their packed rows).
+    const flops = run.flops.slice(warmup).reduce((a, b) => a + b, 0) / (run.flops.length - warmup);
+    best = Math.max(best, n / ms * 1000);
     const busiest = run.busiest.length ? median(run.busiest) : NaN;
     const first = mine.length > 1 && run === mine[0];
     console.log(JSON.stringify({
       impl: "recap",
       backend,
       workers: run.workers,
-      shards,
+      shards: run.shards,
       cell,
       batch: n,
       W,
       H,
       ms_per_iter: Number(ms.toFixed(2)),
       captions_per_s: Number((n / ms * 1000).toFixed(1)),
+      gflop_per_iter: round(flops / 1e9, 3),
       gflops: Number((flops / ms / 1e6).toFixed(2)),
+      ...(roofline.size
+        ? {
+          roofline_fraction: round(flops / ms / 1e6 / roofOf(cores), 3),
+          roofline_fraction_per_worker: round(flops / ms / 1e6 / roofOf(run.workers), 3),
+        }
+        : {}),
       ...(mine.length > 1 && !first ? { speedup_vs_first: round(base / ms) } : {}),
       ...(run.cpu.length
-        ? { cpu_ms_per_iter: round(median(run.cpu), 1), busiest_thread_ms: round(busiest, 1) }
+        ? {
+          cpu_ms_per_iter: round(median(run.cpu), 1),
+          busiest_thread_ms: round(busiest, 1),
+          captions_per_s_idle_cores: round(n / busiest * 1000, 1),
+          ...(roofline.size
+            ? { roofline_fraction_idle_cores: round(flops / busiest / 1e6 / roofOf(cores), 3) }
+            : {}),
+        }
         : {}),
       ...(mine.length > 1 && !first && run.cpu.length
         ? { cpu_speedup_vs_first: round(baseBusiest / busiest) }
         : {}),
+      ...(run.phases.loss.length
+        ? {
+          phase_ms: Object.fromEntries(
+            Object.entries(run.phases).map(([phase, ms]) => [phase, round(median(ms))]),
+          ),
+        }
+        : {}),
       ...(run.workers > 1 ? { startup_ms: round(run.startupMs, 0) } : {}),
     }));
     await run.engine.close();
+  }
+  const lines = peerLines.get(`${cell} ${n}`) ?? [];
+  for (const impl of new Set(lines.map((l) => l.impl))) {
+    const mineLines = lines.filter((l) => l.impl === impl);
+    const ms = medianOf(mineLines.map((l) => l.ms_median));
+    console.log(JSON.stringify({
+      impl,
+      threads: mineLines[0].threads,
+      cell,
+      batch: n,
+      W,
+      H,
+      ms_per_iter: ms,
+      captions_per_s: round(n / ms * 1000, 1),
+      rounds: mineLines.length,
+      recap_vs: round(best / (n / ms * 1000)),
+    }));
   }
 }

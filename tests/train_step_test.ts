@@ -6,6 +6,7 @@ import { type FloatDType, Tensor } from "../layers/tensor.ts";
 import type { Activation } from "../layers/activations.ts";
 import { CaptioningRNN, type CellType } from "../model/captioning_rnn.ts";
 import { TrainStep } from "../model/train_step.ts";
+import { columnBlockWidth } from "../layers/kernels/matmul.ts";
 import { assert, assertEquals, assertThrows, scaledError } from "./assert.ts";
 
 const VOCAB = 13;
@@ -94,6 +95,17 @@ for (const [cell, activation] of CELLS) {
     }
   });
 }
+
+Deno.test("CaptioningRNN.loss() cuts the recurrent GEMMs of few rows into column blocks and equals lossReference()", () => {
+  const rng = new Rng(14), hd = 320; // wide enough that 4 running captions are cut into blocks
+  for (const [cell, gates] of [["lstm", 4], ["gru", 3], ["rnn", 1]] as const) {
+    const g = gates * hd;
+    assert(columnBlockWidth(4, g, hd, false) < g, `${cell}: the forward GEMM is cut`);
+    if (cell !== "rnn") assert(columnBlockWidth(4, hd, g, true) < hd, `${cell}: the backward too`);
+    const m = model(cell, "tanh", "float64", hd);
+    compare(m, Tensor.randn([4, 7], rng), captionsFor(4, 9, rng), 1e-9);
+  }
+});
 
 Deno.test("CaptioningRNN.lossValue() is loss() without the gradients", () => {
   const rng = new Rng(12);

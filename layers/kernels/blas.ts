@@ -32,7 +32,16 @@ export const BLAS_CANDIDATES: readonly string[] = Deno.build.os === "darwin"
     "libblas.so.3",
   ];
 
-const GEMM_PARAMS = [
+/**
+ * The FFI parameter types of `cblas_sgemm` (order, transposes, m, n, k, alpha, a, lda, b, ldb,
+ * beta, c, ldc); `cblas_dgemm` takes f64 for alpha and beta.
+ * @example
+ * ```ts
+ * import { CBLAS_SGEMM_PARAMS } from "./blas.ts";
+ * console.log(CBLAS_SGEMM_PARAMS.length); // 14
+ * ```
+ */
+export const CBLAS_SGEMM_PARAMS = [
   "i32", // order
   "i32", // transA
   "i32", // transB
@@ -50,9 +59,9 @@ const GEMM_PARAMS = [
 ] as const;
 
 const SYMBOLS = {
-  cblas_sgemm: { parameters: GEMM_PARAMS, result: "void" },
+  cblas_sgemm: { parameters: CBLAS_SGEMM_PARAMS, result: "void" },
   cblas_dgemm: {
-    parameters: GEMM_PARAMS.map((p) => p === "f32" ? "f64" : p) as unknown as readonly [
+    parameters: CBLAS_SGEMM_PARAMS.map((p) => p === "f32" ? "f64" : p) as unknown as readonly [
       "i32",
       "i32",
       "i32",

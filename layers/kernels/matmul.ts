@@ -151,3 +151,86 @@ function gemm(c: Mat, a: Mat, b: Mat, beta: 0 | 1): void {
 function shape(m: Mat): string {
   return `${m.rows} x ${m.cols}${m.transposed ? " (transposed)" : ""}`;
 }
+
+/**
+ * The largest product M·N·K for which OpenBLAS (0.3.x, AVX-512 builds) multiplies without
+ * packing its operands (its "small matrix" kernels): below it, a GEMM costs its FLOPs; above
+ * it, every call first copies all of B (4 MiB for the LSTM's Wh), which dominates a recurrent
+ * step of a few rows.
+ */
+export const SMALL_GEMM_MNK = 1_000_000;
+
+/**
+ * When cutting a GEMM into column blocks pays, by how b is sliced (bench/recurrent_gemm_bench.ts
+ * on OpenBLAS 0.3.21, AVX-512): column slices of a row-major b (rows of `width` floats, `ld`
+ * apart) are slow below 32 columns; row slices of a transposed view (contiguous rows of b's
+ * stored form) pay down to 8, but only when b holds more than 2¹⁸ elements (1 MiB of float32:
+ * below it, one packed call is as fast).
+ */
+export const BLOCKING_LIMITS = {
+  columnSlicesMinWidth: 32,
+  rowSlicesMinWidth: 8,
+  rowSlicesMinB: 1 << 18,
+} as const;
+
+/**
+ * The column-block width that keeps each block of an (m × k) · (k × n) GEMM within
+ * {@linkcode SMALL_GEMM_MNK}: the largest power of two w < n that divides n with
+ * m·w·k ≤ SMALL_GEMM_MNK, within the {@linkcode BLOCKING_LIMITS} of b's slicing, else n (one
+ * call). A function of the shape alone — never of the worker count — so a GEMM cut this way
+ * gives the same bits wherever it runs.
+ * @param m Rows of the product.
+ * @param n Columns of the product.
+ * @param k The inner dimension.
+ * @param bTransposed Whether b is a transposed view (its blocks are then rows of its storage).
+ * @returns The block width, a divisor of n.
+ *
+ * @example
+ * ```ts
+ * import { columnBlockWidth } from "./matmul.ts";
+ * console.log(columnBlockWidth(6, 2048, 512, false), columnBlockWidth(100, 2048, 512, false)); // 256 2048
+ * ```
+ */
+export function columnBlockWidth(m: number, n: number, k: number, bTransposed: boolean): number {
+  const lim = BLOCKING_LIMITS;
+  if (bTransposed && n * k <= lim.rowSlicesMinB) return n;
+  const minWidth = bTransposed ? lim.rowSlicesMinWidth : lim.columnSlicesMinWidth;
+  let w = 1;
+  while (w * 2 < n && n % (w * 2) === 0 && m * w * 2 * k <= SMALL_GEMM_MNK) w *= 2;
+  return w >= minWidth ? w : n;
+}
+
+/**
+ * c = a · b + beta · c, computed as independent GEMMs over fixed blocks of `width` columns of
+ * c: block j is c[:, j·w … (j+1)·w) = a · b[:, j·w … (j+1)·w) (b is sliced by columns, or by
+ * rows of its stored form when it is a transposed view). Each block is one GEMM of the same
+ * shape on the same data, so the bits depend on `width`, not on who computes which block.
+ * @param c The result, `a.rows × b.cols`, not transposed.
+ * @param a The left factor.
+ * @param b The right factor, `a.cols` rows.
+ * @param width The block width, a divisor of `b.cols` (e.g. from {@linkcode columnBlockWidth}).
+ * @param beta 0 to overwrite c, 1 to add to it.
+ * @throws {RangeError} When the shapes do not fit or width does not divide the columns.
+ *
+ * @example
+ * ```ts
+ * import { mat, matmulColumnBlocks } from "./matmul.ts";
+ * const c = new Float32Array(4);
+ * const eye = new Float32Array([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]);
+ * matmulColumnBlocks(mat(c, 1, 4), mat(new Float32Array([1, 2, 3, 4]), 1, 4), mat(eye, 4, 4), 2, 0);
+ * console.log(c); // [1, 2, 3, 4]
+ * ```
+ */
+export function matmulColumnBlocks(c: Mat, a: Mat, b: Mat, width: number, beta: 0 | 1): void {
+  const n = b.cols;
+  if (!Number.isInteger(width) || width < 1 || n % width !== 0) {
+    throw new RangeError(`Cannot cut ${n} columns into blocks of ${width}`);
+  }
+  if (width === n) return gemm(c, a, b, beta);
+  for (let j = 0; j < n; j += width) {
+    // Column j of b is at offset j of its rows, or, stored transposed, at row j.
+    const bOff = b.offset + (b.transposed ? j * b.ld : j);
+    const bj: Mat = { ...b, cols: width, offset: bOff };
+    gemm({ ...c, cols: width, offset: c.offset + j }, a, bj, beta);
+  }
+}

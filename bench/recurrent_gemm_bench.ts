@@ -1,0 +1,59 @@
+/**
+ * The recurrent step's GEMMs at the row counts a training step sees (a shard's running
+ * captions), in one call or cut into the column blocks of `columnBlockWidth` — the forward
+ * gates += h_prev · Wh (K = H, N = G) and the backward dh_prev += dA · Whᵀ (K = G, N = H).
+ * One JSON line per (cell, pass, rows) with the median ms of both and the speed-up; the two are
+ * interleaved. Rows of few captions are where OpenBLAS's packing of Wh on every call dominates.
+ *
+ *   deno run -A bench/recurrent_gemm_bench.ts [--reps 40]
+ * @module
+ */
+import {
+  columnBlockWidth,
+  mat,
+  matmulAdd,
+  matmulColumnBlocks,
+  T,
+} from "../layers/kernels/matmul.ts";
+import { selectKernels } from "../layers/kernels/mod.ts";
+import { H, median } from "./coco_sizes.ts";
+
+const repsArg = Deno.args.indexOf("--reps");
+const reps = repsArg >= 0 ? Number(Deno.args[repsArg + 1]) : 40;
+const backend = selectKernels("auto").name;
+const rand = (n: number) => Float32Array.from({ length: n }, () => Math.random() - 0.5);
+for (const [cell, gates] of [["rnn", 1], ["lstm", 4], ["gru", 3]] as const) {
+  const g = gates * H, wh = rand(H * g);
+  for (const rows of [1, 6, 13, 25, 50, 100]) {
+    for (const pass of ["forward", "backward"] as const) {
+      const [k, n] = pass === "forward" ? [H, g] : [g, H];
+      const a = mat(rand(rows * k), rows, k);
+      const b = pass === "forward" ? mat(wh, H, g) : T(mat(wh, H, g));
+      const c = mat(new Float32Array(rows * n), rows, n);
+      const width = columnBlockWidth(rows, n, k, b.transposed);
+      const one: number[] = [], blocks: number[] = [];
+      for (let r = 0; r < reps; r++) {
+        let t0 = performance.now();
+        matmulAdd(c, a, b);
+        one.push(performance.now() - t0);
+        t0 = performance.now();
+        matmulColumnBlocks(c, a, b, width, 1);
+        blocks.push(performance.now() - t0);
+      }
+      const ms1 = median(one), ms2 = median(blocks);
+      console.log(JSON.stringify({
+        bench: "recurrent_gemm",
+        backend,
+        cell,
+        pass,
+        rows,
+        n,
+        k,
+        width,
+        one_call_ms: +ms1.toFixed(3),
+        blocks_ms: +ms2.toFixed(3),
+        speedup: +(ms1 / ms2).toFixed(2),
+      }));
+    }
+  }
+}
