@@ -105,6 +105,7 @@ export type {
 } from "./model/captioning_model.ts";
 export { createCaptioningModel, MODEL_KINDS } from "./model/models.ts";
 export type { CaptioningModelOptions } from "./model/models.ts";
+export { CaptioningModelBase } from "./model/captioning_base.ts";
 export { CaptioningRNN } from "./model/captioning_rnn.ts";
 export type {
   CaptioningRNNOptions,

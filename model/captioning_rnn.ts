@@ -21,17 +21,15 @@ import { wordEmbeddingBackward, wordEmbeddingForward } from "../layers/word_embe
 import {
   gradientViews,
   GRU_PARAM_NAMES,
-  makeLayout,
   PARAM_NAMES,
   type ParamBuffer,
-  type ParamLayout,
   type ParamName,
   viewParams,
 } from "./params.ts";
 import type { CaptioningModel, LossResult } from "./captioning_model.ts";
 import { checkBatch, splitCaptions } from "./captions.ts";
 import { Decoder } from "./decoder.ts";
-import { resolveVocabulary } from "./vocabulary.ts";
+import { CaptioningModelBase } from "./captioning_base.ts";
 import {
   type CaptioningRNNOptions,
   type CellType,
@@ -41,7 +39,6 @@ import {
   type ModelConfig,
   resolveModelConfig,
 } from "./model_config.ts";
-import { sampleCaptions, type SampleOptions, type SampleResult } from "./sampling.ts";
 import { TrainStep } from "./train_step.ts";
 
 export type { CaptioningRNNOptions, CellType, LossOptions, ModelConfig } from "./model_config.ts";
@@ -69,27 +66,9 @@ type CellGrads<D extends FloatDType> = {
  * console.log(loss > 0, grads.Wx.shape); // true [3, 20]
  * ```
  */
-export class CaptioningRNN<D extends FloatDType = FloatDType> implements CaptioningModel<D> {
-  /** The resolved constructor arguments. */
-  readonly config: ModelConfig;
-  /** The vocabulary: word → index. */
-  readonly wordToIdx: Record<string, number>;
-  /** The vocabulary: index → word. */
-  readonly idxToWord: string[];
-  /** Where each parameter lives in {@linkcode CaptioningRNN.flat}. */
-  readonly layout: ParamLayout;
-  /** All parameters in one (SharedArrayBuffer-backed) buffer. */
-  readonly flat: ArrayOf<D>;
-  /** Named parameter views into {@linkcode CaptioningRNN.flat}: `params.W_embed` etc. */
-  readonly params: Record<ParamName, Tensor<D>>;
-  /** The index of `<NULL>`, the padding that the loss masks out. */
-  readonly nullIdx: number;
-  /** The index of `<START>`, or -1 when the vocabulary has none. */
-  readonly startIdx: number;
-  /** The index of `<END>`, or -1 when the vocabulary has none. */
-  readonly endIdx: number;
-  /** The index of `<UNK>`, or -1 when the vocabulary has none. */
-  readonly unkIdx: number;
+export class CaptioningRNN<D extends FloatDType = FloatDType>
+  extends CaptioningModelBase<D, ModelConfig>
+  implements CaptioningModel<D> {
   /** The fused training step, made at the first loss. */
   #step: TrainStep | undefined;
   /** The gradient views of the last gradient buffer. */
@@ -105,45 +84,23 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> implements Caption
    */
   constructor(options: CaptioningRNNOptions<D>) {
     const config = resolveModelConfig(options);
-    this.config = config;
-    this.wordToIdx = options.wordToIdx;
-    const vocab = resolveVocabulary(options.wordToIdx);
-    const vocabSize = vocab.idxToWord.length;
-    this.idxToWord = vocab.idxToWord;
-    this.nullIdx = vocab.nullIdx;
-    this.startIdx = vocab.startIdx;
-    this.endIdx = vocab.endIdx;
-    this.unkIdx = vocab.unkIdx;
     const { inputDim: d, wordvecDim: w, hiddenDim: h } = config;
     const g = { rnn: 1, lstm: 4, gru: 3 }[config.cellType] * h;
     // The GRU keeps a bias per projection (bx, bh), as nn.GRU: see layers/gru.ts.
     const biases: Record<string, number[]> = config.cellType === "gru"
       ? { bx: [g], bh: [g] }
       : { b: [g] };
-    this.layout = makeLayout({
+    super(config, options.wordToIdx, (v) => ({
       W_proj: [d, h],
       b_proj: [h],
-      W_embed: [vocabSize, w],
+      W_embed: [v, w],
       Wx: [w, g],
       Wh: [h, g],
       ...biases,
-      W_vocab: [h, vocabSize],
-      b_vocab: [vocabSize],
-    });
-    const { flat, views } = viewParams(this.layout, config.dtype as D, options.paramBuffer);
-    this.flat = flat;
-    this.params = views;
+      W_vocab: [h, v],
+      b_vocab: [v],
+    }), options.paramBuffer);
     if (!options.paramBuffer) this.#initParams(new Rng(config.seed));
-  }
-
-  /** V, the vocabulary size. */
-  get vocabSize(): number {
-    return this.idxToWord.length;
-  }
-
-  /** The element type of parameters and gradients. */
-  get dtype(): D {
-    return this.config.dtype as D;
   }
 
   /** The per-step decoder that sampling drives (made at its first use, then reused). */
@@ -309,40 +266,6 @@ export class CaptioningRNN<D extends FloatDType = FloatDType> implements Caption
     grads.W_proj.data.set(proj.dw.data);
     grads.b_proj.data.set(proj.db.data);
     return { loss: rawLoss * scale, grads, gradFlat };
-  }
-
-  /**
-   * Generates captions for images: greedy decoding (the exercise's, the default), beam search
-   * or sampling, with their controls (see `SampleOptions`).
-   * @param features Image features, (N, D).
-   * @param options The strategy and its controls, e.g. `{ beamSize: 3, blockTrigrams: true }`.
-   * @returns Word indices, (N m, maxLength), int32: m captions per image (1 unless `nBest` or
-   * `samples` asks for more).
-   */
-  sample(features: Tensor<FloatDType>, options: SampleOptions = {}): Tensor<"int32"> {
-    return sampleCaptions(this, features, options).captions;
-  }
-
-  /**
-   * Like {@linkcode CaptioningRNN.sample}, with each caption's total log-probability
-   * (summed up to and including its first `<END>`).
-   * @param features Image features, (N, D).
-   * @param options The strategy and its controls (see `SampleOptions`).
-   * @returns `{ captions, logProbs }`.
-   */
-  sampleWithScores(features: Tensor<FloatDType>, options: SampleOptions = {}): SampleResult {
-    return sampleCaptions(this, features, options);
-  }
-
-  /**
-   * Copies all parameters from another model with the same layout.
-   * @param other The model to copy from.
-   */
-  copyParamsFrom(other: CaptioningModel<FloatDType>): void {
-    if (other.layout.total !== this.layout.total) {
-      throw new RangeError(`Cannot copy parameters: layouts differ in size`);
-    }
-    this.flat.set(other.flat);
   }
 
   /** The parameter names of the rnn and lstm, in layout order (the gru's: `GRU_PARAM_NAMES`). */

@@ -37,17 +37,10 @@ import {
   weightedTemporalSoftmaxLoss,
 } from "../layers/temporal_softmax_loss.ts";
 import { wordEmbeddingBackward, wordEmbeddingForward } from "../layers/word_embedding.ts";
+import { CaptioningModelBase } from "./captioning_base.ts";
 import type { CaptioningModel, LossResult } from "./captioning_model.ts";
 import { checkCaptionWeights, checkLossOptions, type LossOptions } from "./model_config.ts";
-import {
-  gradientViews,
-  makeLayout,
-  type ParamBuffer,
-  type ParamLayout,
-  type ParamName,
-  viewParams,
-} from "./params.ts";
-import { sampleCaptions, type SampleOptions, type SampleResult } from "./sampling.ts";
+import { gradientViews, type ParamBuffer, viewParams } from "./params.ts";
 import { checkBatch, splitCaptions } from "./captions.ts";
 import { TransformerDecoder } from "./transformer_decoder.ts";
 import {
@@ -67,7 +60,6 @@ import {
   type StepDropout,
   TransformerStep,
 } from "./transformer_step.ts";
-import { resolveVocabulary } from "./vocabulary.ts";
 
 export type { CaptioningTransformerOptions, TransformerConfig } from "./transformer_config.ts";
 
@@ -87,27 +79,8 @@ export type { CaptioningTransformerOptions, TransformerConfig } from "./transfor
  * ```
  */
 export class CaptioningTransformer<D extends FloatDType = FloatDType>
+  extends CaptioningModelBase<D, TransformerConfig>
   implements CaptioningModel<D> {
-  /** The resolved constructor arguments. */
-  readonly config: TransformerConfig;
-  /** The vocabulary: word → index. */
-  readonly wordToIdx: Record<string, number>;
-  /** The vocabulary: index → word. */
-  readonly idxToWord: string[];
-  /** Where each parameter lives in {@linkcode CaptioningTransformer.flat}. */
-  readonly layout: ParamLayout;
-  /** All parameters in one (SharedArrayBuffer-backed) buffer. */
-  readonly flat: ArrayOf<D>;
-  /** Named parameter views: `params.W_embed`, `params["layer0/self_attn/Wq"]` etc. */
-  readonly params: Record<ParamName, Tensor<D>>;
-  /** The index of `<NULL>`, the padding that the loss masks out. */
-  readonly nullIdx: number;
-  /** The index of `<START>`, or -1 when the vocabulary has none. */
-  readonly startIdx: number;
-  /** The index of `<END>`, or -1 when the vocabulary has none. */
-  readonly endIdx: number;
-  /** The index of `<UNK>`, or -1 when the vocabulary has none. */
-  readonly unkIdx: number;
   #step: TransformerStep | undefined;
   #gradViews: ParamBuffer<D> | undefined;
   #decoder: TransformerDecoder | undefined;
@@ -120,29 +93,14 @@ export class CaptioningTransformer<D extends FloatDType = FloatDType>
    * @throws {RangeError} For a value out of range or an invalid vocabulary.
    */
   constructor(options: CaptioningTransformerOptions<D>) {
-    this.config = resolveTransformerConfig(options);
-    this.wordToIdx = options.wordToIdx;
-    const vocab = resolveVocabulary(options.wordToIdx);
-    this.idxToWord = vocab.idxToWord;
-    this.nullIdx = vocab.nullIdx;
-    this.startIdx = vocab.startIdx;
-    this.endIdx = vocab.endIdx;
-    this.unkIdx = vocab.unkIdx;
-    this.layout = makeLayout(transformerParamShapes({ ...this.config, vocabSize: this.vocabSize }));
-    const { flat, views } = viewParams(this.layout, this.config.dtype as D, options.paramBuffer);
-    this.flat = flat;
-    this.params = views;
-    if (!options.paramBuffer) initTransformerParams(views, this.config.seed);
-  }
-
-  /** V, the vocabulary size. */
-  get vocabSize(): number {
-    return this.idxToWord.length;
-  }
-
-  /** The element type of parameters and gradients. */
-  get dtype(): D {
-    return this.config.dtype as D;
+    const config = resolveTransformerConfig(options);
+    super(
+      config,
+      options.wordToIdx,
+      (vocabSize) => transformerParamShapes({ ...config, vocabSize }),
+      options.paramBuffer,
+    );
+    if (!options.paramBuffer) initTransformerParams(this.params, config.seed);
   }
 
   /** The per-step decoder with cached keys and values (made at its first use, then reused). */
@@ -391,39 +349,6 @@ export class CaptioningTransformer<D extends FloatDType = FloatDType>
     }
     const [scores, vocabCache] = temporalAffineForward(x, p.W_vocab, p.b_vocab);
     return { scores, caches, projCache, embedCache, embDrop, vocabCache };
-  }
-
-  /**
-   * Generates captions for images: greedy decoding (beamSize 1, the course's `sample`) or beam
-   * search, with cached keys and values.
-   * @param features Image features, (N, D).
-   * @param options `maxLength` (default 30, at most the model's) and `beamSize` (default 1).
-   * @returns Word indices, (N, maxLength), int32.
-   */
-  sample(features: Tensor<FloatDType>, options: SampleOptions = {}): Tensor<"int32"> {
-    return sampleCaptions(this, features, options).captions;
-  }
-
-  /**
-   * Like {@linkcode CaptioningTransformer.sample}, with each caption's total log-probability.
-   * @param features Image features, (N, D).
-   * @param options `maxLength` (default 30) and `beamSize` (default 1).
-   * @returns `{ captions, logProbs }`.
-   */
-  sampleWithScores(features: Tensor<FloatDType>, options: SampleOptions = {}): SampleResult {
-    return sampleCaptions(this, features, options);
-  }
-
-  /**
-   * Copies another model's parameters into this one's buffer (same layout).
-   * @param other A model of the same layout (e.g. a checkpoint's).
-   * @throws {RangeError} When the layouts differ in size.
-   */
-  copyParamsFrom(other: CaptioningModel<FloatDType>): void {
-    if (other.layout.total !== this.layout.total) {
-      throw new RangeError(`Cannot copy parameters: layouts differ in size`);
-    }
-    this.flat.set(other.flat);
   }
 }
 
