@@ -12,12 +12,22 @@
  * (`mode: "wait"`, a futex). More workers than cores shows what oversubscription costs.
  * @module
  */
+import { scriptCommandLine } from "../pipeline/cli/args.ts";
+import { HELP_OPTION, int, str } from "../pipeline/cli/command_spec.ts";
 import { median } from "./coco_sizes.ts";
 
-const arg = (name: string, fallback: string) => {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 ? Deno.args[i + 1] : fallback;
-};
+const { values } = scriptCommandLine({
+  command: "deno run -A bench/barrier_bench.ts",
+  args: [],
+  summary: "The cost of one barrier between workers over a SharedArrayBuffer, spinning and " +
+    "waiting, one JSON line per worker count and mode.",
+  options: {
+    workers: str("2,4,8", "Worker counts, comma-separated", "2"),
+    crossings: int(2000, 1, "Barriers crossed per round", "100"),
+    rounds: int(5, 1, "Timed rounds", "1"),
+    help: HELP_OPTION,
+  },
+}, Deno.args);
 
 const WORKER = `
 self.onmessage = (e) => {
@@ -60,8 +70,8 @@ async function crossingUs(workers: number, crossings: number, spin: number): Pro
   return us;
 }
 
-const counts = arg("workers", "2,4,8").split(",").map(Number);
-const crossings = Number(arg("crossings", "2000")), rounds = Number(arg("rounds", "5"));
+const counts = values.workers.split(",").map(Number);
+const { crossings, rounds } = values;
 const modes = [["spin", 20000], ["wait", 0]] as const;
 const samples = new Map<string, number[]>();
 for (let r = 0; r < rounds; r++) {

@@ -34,6 +34,7 @@
  * @module
  */
 import { selectKernels } from "../layers/kernels/mod.ts";
+import { threadTimes, threadUse } from "./thread_stats.ts";
 import type { ModelKind } from "../model/captioning_model.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
 import { Optimizer } from "../layers/optim.ts";
@@ -118,26 +119,6 @@ function isFile(path: string): boolean {
   } catch {
     return false;
   }
-}
-
-/** CPU time (ms) of every thread of this process, or null where /proc is not readable. */
-function threadCpu(): Map<string, number> | null {
-  const out = new Map<string, number>();
-  try {
-    for (const e of Deno.readDirSync("/proc/self/task")) {
-      try {
-        const ns = Number(
-          Deno.readTextFileSync(`/proc/self/task/${e.name}/schedstat`).split(" ")[0],
-        );
-        out.set(e.name, ns / 1e6);
-      } catch {
-        // the thread ended meanwhile
-      }
-    }
-  } catch {
-    return null;
-  }
-  return out;
 }
 
 /** GEMM FLOPs of one step per caption row (forward + backward, 3 × 2 per multiply-add). */
@@ -227,7 +208,7 @@ for (let round = 0; round < values.rounds; round++) {
     for (let k = 0; k < runs.length; k++) {
       const run = runs[(i + k) % runs.length];
       const batch = run.batches.next();
-      const before = threadCpu();
+      const before = threadTimes();
       const t0 = performance.now();
       await run.engine.step(batch, run.opt, 0);
       run.times.push(performance.now() - t0);
@@ -236,11 +217,11 @@ for (let round = 0; round < values.rounds; round++) {
         const tm = run.engine.timings;
         for (const phase in run.phases) run.phases[phase].push(tm[phase as keyof typeof tm]);
       }
-      const after = threadCpu();
+      const after = threadTimes();
       if (before && after) {
-        const used = [...after].map(([tid, ms]) => ms - (before.get(tid) ?? ms));
-        run.cpu.push(used.reduce((a, b) => a + b, 0));
-        run.busiest.push(Math.max(...used));
+        const used = threadUse(before, after);
+        run.cpu.push(used.cpu);
+        run.busiest.push(used.busiest);
       }
     }
   }
@@ -259,7 +240,7 @@ roof?.close();
 const median = (xs: number[]) => medianOf(xs.slice(warmup));
 const round = (x: number, digits = 2) => Number(x.toFixed(digits));
 const roofOf = (threads: number) => roofline.has(threads) ? medianOf(roofline.get(threads)!) : NaN;
-for (const threads of [...roofline.keys()].sort()) {
+for (const threads of [...roofline.keys()].sort((a, b) => a - b)) {
   console.log(JSON.stringify({
     bench: "sgemm_roofline",
     size: 2048,

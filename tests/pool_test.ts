@@ -12,7 +12,7 @@ import { Optimizer, type UpdateRule } from "../layers/optim.ts";
 import { CaptioningSolver, TrainingDivergedError } from "../pipeline/train/solver.ts";
 import { LocalEngine, type StepResult } from "../workers/engine.ts";
 import { createEngine, PoolEngine, WorkerFailure } from "../workers/pool.ts";
-import { reduceBlock } from "../workers/reduce.ts";
+import { reduceBlock, reduceBlockOnto } from "../workers/reduce.ts";
 import { reduceShards, sumSquares } from "../workers/sharding.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
 import { faultyWorkerUrl } from "./faulty_worker.ts";
@@ -516,6 +516,28 @@ Deno.test("reduceBlock() equals reduceShards() + sumSquares() bitwise for any sh
       reduceBlock(shards, got, 8, 41);
       assertEquals(bitDiffs(got, want), [], `${dtype} x${count}`);
       assert(Object.is(reduceBlock(shards, got, 3, 41), sumSquares(want, 3, 41)));
+    }
+  }
+});
+
+Deno.test("reduceBlockOnto() continues reduceBlock() bitwise at any cut and dtype", () => {
+  let seed = 7;
+  const rand = () => ((seed = (seed * 16807) % 2147483647) / 2147483647 - 0.5) * 3;
+  for (const dtype of ["float32", "float64"] as const) {
+    const make = () => {
+      const a = dtype === "float32" ? new Float32Array(40) : new Float64Array(40);
+      for (let i = 0; i < a.length; i++) a[i] = rand();
+      return a;
+    };
+    const shards = Array.from({ length: 5 }, make);
+    const whole = shards[0].slice();
+    const wantSq = reduceBlock(shards, whole, 2, 37);
+    for (let cut = 1; cut < shards.length; cut++) {
+      const got = shards[0].slice();
+      reduceBlock(shards.slice(0, cut), got, 2, 37);
+      const gotSq = reduceBlockOnto(shards.slice(cut), got, 2, 37);
+      assert(Object.is(gotSq, wantSq), `${dtype} cut ${cut}: ${gotSq} != ${wantSq}`);
+      assertEquals(bitDiffs(got, whole), [], `${dtype} cut ${cut}`);
     }
   }
 });

@@ -43,6 +43,8 @@ export function reduceBlock(
         return reduce1(f[0], out, start, end);
       case 2:
         return reduce2(f[0], f[1], out, start, end);
+      case 3:
+        return reduce3(f[0], f[1], f[2], out, start, end);
       case 4:
         return reduce4(f[0], f[1], f[2], f[3], out, start, end);
     }
@@ -81,41 +83,8 @@ export function reduceBlockOnto(
   start: number,
   end: number,
 ): number {
-  if (out instanceof Float32Array && shards.every((s) => s instanceof Float32Array)) {
-    const f = shards as Float32Array[];
-    if (f.length === 1) return onto1(f[0], out, start, end);
-    if (f.length === 2) return onto2(f[0], f[1], out, start, end);
-  }
-  for (const g of shards) for (let i = start; i < end; i++) out[i] += g[i];
-  return sumSquares(out, start, end);
-}
-
-function onto1(s0: Float32Array, out: Float32Array, start: number, end: number): number {
-  const fr = Math.fround;
-  let sq = 0;
-  for (let i = start; i < end; i++) {
-    const v = fr(out[i] + s0[i]);
-    out[i] = v;
-    sq += v * v;
-  }
-  return sq;
-}
-
-function onto2(
-  s0: Float32Array,
-  s1: Float32Array,
-  out: Float32Array,
-  start: number,
-  end: number,
-): number {
-  const fr = Math.fround;
-  let sq = 0;
-  for (let i = start; i < end; i++) {
-    const v = fr(fr(out[i] + s0[i]) + s1[i]);
-    out[i] = v;
-    sq += v * v;
-  }
-  return sq;
+  // `out` is the fold's first term: reading it before writing each element aliases safely.
+  return reduceBlock([out, ...shards], out, start, end);
 }
 
 function reduce1(s0: Float32Array, out: Float32Array, start: number, end: number): number {
@@ -139,6 +108,24 @@ function reduce2(
   let sq = 0;
   for (let i = start; i < end; i++) {
     const v = fr(s0[i] + s1[i]);
+    out[i] = v;
+    sq += v * v;
+  }
+  return sq;
+}
+
+function reduce3(
+  s0: Float32Array,
+  s1: Float32Array,
+  s2: Float32Array,
+  out: Float32Array,
+  start: number,
+  end: number,
+): number {
+  const fr = Math.fround;
+  let sq = 0;
+  for (let i = start; i < end; i++) {
+    const v = fr(fr(s0[i] + s1[i]) + s2[i]);
     out[i] = v;
     sq += v * v;
   }

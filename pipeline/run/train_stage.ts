@@ -343,9 +343,14 @@ async function startEngine(
       ...(ctx.workerUrl ? { workerUrl: ctx.workerUrl } : {}),
     });
     if (ctx.job.size === 1) return engine;
-    return new DistributedEngine(engine, ctx.job.comm!, model.flat, {
-      checkEvery: ctx.config.train.distributed.checkEvery,
-    });
+    try {
+      return new DistributedEngine(engine, ctx.job.comm!, model.flat, {
+        checkEvery: ctx.config.train.distributed.checkEvery,
+      });
+    } catch (e) {
+      await engine.close(); // its workers would keep the process alive
+      throw e;
+    }
   } catch (e) {
     await batches?.close?.();
     throw e;

@@ -77,6 +77,18 @@ export const DEFAULT_MPI_TIMEOUT_S = 900;
  */
 const DEFAULT_SPIN_MS = 20;
 
+/** `RECAP_MPI_SPIN_MS` checked: a non-number would make every wait spin without pause. */
+function spinMs(value: string | undefined): number {
+  if (value === undefined) return DEFAULT_SPIN_MS;
+  const ms = Number(value);
+  if (value.trim() === "" || !Number.isFinite(ms) || ms < 0) {
+    throw new RangeError(
+      `Invalid RECAP_MPI_SPIN_MS: expected milliseconds >= 0, got "${value}"; unset it for ${DEFAULT_SPIN_MS}`,
+    );
+  }
+  return ms;
+}
+
 /** The MPI datatype and element count of a buffer. */
 function typeOf(view: MpiBuffer): { type: number; count: number } {
   if (view instanceof Float32Array) return { type: MPI.FLOAT, count: view.length };
@@ -92,7 +104,7 @@ export class MpiCommunicator implements Communicator {
   readonly host: string;
   readonly #mpi: MpiSymbols;
   readonly #timeoutMs: number;
-  readonly #spinMs = Number(readEnv("RECAP_MPI_SPIN_MS") ?? DEFAULT_SPIN_MS);
+  readonly #spinMs = spinMs(readEnv("RECAP_MPI_SPIN_MS"));
   // MPI_STATUS_IGNORE and MPI_IN_PLACE are the pointer values 1 and -1 (made only with FFI).
   readonly #statusIgnore: Deno.PointerValue;
   readonly #inPlace: Deno.PointerValue;
