@@ -198,7 +198,10 @@ export async function evaluateCommand(
     2,
   );
   // Under mpiexec every rank decodes its share of the images; rank 0 alone prints and writes.
-  const job = openJob(experiment?.train?.distributed?.mpi ?? "auto", DEFAULT_MPI_TIMEOUT_S);
+  const job = openJob(
+    experiment?.train?.distributed?.mpi ?? "auto",
+    experiment?.train?.workerTimeout ?? DEFAULT_MPI_TIMEOUT_S,
+  );
   const here = {
     sample: (f: Tensor<FloatDType>, o: SampleOptions) => model.sampleWithScores(f, o),
   };
@@ -386,7 +389,10 @@ export async function captionCommand(
       backend: kernels().name,
     });
     // Under mpiexec every rank decodes its share of each block; rank 0 alone writes.
-    const job = openJob(experiment?.train?.distributed?.mpi ?? "auto", DEFAULT_MPI_TIMEOUT_S);
+    const job = openJob(
+      experiment?.train?.distributed?.mpi ?? "auto",
+      experiment?.train?.workerTimeout ?? DEFAULT_MPI_TIMEOUT_S,
+    );
     const sample = job.comm && job.size > 1
       ? (f: Tensor<"float32">, o: SampleOptions) => sampleOverRanks(engine, job.comm!, f, o)
       : (f: Tensor<"float32">, o: SampleOptions) => engine.sample(f, o);
