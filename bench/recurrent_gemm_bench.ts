@@ -16,10 +16,20 @@ import {
   T,
 } from "../layers/kernels/matmul.ts";
 import { selectKernels } from "../layers/kernels/mod.ts";
+import { scriptCommandLine } from "../pipeline/cli/args.ts";
+import { HELP_OPTION, int } from "../pipeline/cli/command_spec.ts";
 import { H, median } from "./coco_sizes.ts";
 
-const repsArg = Deno.args.indexOf("--reps");
-const reps = repsArg >= 0 ? Number(Deno.args[repsArg + 1]) : 40;
+const { values: { reps } } = scriptCommandLine({
+  command: "deno run -A bench/recurrent_gemm_bench.ts",
+  args: [],
+  summary: "The recurrent step's GEMMs in one call and in column blocks, one JSON line per " +
+    "(cell, pass, rows).",
+  options: {
+    reps: int(40, 1, "Timed calls of each (the median is reported)", "5"),
+    help: HELP_OPTION,
+  },
+}, Deno.args);
 const backend = selectKernels("auto").name;
 const rand = (n: number) => Float32Array.from({ length: n }, () => Math.random() - 0.5);
 for (const [cell, gates] of [["rnn", 1], ["lstm", 4], ["gru", 3]] as const) {

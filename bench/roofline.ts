@@ -67,14 +67,23 @@ export function openRoofline(): Roofline | null {
 }
 
 if (import.meta.main) {
-  const arg = (name: string, fallback: string) => {
-    const i = Deno.args.indexOf(`--${name}`);
-    return i >= 0 ? Deno.args[i + 1] : fallback;
-  };
+  const { scriptCommandLine } = await import("../pipeline/cli/args.ts");
+  const { HELP_OPTION, int, str } = await import("../pipeline/cli/command_spec.ts");
+  const { values } = scriptCommandLine({
+    command: "deno run -A bench/roofline.ts",
+    args: [],
+    summary: "The sgemm roofline: a size³ cblas_sgemm on each thread count, one JSON line each.",
+    options: {
+      size: int(2048, 64, "The matrices' size", "1024"),
+      reps: int(3, 1, "Timed calls per thread count (the median is reported)", "1"),
+      threads: str("1,2", "BLAS thread counts, comma-separated", "1"),
+      help: HELP_OPTION,
+    },
+  }, Deno.args);
   const roof = openRoofline();
   if (!roof) throw new Error("No OpenBLAS found (set RECAP_BLAS)");
-  const size = Number(arg("size", "2048")), reps = Number(arg("reps", "3"));
-  for (const threads of arg("threads", "1,2").split(",").map(Number)) {
+  const { size, reps } = values;
+  for (const threads of values.threads.split(",").map(Number)) {
     const gflops = roof.gflops(threads, size, reps);
     console.log(
       JSON.stringify({ bench: "sgemm_roofline", size, threads, gflops: +gflops.toFixed(1) }),
