@@ -263,6 +263,8 @@ export class DistributedEngine implements TrainEngine {
     let scalarsIn: MpiRequest | null = null;
     if (rank > 0) {
       // Posted before computing: the previous rank's pieces land in `gradient` as they come.
+      // A step that throws leaves them posted into `gradient`: the job must end (the run's
+      // abortJob does), not step this engine again.
       const pieces = this.#pieceRequests(grad, rank - 1);
       const incoming = scalarsIn = comm.recv(scalars, rank - 1, SCALARS_TAG);
       partial = {
