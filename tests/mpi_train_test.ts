@@ -125,6 +125,23 @@ async function assertSameRun(dir: string, reference: string, file = "checkpoint.
   assertEquals(a.solver.lossHistory, b.solver.lossHistory, `${dir}: losses`);
 }
 
+/**
+ * Trains `name`_alone in one process and `name`_mpi on 2 ranks (with `mpiArgs` too), checks both
+ * succeed and end with the same bits; returns the 2-rank run.
+ */
+async function assertTwoRanksEqualOne(
+  name: string,
+  args: string[],
+  mpiArgs: string[] = [],
+): Promise<Ran> {
+  const one = await train(0, `${name}_alone`, ...args);
+  const both = await train(2, `${name}_mpi`, ...args, ...mpiArgs);
+  assertEquals(one.code, 0, one.stderr);
+  assertEquals(both.code, 0, both.stderr);
+  await assertSameRun(`${name}_mpi`, `${name}_alone`);
+  return both;
+}
+
 let alone: Promise<Ran> | null = null;
 /** The one-process reference run (once). */
 function reference(): Promise<Ran> {
@@ -247,11 +264,7 @@ Deno.test({
       "--stages=train",
       "--train.numEpochs=1",
     ];
-    const alone = await train(0, "transformer_alone", ...transformer);
-    const both = await train(2, "transformer_mpi", ...transformer);
-    assertEquals(alone.code, 0, alone.stderr);
-    assertEquals(both.code, 0, both.stderr);
-    await assertSameRun("transformer_mpi", "transformer_alone");
+    await assertTwoRanksEqualOne("transformer", transformer);
   },
 });
 
@@ -260,12 +273,8 @@ Deno.test({
   ignore: !MPI_OK,
   async fn() {
     const stream = ["--data.stream=true", "--stages=train"];
-    const alone = await train(0, "stream_alone", ...stream);
-    const both = await train(2, "stream_mpi", ...stream, "--train.workers=2");
-    assertEquals(alone.code, 0, alone.stderr);
-    assertEquals(both.code, 0, both.stderr);
+    const both = await assertTwoRanksEqualOne("stream", stream, ["--train.workers=2"]);
     assert(both.stdout.includes("Streaming training minibatches"), both.stdout);
-    await assertSameRun("stream_mpi", "stream_alone");
   },
 });
 
@@ -281,13 +290,7 @@ Deno.test({
       "--train.numEpochs=1",
       "--stages=train",
     ];
-    const [alone, both] = [
-      await train(0, "scst_alone", ...scst),
-      await train(2, "scst_mpi", ...scst),
-    ];
-    assertEquals(alone.code, 0, alone.stderr);
-    assertEquals(both.code, 0, both.stderr);
-    await assertSameRun("scst_mpi", "scst_alone");
+    await assertTwoRanksEqualOne("scst", scst);
     const logged = await records("scst_mpi");
     assert(logged.some((r) => (r as { kind: string }).kind === "scst"), "SCST steps ran");
     assertEquals(logged, await records("scst_alone"), "metrics.jsonl");
