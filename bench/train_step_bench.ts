@@ -79,12 +79,24 @@ const { values, positionals } = scriptCommandLine({
     backend: oneOf(["auto", "blas", "wasm", "ts"], "auto", "Kernel backend", "ts"),
     workers: str("1", "Worker counts, comma-separated", "1,2"),
     shards: str(String(DEFAULT_SHARDS), "Fixed shards per batch, comma-separated", "1,4"),
+    split: str(
+      "steps",
+      "How the pool's workers share a step: steps (as a team), shards (whole shards each), or both, comma-separated",
+      "steps,shards",
+    ),
     help: HELP_OPTION,
   },
 }, Deno.args);
 const backend = selectKernels(values.backend as BackendName | "auto").name;
 const workerCounts = values.workers.split(",").map(Number);
 const shardCounts = values.shards.split(",").map(Number);
+const splits = values.split.split(",") as Array<"steps" | "shards">;
+for (const split of splits) {
+  if (split !== "steps" && split !== "shards") {
+    console.error(`bench/train_step_bench.ts: --split: expected steps or shards, got "${split}"`);
+    Deno.exit(2);
+  }
+}
 const defaultPeer = ".venv-torch/bin/python";
 const peer = values.peer === "none"
   ? null
@@ -100,6 +112,7 @@ interface Run {
   cell: ModelKind;
   n: number;
   shards: number;
+  split: "steps" | "shards" | null;
   flops: number[];
   phases: Record<string, number[]>;
   batches: InMemoryBatches;
@@ -175,26 +188,29 @@ const runs: Run[] = [];
 for (const [cell, n] of configs) {
   for (const shards of cell === "transformer" ? [shardCounts[0]] : shardCounts) {
     for (const workers of workerCounts) {
-      const model = cocoModelOf(data.word_to_idx, cell);
-      const t0 = performance.now();
-      const engine = createEngine(model, { workers, shards });
-      if (engine instanceof PoolEngine) await engine.ready;
-      const opt = new Optimizer("adam", { learningRate: 1e-3 }, model.layout.total, "float32");
-      runs.push({
-        cell,
-        n,
-        shards,
-        flops: [],
-        phases: { load: [], loss: [], reduce: [], update: [] },
-        batches: new InMemoryBatches(data, n, 0),
-        workers,
-        engine,
-        opt,
-        times: [],
-        cpu: [],
-        busiest: [],
-        startupMs: performance.now() - t0,
-      });
+      for (const split of workers === 1 || cell === "transformer" ? [splits[0]] : splits) {
+        const model = cocoModelOf(data.word_to_idx, cell);
+        const t0 = performance.now();
+        const engine = createEngine(model, { workers, shards, split });
+        if (engine instanceof PoolEngine) await engine.ready;
+        const opt = new Optimizer("adam", { learningRate: 1e-3 }, model.layout.total, "float32");
+        runs.push({
+          cell,
+          n,
+          shards,
+          split: engine instanceof PoolEngine ? engine.split : null,
+          flops: [],
+          phases: { load: [], loss: [], reduce: [], update: [] },
+          batches: new InMemoryBatches(data, n, 0),
+          workers,
+          engine,
+          opt,
+          times: [],
+          cpu: [],
+          busiest: [],
+          startupMs: performance.now() - t0,
+        });
+      }
     }
   }
 }
@@ -265,6 +281,7 @@ for (const [cell, n] of configs) {
       backend,
       workers: run.workers,
       shards: run.shards,
+      ...(run.split ? { split: run.split } : {}),
       cell,
       batch: n,
       W,

@@ -14,6 +14,7 @@ import type { StepDecoder } from "./decoder.ts";
 import type { LossOptions, ModelConfig } from "./model_config.ts";
 import type { ParamLayout, ParamName } from "./params.ts";
 import type { SampleOptions, SampleResult } from "./sampling.ts";
+import type { StepTeam } from "./step_team.ts";
 import type { TransformerConfig } from "./transformer_config.ts";
 
 /** A model's resolved constructor arguments, as saved in checkpoints; `cellType` tells which. */
@@ -120,4 +121,12 @@ export interface CaptioningModel<D extends FloatDType = FloatDType> {
    * @param other A model of the same layout (e.g. a checkpoint's).
    */
   copyParamsFrom(other: CaptioningModel<FloatDType>): void;
+  /**
+   * Makes `loss` and `lossValue` run each step as one member of a team of workers
+   * (`step_team.ts`), on work arrays in the team's shared memory. Models whose step cannot be
+   * split this way leave it undefined (the pool then gives each worker whole shards).
+   * @param team This worker's view of the team.
+   * @param workspace The memory every member was given (`sharedWorkspaceMemory`).
+   */
+  useStepTeam?(team: StepTeam, workspace: WebAssembly.Memory): void;
 }

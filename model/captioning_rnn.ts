@@ -40,6 +40,7 @@ import {
   resolveModelConfig,
 } from "./model_config.ts";
 import { TrainStep } from "./train_step.ts";
+import type { StepTeam } from "./step_team.ts";
 
 export type { CaptioningRNNOptions, CellType, LossOptions, ModelConfig } from "./model_config.ts";
 export type { LossResult } from "./captioning_model.ts";
@@ -183,11 +184,26 @@ export class CaptioningRNN<D extends FloatDType = FloatDType>
     return this.#trainStep().run(this.params, features, captions, divisor, null, weights ?? null);
   }
 
+  /**
+   * Makes `loss` and `lossValue` run as one member of a team of workers, on work arrays in the
+   * team's shared memory; the results are those of this model alone (see `step_team.ts`).
+   * @param team This worker's view of the team.
+   * @param workspace The memory every member was given (`sharedWorkspaceMemory`).
+   */
+  useStepTeam(team: StepTeam, workspace: WebAssembly.Memory): void {
+    this.#step = this.#newStep(team, workspace);
+  }
+
   #trainStep(): TrainStep {
-    return this.#step ??= new TrainStep({
+    return this.#step ??= this.#newStep();
+  }
+
+  #newStep(team?: StepTeam, workspace?: WebAssembly.Memory): TrainStep {
+    return new TrainStep({
       ...this.config,
       vocabSize: this.vocabSize,
       nullIdx: this.nullIdx,
+      ...(team ? { team, workspace } : {}),
     });
   }
 

@@ -55,13 +55,52 @@ export function packedSoftmaxLoss(
   p: PackedScores,
   normalizer: number,
 ): number {
-  const { scores: sc, rows, vocabSize: v, targets, nullIdx, targetScores: xt, stats } = p;
+  const terms = new Float64Array(p.rows);
+  packedSoftmaxRows(ew, p, normalizer, 0, p.rows, terms);
+  return sumRowLosses(terms, p.rows, normalizer);
+}
+
+/**
+ * Rows r0 … r1 − 1 of {@linkcode packedSoftmaxLoss}: their scores become their gradient and
+ * terms[r] their weighted −log p(target) (0 for a `<NULL>` target). Rows are independent, so
+ * a team of workers can each take a block of them; {@linkcode sumRowLosses} then adds the
+ * terms in row order, which gives the same bits as one pass over all rows.
+ * @param ew The elementwise kernels (their row softmax).
+ * @param p The rows, targets and work arrays.
+ * @param normalizer What the summed loss is divided by.
+ * @param r0 The first row.
+ * @param r1 One past the last row.
+ * @param terms Each row's loss term, (≥ r1,), written for rows r0 … r1 − 1.
+ *
+ * @example
+ * ```ts
+ * import { packedSoftmaxRows, sumRowLosses } from "./scores_loss.ts";
+ * import { tsElementwise } from "../layers/kernels/elementwise.ts";
+ * const scores = new Float64Array([0, 0, 0, 0]), terms = new Float64Array(2);
+ * const p = {
+ *   scores, rows: 2, vocabSize: 2, targets: new Int32Array([1, 0]), nullIdx: 0,
+ *   targetScores: new Float64Array(2), stats: new Float64Array(4), rowWeights: null,
+ * };
+ * packedSoftmaxRows(tsElementwise, p, 1, 1, 2, terms); // row 1 first: any order
+ * packedSoftmaxRows(tsElementwise, p, 1, 0, 1, terms);
+ * console.log(sumRowLosses(terms, 2, 1).toFixed(4)); // 0.6931
+ * ```
+ */
+export function packedSoftmaxRows(
+  ew: ElementwiseKernels,
+  p: PackedScores,
+  normalizer: number,
+  r0: number,
+  r1: number,
+  terms: Float64Array,
+): void {
+  const { scores: sc, vocabSize: v, targets, nullIdx, targetScores: xt, stats } = p;
   const weights = p.rowWeights;
-  for (let r = 0; r < rows; r++) xt[r] = targets[r] === nullIdx ? 0 : sc[r * v + targets[r]];
+  for (let r = r0; r < r1; r++) xt[r] = targets[r] === nullIdx ? 0 : sc[r * v + targets[r]];
   const scale = 1 / normalizer;
-  ew.softmaxRows(sc, 0, rows, v, stats, 0, scale);
-  let loss = 0;
-  for (let r = 0; r < rows; r++) {
+  ew.softmaxRows(sc, r0 * v, r1 - r0, v, stats, 2 * r0, scale);
+  for (let r = r0; r < r1; r++) {
+    terms[r] = 0;
     if (targets[r] === nullIdx) {
       sc.fill(0, r * v, (r + 1) * v); // a masked step inside a caption: no loss, no gradient
       continue;
@@ -69,13 +108,31 @@ export function packedSoftmaxLoss(
     const nll = Math.log(stats[2 * r + 1]) - (xt[r] - stats[2 * r]);
     sc[r * v + targets[r]] -= scale;
     if (weights === null) {
-      loss += nll;
+      terms[r] = nll;
       continue;
     }
     // A weighted caption: its loss and its scores' gradient, w · (softmax − onehot) / normalizer.
     const w = weights[r];
-    loss += w * nll;
+    terms[r] = w * nll;
     if (w !== 1) { for (let j = r * v; j < (r + 1) * v; j++) sc[j] *= w; }
   }
-  return loss * scale;
+}
+
+/**
+ * The loss from the rows' terms ({@linkcode packedSoftmaxRows}), added in row order.
+ * @param terms Each row's loss term.
+ * @param rows R
+ * @param normalizer What the summed loss is divided by.
+ * @returns The loss.
+ *
+ * @example
+ * ```ts
+ * import { sumRowLosses } from "./scores_loss.ts";
+ * console.log(sumRowLosses(new Float64Array([1, 3]), 2, 4)); // 1
+ * ```
+ */
+export function sumRowLosses(terms: Float64Array, rows: number, normalizer: number): number {
+  let loss = 0;
+  for (let r = 0; r < rows; r++) loss += terms[r];
+  return loss * (1 / normalizer);
 }

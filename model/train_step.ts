@@ -26,6 +26,12 @@
  * - The elementwise parts run on the arena's kernels: WebAssembly SIMD for float32, `Math` for
  *   float64 (exact, for gradient checks). Nothing is allocated per step or per call except when
  *   a larger batch needs larger workspaces.
+ * - Every phase is a fixed list of tasks for a team of workers (`step_team.ts`): column blocks
+ *   of each GEMM, blocks of hidden units for each recurrent step (the block's slices of the
+ *   recurrent GEMM, then the cell on those units), blocks of rows for the softmax and the
+ *   copies, with a barrier between phases (one per recurrent step). The cuts depend on the
+ *   shapes alone, so a team of any size, or one worker alone, computes the same bits; the work
+ *   arrays then live in a memory the team shares (`TrainStepConfig.workspace`).
  * @module
  */
 import {
@@ -35,21 +41,27 @@ import {
   typedArena,
 } from "../layers/kernels/elementwise.ts";
 import { selectElementwise } from "../layers/kernels/elementwise_wasm.ts";
-import { columnBlockWidth, mat, matmul, matmulColumnBlocks, T } from "../layers/kernels/matmul.ts";
+import {
+  columnBlockWidth,
+  columnSlice,
+  type Mat,
+  mat,
+  matmulColumnBlocks,
+  T,
+} from "../layers/kernels/matmul.ts";
 import type { FloatArray, FloatDType, Tensor } from "../layers/tensor.ts";
 import { captionLengths } from "./captions.ts";
-import { packedSoftmaxLoss } from "./scores_loss.ts";
-import {
-  embedWords,
-  gateWidth,
-  initialHidden,
-  type LmParams,
-  type LmShape,
-  type LmState,
-  recurrentStep,
-  vocabScores,
-} from "./lm_step.ts";
+import { type PackedScores, packedSoftmaxRows, sumRowLosses } from "./scores_loss.ts";
+import { gateWidth, type LmShape, type LmState } from "./lm_step.ts";
 import type { ParamName } from "./params.ts";
+import {
+  blockOf,
+  SOLO_TEAM,
+  type StepTeam,
+  TEAM_TASKS,
+  teamColumnWidth,
+  teamUnitWidth,
+} from "./step_team.ts";
 
 /** The sizes and cell of a model, as the step needs them. */
 export interface TrainStepConfig extends LmShape {
@@ -59,6 +71,13 @@ export interface TrainStepConfig extends LmShape {
   nullIdx: number;
   /** "auto" (default: WebAssembly SIMD for float32 when available) or "ts" (plain Math). */
   elementwise?: "auto" | "ts";
+  /**
+   * A memory every member of `team` was given (`sharedWorkspaceMemory`), to carve the work
+   * arrays from; without it they live in this thread's own memory (a team of one).
+   */
+  workspace?: WebAssembly.Memory;
+  /** The team that runs each step together (default: this thread alone, {@linkcode SOLO_TEAM}). */
+  team?: StepTeam;
 }
 
 /**
@@ -80,6 +99,26 @@ interface Work extends LmState {
   feats: FloatArray; // (N, D)
   ones: FloatArray; // (max(R, N),) for the bias gradients
   stats: FloatArray; // (R, 2) softmax max and sum
+  rowLoss: Float64Array; // (R,) each row's loss term, summed in row order
+}
+
+/** Columns j0 … j0 + width − 1 of a, b and c, multiplied in blocks of `sub` columns. */
+function columnsOf(
+  c: Mat,
+  a: Mat,
+  b: Mat,
+  j0: number,
+  width: number,
+  sub: number,
+  beta: 0 | 1,
+): void {
+  const j1 = j0 + width;
+  matmulColumnBlocks(columnSlice(c, j0, j1), a, columnSlice(b, j0, j1), sub, beta);
+}
+
+/** The sub-block width inside a unit block: the GEMM's own block width when it divides it. */
+function subWidth(gemmWidth: number, units: number): number {
+  return units % gemmWidth === 0 ? gemmWidth : units;
 }
 
 /**
@@ -98,12 +137,13 @@ interface Work extends LmState {
  */
 export class TrainStep {
   readonly #cfg: TrainStepConfig;
+  readonly #team: StepTeam;
   #arena: FloatArena;
   #ew: ElementwiseKernels;
   #capRows = -1;
   #capN = -1;
   #work!: Work;
-  // Small integer bookkeeping, grown with the batch.
+  // Small integer bookkeeping, grown with the batch (each member of a team keeps its own).
   #len = new Int32Array(0);
   #perm = new Int32Array(0);
   #count = new Int32Array(0);
@@ -115,11 +155,16 @@ export class TrainStep {
 
   /**
    * Prepares a step for one model shape (workspaces are allocated at the first call).
-   * @param config The model's sizes, cell, dtype and `<NULL>` index.
+   * @param config The model's sizes, cell, dtype and `<NULL>` index, and the team if any.
    */
   constructor(config: TrainStepConfig) {
     this.#cfg = config;
-    const { kernels, arena } = selectElementwise(config.dtype, config.elementwise);
+    this.#team = config.team ?? SOLO_TEAM;
+    const { kernels, arena } = selectElementwise(
+      config.dtype,
+      config.elementwise,
+      config.workspace,
+    );
     this.#arena = arena;
     this.#ew = kernels;
   }
@@ -127,6 +172,24 @@ export class TrainStep {
   /** Which elementwise kernels the step uses: "wasm" or "ts". */
   get elementwise(): "ts" | "wasm" {
     return this.#ew.name;
+  }
+
+  /** Runs this member's tasks k ≡ index (mod size) of a phase of `count`, then the barrier. */
+  #phase(count: number, task: (k: number) => void): void {
+    const team = this.#team;
+    for (let k = team.index; k < count; k += team.size) task(k);
+    team.barrier();
+  }
+
+  /** Runs the tasks of a phase of `count` that this member takes first, then the barrier. */
+  #shared(count: number, task: (k: number) => void): void {
+    const team = this.#team;
+    if (team.size === 1) {
+      for (let k = 0; k < count; k++) task(k);
+      return;
+    }
+    for (let k = team.take(count); k < count; k = team.take(count)) task(k);
+    team.barrier();
   }
 
   /** Makes sure the workspaces hold R ≤ rows packed rows and N ≤ n captions. */
@@ -154,7 +217,9 @@ export class TrainStep {
       "feats",
       "ones",
       "stats",
+      "rowLoss",
     ];
+    const perLoss = this.#cfg.dtype === "float32" ? 2 : 1; // float32 slots per float64
     const sizes = [
       rows * w,
       rows * g,
@@ -173,19 +238,16 @@ export class TrainStep {
       n * d,
       Math.max(rows, n),
       2 * rows,
+      perLoss * rows,
     ];
-    let arrays: FloatArray[];
-    try {
-      arrays = this.#arena.carve(sizes);
-    } catch (e) {
-      if (this.#ew === tsElementwise) throw e;
-      // WebAssembly memory could not grow this far (it stops at 4 GiB): plain arrays instead.
-      this.#arena = typedArena(this.#cfg.dtype);
-      this.#ew = tsElementwise;
-      arrays = this.#arena.carve(sizes);
-    }
+    const arrays = this.#carve(sizes);
     const work = {} as Work;
-    names.forEach((name, i) => work[name] = arrays[i]);
+    names.forEach((name, i) => {
+      if (name === "rowLoss") {
+        const a = arrays[i];
+        work.rowLoss = new Float64Array(a.buffer, a.byteOffset, rows);
+      } else (work as unknown as Record<string, FloatArray>)[name] = arrays[i];
+    });
     if (cellType === "rnn") work.h = work.gates;
     work.ones.fill(1);
     this.#work = work;
@@ -200,7 +262,40 @@ export class TrainStep {
   }
 
   /**
-   * The loss of a batch and the gradient of every parameter.
+   * Carves the work arrays. In a team the first member carves (and grows the shared memory)
+   * while the others wait, so the memory grows once; then the others carve the same views.
+   */
+  #carve(sizes: number[]): FloatArray[] {
+    const team = this.#team;
+    if (this.#cfg.workspace) {
+      team.barrier();
+      let arrays: FloatArray[] = [];
+      let failure: unknown = null;
+      if (team.index === 0) {
+        try {
+          arrays = this.#arena.carve(sizes);
+        } catch (e) {
+          failure = e;
+        }
+      }
+      team.barrier();
+      if (failure) throw failure;
+      return team.index === 0 ? arrays : this.#arena.carve(sizes);
+    }
+    try {
+      return this.#arena.carve(sizes);
+    } catch (e) {
+      if (this.#ew === tsElementwise) throw e;
+      // WebAssembly memory could not grow this far (it stops at 4 GiB): plain arrays instead.
+      this.#arena = typedArena(this.#cfg.dtype);
+      this.#ew = tsElementwise;
+      return this.#arena.carve(sizes);
+    }
+  }
+
+  /**
+   * The loss of a batch and the gradient of every parameter. In a team, every member calls it
+   * with the same arguments; each computes its tasks, and each returns the loss.
    * @param params The parameter views.
    * @param features Image features, (N, D), of any float dtype.
    * @param captions Word indices, (N, T + 1), int32 (already checked for shape).
@@ -253,9 +348,11 @@ export class TrainStep {
       stepOff[s + 1] = stepOff[s] + i;
     }
     const rows = stepOff[tEff];
-    const p: LmParams = params, gr = grads;
+    const p = params, gr = grads;
     if (rows === 0) {
-      if (gr) { for (const name in gr) gr[name as ParamName].data.fill(0); }
+      this.#shared(1, () => {
+        if (gr) { for (const name in gr) gr[name as ParamName].data.fill(0); }
+      });
       return 0;
     }
     const wk = this.#work, ew = this.#ew;
@@ -268,27 +365,100 @@ export class TrainStep {
         if (weights !== null) rowWeights[r] = weights[perm[i]];
       }
     }
+    const gatesPerUnit = g / hd, wu = teamUnitWidth(hd), units = hd / wu;
+    const wH = teamColumnWidth(hd), nH = Math.ceil(hd / wH);
+    const wG = teamColumnWidth(g), nG = Math.ceil(g / wG);
+    const wV = teamColumnWidth(v), nV = Math.ceil(v / wV);
+    const wW = teamColumnWidth(w), nW = Math.ceil(w / wW);
+    const block = (width: number, n: number, k: number) => Math.min(width, n - k * width);
 
-    // Forward. h0 = features · W_proj + b_proj, for the running captions in packed order.
-    const feats = features.data;
-    for (let i = 0; i < n0; i++) {
-      wk.feats.set(feats.subarray(perm[i] * d, (perm[i] + 1) * d), i * d);
-    }
-    initialHidden(p, cfg, wk.feats, n0, wk.h0);
-    // Word vectors, then the input projection of every step at once: gates = b + x · Wx.
-    embedWords(p, cfg, words, rows, wk.x, wk.gates);
+    // Forward. Rows first: each row's word vector and the biases its GEMMs add to (gates =
+    // b + x · Wx, scores = b_vocab + h · W_vocab, the GRU's ah = bh + h_prev · Wh), and, for
+    // the running captions in packed order, their features and h0's bias.
+    const feats = features.data, emb = p.W_embed.data, bias = (gru ? p.bx : p.b).data;
+    this.#shared(TEAM_TASKS, (k) => {
+      const [r0, r1] = blockOf(rows, TEAM_TASKS, k);
+      for (let r = r0; r < r1; r++) {
+        wk.x.set(emb.subarray(words[r] * w, (words[r] + 1) * w), r * w);
+        wk.gates.set(bias, r * g);
+        wk.scores.set(p.b_vocab.data, r * v);
+        if (gru) wk.ah.set(p.bh.data, r * g);
+      }
+      const [i0, i1] = blockOf(n0, TEAM_TASKS, k);
+      for (let i = i0; i < i1; i++) {
+        wk.feats.set(feats.subarray(perm[i] * d, (perm[i] + 1) * d), i * d);
+        wk.h0.set(p.b_proj.data, i * hd);
+      }
+    });
+    // The input projection of every step at once, and h0 = b_proj + features · W_proj.
+    const gatesAll = mat(wk.gates, rows, g), x = mat(wk.x, rows, w);
+    const wx = mat(p.Wx.data, w, g), h0 = mat(wk.h0, n0, hd), wProj = mat(p.W_proj.data, d, hd);
+    this.#shared(nG + nH, (k) => {
+      if (k < nG) {
+        const width = block(wG, g, k);
+        columnsOf(gatesAll, x, wx, k * wG, width, width, 1);
+      } else {
+        const j = k - nG, width = block(wH, hd, j);
+        columnsOf(h0, mat(wk.feats, n0, d), wProj, j * wH, width, width, 1);
+      }
+    });
+    // The recurrence, one phase per step: a task is a block of hidden units, the slices of
+    // gates[s] += h_prev · Wh of its units in every gate, then the cell on them. h_prev is h0
+    // or the previous step's first n_s rows (the captions still running are the longest ones).
+    const wh = mat(p.Wh.data, hd, g);
     for (let s = 0; s < tEff; s++) {
-      // gates[s] += h_prev · Wh, h_prev = h0 or the previous step's first n_s rows (the
-      // captions still running are the longest ones, first); then the cell (c0 = 0).
       const hPrev = s === 0 ? wk.h0 : wk.h, cPrev = s === 0 ? null : wk.c;
-      const prevOff = s === 0 ? 0 : stepOff[s - 1] * hd, off = stepOff[s];
-      const ns = running(s), width = columnBlockWidth(ns, g, hd, false);
-      recurrentStep(p, cfg, ew, ns, wk.gates, off * g, hPrev, cPrev, prevOff, wk, off * hd, width);
+      const prevOff = s === 0 ? 0 : stepOff[s - 1] * hd, off = stepOff[s], ns = running(s);
+      // With few rows the GEMM's own blocks are wider than a task: a task then takes one.
+      const wc = columnBlockWidth(ns, g, hd, false);
+      const wide = wc < g && wc > wu && wc <= hd && hd % wc === 0 ? wc : wu;
+      const sub = subWidth(wc, wide);
+      const a = mat(hPrev, ns, hd, prevOff), into = mat(gru ? wk.ah : wk.gates, ns, g, off * g);
+      this.#phase(hd / wide, (b) => {
+        const u0 = b * wide;
+        for (let k = 0; k < gatesPerUnit; k++) columnsOf(into, a, wh, k * hd + u0, wide, sub, 1);
+        if (lstm) {
+          ew.lstmCell(
+            wk.gates,
+            off * g + u0,
+            cPrev,
+            prevOff + u0,
+            wk.c,
+            wk.tanhC,
+            wk.h,
+            off * hd + u0,
+            ns,
+            hd,
+            wide,
+          );
+        } else if (gru) {
+          ew.gruCell(
+            wk.gates,
+            wk.ah,
+            off * g + u0,
+            hPrev,
+            prevOff + u0,
+            wk.h,
+            off * hd + u0,
+            ns,
+            hd,
+            wide,
+          );
+        } else {
+          for (let r = 0; r < ns; r++) {
+            ew.activate(wk.gates, (off + r) * g + u0, wide, cfg.activation);
+          }
+        }
+      });
     }
-    // Scores of every row at once, then softmax + masked loss + gradient, in place.
-    const sc = wk.scores;
-    vocabScores(p, cfg, wk.h, rows, sc);
-    const loss = packedSoftmaxLoss(ew, {
+    // Scores of every row at once, then softmax + masked loss + gradient in blocks of rows.
+    const sc = wk.scores, h = mat(wk.h, rows, hd), wVocab = mat(p.W_vocab.data, hd, v);
+    const scores = mat(sc, rows, v);
+    this.#shared(nV, (k) => {
+      const width = block(wV, v, k);
+      columnsOf(scores, h, wVocab, k * wV, width, width, 1);
+    });
+    const packed: PackedScores = {
       scores: sc,
       rows,
       vocabSize: v,
@@ -297,78 +467,137 @@ export class TrainStep {
       targetScores: this.#xt,
       stats: wk.stats,
       rowWeights: weights === null ? null : rowWeights,
-    }, normalizer);
+    };
+    this.#shared(TEAM_TASKS, (k) => {
+      const [r0, r1] = blockOf(rows, TEAM_TASKS, k);
+      if (r1 > r0) packedSoftmaxRows(ew, packed, normalizer, r0, r1, wk.rowLoss);
+    });
+    const loss = sumRowLosses(wk.rowLoss, rows, normalizer);
 
     if (gr === null) return loss;
 
-    // Backward. dh = dScores · W_vocabᵀ; dW_vocab = hᵀ · dScores; db_vocab = onesᵀ · dScores.
-    const dScores = mat(sc, rows, v), h = mat(wk.h, rows, hd), ones = mat(wk.ones, 1, rows);
-    matmul(mat(wk.dh, rows, hd), dScores, T(mat(p.W_vocab.data, hd, v)));
-    matmul(mat(gr.W_vocab.data, hd, v), T(h), dScores);
-    matmul(mat(gr.b_vocab.data, 1, v), ones, dScores);
-    if (lstm) wk.dc.fill(0, 0, n0 * hd);
-    const whT = T(mat(p.Wh.data, hd, g));
+    // Backward. dh = dScores · W_vocabᵀ; dW_vocab = hᵀ · dScores; db_vocab = onesᵀ · dScores;
+    // and, by rows, dc = 0 (the LSTM's dnext_c), dh0 = 0 (the GRU adds into it) and each row's
+    // h_prev (for dWh).
+    const ones = mat(wk.ones, 1, rows), dWVocab = mat(gr.W_vocab.data, hd, v);
+    const dbVocab = mat(gr.b_vocab.data, 1, v), dhAll = mat(wk.dh, rows, hd);
+    this.#shared(nV + nH + tEff, (k) => {
+      if (k < nV) {
+        const width = block(wV, v, k);
+        columnsOf(dWVocab, T(h), scores, k * wV, width, width, 0);
+        columnsOf(dbVocab, ones, scores, k * wV, width, width, 0);
+      } else if (k < nV + nH) {
+        const j = k - nV, width = block(wH, hd, j);
+        columnsOf(dhAll, scores, T(wVocab), j * wH, width, width, 0);
+      } else {
+        const s = k - nV - nH, ns = running(s), to = stepOff[s] * hd;
+        if (s === 0) {
+          wk.hPrev.set(wk.h0.subarray(0, n0 * hd), 0);
+          if (lstm) wk.dc.fill(0, 0, n0 * hd);
+          if (gru) wk.dh0.fill(0, 0, n0 * hd);
+        } else {
+          const from = stepOff[s - 1] * hd;
+          wk.hPrev.set(wk.h.subarray(from, from + ns * hd), to);
+        }
+      }
+    });
+    // The recurrence backward, one phase per step: a task is a block of hidden units, first
+    // the recurrent gradient into its units, dh[s] += dA[s+1] · Whᵀ (dAh for the GRU), then
+    // the cell's backward on them, writing dA[s] (dc carries dnext_c → dprev_c; the GRU also
+    // writes dAh[s] and adds the direct part of dh[s-1], dh[s] ⊙ z).
+    const whT = T(wh), dRec = gru ? wk.dAh : wk.dA;
     for (let s = tEff - 1; s >= 0; s--) {
       const ns = running(s), off = stepOff[s], prevOff = s === 0 ? 0 : stepOff[s - 1] * hd;
-      // dA[s]: the cell's backward (dc carries dnext_c → dprev_c), or dh ⊙ act'(a) from h;
-      // the GRU's also writes dAh[s] and adds the direct part of dh[s-1], dh[s] ⊙ z.
-      if (lstm) {
-        const { gates, dh, dc, tanhC, dA } = wk, cPrev = s === 0 ? null : wk.c;
-        ew.lstmCellBackward(gates, off * g, dh, dc, 0, cPrev, prevOff, tanhC, off * hd, dA, ns, hd);
-      } else if (gru) {
-        const hPrev = s === 0 ? wk.h0 : wk.h, dPrev = s === 0 ? wk.dh0 : wk.dh;
-        if (s === 0) wk.dh0.fill(0, 0, ns * hd);
-        const { gates, ah, dA, dAh, dh } = wk;
-        ew.gruCellBackward(
-          gates,
-          ah,
-          dA,
-          dAh,
-          off * g,
-          dh,
-          off * hd,
-          hPrev,
-          prevOff,
-          dPrev,
-          prevOff,
-          ns,
-          hd,
-        );
+      const nNext = s + 1 < tEff ? running(s + 1) : 0;
+      const dhS = mat(wk.dh, nNext, hd, off * hd);
+      const dANext = mat(dRec, nNext, g, nNext > 0 ? stepOff[s + 1] * g : 0);
+      const sub = nNext > 0 ? subWidth(columnBlockWidth(nNext, hd, g, true), wu) : wu;
+      this.#phase(units, (b) => {
+        const u0 = b * wu;
+        if (nNext > 0) columnsOf(dhS, dANext, whT, u0, wu, sub, 1);
+        if (lstm) {
+          const cPrev = s === 0 ? null : wk.c;
+          ew.lstmCellBackward(
+            wk.gates,
+            off * g + u0,
+            wk.dh,
+            wk.dc,
+            u0,
+            cPrev,
+            prevOff + u0,
+            wk.tanhC,
+            off * hd + u0,
+            wk.dA,
+            ns,
+            hd,
+            wu,
+          );
+        } else if (gru) {
+          const hPrev = s === 0 ? wk.h0 : wk.h, dPrev = s === 0 ? wk.dh0 : wk.dh;
+          ew.gruCellBackward(
+            wk.gates,
+            wk.ah,
+            wk.dA,
+            wk.dAh,
+            off * g + u0,
+            wk.dh,
+            off * hd + u0,
+            hPrev,
+            prevOff + u0,
+            dPrev,
+            prevOff + u0,
+            ns,
+            hd,
+            wu,
+          );
+        } else {
+          for (let r = 0; r < ns; r++) {
+            const o = (off + r) * hd + u0;
+            ew.activationBackward(wk.dh, o, wk.h, o, wk.dA, o, wu, cfg.activation);
+          }
+        }
+      });
+    }
+    // dh0 = dA[0] · Whᵀ (the GRU's adds to its direct part).
+    const sub0 = subWidth(columnBlockWidth(n0, hd, g, true), wu);
+    const dA0 = mat(dRec, n0, g), dh0 = mat(wk.dh0, n0, hd);
+    this.#phase(units, (b) => columnsOf(dh0, dA0, whT, b * wu, wu, sub0, gru ? 1 : 0));
+    // Weight gradients over all steps at once: dWx = xᵀ dA, dWh = h_prevᵀ dA (dAh), the gate
+    // biases onesᵀ dA (and onesᵀ dAh), dW_proj = featuresᵀ dh0, db_proj = onesᵀ dh0.
+    const dA = mat(wk.dA, rows, g), dAh = gru ? mat(wk.dAh, rows, g) : dA;
+    const hPrevAll = mat(wk.hPrev, rows, hd), feats0 = mat(wk.feats, n0, d);
+    this.#shared(2 * nG + nH, (k) => {
+      if (k < 2 * nG) {
+        const j = k >> 1, width = block(wG, g, j);
+        if ((k & 1) === 0) {
+          columnsOf(mat(gr.Wx.data, w, g), T(x), dA, j * wG, width, width, 0);
+          if (gru) columnsOf(mat(gr.bx.data, 1, g), ones, dA, j * wG, width, width, 0);
+          else columnsOf(mat(gr.b.data, 1, g), ones, dA, j * wG, width, width, 0);
+        } else {
+          columnsOf(mat(gr.Wh.data, hd, g), T(hPrevAll), dAh, j * wG, width, width, 0);
+          if (gru) columnsOf(mat(gr.bh.data, 1, g), ones, dAh, j * wG, width, width, 0);
+        }
       } else {
-        const at = off * hd;
-        ew.activationBackward(wk.dh, at, wk.h, at, wk.dA, at, ns * hd, cfg.activation);
+        const j = k - 2 * nG, width = block(wH, hd, j);
+        columnsOf(mat(gr.W_proj.data, d, hd), T(feats0), dh0, j * wH, width, width, 0);
+        columnsOf(mat(gr.b_proj.data, 1, hd), mat(wk.ones, 1, n0), dh0, j * wH, width, width, 0);
       }
-      // The recurrent gradient: dh[s-1] += dA[s] · Whᵀ (or dh0 = dA[0] · Whᵀ), dAh for the GRU.
-      const dAs = mat(gru ? wk.dAh : wk.dA, ns, g, off * g),
-        width = columnBlockWidth(ns, hd, g, true);
-      if (s > 0) matmulColumnBlocks(mat(wk.dh, ns, hd, prevOff), dAs, whT, width, 1);
-      else matmulColumnBlocks(mat(wk.dh0, ns, hd), dAs, whT, width, gru ? 1 : 0);
-    }
-    // Weight gradients over all steps at once.
-    const dA = mat(wk.dA, rows, g), x = mat(wk.x, rows, w);
-    matmul(mat(gr.Wx.data, w, g), T(x), dA);
-    wk.hPrev.set(wk.h0.subarray(0, n0 * hd), 0);
-    for (let s = 1; s < tEff; s++) {
-      const from = stepOff[s - 1] * hd;
-      wk.hPrev.set(wk.h.subarray(from, from + running(s) * hd), stepOff[s] * hd);
-    }
-    const dAh = gru ? mat(wk.dAh, rows, g) : dA;
-    matmul(mat(gr.Wh.data, hd, g), T(mat(wk.hPrev, rows, hd)), dAh);
-    if (gru) {
-      matmul(mat(gr.bx.data, 1, g), ones, dA);
-      matmul(mat(gr.bh.data, 1, g), ones, dAh);
-    } else matmul(mat(gr.b.data, 1, g), ones, dA);
-    // dx = dA · Wxᵀ (into x, no longer needed), scattered into the word vectors' gradient.
-    matmul(x, dA, T(mat(p.Wx.data, w, g)));
+    });
+    // dx = dA · Wxᵀ (into x, no longer needed), then scattered into the word vectors' gradient
+    // by blocks of its columns (each element adds its rows in row order).
+    this.#shared(nW, (k) => {
+      const width = block(wW, w, k);
+      columnsOf(x, dA, T(wx), k * wW, width, width, 0);
+    });
     const dEmb = gr.W_embed.data, dx = wk.x;
-    dEmb.fill(0);
-    for (let r = 0; r < rows; r++) {
-      const o = words[r] * w, x0 = r * w;
-      for (let j = 0; j < w; j++) dEmb[o + j] += dx[x0 + j];
-    }
-    const feats0 = mat(wk.feats, n0, d), dh0 = mat(wk.dh0, n0, hd);
-    matmul(mat(gr.W_proj.data, d, hd), T(feats0), dh0);
-    matmul(mat(gr.b_proj.data, 1, hd), mat(wk.ones, 1, n0), dh0);
+    this.#shared(nW, (k) => {
+      const j0 = k * wW, j1 = j0 + block(wW, w, k);
+      for (let o = 0; o < dEmb.length; o += w) dEmb.fill(0, o + j0, o + j1);
+      for (let r = 0; r < rows; r++) {
+        const o = words[r] * w, x0 = r * w;
+        for (let j = j0; j < j1; j++) dEmb[o + j] += dx[x0 + j];
+      }
+    });
     return loss;
   }
 }

@@ -71,13 +71,22 @@ async function compareSteps(
     hiddenDim?: number;
     /** Per-caption loss weights, positive and negative (self-critical training's). */
     weighted?: boolean;
+    /** How the pool's workers share a step (default: the pool's). */
+    split?: "steps" | "shards";
+    /** The split the pool must report using. */
+    expectSplit?: "steps" | "shards";
   },
 ): Promise<void> {
   const data = randomCaptionData({ numTrain: 40, vocab: 30, inputDim: D, seed: 3 });
   const local = smallModel(data, options.cell, options.dtype, options.hiddenDim);
   const pooled = smallModel(data, options.cell, options.dtype, options.hiddenDim);
   const le = new LocalEngine(local, options.shards);
-  const pe = new PoolEngine(pooled, { workers, shards: options.shards });
+  const pe = new PoolEngine(pooled, {
+    workers,
+    shards: options.shards,
+    ...(options.split ? { split: options.split } : {}),
+  });
+  if (options.expectSplit) assertEquals(pe.split, options.expectSplit);
   try {
     const lo = new Optimizer(options.rule, {}, local.layout.total, local.dtype);
     const po = new Optimizer(options.rule, {}, pooled.layout.total, pooled.dtype);
@@ -203,6 +212,53 @@ Deno.test("PoolEngine equals LocalEngine bitwise when the recurrent GEMMs are cu
     await compareSteps(2, { rule: "adam", gradClip: 0, batches: [10, 9], cell, hiddenDim: hd });
     await compareSteps(4, { rule: "adam", gradClip: 1, batches: [10], cell, hiddenDim: hd });
   }
+});
+
+Deno.test("a team step equals LocalEngine bitwise with more workers than shards and cut hidden units (lstm, gru, rnn)", async () => {
+  // H = 256: four blocks of 64 hidden units per recurrent phase, and blocks of columns in
+  // every GEMM; 1 shard on 2 and 3 workers, 3 shards on 2.
+  for (const cell of ["lstm", "gru", "rnn"] as const) {
+    const common = { rule: "adam", gradClip: 1, cell, hiddenDim: 256 } as const;
+    await compareSteps(2, { ...common, batches: [10, 3], shards: 1, expectSplit: "steps" });
+    await compareSteps(3, { ...common, batches: [10], shards: 1, expectSplit: "steps" });
+    await compareSteps(2, { ...common, batches: [9, 2], shards: 3, expectSplit: "steps" });
+  }
+  await compareSteps(2, {
+    rule: "adam",
+    gradClip: 0,
+    batches: [10, 4],
+    hiddenDim: 256,
+    shards: 1,
+    dtype: "float64",
+    expectSplit: "steps",
+  });
+});
+
+Deno.test("split 'shards' gives each worker whole shards, with the same bits; the Transformer always does", async () => {
+  await compareSteps(2, {
+    rule: "adam",
+    gradClip: 0,
+    batches: [10, 3],
+    hiddenDim: 128,
+    split: "shards",
+    expectSplit: "shards",
+  });
+  await compareSteps(2, {
+    rule: "adam",
+    gradClip: 0,
+    batches: [10],
+    cell: "transformer",
+    split: "steps",
+    expectSplit: "shards",
+  });
+  assertThrows(
+    () =>
+      new PoolEngine(smallModel(randomCaptionData({ numTrain: 4, vocab: 9, inputDim: D })), {
+        split: "rows" as never,
+      }),
+    RangeError,
+    'split: expected one of "steps", "shards"',
+  );
 });
 
 Deno.test("a training step draws the Transformer's dropout; a validation loss does not", () => {

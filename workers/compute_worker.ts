@@ -36,6 +36,7 @@ import {
 } from "./pool_protocol.ts";
 import { ownedItems, scaleRange, shardDropoutSeed, splitRange } from "./sharding.ts";
 import { reduceBlock, reduceBlockOnto } from "./reduce.ts";
+import { SharedTeam, TeamAborted } from "./team_barrier.ts";
 
 /** How long one blocking wait lasts before the worker re-checks the control words (ms). */
 const WAIT_MS = 1000;
@@ -83,6 +84,8 @@ export class ComputeWorker {
   seenGen: number;
   /** Set once a job failed: the worker takes no more jobs. */
   failed = false;
+  /** This worker's view of the team barrier, when the model's steps run as a team. */
+  readonly team: SharedTeam | null = null;
 
   /**
    * Selects the kernels and builds the model the init message's config names (any
@@ -97,6 +100,13 @@ export class ComputeWorker {
       wordToIdx: init.wordToIdx,
       paramBuffer: init.params as never,
     });
+    if (init.workspace) {
+      if (!this.model.useStepTeam) {
+        throw new TypeError(`A ${init.config.cellType} model's step cannot run as a team`);
+      }
+      this.team = new SharedTeam(init.control, init.index, init.workers, init.teamWaiting);
+      this.model.useStepTeam(this.team, init.workspace);
+    }
     this.seenGen = Atomics.load(init.control, CTRL.GEN);
   }
 
@@ -144,8 +154,10 @@ export class ComputeWorker {
     try {
       this.run(cmd);
     } catch (e) {
-      const err = e instanceof Error ? e : new Error(String(e));
       this.failed = true;
+      // A teammate's failure, already reported by that teammate: nothing to add.
+      if (e instanceof TeamAborted) return;
+      const err = e instanceof Error ? e : new Error(String(e));
       post({
         type: "error",
         index: this.init.index,
@@ -154,6 +166,7 @@ export class ComputeWorker {
         message: err.message,
         stack: err.stack ?? "",
       });
+      this.team?.abort();
       return;
     }
     Atomics.store(this.init.finished, this.init.index, this.seenGen);
@@ -179,18 +192,29 @@ export class ComputeWorker {
     }
   }
 
-  /** Loss and gradients of each owned shard (an empty shard gets a zero gradient). */
+  /**
+   * Loss and gradients of each owned shard (an empty shard gets a zero gradient); in a team,
+   * of every shard of the job, each computed together with the other workers.
+   */
   loss(): void {
     const { init, model } = this;
     const n = Atomics.load(init.control, CTRL.N), t1 = Atomics.load(init.control, CTRL.T1);
     const d = model.config.inputDim;
     const ranges = splitRange(n, init.shards);
-    const own = ownedShards(init);
+    const own = this.team
+      ? {
+        start: Atomics.load(init.control, CTRL.SHARD_FROM),
+        end: Atomics.load(init.control, CTRL.SHARD_TO),
+      }
+      : ownedShards(init);
+    const writer = this.team === null || this.team.index === 0;
     for (let s = own.start; s < own.end; s++) {
       const r = ranges[s];
       if (r.end === r.start) {
-        init.shardGrads[s].fill(0);
-        init.shardLoss[s] = 0;
+        if (writer) {
+          init.shardGrads[s].fill(0);
+          init.shardLoss[s] = 0;
+        }
         continue;
       }
       const rows = r.end - r.start;
@@ -207,7 +231,7 @@ export class ComputeWorker {
         : undefined;
       // A training step needs gradients (and its shard's dropout); validation (evalLoss) only
       // the loss, at ~40% of the cost.
-      init.shardLoss[s] = Atomics.load(init.control, CTRL.TRAINING) === 1
+      const loss = Atomics.load(init.control, CTRL.TRAINING) === 1
         ? model.loss(features, captions, {
           normalizer: n,
           gradBuffer: init.shardGrads[s] as never,
@@ -215,6 +239,7 @@ export class ComputeWorker {
           dropoutSeed: shardDropoutSeed(Atomics.load(init.control, CTRL.STEP), s, init.shards),
         }).loss
         : model.lossValue(features, captions, n, weights);
+      if (writer) init.shardLoss[s] = loss;
     }
   }
 

@@ -21,6 +21,7 @@
  * @module
  */
 import { backendNames, kernels, selectKernels } from "../layers/kernels/mod.ts";
+import { sharedWorkspaceMemory } from "../layers/kernels/elementwise_wasm.ts";
 import { accepts, checkOptions, type OptionRule } from "../layers/options.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
 import { allocArray, type FloatArray, type FloatDType, Tensor } from "../layers/tensor.ts";
@@ -77,6 +78,13 @@ export interface PoolOptions {
    */
   workerTimeout?: number;
   /**
+   * How the workers share a step: "steps" (the default) — every shard's step is computed by
+   * all the workers together, as a team (`model/step_team.ts`), so more workers than shards
+   * still help — or "shards" — each worker computes whole shards of its own. Both give the
+   * same bits; models whose step cannot run as a team (the Transformer) always use "shards".
+   */
+  split?: "steps" | "shards";
+  /**
    * The compute worker module (default: `compute_worker.ts` beside this module). A module
    * that wraps it — to trace jobs or, in tests, to inject faults — calls its
    * `serveComputeWorker()` with a subclass of `ComputeWorker`.
@@ -119,6 +127,8 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements GradientEn
   readonly workers: number;
   /** The fixed shards per batch. */
   readonly shards: number;
+  /** How the workers share a step ({@linkcode PoolOptions.split}), as it applies to this model. */
+  readonly split: "steps" | "shards";
   /** The kernel backend the workers use. */
   readonly backend: BackendName;
   readonly #model: CaptioningModel<D>;
@@ -129,6 +139,7 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements GradientEn
   readonly #shardLoss: Float64Array;
   readonly #blockSq: Float64Array;
   readonly #finished: Int32Array;
+  readonly #teamWaiting: Int32Array;
   readonly #timeoutMs: number;
   readonly #scalars: Float64Array;
   readonly #ready: Promise<void>;
@@ -171,6 +182,11 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements GradientEn
     }
     this.workers = workers;
     this.shards = shards;
+    this.split = workers > 1 && (options.split ?? "steps") === "steps" &&
+        model.useStepTeam !== undefined
+      ? "steps"
+      : "shards";
+    const workspace = this.split === "steps" ? sharedWorkspaceMemory() : undefined;
     this.backend = options.backend ?? kernels().name;
     this.#model = model;
     const total = model.layout.total, dtype = model.dtype;
@@ -180,6 +196,7 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements GradientEn
     this.#shardLoss = allocArray("float64", shards, true);
     this.#blockSq = allocArray("float64", GRAD_BLOCKS, true);
     this.#finished = allocArray("int32", workers, true);
+    this.#teamWaiting = allocArray("int32", workers, true);
     this.#timeoutMs = (options.workerTimeout ?? DEFAULT_WORKER_TIMEOUT_S) * 1000;
     this.#scalars = allocArray("float64", SC.WORDS, true);
     this.#stopped = new Promise<void>((resolve) => (this.#stop = resolve));
@@ -214,7 +231,9 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements GradientEn
           shardLoss: this.#shardLoss,
           blockSq: this.#blockSq,
           finished: this.#finished,
+          teamWaiting: this.#teamWaiting,
           scalars: this.#scalars,
+          ...(workspace ? { workspace } : {}),
         };
         w.postMessage(init);
       });
@@ -563,15 +582,23 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements GradientEn
 
   /** The watchdog: names the workers that have not finished job `gen`, stops the pool, throws. */
   #stuck(cmd: number, gen: number): never {
-    const stuck = Array.from(this.#finished.keys()).filter((i) =>
+    const late = Array.from(this.#finished.keys()).filter((i) =>
       Atomics.load(this.#finished, i) !== gen
     );
+    // Workers waiting at a team step's barrier wait for the others: those are the stuck ones.
+    const waiting = late.filter((i) => Atomics.load(this.#teamWaiting, i) === 1);
+    const stuck = waiting.length < late.length ? late.filter((i) => !waiting.includes(i)) : late;
+    const waiters = waiting.length < late.length && waiting.length > 0
+      ? ` (worker${waiting.length > 1 ? "s" : ""} ${waiting.join(", ")} ${
+        waiting.length > 1 ? "wait" : "waits"
+      } for it at the team step's barrier)`
+      : "";
     const phase = PHASE_NAMES[cmd] ?? `command ${cmd}`;
     const err = new WorkerFailure(
       `Compute worker${stuck.length > 1 ? "s" : ""} ${stuck.join(", ")} did not finish the ` +
         `${phase} phase within ${this.#timeoutMs / 1000} s and ${
           stuck.length > 1 ? "seem" : "seems"
-        } stuck; the pool was stopped (raise train.workerTimeout if a job really takes this long)`,
+        } stuck${waiters}; the pool was stopped (raise train.workerTimeout if a job really takes this long)`,
       stuck[0] ?? -1,
       phase,
     );
@@ -642,6 +669,9 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements GradientEn
   /** Terminates every worker and wakes every wait of the main thread. */
   #shutdown(): void {
     const c = this.#control;
+    // A worker waiting at a team step's barrier for a teammate that is gone leaves it.
+    Atomics.store(c, CTRL.TEAM_ABORT, 1);
+    Atomics.notify(c, CTRL.TEAM_GEN);
     Atomics.store(c, CTRL.CMD, CMD.STOP);
     Atomics.add(c, CTRL.GEN, 1);
     Atomics.notify(c, CTRL.GEN);
@@ -658,6 +688,7 @@ const ENGINE_OPTION_RULES: Record<keyof EngineOptions, OptionRule> = {
   backend: accepts.oneOf(backendNames()),
   shards: accepts.positiveInt,
   workerTimeout: accepts.positiveNumber,
+  split: accepts.oneOf(["steps", "shards"]),
   workerUrl: {
     expected: "a string or URL",
     type: "any",
@@ -694,7 +725,7 @@ export const DEFAULT_WORKER_TIMEOUT_S = 900;
 export interface EngineOptions extends Omit<PoolOptions, "workers"> {
   /**
    * Compute workers: 1 for the single-thread engine (the default), "auto" for one per core
-   * (at most `shards`).
+   * (at most `shards` when the workers take whole shards: the Transformer, or split "shards").
    */
   workers?: number | "auto";
 }
@@ -704,8 +735,8 @@ export interface EngineOptions extends Omit<PoolOptions, "workers"> {
  * a {@linkcode PoolEngine} otherwise. Both give bitwise the same results for the same `shards`.
  * @param model The model to train.
  * @param options `workers` (default 1; "auto" = `navigator.hardwareConcurrency`), `backend`
- * (selected on this thread too, so both engines use it), `shards`, and `workerUrl` (pool
- * only).
+ * (selected on this thread too, so both engines use it), `shards`, and `split`, `workerTimeout`
+ * and `workerUrl` (pool only).
  * @returns The engine; pass it as `engine` to `CaptioningSolver`, and close it when done
  * (`solver.close()` does).
  *
@@ -724,9 +755,11 @@ export function createEngine<D extends FloatDType>(
 ): LocalEngine<D> | PoolEngine<D> {
   checkOptions("createEngine options", options, ENGINE_OPTION_RULES);
   const shards = options.shards ?? DEFAULT_SHARDS;
-  // "auto": one worker per core, but no more than there are shards to compute.
+  // "auto": one worker per core; when the workers take whole shards, no more than there are.
+  const teams = model.useStepTeam !== undefined && options.split !== "shards";
+  const cores = navigator.hardwareConcurrency;
   const workers = options.workers === "auto"
-    ? Math.min(navigator.hardwareConcurrency, shards)
+    ? (teams ? cores : Math.min(cores, shards))
     : options.workers ?? 1;
   if (options.backend !== undefined) selectKernels(options.backend);
   if (workers === 1) return new LocalEngine(model, shards);

@@ -50,13 +50,27 @@ export const CTRL = {
    * `Atomics.add`, so the chunks go to whichever worker is free (0 at the job's start).
    */
   NEXT_CHUNK: 16,
+  /** A team step's barrier: how many workers have arrived (`workers/team_barrier.ts`). */
+  TEAM_COUNT: 17,
+  /** A team step's barrier: its generation, bumped by the last worker to arrive. */
+  TEAM_GEN: 18,
+  /** 1 once a worker's team step failed: the others leave the barrier instead of waiting. */
+  TEAM_ABORT: 19,
+  /**
+   * A team step's task counter: a worker takes a phase's next task with `Atomics.add`; it
+   * only grows (each phase starts where the last one ended, `SharedTeam.take`).
+   */
+  TEAM_NEXT: 20,
   /** The control array's length. */
-  WORDS: 17,
+  WORDS: 21,
 } as const;
 
 /** The jobs a generation of the control array can command. */
 export const CMD = {
-  /** Loss and gradients of each owned shard of [SHARD_FROM, SHARD_TO), into the shard buffers. */
+  /**
+   * Loss and gradients of each owned shard of [SHARD_FROM, SHARD_TO), into the shard buffers
+   * (with a `workspace`, of every shard, each as a team).
+   */
   LOSS: 1,
   /**
    * Reduce the owned gradient blocks of [BLOCK_FROM, BLOCK_TO) over shards [SHARD_FROM,
@@ -177,8 +191,16 @@ export interface WorkerInit {
   blockSq: Float64Array;
   /** The generation of the last job each worker finished, (workers,): the watchdog's view. */
   finished: Int32Array;
+  /** 1 while a worker waits at a team step's barrier, (workers,): whom the watchdog blames. */
+  teamWaiting: Int32Array;
   /** The step scalars (slots {@linkcode SC}). */
   scalars: Float64Array;
+  /**
+   * The team's shared work memory, when the model's step runs as a team (the recurrent
+   * models): every worker then computes every shard's step together with the others, at the
+   * barrier of `CTRL.TEAM_COUNT`; without it, each worker computes whole shards of its own.
+   */
+  workspace?: WebAssembly.Memory;
 }
 
 /** A message that replaces shared buffers (sent with `CMD.YIELD`); absent fields stay. */

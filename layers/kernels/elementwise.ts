@@ -42,7 +42,9 @@ export interface ElementwiseKernels {
    * The LSTM cell forward over `rows` rows: gates (rows, 4H) at g[gOff] hold the
    * pre-activations i, f, o, g and are activated in place; then c = f ⊙ prevC + i ⊙ g,
    * tanhC = tanh(c), h = o ⊙ tanhC, all (rows, H) at offset `outOff`. prevC (rows, H) at
-   * `pOff`, or null for a zero initial cell.
+   * `pOff`, or null for a zero initial cell. `units` (default H) limits each row to its first
+   * units (with the offsets shifted by j0: units j0 … j0 + units of every gate), so a team of
+   * workers can each run a block of hidden units.
    */
   lstmCell(
     g: FloatArray,
@@ -55,6 +57,7 @@ export interface ElementwiseKernels {
     outOff: number,
     rows: number,
     hd: number,
+    units?: number,
   ): void;
   /**
    * The LSTM cell backward over `rows` rows. Gates (activated) and dA are (rows, 4H) at
@@ -62,6 +65,7 @@ export interface ElementwiseKernels {
    * and dprev_c on exit; prevC (rows, H) at `pOff`, or null for a zero initial cell:
    *   dc += dh o (1 - tanh_c²); da_i = dc g i(1-i), da_f = dc prev_c f(1-f),
    *   da_o = dh tanh_c o(1-o), da_g = dc i (1-g²); dprev_c = dc f
+   * `units` (default H) limits each row to its first units, as for `lstmCell`.
    */
   lstmCellBackward(
     g: FloatArray,
@@ -76,6 +80,7 @@ export interface ElementwiseKernels {
     dA: FloatArray,
     rows: number,
     hd: number,
+    units?: number,
   ): void;
   /**
    * The GRU cell forward over `rows` rows (gates r, z, n, each H wide, as PyTorch's `nn.GRU`).
@@ -84,7 +89,8 @@ export interface ElementwiseKernels {
    * gates hold r, z, n (a_h is kept: the backward pass reads its n part):
    *   r = σ(a_x[r] + a_h[r]), z = σ(a_x[z] + a_h[z]), n = tanh(a_x[n] + r ⊙ a_h[n]),
    *   h = (1 - z) ⊙ n + z ⊙ prev_h
-   * prevH (rows, H) at `pOff`; h (rows, H) at `hOff`.
+   * prevH (rows, H) at `pOff`; h (rows, H) at `hOff`. `units` (default H) limits each row to
+   * its first units, as for `lstmCell`.
    */
   gruCell(
     g: FloatArray,
@@ -96,6 +102,7 @@ export interface ElementwiseKernels {
     hOff: number,
     rows: number,
     hd: number,
+    units?: number,
   ): void;
   /**
    * The GRU cell backward over `rows` rows. The gates r, z, n (activated), a_h and the
@@ -103,7 +110,8 @@ export interface ElementwiseKernels {
    * prevH (rows, H) at `pOff`; dPrev (rows, H) at `dpOff` is accumulated into:
    *   dn = dh (1 - z) (1 - n²), dz = dh (prev_h - n) z (1 - z), dr = dn a_h[n] r (1 - r);
    *   dAx = [dr, dz, dn], dAh = [dr, dz, dn ⊙ r]; dPrev += dh ⊙ z
-   * (the rest of dprev_h, dAh · Whᵀ, is the caller's GEMM).
+   * (the rest of dprev_h, dAh · Whᵀ, is the caller's GEMM). `units` (default H) limits each
+   * row to its first units, as for `lstmCell`.
    */
   gruCellBackward(
     g: FloatArray,
@@ -119,6 +127,7 @@ export interface ElementwiseKernels {
     dpOff: number,
     rows: number,
     hd: number,
+    units?: number,
   ): void;
   /**
    * Each of `rows` rows of V values at a[off] becomes scale · softmax(row);
@@ -180,10 +189,10 @@ export const tsElementwise: ElementwiseKernels = {
       }
     }
   },
-  lstmCell(g, gOff, prevC, pOff, c, tanhC, h, outOff, rows, hd) {
+  lstmCell(g, gOff, prevC, pOff, c, tanhC, h, outOff, rows, hd, units = hd) {
     for (let r = 0; r < rows; r++) {
       const go = gOff + 4 * hd * r, po = pOff + hd * r, o = outOff + hd * r;
-      for (let j = 0; j < hd; j++) {
+      for (let j = 0; j < units; j++) {
         const i = sigmoid(g[go + j]);
         const f = sigmoid(g[go + hd + j]);
         const og = sigmoid(g[go + 2 * hd + j]);
@@ -200,10 +209,10 @@ export const tsElementwise: ElementwiseKernels = {
       }
     }
   },
-  lstmCellBackward(g, gOff, dh, dc, dcOff, prevC, pOff, tanhC, hOff, dA, rows, hd) {
+  lstmCellBackward(g, gOff, dh, dc, dcOff, prevC, pOff, tanhC, hOff, dA, rows, hd, units = hd) {
     for (let r = 0; r < rows; r++) {
       const go = gOff + 4 * hd * r, ho = hOff + hd * r, po = pOff + hd * r, co = dcOff + hd * r;
-      for (let j = 0; j < hd; j++) {
+      for (let j = 0; j < units; j++) {
         const i = g[go + j], f = g[go + hd + j], o = g[go + 2 * hd + j], gg = g[go + 3 * hd + j];
         const tc = tanhC[ho + j], dhj = dh[ho + j];
         const dcj = dc[co + j] + dhj * o * (1 - tc * tc);
@@ -216,10 +225,10 @@ export const tsElementwise: ElementwiseKernels = {
       }
     }
   },
-  gruCell(g, ah, gOff, prevH, pOff, h, hOff, rows, hd) {
+  gruCell(g, ah, gOff, prevH, pOff, h, hOff, rows, hd, units = hd) {
     for (let row = 0; row < rows; row++) {
       const go = gOff + 3 * hd * row, po = pOff + hd * row, o = hOff + hd * row;
-      for (let j = 0; j < hd; j++) {
+      for (let j = 0; j < units; j++) {
         const r = sigmoid(g[go + j] + ah[go + j]);
         const z = sigmoid(g[go + hd + j] + ah[go + hd + j]);
         const n = Math.tanh(g[go + 2 * hd + j] + r * ah[go + 2 * hd + j]);
@@ -230,11 +239,26 @@ export const tsElementwise: ElementwiseKernels = {
       }
     }
   },
-  gruCellBackward(g, ah, dAx, dAh, gOff, dh, hOff, prevH, pOff, dPrev, dpOff, rows, hd) {
+  gruCellBackward(
+    g,
+    ah,
+    dAx,
+    dAh,
+    gOff,
+    dh,
+    hOff,
+    prevH,
+    pOff,
+    dPrev,
+    dpOff,
+    rows,
+    hd,
+    units = hd,
+  ) {
     for (let row = 0; row < rows; row++) {
       const go = gOff + 3 * hd * row, ho = hOff + hd * row, po = pOff + hd * row;
       const dpo = dpOff + hd * row;
-      for (let j = 0; j < hd; j++) {
+      for (let j = 0; j < units; j++) {
         const r = g[go + j], z = g[go + hd + j], n = g[go + 2 * hd + j], d = dh[ho + j];
         const dn = d * (1 - z) * (1 - n * n);
         const dz = d * (prevH[po + j] - n) * z * (1 - z);

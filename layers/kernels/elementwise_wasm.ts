@@ -225,13 +225,13 @@ function mapFunc(f: (s: Scratch, x: number, out: number) => Code): Func {
 }
 
 /**
- * lstmCell(gates, prevC, c, tanhC, h, rows, H): for each row, the gates (i, f, o, g, each H
+ * lstmCell(gates, prevC, c, tanhC, h, rows, H, units): for each row and its first `units` units, the gates (i, f, o, g, each H
  * wide, row stride 4H) are activated in place and c = f prevC + i g, tanhC = tanh(c),
  * h = o tanhC (row stride H). prevC = 0 (address -1) means a zero initial cell.
  */
 function lstmCellFunc(): Func {
-  const fn = new Func([I32, I32, I32, I32, I32, I32, I32]);
-  const [g, pc, c, tc, h, rows, hd] = [0, 1, 2, 3, 4, 5, 6];
+  const fn = new Func([I32, I32, I32, I32, I32, I32, I32, I32]);
+  const [g, pc, c, tc, h, rows, hd, units] = [0, 1, 2, 3, 4, 5, 6, 7];
   const row = fn.local(I32), j = fn.local(I32), lim = fn.local(I32);
   const ga = fn.local(I32), oa = fn.local(I32), hb = fn.local(I32);
   const s = new Scratch(fn);
@@ -271,20 +271,21 @@ function lstmCellFunc(): Func {
     ...acc.store(op.add(op.get(tc), op.get(oa)), op.get(t)),
     ...acc.store(op.add(op.get(h), op.get(oa)), v.mul(op.get(xo), op.get(t))),
   ];
-  const loop = op.forLoop(row, op.i32(0), op.get(rows), op.i32(1), lanes(j, hd, lim, body));
+  const loop = op.forLoop(row, op.i32(0), op.get(rows), op.i32(1), lanes(j, units, lim, body));
   fn.body = [...s.prologue(), ...op.set(hb, op.mul(op.get(hd), op.i32(4))), ...loop];
   return fn;
 }
 
 /**
- * lstmCellBackward(gates, dh, dc, prevC, tanhC, dA, rows, H): for each row (gates and dA row
+ * lstmCellBackward(gates, dh, dc, prevC, tanhC, dA, rows, H, units): for each row (its first
+ * `units` units) (gates and dA row
  * stride 4H, the others H), with dc holding dnext_c on entry and dprev_c on exit:
  *   dc += dh o (1 - tanh_c²); da_i = dc g i(1-i), da_f = dc prev_c f(1-f),
  *   da_o = dh tanh_c o(1-o), da_g = dc i (1-g²); dc = dc f. prevC = -1 means c0 = 0.
  */
 function lstmCellBackwardFunc(): Func {
-  const fn = new Func([I32, I32, I32, I32, I32, I32, I32, I32]);
-  const [g, dh, dc, pc, tc, da, rows, hd] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const fn = new Func([I32, I32, I32, I32, I32, I32, I32, I32, I32]);
+  const [g, dh, dc, pc, tc, da, rows, hd, units] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
   const row = fn.local(I32), j = fn.local(I32), lim = fn.local(I32);
   const go = fn.local(I32), oa = fn.local(I32), hb = fn.local(I32);
   const s = new Scratch(fn);
@@ -340,20 +341,20 @@ function lstmCellBackwardFunc(): Func {
     ),
     ...acc.store(op.add(op.get(dc), op.get(oa)), v.mul(op.get(dcv), op.get(f))),
   ];
-  const loop = op.forLoop(row, op.i32(0), op.get(rows), op.i32(1), lanes(j, hd, lim, body));
+  const loop = op.forLoop(row, op.i32(0), op.get(rows), op.i32(1), lanes(j, units, lim, body));
   fn.body = [...s.prologue(), ...op.set(hb, op.mul(op.get(hd), op.i32(4))), ...loop];
   return fn;
 }
 
 /**
- * gruCell(gates, ah, prevH, h, rows, H): for each row (gates and ah row stride 3H, the states
+ * gruCell(gates, ah, prevH, h, rows, H, units): for each row (its first `units` units) (gates and ah row stride 3H, the states
  * H), with the gates r, z, n holding a_x and ah holding a_h on entry:
  *   r = σ(a_x[r] + a_h[r]), z = σ(a_x[z] + a_h[z]), n = tanh(a_x[n] + r a_h[n]) (stored in
  *   the gates), h = (1 - z) n + z prevH.
  */
 function gruCellFunc(): Func {
-  const fn = new Func([I32, I32, I32, I32, I32, I32]);
-  const [g, ah, ph, h, rows, hd] = [0, 1, 2, 3, 4, 5];
+  const fn = new Func([I32, I32, I32, I32, I32, I32, I32]);
+  const [g, ah, ph, h, rows, hd, units] = [0, 1, 2, 3, 4, 5, 6];
   const row = fn.local(I32), j = fn.local(I32), lim = fn.local(I32);
   const go = fn.local(I32), oa = fn.local(I32), hb = fn.local(I32);
   const s = new Scratch(fn);
@@ -384,20 +385,21 @@ function gruCellFunc(): Func {
       ),
     ),
   ];
-  const loop = op.forLoop(row, op.i32(0), op.get(rows), op.i32(1), lanes(j, hd, lim, body));
+  const loop = op.forLoop(row, op.i32(0), op.get(rows), op.i32(1), lanes(j, units, lim, body));
   fn.body = [...s.prologue(), ...op.set(hb, op.mul(op.get(hd), op.i32(4))), ...loop];
   return fn;
 }
 
 /**
- * gruCellBackward(gates, ah, dAx, dAh, dh, prevH, dPrev, rows, H): for each row (gates, ah,
+ * gruCellBackward(gates, ah, dAx, dAh, dh, prevH, dPrev, rows, H, units): for each row (its
+ * first `units` units) (gates, ah,
  * dAx, dAh row stride 3H, the others H):
  *   dn = dh (1-z) (1-n)(1+n), dz = dh (prevH - n) z (1-z), dr = dn a_h[n] r (1-r);
  *   dAx = [dr, dz, dn], dAh = [dr, dz, dn r]; dPrev += dh z.
  */
 function gruCellBackwardFunc(): Func {
-  const fn = new Func([I32, I32, I32, I32, I32, I32, I32, I32, I32]);
-  const [g, ah, dax, dah, dh, ph, dp, rows, hd] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const fn = new Func([I32, I32, I32, I32, I32, I32, I32, I32, I32, I32]);
+  const [g, ah, dax, dah, dh, ph, dp, rows, hd, units] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
   const row = fn.local(I32), j = fn.local(I32), lim = fn.local(I32);
   const go = fn.local(I32), oa = fn.local(I32), hb = fn.local(I32);
   const s = new Scratch(fn);
@@ -446,7 +448,7 @@ function gruCellBackwardFunc(): Func {
     ...acc.store(at(dah, 2), v.mul(op.get(dn), op.get(r))),
     ...acc.store(state(dp), v.add(acc.load(state(dp)), v.mul(op.get(d), op.get(z)))),
   ];
-  const loop = op.forLoop(row, op.i32(0), op.get(rows), op.i32(1), lanes(j, hd, lim, body));
+  const loop = op.forLoop(row, op.i32(0), op.get(rows), op.i32(1), lanes(j, units, lim, body));
   fn.body = [...s.prologue(), ...op.set(hb, op.mul(op.get(hd), op.i32(4))), ...loop];
   return fn;
 }
@@ -509,11 +511,18 @@ function softmaxFunc(): Func {
 /** The most an arena carves (32-bit addresses; leave room below 4 GiB). */
 const MAX_BYTES = 2 ** 31;
 
-let compiled: WebAssembly.Module | null | undefined;
+/** The most pages a shared workspace memory may grow to ({@linkcode MAX_BYTES}). */
+const MAX_PAGES = MAX_BYTES / 65536;
 
-/** The compiled module, or null when this runtime has no WebAssembly SIMD. */
-function wasmModule(): WebAssembly.Module | null {
-  if (compiled !== undefined) return compiled;
+const compiled = new Map<boolean, WebAssembly.Module | null>();
+
+/**
+ * The compiled module, over its own memory or over an imported shared one, or null when this
+ * runtime has no WebAssembly SIMD.
+ */
+function wasmModule(shared = false): WebAssembly.Module | null {
+  const known = compiled.get(shared);
+  if (known !== undefined) return known;
   const bytes = assemble(
     [
       mapFunc(vexp),
@@ -536,11 +545,40 @@ function wasmModule(): WebAssembly.Module | null {
       gruCellBackward: 7,
     },
     1,
+    shared ? MAX_PAGES : undefined,
   );
-  compiled = typeof WebAssembly === "object" && WebAssembly.validate(bytes)
+  const module = typeof WebAssembly === "object" && WebAssembly.validate(bytes)
     ? new WebAssembly.Module(bytes)
     : null;
-  return compiled;
+  compiled.set(shared, module);
+  return module;
+}
+
+/**
+ * A fresh shared memory for a team's workspaces ({@linkcode sharedElementwise}): one page to
+ * start, growing to at most 2 GiB. Post it to the workers that will share it.
+ * @returns The memory.
+ *
+ * @example
+ * ```ts
+ * import { sharedWorkspaceMemory } from "./elementwise_wasm.ts";
+ * console.log(sharedWorkspaceMemory().buffer instanceof SharedArrayBuffer); // true
+ * ```
+ */
+export function sharedWorkspaceMemory(): WebAssembly.Memory {
+  return new WebAssembly.Memory({ initial: 1, maximum: MAX_PAGES, shared: true });
+}
+
+/** Grows a memory to hold `bytes`, or says why it cannot. */
+function growTo(memory: WebAssembly.Memory, bytes: number): void {
+  const need = Math.ceil(bytes / 65536) - memory.buffer.byteLength / 65536;
+  if (need <= 0) return;
+  if (bytes > MAX_BYTES) {
+    throw new RangeError(
+      `Cannot carve ${bytes} bytes: WebAssembly memory holds at most ${MAX_BYTES}`,
+    );
+  }
+  memory.grow(need);
 }
 
 interface Exports {
@@ -548,7 +586,16 @@ interface Exports {
   exp(p: number, len: number): void;
   sigmoid(p: number, len: number): void;
   tanh(p: number, len: number): void;
-  lstmCell(g: number, pc: number, c: number, tc: number, h: number, rows: number, hd: number): void;
+  lstmCell(
+    g: number,
+    pc: number,
+    c: number,
+    tc: number,
+    h: number,
+    rows: number,
+    hd: number,
+    units: number,
+  ): void;
   softmaxRows(p: number, rows: number, v: number, stats: number, scale: number): void;
   lstmCellBackward(
     g: number,
@@ -559,8 +606,17 @@ interface Exports {
     da: number,
     rows: number,
     hd: number,
+    units: number,
   ): void;
-  gruCell(g: number, ah: number, ph: number, h: number, rows: number, hd: number): void;
+  gruCell(
+    g: number,
+    ah: number,
+    ph: number,
+    h: number,
+    rows: number,
+    hd: number,
+    units: number,
+  ): void;
   gruCellBackward(
     g: number,
     ah: number,
@@ -571,6 +627,7 @@ interface Exports {
     dp: number,
     rows: number,
     hd: number,
+    units: number,
   ): void;
 }
 
@@ -580,6 +637,10 @@ export interface ElementwiseArena extends ElementwiseKernels, FloatArena<Float32
 /**
  * A float32 arena in a fresh instance of the SIMD module, with kernels that run on its arrays.
  * Arrays not in the arena (or float64 ones) fall back to the plain `Math` kernels.
+ * @param shared A shared memory ({@linkcode sharedWorkspaceMemory}) to carve from instead of
+ * the instance's own: every worker's arena over it carves the same lengths at the same places,
+ * so a team of workers runs its kernels on one set of work arrays. Growing it is not
+ * synchronised: let one worker carve first while the others wait.
  * @returns The arena, or null when WebAssembly SIMD is unavailable.
  *
  * @example
@@ -592,11 +653,12 @@ export interface ElementwiseArena extends ElementwiseKernels, FloatArena<Float32
  * console.log(x[3].toFixed(4)); // 0.9640
  * ```
  */
-export function wasmElementwiseArena(): ElementwiseArena | null {
-  const module = wasmModule();
+export function wasmElementwiseArena(shared?: WebAssembly.Memory): ElementwiseArena | null {
+  const module = wasmModule(shared !== undefined);
   if (!module) return null;
-  const ex = new WebAssembly.Instance(module).exports as unknown as Exports;
-  const memory = ex.memory;
+  const ex = new WebAssembly.Instance(module, shared ? { env: { memory: shared } } : {})
+    .exports as unknown as Exports;
+  const memory = shared ?? ex.memory;
   // Byte address of a[off] when a is a float32 view of this memory, else -1.
   const addr = (a: FloatArray, off: number): number =>
     a.buffer === memory.buffer && a instanceof Float32Array ? a.byteOffset + 4 * off : -1;
@@ -616,16 +678,7 @@ export function wasmElementwiseArena(): ElementwiseArena | null {
     carve(lengths: number[]): Float32Array[] {
       // 16-byte aligned slices of one region; grow the memory when it is too small.
       const sizes = lengths.map((n) => Math.ceil(n / 4) * 4);
-      const bytes = sizes.reduce((a, b) => a + b, 0) * 4;
-      const need = Math.ceil(bytes / 65536) - memory.buffer.byteLength / 65536;
-      if (need > 0) {
-        if (bytes > MAX_BYTES) {
-          throw new RangeError(
-            `Cannot carve ${bytes} bytes: WebAssembly memory holds at most ${MAX_BYTES}`,
-          );
-        }
-        memory.grow(need);
-      }
+      growTo(memory, sizes.reduce((a, b) => a + b, 0) * 4);
       const out: Float32Array[] = [];
       let at = 0;
       for (let i = 0; i < lengths.length; i++) {
@@ -647,32 +700,62 @@ export function wasmElementwiseArena(): ElementwiseArena | null {
     },
     // No transcendental function in it: the plain loop is as fast.
     activationBackward: ts.activationBackward,
-    lstmCell(g, gOff, prevC, pOff, c, tc, h, outOff, rows, hd) {
+    lstmCell(g, gOff, prevC, pOff, c, tc, h, outOff, rows, hd, units = hd) {
       const ga = addr(g, gOff), ca = addr(c, outOff), ta = addr(tc, outOff), ha = addr(h, outOff);
       const pa = prevC ? addr(prevC, pOff) : -1;
       if (ga < 0 || ca < 0 || ta < 0 || ha < 0 || (prevC && pa < 0)) {
-        ts.lstmCell(g, gOff, prevC, pOff, c, tc, h, outOff, rows, hd);
-      } else ex.lstmCell(ga, pa, ca, ta, ha, rows, hd);
+        ts.lstmCell(g, gOff, prevC, pOff, c, tc, h, outOff, rows, hd, units);
+      } else ex.lstmCell(ga, pa, ca, ta, ha, rows, hd, units);
     },
-    lstmCellBackward(g, gOff, dh, dc, dcOff, prevC, pOff, tc, hOff, da, rows, hd) {
+    lstmCellBackward(g, gOff, dh, dc, dcOff, prevC, pOff, tc, hOff, da, rows, hd, units = hd) {
       const ga = addr(g, gOff), dha = addr(dh, hOff), dca = addr(dc, dcOff);
       const ta = addr(tc, hOff), daa = addr(da, gOff), pa = prevC ? addr(prevC, pOff) : -1;
       if (ga < 0 || dha < 0 || dca < 0 || ta < 0 || daa < 0 || (prevC && pa < 0)) {
-        ts.lstmCellBackward(g, gOff, dh, dc, dcOff, prevC, pOff, tc, hOff, da, rows, hd);
-      } else ex.lstmCellBackward(ga, dha, dca, pa, ta, daa, rows, hd);
+        ts.lstmCellBackward(g, gOff, dh, dc, dcOff, prevC, pOff, tc, hOff, da, rows, hd, units);
+      } else ex.lstmCellBackward(ga, dha, dca, pa, ta, daa, rows, hd, units);
     },
-    gruCell(g, ah, gOff, prevH, pOff, h, hOff, rows, hd) {
+    gruCell(g, ah, gOff, prevH, pOff, h, hOff, rows, hd, units = hd) {
       const ga = addr(g, gOff), aa = addr(ah, gOff), pa = addr(prevH, pOff), ha = addr(h, hOff);
       if (ga < 0 || aa < 0 || pa < 0 || ha < 0) {
-        ts.gruCell(g, ah, gOff, prevH, pOff, h, hOff, rows, hd);
-      } else ex.gruCell(ga, aa, pa, ha, rows, hd);
+        ts.gruCell(g, ah, gOff, prevH, pOff, h, hOff, rows, hd, units);
+      } else ex.gruCell(ga, aa, pa, ha, rows, hd, units);
     },
-    gruCellBackward(g, ah, dAx, dAh, gOff, dh, hOff, prevH, pOff, dPrev, dpOff, rows, hd) {
+    gruCellBackward(
+      g,
+      ah,
+      dAx,
+      dAh,
+      gOff,
+      dh,
+      hOff,
+      prevH,
+      pOff,
+      dPrev,
+      dpOff,
+      rows,
+      hd,
+      units = hd,
+    ) {
       const ga = addr(g, gOff), aa = addr(ah, gOff), xa = addr(dAx, gOff), ya = addr(dAh, gOff);
       const da = addr(dh, hOff), pa = addr(prevH, pOff), qa = addr(dPrev, dpOff);
       if (ga < 0 || aa < 0 || xa < 0 || ya < 0 || da < 0 || pa < 0 || qa < 0) {
-        ts.gruCellBackward(g, ah, dAx, dAh, gOff, dh, hOff, prevH, pOff, dPrev, dpOff, rows, hd);
-      } else ex.gruCellBackward(ga, aa, xa, ya, da, pa, qa, rows, hd);
+        ts.gruCellBackward(
+          g,
+          ah,
+          dAx,
+          dAh,
+          gOff,
+          dh,
+          hOff,
+          prevH,
+          pOff,
+          dPrev,
+          dpOff,
+          rows,
+          hd,
+          units,
+        );
+      } else ex.gruCellBackward(ga, aa, xa, ya, da, pa, qa, rows, hd, units);
     },
     softmaxRows(a, off, rows, vv, stats, sOff, scale) {
       const p = addr(a, off), sp = addr(stats, sOff);
@@ -695,6 +778,8 @@ export interface ElementwiseChoice {
  * (with its arena), else plain `Math` (always for float64, which gradient checks need exact).
  * @param dtype The element type of the work arrays.
  * @param choice "auto" (default) or "ts" to force the plain kernels.
+ * @param shared A shared memory to carve the work arrays from (a team's workspace; see
+ * {@linkcode wasmElementwiseArena}), for either kind of kernel.
  * @returns The kernels and a fresh arena.
  *
  * @example
@@ -706,9 +791,36 @@ export interface ElementwiseChoice {
 export function selectElementwise(
   dtype: FloatDType,
   choice: "auto" | "ts" = "auto",
+  shared?: WebAssembly.Memory,
 ): ElementwiseChoice {
-  const wasm = dtype === "float32" && choice === "auto" ? wasmElementwiseArena() : null;
-  return wasm
-    ? { kernels: wasm, arena: wasm }
-    : { kernels: tsElementwise, arena: typedArena(dtype) };
+  const wasm = dtype === "float32" && choice === "auto" ? wasmElementwiseArena(shared) : null;
+  if (wasm) return { kernels: wasm, arena: wasm };
+  return {
+    kernels: tsElementwise,
+    arena: shared ? sharedTypedArena(shared, dtype) : typedArena(dtype),
+  };
+}
+
+/** Typed-array views of a shared memory, carved as {@linkcode wasmElementwiseArena} carves. */
+function sharedTypedArena(memory: WebAssembly.Memory, dtype: FloatDType): FloatArena {
+  const bytesPer = dtype === "float32" ? 4 : 8;
+  return {
+    carve(lengths: number[]): FloatArray[] {
+      // Rounded to 16 bytes, as the SIMD arena's slices are.
+      const sizes = lengths.map((n) => Math.ceil((n * bytesPer) / 16) * 16);
+      growTo(memory, sizes.reduce((a, b) => a + b, 0));
+      const out: FloatArray[] = [];
+      let at = 0;
+      for (let i = 0; i < lengths.length; i++) {
+        const buffer = memory.buffer;
+        out.push(
+          dtype === "float32"
+            ? new Float32Array(buffer, at, lengths[i])
+            : new Float64Array(buffer, at, lengths[i]),
+        );
+        at += sizes[i];
+      }
+      return out;
+    },
+  };
 }

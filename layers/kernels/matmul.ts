@@ -79,6 +79,24 @@ export function T(m: Mat): Mat {
 }
 
 /**
+ * Columns j0 … j1 − 1 of a matrix, as a view (of its stored rows when it is transposed).
+ * @param m The matrix.
+ * @param j0 The first column.
+ * @param j1 One past the last column.
+ * @returns The `m.rows × (j1 − j0)` view.
+ *
+ * @example
+ * ```ts
+ * import { columnSlice, mat } from "./matmul.ts";
+ * const m = columnSlice(mat(new Float32Array(12), 3, 4), 1, 3);
+ * console.log(m.rows, m.cols, m.offset, m.ld); // 3 2 1 4
+ * ```
+ */
+export function columnSlice(m: Mat, j0: number, j1: number): Mat {
+  return { ...m, cols: j1 - j0, offset: m.offset + (m.transposed ? j0 * m.ld : j0) };
+}
+
+/**
  * c = a · b, overwriting c (whose old contents are never read).
  * @param c The result, `a.rows × b.cols`, not transposed.
  * @param a The left factor.

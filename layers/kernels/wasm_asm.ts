@@ -341,6 +341,9 @@ function name(s: string): Code {
  * @param funcs The functions, in index order.
  * @param exports Export name to function index.
  * @param minPages The memory's initial size in 64 KiB pages.
+ * @param sharedMaxPages When given, the memory is not the module's own but imported (as
+ * `env.memory`) and shared, at most this many pages: one memory that several workers'
+ * instances run on.
  * @returns The module's bytes.
  * @example
  * ```ts
@@ -354,6 +357,7 @@ export function assemble(
   funcs: Func[],
   exports: Record<string, number>,
   minPages: number,
+  sharedMaxPages?: number,
 ): Uint8Array<ArrayBuffer> {
   const types = funcs.map((f) => [0x60, ...vec(f.params.map((t) => [t])), 0]);
   const codes = funcs.map((f) => {
@@ -382,8 +386,19 @@ export function assemble(
     0x00,
     0x00,
     ...section(1, vec(types)),
+    ...(sharedMaxPages === undefined ? [] : section(
+      2,
+      vec([[
+        ...name("env"),
+        ...name("memory"),
+        0x02,
+        0x03,
+        ...uleb(minPages),
+        ...uleb(sharedMaxPages),
+      ]]),
+    )),
     ...section(3, vec(funcs.map((_, i) => uleb(i)))),
-    ...section(5, vec([[0x00, ...uleb(minPages)]])),
+    ...(sharedMaxPages === undefined ? section(5, vec([[0x00, ...uleb(minPages)]])) : []),
     ...section(7, vec(exportEntries)),
     ...section(10, vec(codes)),
   ]);

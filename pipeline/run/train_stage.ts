@@ -399,13 +399,20 @@ async function checkpointToResume(
   return resumed;
 }
 
-/** The workers that have work: no more than the fixed shards of a batch. */
+/**
+ * The workers that have work: any number for the recurrent models, whose workers compute each
+ * shard's step together; no more than the fixed shards of a batch for the Transformer, whose
+ * workers each take whole shards.
+ */
 function usableWorkers(config: ExperimentConfig, log: (line: string) => void): number {
   const t = config.train;
   const requested = t.workers === "auto" ? navigator.hardwareConcurrency : t.workers;
+  if (config.model.cellType !== "transformer") return requested;
   const workers = Math.min(requested, t.shards);
   if (workers < requested) {
-    log(`Using ${workers} workers: train.shards (${t.shards}) limits how many can compute`);
+    log(
+      `Using ${workers} workers: train.shards (${t.shards}) limits how many can compute a Transformer's step`,
+    );
   }
   return workers;
 }

@@ -58,7 +58,8 @@ export interface SolverOptions {
   batches?: BatchSource;
   /**
    * Compute workers: 1 trains on this thread, more on a worker pool, "auto" (the default) one
-   * per core (at most `shards`). The results are bitwise the same for any count. The pool is
+   * per core (for the Transformer at most `shards`). The results are bitwise the same for any
+   * count. The pool is
    * started by each {@linkcode CaptioningSolver.train} call and stopped when it returns.
    */
   workers?: number | "auto";

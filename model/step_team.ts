@@ -1,0 +1,122 @@
+/**
+ * A team of workers that runs one training step together (the fused step of the recurrent
+ * models, `train_step.ts`). Every member runs the same code on the same shard: each phase of
+ * the step is a fixed list of tasks (column blocks of a GEMM, blocks of hidden units of a
+ * recurrent step, blocks of rows); in a recurrent step, whose tasks cost the same, member
+ * `index` takes tasks index, index + size, … (so it keeps the same slices of the weights from
+ * step to step), in the other phases each member takes the next task left ({@linkcode
+ * StepTeam.take}); the members wait at a barrier between phases. A task is the same computation on the same data
+ * whoever runs it, and no two tasks of a phase write the same element, so the step's bits do
+ * not depend on the team's size: one worker alone ({@linkcode SOLO_TEAM}) gets them too.
+ *
+ * How a task list is cut depends on the shapes alone ({@linkcode TEAM_TASKS}), never on the
+ * team's size.
+ * @module
+ */
+
+/** The members of a team as one of them sees it. */
+export interface StepTeam {
+  /** This member's place, 0 … size − 1. */
+  readonly index: number;
+  /** How many members run the step. */
+  readonly size: number;
+  /** Waits until every member has arrived (a no-op for a team of one). */
+  barrier(): void;
+  /**
+   * The next task of the current phase of `count` tasks that no member has taken yet, or a
+   * number ≥ count when none is left (each member then stops taking, and waits at the
+   * barrier): a member that the machine slows takes fewer. Every member must call it until
+   * it gets one ≥ count, and only then go on to the barrier. (A team of one runs its tasks
+   * in order and need not ask.)
+   */
+  take(count: number): number;
+}
+
+/**
+ * A team of one: the step runs every task itself, in task order.
+ *
+ * @example
+ * ```ts
+ * import { SOLO_TEAM } from "./step_team.ts";
+ * SOLO_TEAM.barrier(); // returns at once
+ * console.log(SOLO_TEAM.size); // 1
+ * ```
+ */
+export const SOLO_TEAM: StepTeam = Object.freeze({
+  index: 0,
+  size: 1,
+  barrier(): void {},
+  // A step run alone takes its tasks in order without asking (see TrainStep).
+  take(count: number): number {
+    return count;
+  },
+});
+
+/**
+ * How many tasks a phase is cut into, at most: enough for 16 workers. A GEMM's columns are
+ * cut into this many blocks (multiples of 16 columns), rows likewise; a recurrent step's
+ * hidden units into this many blocks of at least 32 units.
+ */
+export const TEAM_TASKS = 16;
+
+/**
+ * The fewest hidden units a recurrent task holds: narrower slices of Wh's columns multiply
+ * slower (a 64-unit task's forward GEMMs ran 1.5× faster than a 32-unit one's, lstm H = 512
+ * at 25 rows), so H = 512 makes 8 tasks.
+ */
+const MIN_UNITS = 64;
+
+/**
+ * The width of the column blocks a phase cuts n columns into: a multiple of 16, about
+ * n / {@linkcode TEAM_TASKS}, or n when n is small.
+ * @param n The columns.
+ * @returns The block width (the last block may be narrower).
+ *
+ * @example
+ * ```ts
+ * import { teamColumnWidth } from "./step_team.ts";
+ * console.log(teamColumnWidth(2048), teamColumnWidth(1004), teamColumnWidth(40)); // 128 64 40
+ * ```
+ */
+export function teamColumnWidth(n: number): number {
+  const w = Math.ceil(n / TEAM_TASKS / 16) * 16;
+  return n <= 64 ? n : w;
+}
+
+/**
+ * The hidden units of one recurrent task: H / b for the most blocks b ≤ {@linkcode TEAM_TASKS}
+ * (a power of two) that divide H into blocks of at least 64 units, else H (one task).
+ * @param hd H, the hidden size.
+ * @returns The units per task, a divisor of H.
+ *
+ * @example
+ * ```ts
+ * import { teamUnitWidth } from "./step_team.ts";
+ * console.log(teamUnitWidth(512), teamUnitWidth(256), teamUnitWidth(100)); // 64 64 100
+ * ```
+ */
+export function teamUnitWidth(hd: number): number {
+  for (let b = TEAM_TASKS; b > 1; b /= 2) {
+    if (hd % b === 0 && hd / b >= MIN_UNITS) return hd / b;
+  }
+  return hd;
+}
+
+/**
+ * Block k of n items cut into `count` nearly equal blocks (the first n mod count one longer).
+ * @param n The items.
+ * @param count The blocks.
+ * @param k The block.
+ * @returns Its first item and one past its last.
+ *
+ * @example
+ * ```ts
+ * import { blockOf } from "./step_team.ts";
+ * console.log(blockOf(10, 4, 0), blockOf(10, 4, 3)); // [0, 3] [8, 10]
+ * ```
+ */
+export function blockOf(n: number, count: number, k: number): [number, number] {
+  const base = Math.floor(n / count), extra = n % count;
+  const start = k * base + Math.min(k, extra);
+  return [start, start + base + (k < extra ? 1 : 0)];
+}
