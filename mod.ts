@@ -136,12 +136,16 @@ export { Decoder } from "./model/decoder.ts";
 export type { DecodedModel, DecoderModel, StepDecoder } from "./model/decoder.ts";
 export { decodeCaptions } from "./model/decode.ts";
 export { GRU_PARAM_NAMES, PARAM_NAMES } from "./model/params.ts";
+export { SOLO_TEAM, TEAM_TASKS, teamColumnWidth, teamUnitWidth } from "./model/step_team.ts";
+export type { StepTeam } from "./model/step_team.ts";
+export { sharedWorkspaceMemory } from "./layers/kernels/elementwise_wasm.ts";
 export type { ParamLayout, ParamName, ParamSlot, RecurrentParamName } from "./model/params.ts";
 
 // Training engines: one thread, or a pool of Web Workers; the same bits either way.
 export { createEngine, PoolEngine } from "./workers/pool.ts";
 export type { EngineOptions, PoolOptions } from "./workers/pool.ts";
 export { LocalEngine } from "./workers/engine.ts";
+export { SharedTeam, TeamAborted } from "./workers/team_barrier.ts";
 export type {
   GradientEngine,
   GradientsOptions,

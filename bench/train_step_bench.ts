@@ -6,10 +6,11 @@
  *
  *   deno run -A bench/train_step_bench.ts [model batch] [--models rnn,gru,lstm,transformer]
  *     [--batch 100] [--data datasets/synthetic] [--iters N] [--backend blas|wasm|ts]
- *     [--workers 1,2] [--shards S]
+ *     [--workers 1,2] [--shards S] [--split auto,steps,shards]
  *
- * Each config (a model and a batch size) gets one engine per worker count (1 = the
- * single-thread LocalEngine, more = the PoolEngine); every config's engines step on batches
+ * Each config (a model and a batch size) gets one engine per shard count, worker count (1 = the
+ * single-thread LocalEngine, more = the PoolEngine) and split (how the pool's workers share a
+ * step: as a team, or whole shards each; `split` in the line); every config's engines step on batches
  * of the same data, and ALL the steps are interleaved (each round in a rotating order), so
  * that a noisy machine slows every config and worker count alike.
  *
@@ -42,7 +43,7 @@ import { randomCaptionData } from "../tests/fixtures_data.ts";
 import { InMemoryBatches } from "../pipeline/data/batches.ts";
 import type { CaptionData } from "../pipeline/data/caption_data.ts";
 import { loadCocoData } from "../pipeline/data/coco.ts";
-import { DEFAULT_SHARDS, type TrainEngine } from "../workers/engine.ts";
+import { defaultShards, type TrainEngine } from "../workers/engine.ts";
 import { createEngine, PoolEngine } from "../workers/pool.ts";
 import { scriptCommandLine } from "../pipeline/cli/args.ts";
 import { HELP_OPTION, int, oneOf, str } from "../pipeline/cli/command_spec.ts";
@@ -78,10 +79,14 @@ const { values, positionals } = scriptCommandLine({
     ),
     backend: oneOf(["auto", "blas", "wasm", "ts"], "auto", "Kernel backend", "ts"),
     workers: str("1", "Worker counts, comma-separated", "1,2"),
-    shards: str(String(DEFAULT_SHARDS), "Fixed shards per batch, comma-separated", "1,4"),
+    shards: str(
+      "",
+      "Fixed shards per batch, comma-separated (default: the model's, 1 or 4 for the Transformer)",
+      "1,4",
+    ),
     split: str(
-      "steps",
-      "How the pool's workers share a step: steps (as a team), shards (whole shards each), or both, comma-separated",
+      "auto",
+      "How the pool's workers share a step: auto, steps (as a team), shards (whole shards each), comma-separated",
       "steps,shards",
     ),
     help: HELP_OPTION,
@@ -89,11 +94,13 @@ const { values, positionals } = scriptCommandLine({
 }, Deno.args);
 const backend = selectKernels(values.backend as BackendName | "auto").name;
 const workerCounts = values.workers.split(",").map(Number);
-const shardCounts = values.shards.split(",").map(Number);
-const splits = values.split.split(",") as Array<"steps" | "shards">;
+const shardCounts = values.shards ? values.shards.split(",").map(Number) : [];
+const splits = values.split.split(",") as Array<"auto" | "steps" | "shards">;
 for (const split of splits) {
-  if (split !== "steps" && split !== "shards") {
-    console.error(`bench/train_step_bench.ts: --split: expected steps or shards, got "${split}"`);
+  if (split !== "auto" && split !== "steps" && split !== "shards") {
+    console.error(
+      `bench/train_step_bench.ts: --split: expected auto, steps or shards, got "${split}"`,
+    );
     Deno.exit(2);
   }
 }
@@ -186,7 +193,13 @@ const data: CaptionData = values.data
   : randomCaptionData({ numTrain: 500, vocab: V, inputDim: D, seed: 1 });
 const runs: Run[] = [];
 for (const [cell, n] of configs) {
-  for (const shards of cell === "transformer" ? [shardCounts[0]] : shardCounts) {
+  for (
+    const shards of shardCounts.length === 0
+      ? [defaultShards(cell)]
+      : cell === "transformer"
+      ? [shardCounts[0]]
+      : shardCounts
+  ) {
     for (const workers of workerCounts) {
       for (const split of workers === 1 || cell === "transformer" ? [splits[0]] : splits) {
         const model = cocoModelOf(data.word_to_idx, cell);

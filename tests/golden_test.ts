@@ -75,7 +75,8 @@ for (const dtype of ["float64", "float32"] as FloatDType[]) {
           dtype,
           seed: 11,
         });
-        const engine = createEngine(model, { workers, backend: "ts" });
+        // The recording split each batch into 4 shards (the default then).
+        const engine = createEngine(model, { workers, backend: "ts", shards: 4 });
         const solver = new CaptioningSolver(model, data, {
           updateRule: "adam",
           optimConfig: { learningRate: 2e-2 },
@@ -118,7 +119,7 @@ for (const workers of [1, 2]) {
       const runDir = join(root, "run");
       const config = resolveExperiment(
         tinyExperiment(dataDir, runDir, {
-          train: { workers, backend: "ts", evalEvery: 0, gradClip: 5 },
+          train: { workers, backend: "ts", evalEvery: 0, gradClip: 5, shards: 4 },
           // The metrics of the recording (ROUGE-L joined the defaults later).
           evaluate: {
             numImages: 12,

@@ -112,14 +112,23 @@ async function compareSteps(
 
 for (const workers of [1, 2, 4]) {
   Deno.test(`PoolEngine.step() with ${workers} worker(s) equals LocalEngine bitwise (gradients, parameters, moments)`, async () => {
-    // Batches of 10 (shards 3/3/2/2), 4 (one row each) and 3 (one empty shard).
-    await compareSteps(workers, { rule: "adam", gradClip: 0, batches: [10, 4, 3, 10] });
+    // Batches of 10 (shards 3/3/2/2), 4 (one row each) and 3 (one empty shard); and the
+    // default, one shard that the workers compute together.
+    await compareSteps(workers, { rule: "adam", gradClip: 0, batches: [10, 4, 3, 10], shards: 4 });
+    await compareSteps(workers, { rule: "adam", gradClip: 0, batches: [10, 3] });
   });
 }
 
 for (const workers of [1, 2, 4]) {
   Deno.test(`PoolEngine.step() of a batch with per-caption weights, ${workers} worker(s), equals LocalEngine bitwise`, async () => {
-    await compareSteps(workers, { rule: "adam", gradClip: 1, batches: [10, 4, 3], weighted: true });
+    await compareSteps(workers, {
+      rule: "adam",
+      gradClip: 1,
+      batches: [10, 4, 3],
+      weighted: true,
+      shards: 4,
+    });
+    await compareSteps(workers, { rule: "adam", gradClip: 1, batches: [10], weighted: true });
   });
 }
 
@@ -234,6 +243,13 @@ Deno.test("a team step equals LocalEngine bitwise with more workers than shards 
   });
 });
 
+Deno.test("split 'auto' teams up when the shards do not divide among the workers; 'steps' always does", async () => {
+  const common = { rule: "adam" as const, gradClip: 0, batches: [10, 3], hiddenDim: 128 };
+  await compareSteps(2, { ...common, shards: 4, expectSplit: "shards" });
+  await compareSteps(4, { ...common, shards: 2, expectSplit: "steps" });
+  await compareSteps(2, { ...common, shards: 4, split: "steps", expectSplit: "steps" });
+});
+
 Deno.test("split 'shards' gives each worker whole shards, with the same bits; the Transformer always does", async () => {
   await compareSteps(2, {
     rule: "adam",
@@ -257,7 +273,7 @@ Deno.test("split 'shards' gives each worker whole shards, with the same bits; th
         split: "rows" as never,
       }),
     RangeError,
-    'split: expected one of "steps", "shards"',
+    'split: expected one of "auto", "steps", "shards"',
   );
 });
 

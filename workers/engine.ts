@@ -5,7 +5,7 @@
  * @module
  */
 import { allocArray, type FloatArray, type FloatDType } from "../layers/tensor.ts";
-import type { CaptioningModel } from "../model/captioning_model.ts";
+import type { CaptioningModel, ModelKind } from "../model/captioning_model.ts";
 import type { Optimizer } from "../layers/optim.ts";
 import type { Minibatch } from "../model/minibatch.ts";
 import { checkCaptionWeights } from "../model/model_config.ts";
@@ -139,8 +139,24 @@ export interface GradientEngine extends TrainEngine {
   shardLosses(batch: Minibatch, shards?: Range): Float64Array | Promise<Float64Array>;
 }
 
-/** How many fixed shards a batch is split into by default (a multiple of 1, 2 and 4 workers). */
-export const DEFAULT_SHARDS = 4;
+/**
+ * How many fixed shards a batch is split into by default, by model: 1 for the recurrent models,
+ * whose workers compute each shard's step together (`model/step_team.ts`), so any worker count
+ * helps and the GEMMs keep the batch's rows (a batch of 25 in 4 shards ran 1.3× slower); 4 for
+ * the Transformer, whose workers take whole shards (a multiple of 1, 2 and 4 workers). An MPI
+ * job's processes take whole shards too, so it needs at least one per process.
+ * @param kind The model's `cellType`.
+ * @returns The shard count.
+ *
+ * @example
+ * ```ts
+ * import { defaultShards } from "./engine.ts";
+ * console.log(defaultShards("lstm"), defaultShards("transformer")); // 1 4
+ * ```
+ */
+export function defaultShards(kind: ModelKind): number {
+  return kind === "transformer" ? 4 : 1;
+}
 /** How many fixed blocks the flat gradient is split into for reduction and norms. */
 export const GRAD_BLOCKS = 64;
 
@@ -348,9 +364,9 @@ export class LocalEngine<D extends FloatDType> implements GradientEngine {
   /**
    * Allocates one gradient buffer per shard and the reduced gradient.
    * @param model The model whose parameters are trained.
-   * @param shards The number of fixed shards per batch (default {@linkcode DEFAULT_SHARDS}).
+   * @param shards The number of fixed shards per batch (default {@linkcode defaultShards}).
    */
-  constructor(model: CaptioningModel<D>, shards = DEFAULT_SHARDS) {
+  constructor(model: CaptioningModel<D>, shards: number = defaultShards(model.config.cellType)) {
     this.#model = model;
     this.shards = shards;
     const total = model.layout.total;

@@ -35,7 +35,7 @@ import {
   checkGradientsOptions,
   checkShardRange,
   checkWeights,
-  DEFAULT_SHARDS,
+  defaultShards,
   foldPieces,
   GRAD_BLOCKS,
   type GradientEngine,
@@ -69,7 +69,7 @@ export interface PoolOptions {
   workers?: number;
   /** The kernel backend of the workers (default: the one this thread uses now). */
   backend?: BackendName;
-  /** The fixed shards per batch (default {@linkcode DEFAULT_SHARDS}; independent of workers). */
+  /** The fixed shards per batch (default {@linkcode defaultShards}; independent of workers). */
   shards?: number;
   /**
    * The longest a worker may take over one job — a phase of a training step, or a captioning
@@ -78,12 +78,14 @@ export interface PoolOptions {
    */
   workerTimeout?: number;
   /**
-   * How the workers share a step: "steps" (the default) — every shard's step is computed by
-   * all the workers together, as a team (`model/step_team.ts`), so more workers than shards
-   * still help — or "shards" — each worker computes whole shards of its own. Both give the
-   * same bits; models whose step cannot run as a team (the Transformer) always use "shards".
+   * How the workers share a step: "steps" — every shard's step is computed by all the workers
+   * together, as a team (`model/step_team.ts`), so more workers than shards still help — or
+   * "shards" — each worker computes whole shards of its own, with no barrier inside a step; or
+   * "auto" (the default): "shards" when the shards divide evenly among the workers (each then
+   * gets the same number), else "steps". All give the same bits; models whose step cannot run
+   * as a team (the Transformer) always use "shards".
    */
-  split?: "steps" | "shards";
+  split?: "auto" | "steps" | "shards";
   /**
    * The compute worker module (default: `compute_worker.ts` beside this module). A module
    * that wraps it — to trace jobs or, in tests, to inject faults — calls its
@@ -127,7 +129,7 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements GradientEn
   readonly workers: number;
   /** The fixed shards per batch. */
   readonly shards: number;
-  /** How the workers share a step ({@linkcode PoolOptions.split}), as it applies to this model. */
+  /** How the workers share a step ({@linkcode PoolOptions.split}), as decided for this model. */
   readonly split: "steps" | "shards";
   /** The kernel backend the workers use. */
   readonly backend: BackendName;
@@ -168,7 +170,7 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements GradientEn
   constructor(model: CaptioningModel<D>, options: PoolOptions = {}) {
     checkOptions("PoolEngine options", options, ENGINE_OPTION_RULES);
     const workers = options.workers ?? navigator.hardwareConcurrency;
-    const shards = options.shards ?? DEFAULT_SHARDS;
+    const shards = options.shards ?? defaultShards(model.config.cellType);
     if (!Number.isInteger(workers) || workers < 1) {
       throw new RangeError(`Invalid workers: expected a positive integer, got ${workers}`);
     }
@@ -182,10 +184,9 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements GradientEn
     }
     this.workers = workers;
     this.shards = shards;
-    this.split = workers > 1 && (options.split ?? "steps") === "steps" &&
-        model.useStepTeam !== undefined
-      ? "steps"
-      : "shards";
+    const split = options.split ?? "auto";
+    const teams = split === "steps" || (split === "auto" && shards % workers !== 0);
+    this.split = workers > 1 && teams && model.useStepTeam !== undefined ? "steps" : "shards";
     const workspace = this.split === "steps" ? sharedWorkspaceMemory() : undefined;
     this.backend = options.backend ?? kernels().name;
     this.#model = model;
@@ -688,7 +689,7 @@ const ENGINE_OPTION_RULES: Record<keyof EngineOptions, OptionRule> = {
   backend: accepts.oneOf(backendNames()),
   shards: accepts.positiveInt,
   workerTimeout: accepts.positiveNumber,
-  split: accepts.oneOf(["steps", "shards"]),
+  split: accepts.oneOf(["auto", "steps", "shards"]),
   workerUrl: {
     expected: "a string or URL",
     type: "any",
@@ -754,8 +755,9 @@ export function createEngine<D extends FloatDType>(
   options: EngineOptions = {},
 ): LocalEngine<D> | PoolEngine<D> {
   checkOptions("createEngine options", options, ENGINE_OPTION_RULES);
-  const shards = options.shards ?? DEFAULT_SHARDS;
-  // "auto": one worker per core; when the workers take whole shards, no more than there are.
+  const shards = options.shards ?? defaultShards(model.config.cellType);
+  // "auto": one worker per core; when the workers can only take whole shards, no more than there
+  // are.
   const teams = model.useStepTeam !== undefined && options.split !== "shards";
   const cores = navigator.hardwareConcurrency;
   const workers = options.workers === "auto"

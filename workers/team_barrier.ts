@@ -19,7 +19,10 @@ const ABORT_CHECK_MS = 100;
 
 /** Thrown at the barrier when a teammate's step failed (that failure is the one to report). */
 export class TeamAborted extends Error {
-  /** @param index The worker that stopped waiting. */
+  /**
+   * The error a waiting worker throws.
+   * @param index The worker that stopped waiting.
+   */
   constructor(index: number) {
     super(`Compute worker ${index} left its team step: another worker's step failed`);
     this.name = "TeamAborted";
@@ -41,6 +44,7 @@ export class TeamAborted extends Error {
  */
 export class SharedTeam implements StepTeam {
   /**
+   * A view of the barrier in `control` for worker `index` of `size`.
    * @param control The pool's control words (`CTRL.TEAM_COUNT`, `TEAM_GEN`, `TEAM_ABORT`,
    * `TEAM_NEXT`).
    * @param index This worker's index.

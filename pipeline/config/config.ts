@@ -8,6 +8,7 @@
 import type { OptimConfig, UpdateRule } from "../../layers/optim.ts";
 import { suggestName } from "../../layers/options.ts";
 import { InputError } from "../errors.ts";
+import { defaultShards } from "../../workers/engine.ts";
 import { readTextFileChecked, UnreadableFile } from "../io/files.ts";
 import { parseJson } from "../io/json.ts";
 import {
@@ -96,7 +97,9 @@ export interface TrainConfig extends OptimConfig {
   workers: number | "auto";
   /**
    * Fixed shards each minibatch is split into: results are bitwise the same for any worker
-   * count at the same value (fewer, larger shards run faster; keep a multiple of the workers).
+   * count at the same value (fewer, larger shards run faster). Resolved: unset means 1 for the
+   * recurrent models, whose workers share each shard's step, and 4 for the Transformer, whose
+   * workers take whole shards (`defaultShards`).
    */
   shards: number;
   /** Seed of the minibatch order. */
@@ -347,6 +350,7 @@ function resolveFields(input: unknown, file: string): ExperimentConfig {
     name: string | null;
     data: { dir: string | null };
     output: { dir: string | null };
+    train: { shards: number | null };
   };
   if (cfg.name === null) {
     // Derived from the file name: made safe for a directory name rather than rejected.
@@ -360,6 +364,7 @@ function resolveFields(input: unknown, file: string): ExperimentConfig {
     );
   }
   cfg.data.dir ??= DEFAULT_DATA_DIRS[cfg.data.source];
+  cfg.train.shards ??= defaultShards(cfg.model.cellType);
   cfg.output.dir ??= `runs/${cfg.name}`;
   return cfg as ExperimentConfig;
 }

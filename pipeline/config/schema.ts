@@ -196,7 +196,12 @@ export const EXPERIMENT_SCHEMA = {
     batchSize: int(100, ">=1", "Captions per minibatch"),
     gradClip: num(0, ">=0", "Clip the global gradient norm (L2, all parameters) to this (0 = off)"),
     workers: { type: "intOrAuto", default: "auto", min: 1, help: "Compute workers, or auto" },
-    shards: int(4, ">=1", "Fixed shards per batch; any worker count gives identical results"),
+    shards: int(
+      null,
+      ">=1",
+      "Fixed shards per batch; any worker count gives identical results; default 1 for the recurrent models (their workers share each shard's step), 4 for the Transformer; an MPI job needs one per process",
+      true,
+    ),
     seed: int(231, ">=0", "Seed of the minibatch order"),
     printEvery: int(10, ">=1", "Log the loss every this many iterations"),
     checkpointEvery: int(0, ">=0", "Checkpoint every this many iterations (0 = each epoch)"),

@@ -90,7 +90,10 @@ export function estimateTrainingMemory(
   }
   // Parameters, a saved copy while checkpointing, the reduced gradient, one per shard, moments.
   const parameters = bytes * p * (3 + shards + MOMENT_NAMES[updateRule].length);
-  const workArrays = bytes * work * Math.min(workers, shards);
+  // A recurrent model's workers share one set when they compute a shard's step as a team
+  // (the pool's "auto" split: when the shards do not divide evenly among the workers).
+  const team = cellType !== "transformer" && workers > 1 && shards % workers !== 0;
+  const workArrays = bytes * work * (team ? 1 : Math.min(workers, shards));
   const batches = 3 * n * (captionLength * 4 + d * bytes);
   const modelFields = cellType === "transformer"
     ? ["model.wordvecDim", "model.ffDim", "model.numLayers"]
