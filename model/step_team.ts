@@ -66,21 +66,41 @@ export const TEAM_TASKS = 16;
  */
 const MIN_UNITS = 64;
 
+/** How a product's result is cut into tiles: `cols` blocks of `width` columns × `rows` blocks. */
+export interface GemmTiles {
+  /** Column blocks (the last may be narrower). */
+  cols: number;
+  /** Columns per block, a multiple of 16. */
+  width: number;
+  /** Row blocks (nearly equal, {@linkcode blockOf}). */
+  rows: number;
+}
+
+/** The narrowest column block and the fewest rows a tile holds: narrower ones multiply slower. */
+const MIN_TILE = { cols: 128, rows: 64 } as const;
+
 /**
- * The width of the column blocks a phase cuts n columns into: a multiple of 16, about
- * n / {@linkcode TEAM_TASKS}, or n when n is small.
- * @param n The columns.
- * @returns The block width (the last block may be narrower).
+ * The tiles of an (m × n) product's result: up to {@linkcode TEAM_TASKS} column blocks of at
+ * least 128 columns, then as many row blocks of at least 64 rows as bring the tiles to about
+ * TEAM_TASKS. A tile is one GEMM call on its rows of a and its columns of b; thinner slices
+ * would re-pack the other operand for too few multiply-adds (16-column blocks of dx = dA · Wxᵀ
+ * ran at half speed).
+ * @param m Rows of the result.
+ * @param n Columns of the result.
+ * @returns The cut.
  *
  * @example
  * ```ts
- * import { teamColumnWidth } from "./step_team.ts";
- * console.log(teamColumnWidth(2048), teamColumnWidth(1004), teamColumnWidth(40)); // 128 64 40
+ * import { gemmTiles } from "./step_team.ts";
+ * console.log(gemmTiles(1200, 2048), gemmTiles(1200, 256), gemmTiles(20, 30));
+ * // { cols: 16, width: 128, rows: 1 } { cols: 2, width: 128, rows: 8 } { cols: 1, width: 32, rows: 1 }
  * ```
  */
-export function teamColumnWidth(n: number): number {
-  const w = Math.ceil(n / TEAM_TASKS / 16) * 16;
-  return n <= 64 ? n : w;
+export function gemmTiles(m: number, n: number): GemmTiles {
+  const wanted = Math.max(1, Math.min(TEAM_TASKS, Math.floor(n / MIN_TILE.cols)));
+  const width = Math.ceil(n / wanted / 16) * 16, cols = Math.ceil(n / width);
+  const rows = Math.max(1, Math.min(Math.ceil(TEAM_TASKS / cols), Math.floor(m / MIN_TILE.rows)));
+  return { cols, width, rows };
 }
 
 /**

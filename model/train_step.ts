@@ -47,6 +47,7 @@ import {
   type Mat,
   mat,
   matmulColumnBlocks,
+  rowSlice,
   T,
 } from "../layers/kernels/matmul.ts";
 import type { FloatArray, FloatDType, Tensor } from "../layers/tensor.ts";
@@ -56,10 +57,11 @@ import { gateWidth, type LmShape, type LmState } from "./lm_step.ts";
 import type { ParamName } from "./params.ts";
 import {
   blockOf,
+  type GemmTiles,
+  gemmTiles,
   SOLO_TEAM,
   type StepTeam,
   TEAM_TASKS,
-  teamColumnWidth,
   teamUnitWidth,
 } from "./step_team.ts";
 
@@ -114,6 +116,31 @@ function columnsOf(
 ): void {
   const j1 = j0 + width;
   matmulColumnBlocks(columnSlice(c, j0, j1), a, columnSlice(b, j0, j1), sub, beta);
+}
+
+/** A product c = a · b (+ c when beta is 1), computed as fixed tiles of c (`gemmTiles`). */
+interface Product {
+  c: Mat;
+  a: Mat;
+  b: Mat;
+  beta: 0 | 1;
+  tiles: GemmTiles;
+}
+
+function product(c: Mat, a: Mat, b: Mat, beta: 0 | 1): Product {
+  return { c, a, b, beta, tiles: gemmTiles(c.rows, c.cols) };
+}
+
+/** Tile k of a product: its rows of a and c, its columns of b and c, one GEMM call. */
+function runTile(p: Product, k: number): void {
+  const { cols, width, rows } = p.tiles,
+    jc = k % cols,
+    [r0, r1] = blockOf(p.c.rows, rows, (k - jc) / cols);
+  const j0 = jc * width, j1 = Math.min(p.c.cols, j0 + width);
+  if (r1 === r0) return;
+  const c = columnSlice(rowSlice(p.c, r0, r1), j0, j1);
+  const b = columnSlice(p.b, j0, j1);
+  matmulColumnBlocks(c, rowSlice(p.a, r0, r1), b, j1 - j0, p.beta);
 }
 
 /** The sub-block width inside a unit block: the GEMM's own block width when it divides it. */
@@ -179,6 +206,23 @@ export class TrainStep {
     const team = this.#team;
     for (let k = team.index; k < count; k += team.size) task(k);
     team.barrier();
+  }
+
+  /**
+   * A phase of products, cut into tiles, then `extra` other tasks: the tasks are taken as in
+   * {@linkcode TrainStep.#shared}.
+   */
+  #products(list: Product[], extra = 0, other?: (k: number) => void): void {
+    let total = 0;
+    for (const p of list) total += p.tiles.cols * p.tiles.rows;
+    this.#shared(total + extra, (k) => {
+      for (const p of list) {
+        const n = p.tiles.cols * p.tiles.rows;
+        if (k < n) return runTile(p, k);
+        k -= n;
+      }
+      other!(k);
+    });
   }
 
   /** Runs the tasks of a phase of `count` that this member takes first, then the barrier. */
@@ -366,11 +410,7 @@ export class TrainStep {
       }
     }
     const gatesPerUnit = g / hd, wu = teamUnitWidth(hd), units = hd / wu;
-    const wH = teamColumnWidth(hd), nH = Math.ceil(hd / wH);
-    const wG = teamColumnWidth(g), nG = Math.ceil(g / wG);
-    const wV = teamColumnWidth(v), nV = Math.ceil(v / wV);
-    const wW = teamColumnWidth(w), nW = Math.ceil(w / wW);
-    const block = (width: number, n: number, k: number) => Math.min(width, n - k * width);
+    const embBlocks = Math.min(TEAM_TASKS, w);
 
     // Forward. Rows first: each row's word vector and the biases its GEMMs add to (gates =
     // b + x · Wx, scores = b_vocab + h · W_vocab, the GRU's ah = bh + h_prev · Wh), and, for
@@ -393,15 +433,10 @@ export class TrainStep {
     // The input projection of every step at once, and h0 = b_proj + features · W_proj.
     const gatesAll = mat(wk.gates, rows, g), x = mat(wk.x, rows, w);
     const wx = mat(p.Wx.data, w, g), h0 = mat(wk.h0, n0, hd), wProj = mat(p.W_proj.data, d, hd);
-    this.#shared(nG + nH, (k) => {
-      if (k < nG) {
-        const width = block(wG, g, k);
-        columnsOf(gatesAll, x, wx, k * wG, width, width, 1);
-      } else {
-        const j = k - nG, width = block(wH, hd, j);
-        columnsOf(h0, mat(wk.feats, n0, d), wProj, j * wH, width, width, 1);
-      }
-    });
+    this.#products([
+      product(gatesAll, x, wx, 1),
+      product(h0, mat(wk.feats, n0, d), wProj, 1),
+    ]);
     // The recurrence, one phase per step: a task is a block of hidden units, the slices of
     // gates[s] += h_prev · Wh of its units in every gate, then the cell on them. h_prev is h0
     // or the previous step's first n_s rows (the captions still running are the longest ones).
@@ -454,10 +489,7 @@ export class TrainStep {
     // Scores of every row at once, then softmax + masked loss + gradient in blocks of rows.
     const sc = wk.scores, h = mat(wk.h, rows, hd), wVocab = mat(p.W_vocab.data, hd, v);
     const scores = mat(sc, rows, v);
-    this.#shared(nV, (k) => {
-      const width = block(wV, v, k);
-      columnsOf(scores, h, wVocab, k * wV, width, width, 1);
-    });
+    this.#products([product(scores, h, wVocab, 1)]);
     const packed: PackedScores = {
       scores: sc,
       rows,
@@ -481,16 +513,15 @@ export class TrainStep {
     // h_prev (for dWh).
     const ones = mat(wk.ones, 1, rows), dWVocab = mat(gr.W_vocab.data, hd, v);
     const dbVocab = mat(gr.b_vocab.data, 1, v), dhAll = mat(wk.dh, rows, hd);
-    this.#shared(nV + nH + tEff, (k) => {
-      if (k < nV) {
-        const width = block(wV, v, k);
-        columnsOf(dWVocab, T(h), scores, k * wV, width, width, 0);
-        columnsOf(dbVocab, ones, scores, k * wV, width, width, 0);
-      } else if (k < nV + nH) {
-        const j = k - nV, width = block(wH, hd, j);
-        columnsOf(dhAll, scores, T(wVocab), j * wH, width, width, 0);
-      } else {
-        const s = k - nV - nH, ns = running(s), to = stepOff[s] * hd;
+    this.#products(
+      [
+        product(dWVocab, T(h), scores, 0),
+        product(dbVocab, ones, scores, 0),
+        product(dhAll, scores, T(wVocab), 0),
+      ],
+      tEff,
+      (s) => {
+        const ns = running(s), to = stepOff[s] * hd;
         if (s === 0) {
           wk.hPrev.set(wk.h0.subarray(0, n0 * hd), 0);
           if (lstm) wk.dc.fill(0, 0, n0 * hd);
@@ -499,8 +530,8 @@ export class TrainStep {
           const from = stepOff[s - 1] * hd;
           wk.hPrev.set(wk.h.subarray(from, from + ns * hd), to);
         }
-      }
-    });
+      },
+    );
     // The recurrence backward, one phase per step: a task is a block of hidden units, first
     // the recurrent gradient into its units, dh[s] += dA[s+1] · Whᵀ (dAh for the GRU), then
     // the cell's backward on them, writing dA[s] (dc carries dnext_c → dprev_c; the GRU also
@@ -566,32 +597,20 @@ export class TrainStep {
     // biases onesᵀ dA (and onesᵀ dAh), dW_proj = featuresᵀ dh0, db_proj = onesᵀ dh0.
     const dA = mat(wk.dA, rows, g), dAh = gru ? mat(wk.dAh, rows, g) : dA;
     const hPrevAll = mat(wk.hPrev, rows, hd), feats0 = mat(wk.feats, n0, d);
-    this.#shared(2 * nG + nH, (k) => {
-      if (k < 2 * nG) {
-        const j = k >> 1, width = block(wG, g, j);
-        if ((k & 1) === 0) {
-          columnsOf(mat(gr.Wx.data, w, g), T(x), dA, j * wG, width, width, 0);
-          if (gru) columnsOf(mat(gr.bx.data, 1, g), ones, dA, j * wG, width, width, 0);
-          else columnsOf(mat(gr.b.data, 1, g), ones, dA, j * wG, width, width, 0);
-        } else {
-          columnsOf(mat(gr.Wh.data, hd, g), T(hPrevAll), dAh, j * wG, width, width, 0);
-          if (gru) columnsOf(mat(gr.bh.data, 1, g), ones, dAh, j * wG, width, width, 0);
-        }
-      } else {
-        const j = k - 2 * nG, width = block(wH, hd, j);
-        columnsOf(mat(gr.W_proj.data, d, hd), T(feats0), dh0, j * wH, width, width, 0);
-        columnsOf(mat(gr.b_proj.data, 1, hd), mat(wk.ones, 1, n0), dh0, j * wH, width, width, 0);
-      }
-    });
+    this.#products([
+      product(mat(gr.Wx.data, w, g), T(x), dA, 0),
+      product(mat(gr.Wh.data, hd, g), T(hPrevAll), dAh, 0),
+      product(mat((gru ? gr.bx : gr.b).data, 1, g), ones, dA, 0),
+      ...(gru ? [product(mat(gr.bh.data, 1, g), ones, dAh, 0)] : []),
+      product(mat(gr.W_proj.data, d, hd), T(feats0), dh0, 0),
+      product(mat(gr.b_proj.data, 1, hd), mat(wk.ones, 1, n0), dh0, 0),
+    ]);
     // dx = dA · Wxᵀ (into x, no longer needed), then scattered into the word vectors' gradient
     // by blocks of its columns (each element adds its rows in row order).
-    this.#shared(nW, (k) => {
-      const width = block(wW, w, k);
-      columnsOf(x, dA, T(wx), k * wW, width, width, 0);
-    });
+    this.#products([product(x, dA, T(wx), 0)]);
     const dEmb = gr.W_embed.data, dx = wk.x;
-    this.#shared(nW, (k) => {
-      const j0 = k * wW, j1 = j0 + block(wW, w, k);
+    this.#shared(embBlocks, (k) => {
+      const [j0, j1] = blockOf(w, embBlocks, k);
       for (let o = 0; o < dEmb.length; o += w) dEmb.fill(0, o + j0, o + j1);
       for (let r = 0; r < rows; r++) {
         const o = words[r] * w, x0 = r * w;

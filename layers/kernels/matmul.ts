@@ -97,6 +97,24 @@ export function columnSlice(m: Mat, j0: number, j1: number): Mat {
 }
 
 /**
+ * Rows r0 … r1 − 1 of a matrix, as a view (of its stored columns when it is transposed).
+ * @param m The matrix.
+ * @param r0 The first row.
+ * @param r1 One past the last row.
+ * @returns The `(r1 − r0) × m.cols` view.
+ *
+ * @example
+ * ```ts
+ * import { mat, rowSlice, T } from "./matmul.ts";
+ * const m = rowSlice(T(mat(new Float32Array(12), 3, 4)), 1, 3); // rows 1, 2 of a 4 × 3 view
+ * console.log(m.rows, m.cols, m.offset); // 2 3 1
+ * ```
+ */
+export function rowSlice(m: Mat, r0: number, r1: number): Mat {
+  return { ...m, rows: r1 - r0, offset: m.offset + (m.transposed ? r0 : r0 * m.ld) };
+}
+
+/**
  * c = a · b, overwriting c (whose old contents are never read).
  * @param c The result, `a.rows × b.cols`, not transposed.
  * @param a The left factor.
