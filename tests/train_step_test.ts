@@ -1,11 +1,12 @@
 import "./backend.ts";
 import { tsElementwise } from "../layers/kernels/elementwise.ts";
-import { wasmElementwiseArena } from "../layers/kernels/elementwise_wasm.ts";
+import { sharedWorkspaceMemory, wasmElementwiseArena } from "../layers/kernels/elementwise_wasm.ts";
 import { Rng } from "../layers/random.ts";
 import { type FloatDType, Tensor } from "../layers/tensor.ts";
 import type { Activation } from "../layers/activations.ts";
 import { CaptioningRNN, type CellType } from "../model/captioning_rnn.ts";
 import { TrainStep } from "../model/train_step.ts";
+import { gemmTiles, teamUnitWidth } from "../model/step_team.ts";
 import { columnBlockWidth } from "../layers/kernels/matmul.ts";
 import { assert, assertEquals, assertThrows, scaledError } from "./assert.ts";
 
@@ -104,6 +105,19 @@ Deno.test("CaptioningRNN.loss() cuts the recurrent GEMMs of few rows into column
     if (cell !== "rnn") assert(columnBlockWidth(4, hd, g, true) < hd, `${cell}: the backward too`);
     const m = model(cell, "tanh", "float64", hd);
     compare(m, Tensor.randn([4, 7], rng), captionsFor(4, 9, rng), 1e-9);
+  }
+});
+
+Deno.test("CaptioningRNN.loss() runs the cells on blocks of hidden units and tiles of every product, and equals lossReference() (float64 and the float32 SIMD cells)", () => {
+  // H = 256: four recurrent tasks of 64 units; 70 captions: products of several row tiles.
+  const rng = new Rng(15), hd = 256;
+  assertEquals(teamUnitWidth(hd), 64);
+  assert(gemmTiles(70 * 8, 4 * hd).cols > 1, "the input projection is cut into column blocks");
+  for (const [cell, activation] of CELLS) {
+    for (const [dtype, tol] of [["float64", 1e-9], ["float32", 2e-3]] as const) {
+      const m = model(cell, activation, dtype, hd);
+      compare(m, Tensor.randn([70, 7], rng, dtype), captionsFor(70, 9, rng), tol);
+    }
   }
 });
 
@@ -268,6 +282,39 @@ Deno.test("WebAssembly LSTM cell forward and backward match Math, tails and c0 =
         assert(scaledError(a, b) < 1e-6, `${name} (${rows}×${hd}, c0 = 0: ${first})`);
       }
     }
+  }
+});
+
+Deno.test("the cells' units option computes a block of each row's units, bitwise as the whole rows do (wasm, shared memory)", () => {
+  // Two arenas over one shared memory, as two workers of a team hold them.
+  const memory = sharedWorkspaceMemory();
+  const [a, b] = [0, 1].map(() => wasmElementwiseArena(memory)!);
+  const rows = 3, hd = 24, blocks = [[0, 8], [8, 12], [20, 4]] as const; // ends, tails and all
+  const rng = new Rng(21);
+  const lengths = [4 * hd, hd, hd, hd, hd, hd, hd, 4 * hd, 3 * hd, 3 * hd, 3 * hd, 3 * hd]
+    .map((n) => rows * n);
+  const whole = a.carve([...lengths, ...lengths]);
+  const mine = b.carve([...lengths, ...lengths]).slice(lengths.length); // the second set
+  const [g, pc, c, tc, h, dh, dc, dA, gg, ah, dAx, dAh] = whole;
+  const [g2, pc2, c2, tc2, h2, dh2, dc2, dA2, gg2, ah2, dAx2, dAh2] = mine;
+  for (const x of whole.slice(0, lengths.length)) x.forEach((_, i) => x[i] = rng.randn());
+  whole.slice(0, lengths.length).forEach((x, i) => mine[i].set(x));
+  a.lstmCell(g, 0, pc, 0, c, tc, h, 0, rows, hd);
+  a.lstmCellBackward(g, 0, dh, dc, 0, pc, 0, tc, 0, dA, rows, hd);
+  a.gruCell(gg, ah, 0, pc, 0, h, 0, rows, hd);
+  a.gruCellBackward(gg, ah, dAx, dAh, 0, dh, 0, pc, 0, dc, 0, rows, hd);
+  for (const [u0, units] of blocks) {
+    b.lstmCell(g2, u0, pc2, u0, c2, tc2, h2, u0, rows, hd, units);
+  }
+  for (const [u0, units] of blocks) {
+    b.lstmCellBackward(g2, u0, dh2, dc2, u0, pc2, u0, tc2, u0, dA2, rows, hd, units);
+  }
+  for (const [u0, units] of blocks) b.gruCell(gg2, ah2, u0, pc2, u0, h2, u0, rows, hd, units);
+  for (const [u0, units] of blocks) {
+    b.gruCellBackward(gg2, ah2, dAx2, dAh2, u0, dh2, u0, pc2, u0, dc2, u0, rows, hd, units);
+  }
+  for (let i = 0; i < lengths.length; i++) {
+    assertEquals(Array.from(mine[i]), Array.from(whole[i]), `array ${i}`);
   }
 });
 
