@@ -1,16 +1,16 @@
 /**
  * A team of workers that runs one training step together (the fused step of the recurrent
  * models, `train_step.ts`). Every member runs the same code on the same shard: each phase of
- * the step is a fixed list of tasks (column blocks of a GEMM, blocks of hidden units of a
- * recurrent step, blocks of rows); in a recurrent step, whose tasks cost the same, member
- * `index` takes tasks index, index + size, … (so it keeps the same slices of the weights from
- * step to step), in the other phases each member takes the next task left ({@linkcode
- * StepTeam.take}); the members wait at a barrier between phases. A task is the same computation on the same data
+ * the step is a fixed list of tasks (tiles of a product, blocks of hidden units of a recurrent
+ * step, blocks of rows). In a recurrent step, whose tasks cost the same, member `index` takes
+ * tasks index, index + size, … (so it keeps the same slices of the weights from step to step);
+ * in the other phases each member takes the next task left ({@linkcode StepTeam.take}). The
+ * members wait at a barrier between phases. A task is the same computation on the same data
  * whoever runs it, and no two tasks of a phase write the same element, so the step's bits do
  * not depend on the team's size: one worker alone ({@linkcode SOLO_TEAM}) gets them too.
  *
- * How a task list is cut depends on the shapes alone ({@linkcode TEAM_TASKS}), never on the
- * team's size.
+ * How a task list is cut depends on the shapes alone ({@linkcode gemmTiles},
+ * {@linkcode teamUnitWidth}), never on the team's size.
  * @module
  */
 
@@ -53,9 +53,9 @@ export const SOLO_TEAM: StepTeam = Object.freeze({
 });
 
 /**
- * How many tasks a phase is cut into, at most: enough for 16 workers. A GEMM's columns are
- * cut into this many blocks (multiples of 16 columns), rows likewise; a recurrent step's
- * hidden units into this many blocks of at least 32 units.
+ * About how many tasks a phase is cut into: enough for 16 workers. A product's result into
+ * about this many tiles, rows into this many blocks, a recurrent step's hidden units into at
+ * most this many blocks (of at least 64 units).
  */
 export const TEAM_TASKS = 16;
 

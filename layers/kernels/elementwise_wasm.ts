@@ -720,42 +720,13 @@ export function wasmElementwiseArena(shared?: WebAssembly.Memory): ElementwiseAr
         ts.gruCell(g, ah, gOff, prevH, pOff, h, hOff, rows, hd, units);
       } else ex.gruCell(ga, aa, pa, ha, rows, hd, units);
     },
-    gruCellBackward(
-      g,
-      ah,
-      dAx,
-      dAh,
-      gOff,
-      dh,
-      hOff,
-      prevH,
-      pOff,
-      dPrev,
-      dpOff,
-      rows,
-      hd,
-      units = hd,
-    ) {
+    gruCellBackward(...args: Parameters<ElementwiseKernels["gruCellBackward"]>) {
+      const [g, ah, dAx, dAh, gOff, dh, hOff, prevH, pOff, dPrev, dpOff, rows, hd] = args;
       const ga = addr(g, gOff), aa = addr(ah, gOff), xa = addr(dAx, gOff), ya = addr(dAh, gOff);
       const da = addr(dh, hOff), pa = addr(prevH, pOff), qa = addr(dPrev, dpOff);
       if (ga < 0 || aa < 0 || xa < 0 || ya < 0 || da < 0 || pa < 0 || qa < 0) {
-        ts.gruCellBackward(
-          g,
-          ah,
-          dAx,
-          dAh,
-          gOff,
-          dh,
-          hOff,
-          prevH,
-          pOff,
-          dPrev,
-          dpOff,
-          rows,
-          hd,
-          units,
-        );
-      } else ex.gruCellBackward(ga, aa, xa, ya, da, pa, qa, rows, hd, units);
+        ts.gruCellBackward(...args);
+      } else ex.gruCellBackward(ga, aa, xa, ya, da, pa, qa, rows, hd, args[13] ?? hd);
     },
     softmaxRows(a, off, rows, vv, stats, sOff, scale) {
       const p = addr(a, off), sp = addr(stats, sOff);
