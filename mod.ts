@@ -143,7 +143,7 @@ export { sharedWorkspaceMemory } from "./layers/kernels/elementwise_wasm.ts";
 export type { ParamLayout, ParamName, ParamSlot, RecurrentParamName } from "./model/params.ts";
 
 // Training engines: one thread, or a pool of Web Workers; the same bits either way.
-export { createEngine, PoolEngine } from "./workers/pool.ts";
+export { createEngine, PoolEngine, stepSplit } from "./workers/pool.ts";
 export type { EngineOptions, PoolOptions } from "./workers/pool.ts";
 export { LocalEngine } from "./workers/engine.ts";
 export { SharedTeam, TeamAborted } from "./workers/team_barrier.ts";

@@ -40,6 +40,8 @@ Deno.test("a short run on a tiny synthetic dataset leaves checkpoint, metrics.js
   const run = join(root, "run");
   assertEquals(result.runDir, run);
   assertEquals(result.iterations, 12); // 300 captions / 50 per batch × 2 epochs
+  const training = lines.find((l) => l.startsWith("Training "));
+  assert(training?.includes("worker(s)"), `the training line: ${training}`);
   // Every file of a run directory, but those of self-critical training (train.scst).
   const files = Object.values(RUN_FILES).filter((f) =>
     f !== RUN_FILES.scstBest && f !== RUN_FILES.ciderDf
@@ -248,7 +250,12 @@ Deno.test("a streamed run (data.stream) trains and evaluates exactly like an in-
 
 Deno.test("train.shards fixes the result for any worker count, and changes it when changed", async () => {
   const root = await Deno.makeTempDir();
-  const quiet = { log: () => {}, progressWrite: () => {}, handleSignals: false };
+  const lines: string[] = [];
+  const quiet = {
+    log: (l: string) => lines.push(l),
+    progressWrite: () => {},
+    handleSignals: false,
+  };
   const losses = async (shards: number, workers: number) => {
     const dir = join(root, `s${shards}w${workers}`);
     const config = tinyExperiment(root, {
@@ -256,13 +263,18 @@ Deno.test("train.shards fixes the result for any worker count, and changes it wh
       stages: ["train"],
       train: { numEpochs: 1, batchSize: 50, workers, shards },
     });
+    lines.length = 0;
     await runExperiment(config, quiet);
     return (await loadCheckpoint(join(dir, RUN_FILES.checkpoint))).solver!.lossHistory;
   };
+  const training = () => lines.find((l) => l.startsWith("Training ")) ?? "";
   const two = await losses(2, 1);
   assertEquals(await losses(2, 2), two);
+  assert(training().includes("2 worker(s),") || training().endsWith("2 worker(s)"), training());
   const three = await losses(3, 1);
   assertEquals(await losses(3, 2), three);
+  // 3 shards do not divide among 2 workers: they compute each shard's step together.
+  assert(training().includes("2 worker(s) sharing each step"), training());
   assert(
     JSON.stringify(three) !== JSON.stringify(two),
     "a different shard count sums in another order",

@@ -184,9 +184,7 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements GradientEn
     }
     this.workers = workers;
     this.shards = shards;
-    const split = options.split ?? "auto";
-    const teams = split === "steps" || (split === "auto" && shards % workers !== 0);
-    this.split = workers > 1 && teams && model.useStepTeam !== undefined ? "steps" : "shards";
+    this.split = stepSplit(model.useStepTeam !== undefined, workers, shards, options.split);
     const workspace = this.split === "steps" ? sharedWorkspaceMemory() : undefined;
     this.backend = options.backend ?? kernels().name;
     this.#model = model;
@@ -681,6 +679,32 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements GradientEn
     this.#stop();
     this.#wake();
   }
+}
+
+/**
+ * How a pool's workers share a step ({@linkcode PoolOptions.split}): "steps" (as a team) when
+ * the model's step can run as one, there is more than one worker, and `split` asks for it —
+ * "steps", or "auto" with shards that do not divide evenly among the workers; else "shards".
+ * @param canTeam Whether the model's step can run as a team (`model.useStepTeam` exists).
+ * @param workers The workers.
+ * @param shards The fixed shards per batch.
+ * @param split The option (default "auto").
+ * @returns The split the pool uses.
+ *
+ * @example
+ * ```ts
+ * import { stepSplit } from "./pool.ts";
+ * console.log(stepSplit(true, 2, 1), stepSplit(true, 2, 4), stepSplit(false, 2, 1)); // steps shards shards
+ * ```
+ */
+export function stepSplit(
+  canTeam: boolean,
+  workers: number,
+  shards: number,
+  split: "auto" | "steps" | "shards" = "auto",
+): "steps" | "shards" {
+  const teams = split === "steps" || (split === "auto" && shards % workers !== 0);
+  return canTeam && workers > 1 && teams ? "steps" : "shards";
 }
 
 /** What each option of {@linkcode createEngine} accepts. */

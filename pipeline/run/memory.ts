@@ -12,6 +12,7 @@
 import { MOMENT_NAMES } from "../../layers/optim.ts";
 import type { ExperimentConfig } from "../config/config.ts";
 import { InputError } from "../errors.ts";
+import { stepSplit } from "../../workers/pool.ts";
 
 /** The estimate, in bytes, by what needs it. */
 export interface TrainingMemory {
@@ -90,9 +91,8 @@ export function estimateTrainingMemory(
   }
   // Parameters, a saved copy while checkpointing, the reduced gradient, one per shard, moments.
   const parameters = bytes * p * (3 + shards + MOMENT_NAMES[updateRule].length);
-  // A recurrent model's workers share one set when they compute a shard's step as a team
-  // (the pool's "auto" split: when the shards do not divide evenly among the workers).
-  const team = cellType !== "transformer" && workers > 1 && shards % workers !== 0;
+  // A recurrent model's workers share one set when they compute a shard's step as a team.
+  const team = stepSplit(cellType !== "transformer", workers, shards) === "steps";
   const workArrays = bytes * work * (team ? 1 : Math.min(workers, shards));
   const batches = 3 * n * (captionLength * 4 + d * bytes);
   const modelFields = cellType === "transformer"

@@ -25,7 +25,7 @@ import { type OptimConfig, pickOptimConfig } from "../../layers/optim.ts";
 import type { FloatDType } from "../../layers/tensor.ts";
 import type { CaptioningModel } from "../../model/captioning_model.ts";
 import { createCaptioningModel, describeModel } from "../../model/models.ts";
-import { createEngine, type PoolOptions, WorkerFailure } from "../../workers/pool.ts";
+import { createEngine, type PoolOptions, stepSplit, WorkerFailure } from "../../workers/pool.ts";
 import type { TrainEngine } from "../../workers/engine.ts";
 import { DistributedEngine, rankShards, shardRows } from "../../workers/distributed_engine.ts";
 import type { ExperimentConfig, TrainConfig } from "../config/config.ts";
@@ -229,7 +229,8 @@ async function crossEntropyPhase(
   log(
     `Training ${describeModel(model.config)} on ` +
       `${data.train_captions.shape[0]} captions: ${session.solver.numIterations} iterations, ` +
-      `batch ${config.train.batchSize}, ${workers} worker(s)${processes(ctx)}`,
+      `batch ${config.train.batchSize}, ${workers} worker(s)${sharing(model, workers, ctx)}` +
+      processes(ctx),
   );
   return await session.run();
 }
@@ -309,7 +310,9 @@ async function selfCriticalPhase(
   log(
     `Self-critical training (CIDEr-D reward, ${scst.baseline} baseline) from ${start.from} ` +
       `(iteration ${start.startIteration}): ${session.solver.numIterations} iterations of ` +
-      `${scst.batchSize} images x ${scst.samples} samples, ${workers} worker(s)${processes(ctx)}`,
+      `${scst.batchSize} images x ${scst.samples} samples, ${workers} worker(s)${
+        sharing(model, workers, ctx)
+      }${processes(ctx)}`,
   );
   const result = await session.run();
   return { ...result, iterations: start.startIteration + result.iterations };
@@ -325,6 +328,12 @@ function processes(ctx: PhaseContext): string {
   });
   return ` in each of ${job.size} processes (shards of ${config.train.shards} per rank: ` +
     `${ranges.join(", ")})`;
+}
+
+/** " sharing each step" when the workers compute each shard's step together, else "". */
+function sharing(model: CaptioningModel<FloatDType>, workers: number, ctx: PhaseContext): string {
+  const split = stepSplit(model.useStepTeam !== undefined, workers, ctx.config.train.shards);
+  return split === "steps" ? " sharing each step" : "";
 }
 
 /** The compute engine of a phase (closing the batch source when it cannot start). */
