@@ -123,10 +123,11 @@ export interface CaptioningModel<D extends FloatDType = FloatDType> {
   copyParamsFrom(other: CaptioningModel<FloatDType>): void;
   /**
    * Makes `loss` and `lossValue` run each step as one member of a team of workers
-   * (`step_team.ts`), on work arrays in the team's shared memory. Models whose step cannot be
-   * split this way leave it undefined (the pool then gives each worker whole shards).
-   * @param team This worker's view of the team.
+   * (`step_team.ts`), on work arrays in the team's shared memory, or with null in this thread
+   * alone again (the same bits either way). Models whose step cannot be split this way leave it
+   * undefined (the pool then gives each worker whole shards).
+   * @param team This worker's view of the team, or null.
    * @param workspace The memory every member was given (`sharedWorkspaceMemory`).
    */
-  useStepTeam?(team: StepTeam, workspace: WebAssembly.Memory): void;
+  useStepTeam?(team: StepTeam | null, workspace?: WebAssembly.Memory): void;
 }

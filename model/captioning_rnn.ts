@@ -72,6 +72,8 @@ export class CaptioningRNN<D extends FloatDType = FloatDType>
   implements CaptioningModel<D> {
   /** The fused training step, made at the first loss. */
   #step: TrainStep | undefined;
+  #teamStep: { team: StepTeam; workspace: WebAssembly.Memory; step: TrainStep } | undefined;
+  #teamed = false;
   /** The gradient views of the last gradient buffer. */
   #gradViews: ParamBuffer<D> | undefined;
   /** The per-step decoder, made at the first sampling. */
@@ -186,15 +188,28 @@ export class CaptioningRNN<D extends FloatDType = FloatDType>
 
   /**
    * Makes `loss` and `lossValue` run as one member of a team of workers, on work arrays in the
-   * team's shared memory; the results are those of this model alone (see `step_team.ts`).
-   * @param team This worker's view of the team.
+   * team's shared memory, or, with null, in this thread alone again; the results are the same
+   * either way (see `step_team.ts`). Each kind of step keeps its workspaces between calls.
+   * @param team This worker's view of the team, or null for this thread alone.
    * @param workspace The memory every member was given (`sharedWorkspaceMemory`).
+   * @throws {TypeError} For a team without a workspace.
    */
-  useStepTeam(team: StepTeam, workspace: WebAssembly.Memory): void {
-    this.#step = this.#newStep(team, workspace);
+  useStepTeam(team: StepTeam | null, workspace?: WebAssembly.Memory): void {
+    if (team === null) {
+      this.#teamed = false;
+      return;
+    }
+    if (!workspace) {
+      throw new TypeError("Cannot run the step as a team: give the team's workspace memory");
+    }
+    if (this.#teamStep?.team !== team || this.#teamStep.workspace !== workspace) {
+      this.#teamStep = { team, workspace, step: this.#newStep(team, workspace) };
+    }
+    this.#teamed = true;
   }
 
   #trainStep(): TrainStep {
+    if (this.#teamed) return this.#teamStep!.step;
     return this.#step ??= this.#newStep();
   }
 

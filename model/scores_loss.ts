@@ -55,10 +55,13 @@ export function packedSoftmaxLoss(
   p: PackedScores,
   normalizer: number,
 ): number {
-  const terms = new Float64Array(p.rows);
-  packedSoftmaxRows(ew, p, normalizer, 0, p.rows, terms);
-  return sumRowLosses(terms, p.rows, normalizer);
+  if (rowTerms.length < p.rows) rowTerms = new Float64Array(p.rows);
+  packedSoftmaxRows(ew, p, normalizer, 0, p.rows, rowTerms);
+  return sumRowLosses(rowTerms, p.rows, normalizer);
 }
+
+/** The row terms of {@linkcode packedSoftmaxLoss}, grown as needed (nothing per call). */
+let rowTerms = new Float64Array(0);
 
 /**
  * Rows r0 … r1 − 1 of {@linkcode packedSoftmaxLoss}: their scores become their gradient and

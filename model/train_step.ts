@@ -10,15 +10,16 @@
  *   step after their last unmasked target), and step s holds the n_s captions still running,
  *   rows stepOff[s] … stepOff[s] + n_s. Steps after a caption's last target contribute
  *   exactly zero to the loss and to every gradient, so they are not computed at all.
- * - One GEMM for the input projection of all steps (R × W by W × G), one recurrent GEMM per
+ * - One product for the input projection of all steps (R × W by W × G), one recurrent GEMM per
  *   step on a contiguous block (forward h_prev · Wh, backward dA · Whᵀ) — cut into fixed
  *   column blocks when the step has few rows (`columnBlockWidth`, a function of the shape
  *   alone: OpenBLAS multiplies such blocks without packing all of Wh on every call, 1.3–4.6×
- *   faster for the LSTM at 25 to 6 rows), one vocabulary GEMM over all rows, the fused softmax + masked
- *   loss + gradient, and the weight gradients as one GEMM over all steps each
+ *   faster for the LSTM at 25 to 6 rows), one vocabulary product over all rows, the fused softmax +
+ *   masked loss + gradient, and the weight gradients as one product over all steps each
  *   (dWx = Xᵀ dA, dWh = H_prevᵀ dA, dW_vocab = Hᵀ dScores, biases as onesᵀ · d). The GRU's
  *   input and recurrent projections have gradients of their own (dAx in `dA`, and `dAh`):
- *   dWh = H_prevᵀ dAh, dbx = onesᵀ dA, dbh = onesᵀ dAh.
+ *   dWh = H_prevᵀ dAh, dbx = onesᵀ dA, dbh = onesᵀ dAh. Each product runs as fixed tiles of its
+ *   result (`gemmTiles`), one GEMM call each.
  * - The forward pass is the language model's step (`lm_step.ts`, shared with the decoder) on
  *   these packed rows; the backward pass is written out here.
  * - A caption may carry a weight (self-critical training's reward minus baseline): its loss and
@@ -330,7 +331,10 @@ export class TrainStep {
       return this.#arena.carve(sizes);
     } catch (e) {
       if (this.#ew === tsElementwise) throw e;
-      // WebAssembly memory could not grow this far (it stops at 4 GiB): plain arrays instead.
+      // WebAssembly memory could not grow this far (2 GiB): plain arrays and the Math kernels
+      // instead, with other bits in their last places. A team's shared memory cannot fall back
+      // like this: its first member throws (above), so past 2 GiB of work arrays only one worker
+      // per shard trains (split "shards").
       this.#arena = typedArena(this.#cfg.dtype);
       this.#ew = tsElementwise;
       return this.#arena.carve(sizes);

@@ -27,6 +27,12 @@ export interface Fault {
    * cannot terminate, so only for a subprocess that exits.
    */
   hang?: "wait" | "spin";
+  /**
+   * Fault inside a team step instead of at the job's start: at this worker's n-th barrier of
+   * the step's loss job (1 = the first), while its teammates wait there (default 0: at the
+   * start). Only "throw" (the default) and `hang: "wait"` apply.
+   */
+  barrier?: number;
 }
 
 /**
@@ -41,6 +47,7 @@ export function faultyWorkerUrl(fault: Fault): URL {
   url.searchParams.set("phase", fault.phase ?? "loss");
   if (fault.uncaught) url.searchParams.set("uncaught", "1");
   if (fault.hang) url.searchParams.set("hang", fault.hang);
+  if (fault.barrier) url.searchParams.set("barrier", String(fault.barrier));
   return url;
 }
 
@@ -51,6 +58,35 @@ class FaultyWorker extends ComputeWorker {
   constructor(init: ConstructorParameters<typeof ComputeWorker>[0], fault: Required<Fault>) {
     super(init);
     this.#fault = fault;
+    const team = this.team;
+    if (fault.barrier > 0 && team && init.index === fault.worker) {
+      const wait = team.barrier.bind(team);
+      let arrived = 0;
+      team.barrier = () => {
+        if (this.#inDueJob && ++arrived === fault.barrier) this.#fail(CMD.LOSS);
+        wait();
+      };
+    }
+  }
+
+  /** Whether the current job is the one to fault in (set around it). */
+  #inDueJob = false;
+
+  /** The fault itself: hang until the pool stops (then return), or throw. */
+  #fail(cmd: number): void {
+    if (this.#fault.hang === "wait") {
+      const c = this.init.control;
+      while (Atomics.load(c, CTRL.CMD) !== CMD.STOP) {
+        Atomics.wait(c, CTRL.GEN, Atomics.load(c, CTRL.GEN), 50);
+      }
+      return; // the pool stopped: at a barrier, the teammates' abort ends the step
+    }
+    throw new Error(
+      `Injected fault (testing only) in worker ${this.init.index} at step ${this.#step}, ` +
+        `${PHASE_NAMES[cmd]} phase${
+          this.#fault.barrier ? ` (barrier ${this.#fault.barrier})` : ""
+        }`,
+    );
   }
 
   #due(cmd: number): boolean {
@@ -68,20 +104,16 @@ class FaultyWorker extends ComputeWorker {
   }
 
   override run(cmd: number): void {
-    if (this.#fault.hang === "spin" && this.#due(cmd)) { for (;;) { /* stuck for good */ } }
-    if (this.#fault.hang === "wait" && this.#due(cmd)) {
-      const c = this.init.control;
-      while (Atomics.load(c, CTRL.CMD) !== CMD.STOP) {
-        Atomics.wait(c, CTRL.GEN, Atomics.load(c, CTRL.GEN), 50);
+    if (this.#fault.barrier > 0) {
+      this.#inDueJob = this.#due(cmd);
+      try {
+        return super.run(cmd);
+      } finally {
+        this.#inDueJob = false;
       }
-      return;
     }
-    if (this.#due(cmd)) {
-      throw new Error(
-        `Injected fault (testing only) in worker ${this.init.index} at step ${this.#step}, ` +
-          `${PHASE_NAMES[cmd]} phase`,
-      );
-    }
+    if (this.#fault.hang === "spin" && this.#due(cmd)) { for (;;) { /* stuck for good */ } }
+    if (this.#due(cmd)) return this.#fail(cmd);
     super.run(cmd);
   }
 }
@@ -94,6 +126,7 @@ if (import.meta.main) {
     phase: (q.get("phase") ?? "loss") as Required<Fault>["phase"],
     uncaught: q.has("uncaught"),
     hang: (q.get("hang") ?? undefined) as Required<Fault>["hang"],
+    barrier: Number(q.get("barrier") ?? 0),
   };
   serveComputeWorker((init) => new FaultyWorker(init, fault));
 }

@@ -151,6 +151,19 @@ function reference(): Promise<Ran> {
   });
 }
 
+Deno.test({
+  name:
+    "mpiexec -n 2 with 1 shard per rank: each rank's 2 workers share its shard's step, one process's bits",
+  ignore: !MPI_OK,
+  async fn() {
+    const both = await assertTwoRanksEqualOne("team", ["--train.shards=2", "--train.workers=2"]);
+    assert(
+      both.stdout.includes("2 worker(s) sharing each step in each of 2 processes"),
+      both.stdout,
+    );
+  },
+});
+
 Deno.test("rankShards() gives each rank a contiguous run of shards, and needs S ≥ P", () => {
   assertEquals([0, 1, 2].map((r) => rankShards(8, 3, r)), [
     { start: 0, end: 3 },

@@ -453,6 +453,50 @@ for (const phase of ["loss", "reduce", "update"] as const) {
   });
 }
 
+Deno.test("a worker that throws inside a team step fails the step with its own error; its teammates leave the barrier", async () => {
+  const data = randomCaptionData({ numTrain: 40, vocab: 30, inputDim: D, seed: 3 });
+  const model = smallModel(data, "lstm", "float32", 128);
+  const pe = new PoolEngine(model, {
+    workers: 3,
+    shards: 1,
+    workerUrl: faultyWorkerUrl({ step: 1, worker: 1, barrier: 5 }),
+  });
+  try {
+    assertEquals(pe.split, "steps");
+    const opt = new Optimizer("adam", {}, model.layout.total, model.dtype);
+    const t0 = performance.now();
+    await assertRejects(
+      () => pe.step(new InMemoryBatches(data, 10, 0).next(), opt, 0),
+      Error,
+      "Compute worker 1 failed in the loss phase: Error: Injected fault (testing only) in worker 1 at step 1, loss phase (barrier 5)",
+    );
+    assert(performance.now() - t0 < 10_000, "the teammates did not wait for the watchdog");
+  } finally {
+    await pe.close();
+  }
+});
+
+Deno.test("a worker stuck inside a team step is named by the watchdog; its teammates wait for it", async () => {
+  const data = randomCaptionData({ numTrain: 40, vocab: 30, inputDim: D, seed: 3 });
+  const model = smallModel(data, "lstm", "float32", 128);
+  const pe = new PoolEngine(model, {
+    workers: 3,
+    shards: 1,
+    workerTimeout: 1,
+    workerUrl: faultyWorkerUrl({ step: 1, worker: 2, barrier: 3, hang: "wait" }),
+  });
+  try {
+    const opt = new Optimizer("adam", {}, model.layout.total, model.dtype);
+    await assertRejects(
+      () => pe.step(new InMemoryBatches(data, 10, 0).next(), opt, 0),
+      WorkerFailure,
+      "Compute worker 2 did not finish the loss phase within 1 s and seems stuck (workers 0, 1 wait for it at the team step's barrier)",
+    );
+  } finally {
+    await pe.close();
+  }
+});
+
 Deno.test("a worker stuck in a loop is stopped by the watchdog, which names it and the phase", async () => {
   const data = randomCaptionData({ numTrain: 40, vocab: 30, inputDim: D, seed: 3 });
   const model = smallModel(data);

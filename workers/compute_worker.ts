@@ -105,7 +105,6 @@ export class ComputeWorker {
         throw new TypeError(`A ${init.config.cellType} model's step cannot run as a team`);
       }
       this.team = new SharedTeam(init.control, init.index, init.workers, init.teamWaiting);
-      this.model.useStepTeam(this.team, init.workspace);
     }
     this.seenGen = Atomics.load(init.control, CTRL.GEN);
   }
@@ -201,13 +200,15 @@ export class ComputeWorker {
     const n = Atomics.load(init.control, CTRL.N), t1 = Atomics.load(init.control, CTRL.T1);
     const d = model.config.inputDim;
     const ranges = splitRange(n, init.shards);
-    const own = this.team
+    const team = this.team !== null && Atomics.load(init.control, CTRL.TEAM_JOB) === 1;
+    const own = team
       ? {
         start: Atomics.load(init.control, CTRL.SHARD_FROM),
         end: Atomics.load(init.control, CTRL.SHARD_TO),
       }
       : ownedShards(init);
-    const writer = this.team === null || this.team.index === 0;
+    const writer = !team || this.team!.index === 0;
+    if (this.team) model.useStepTeam!(team ? this.team : null, init.workspace);
     for (let s = own.start; s < own.end; s++) {
       const r = ranges[s];
       if (r.end === r.start) {

@@ -129,7 +129,10 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements GradientEn
   readonly workers: number;
   /** The fixed shards per batch. */
   readonly shards: number;
-  /** How the workers share a step ({@linkcode PoolOptions.split}), as decided for this model. */
+  /**
+   * How the workers share a step of the whole batch ({@linkcode PoolOptions.split}), as
+   * decided for this model; a job over fewer shards (an MPI rank's) decides for its own.
+   */
   readonly split: "steps" | "shards";
   /** The kernel backend the workers use. */
   readonly backend: BackendName;
@@ -142,6 +145,8 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements GradientEn
   readonly #blockSq: Float64Array;
   readonly #finished: Int32Array;
   readonly #teamWaiting: Int32Array;
+  readonly #splitOption: "auto" | "steps" | "shards";
+  readonly #canTeam: boolean;
   readonly #timeoutMs: number;
   readonly #scalars: Float64Array;
   readonly #ready: Promise<void>;
@@ -185,7 +190,12 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements GradientEn
     this.workers = workers;
     this.shards = shards;
     this.split = stepSplit(model.useStepTeam !== undefined, workers, shards, options.split);
-    const workspace = this.split === "steps" ? sharedWorkspaceMemory() : undefined;
+    // A job's split follows its own shards (an MPI rank's pool computes only the rank's), so
+    // any pool that could team up gets the shared memory.
+    this.#splitOption = options.split ?? "auto";
+    this.#canTeam = stepSplit(model.useStepTeam !== undefined, workers, 1, this.#splitOption) ===
+        "steps" || this.split === "steps";
+    const workspace = this.#canTeam ? sharedWorkspaceMemory() : undefined;
     this.backend = options.backend ?? kernels().name;
     this.#model = model;
     const total = model.layout.total, dtype = model.dtype;
@@ -393,10 +403,13 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements GradientEn
     return this.#shardLoss.slice(range.start, range.end);
   }
 
-  /** The shards of the next loss or reduce jobs. */
+  /** The shards of the next loss or reduce jobs, and whether the workers team up on them. */
   #setShards(range: Range): void {
     Atomics.store(this.#control, CTRL.SHARD_FROM, range.start);
     Atomics.store(this.#control, CTRL.SHARD_TO, range.end);
+    const team = this.#canTeam &&
+      stepSplit(true, this.workers, range.end - range.start, this.#splitOption) === "steps";
+    Atomics.store(this.#control, CTRL.TEAM_JOB, team ? 1 : 0);
   }
 
   /**

@@ -57,19 +57,21 @@ export const CTRL = {
   /** 1 once a worker's team step failed: the others leave the barrier instead of waiting. */
   TEAM_ABORT: 19,
   /**
-   * A team step's task counter: a worker takes a phase's next task with `Atomics.add`; it
-   * only grows (each phase starts where the last one ended, `SharedTeam.take`).
+   * A team step's task counter: a worker takes a phase's next task with `Atomics.add`; the
+   * last worker to reach the barrier sets it back to 0 for the next phase.
    */
   TEAM_NEXT: 20,
+  /** 1 when the workers compute each shard of the loss job as a team, 0 for whole shards each. */
+  TEAM_JOB: 21,
   /** The control array's length. */
-  WORDS: 21,
+  WORDS: 22,
 } as const;
 
 /** The jobs a generation of the control array can command. */
 export const CMD = {
   /**
    * Loss and gradients of each owned shard of [SHARD_FROM, SHARD_TO), into the shard buffers
-   * (with a `workspace`, of every shard, each as a team).
+   * (when `TEAM_JOB` is 1, of every shard, each as a team).
    */
   LOSS: 1,
   /**
@@ -196,9 +198,10 @@ export interface WorkerInit {
   /** The step scalars (slots {@linkcode SC}). */
   scalars: Float64Array;
   /**
-   * The team's shared work memory, when the model's step runs as a team (the recurrent
-   * models): every worker then computes every shard's step together with the others, at the
-   * barrier of `CTRL.TEAM_COUNT`; without it, each worker computes whole shards of its own.
+   * The team's shared work memory, when the model's step can run as a team (the recurrent
+   * models): in a loss job with `CTRL.TEAM_JOB` 1 every worker then computes every shard's step
+   * together with the others, at the barrier of `CTRL.TEAM_COUNT`; otherwise each worker
+   * computes whole shards of its own.
    */
   workspace?: WebAssembly.Memory;
 }

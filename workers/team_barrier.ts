@@ -59,21 +59,15 @@ export class SharedTeam implements StepTeam {
     readonly waiting: Int32Array = new Int32Array(size),
   ) {}
 
-  /** Where the current phase's tasks start on the shared counter (mod 2³²). */
-  #base = 0;
-
   /**
    * The next task of the current phase that no worker has taken yet (≥ count when none is
-   * left). Each worker's last call of a phase takes one past the end, so the phase leaves
-   * the counter at base + count + size whatever the order: every worker can tell where the
-   * next phase starts without talking to the others.
+   * left), from the shared counter, which the barrier sets back to 0 for the next phase.
    * @param count The phase's tasks.
    * @returns The task.
    */
   take(count: number): number {
-    const k = (Atomics.add(this.control, CTRL.TEAM_NEXT, 1) - this.#base) | 0;
-    if (k >= count) this.#base = (this.#base + count + this.size) | 0;
-    return k;
+    const k = Atomics.add(this.control, CTRL.TEAM_NEXT, 1);
+    return k < count ? k : count;
   }
 
   /**
@@ -84,6 +78,8 @@ export class SharedTeam implements StepTeam {
     const c = this.control;
     const gen = Atomics.load(c, CTRL.TEAM_GEN);
     if (Atomics.add(c, CTRL.TEAM_COUNT, 1) === this.size - 1) {
+      // Everyone has arrived, so nobody takes tasks of the phase that ends here.
+      Atomics.store(c, CTRL.TEAM_NEXT, 0);
       Atomics.store(c, CTRL.TEAM_COUNT, 0);
       Atomics.add(c, CTRL.TEAM_GEN, 1);
       Atomics.notify(c, CTRL.TEAM_GEN);

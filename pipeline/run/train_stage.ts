@@ -330,9 +330,13 @@ function processes(ctx: PhaseContext): string {
     `${ranges.join(", ")})`;
 }
 
-/** " sharing each step" when the workers compute each shard's step together, else "". */
+/**
+ * " sharing each step" when the workers compute each shard's step together (in an MPI job,
+ * of the shards of this rank), else "".
+ */
 function sharing(model: CaptioningModel<FloatDType>, workers: number, ctx: PhaseContext): string {
-  const split = stepSplit(model.useStepTeam !== undefined, workers, ctx.config.train.shards);
+  const { start, end } = rankShards(ctx.config.train.shards, ctx.job.size, ctx.job.rank);
+  const split = stepSplit(model.useStepTeam !== undefined, workers, end - start);
   return split === "steps" ? " sharing each step" : "";
 }
 

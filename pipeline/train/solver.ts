@@ -65,7 +65,10 @@ export interface SolverOptions {
   workers?: number | "auto";
   /** The kernel backend: "auto" (default: the fastest that loads), "blas", "wasm" or "ts". */
   backend?: BackendName | "auto";
-  /** The fixed shards each batch is split into (default 4; results depend on it, not on workers). */
+  /**
+   * The fixed shards each batch is split into (default 1 for the recurrent models, 4 for the
+   * Transformer: `defaultShards`; results depend on it, not on workers).
+   */
   shards?: number;
   /**
    * A step engine to use instead (see `createEngine`); then `workers`, `backend` and `shards`
