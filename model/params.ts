@@ -7,6 +7,7 @@
  * @module
  */
 import { allocArray, type ArrayOf, type FloatDType, shapeSize, Tensor } from "../layers/tensor.ts";
+import { sharedWasmArray } from "../layers/kernels/wasm_arrays.ts";
 
 /** The parameter names of the rnn and lstm models, in the exercise's order. */
 export const PARAM_NAMES = [
@@ -122,7 +123,7 @@ export function viewParams<D extends FloatDType>(
   dtype: D,
   flat?: ArrayOf<D>,
 ): ParamBuffer<D> {
-  const buffer = flat ?? allocArray(dtype, layout.total, true);
+  const buffer = flat ?? sharedWasmArray(dtype, layout.total);
   if (buffer.length !== layout.total) {
     throw new RangeError(
       `Cannot view parameters: buffer has ${buffer.length} elements, layout needs ${layout.total}`,

@@ -11,6 +11,7 @@
  * @module
  */
 import { selectKernels } from "../layers/kernels/mod.ts";
+import { adoptWasmMemory } from "../layers/kernels/wasm_arrays.ts";
 import type { FloatArray, FloatDType } from "../layers/tensor.ts";
 import { Tensor } from "../layers/tensor.ts";
 import type { CaptioningModel } from "../model/captioning_model.ts";
@@ -95,6 +96,8 @@ export class ComputeWorker {
   constructor(init: WorkerInit) {
     this.init = init;
     selectKernels(init.backend);
+    if (init.memories?.params) adoptWasmMemory(init.params, init.memories.params);
+    if (init.memories?.grad) adoptWasmMemory(init.grad, init.memories.grad);
     this.model = createCaptioningModel({
       ...init.config,
       wordToIdx: init.wordToIdx,
@@ -116,6 +119,9 @@ export class ComputeWorker {
   setBuffers(m: WorkerBuffers): void {
     if (m.rule !== undefined) this.rule = m.rule;
     if (m.moments !== undefined) this.moments = m.moments;
+    m.momentMemories?.forEach((memory, i) => {
+      if (memory) adoptWasmMemory(this.moments[i], memory);
+    });
     if (m.captions !== undefined) this.captions = m.captions;
     if (m.features !== undefined) this.features = m.features;
     if (m.weights !== undefined) this.weights = m.weights;

@@ -22,6 +22,7 @@
  */
 import { backendNames, kernels, selectKernels } from "../layers/kernels/mod.ts";
 import { sharedWorkspaceMemory } from "../layers/kernels/elementwise_wasm.ts";
+import { sharedWasmArray, wasmMemoryOf } from "../layers/kernels/wasm_arrays.ts";
 import { accepts, checkOptions, type OptionRule } from "../layers/options.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
 import { allocArray, type FloatArray, type FloatDType, Tensor } from "../layers/tensor.ts";
@@ -201,7 +202,7 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements GradientEn
     const total = model.layout.total, dtype = model.dtype;
     this.#control = allocArray("int32", CTRL.WORDS, true);
     this.#shardGrads = Array.from({ length: shards }, () => allocArray(dtype, total, true));
-    this.#grad = allocArray(dtype, total, true);
+    this.#grad = sharedWasmArray(dtype, total);
     this.#shardLoss = allocArray("float64", shards, true);
     this.#blockSq = allocArray("float64", GRAD_BLOCKS, true);
     this.#finished = allocArray("int32", workers, true);
@@ -243,6 +244,7 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements GradientEn
           teamWaiting: this.#teamWaiting,
           scalars: this.#scalars,
           ...(workspace ? { workspace } : {}),
+          memories: { params: wasmMemoryOf(model.flat), grad: wasmMemoryOf(this.#grad) },
         };
         w.postMessage(init);
       });
@@ -510,6 +512,7 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements GradientEn
     }
     this.#pending.rule = optimizer.rule;
     this.#pending.moments = optimizer.moments;
+    this.#pending.momentMemories = optimizer.moments.map((m) => wasmMemoryOf(m));
     this.#rule = optimizer.rule;
     this.#moments = [...optimizer.moments];
   }

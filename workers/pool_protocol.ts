@@ -204,6 +204,11 @@ export interface WorkerInit {
    * computes whole shards of its own.
    */
   workspace?: WebAssembly.Memory;
+  /**
+   * The WebAssembly memories that `params` and `grad` live in, when they do (see
+   * `layers/kernels/wasm_arrays.ts`): the worker's optimizer update then runs as SIMD on them.
+   */
+  memories?: { params?: WebAssembly.Memory; grad?: WebAssembly.Memory };
 }
 
 /** A message that replaces shared buffers (sent with `CMD.YIELD`); absent fields stay. */
@@ -214,6 +219,8 @@ export interface WorkerBuffers {
   rule?: UpdateRule;
   /** The optimizer's moment buffers. */
   moments?: FloatArray[];
+  /** The WebAssembly memory of each moment buffer, where it lives in one (sent with them). */
+  momentMemories?: (WebAssembly.Memory | undefined)[];
   /** The shared batch captions, int32, capacity ≥ N (T + 1). */
   captions?: Int32Array;
   /** The shared batch features, in the model's dtype, capacity ≥ N D. */

@@ -359,6 +359,87 @@ export function assemble(
   minPages: number,
   sharedMaxPages?: number,
 ): Uint8Array<ArrayBuffer> {
+  const shared = sharedMaxPages !== undefined;
+  return moduleBytes(
+    funcs,
+    exports,
+    shared ? [importedMemory("memory", minPages, sharedMaxPages)] : [],
+    shared ? [] : [[0x00, ...uleb(minPages)]],
+  );
+}
+
+/** The size of a shared memory that a module imports, in 64 KiB pages. */
+export interface SharedMemoryLimits {
+  /** The memory's size when the module is instantiated (at least). */
+  minPages: number;
+  /** Its maximum size (at most). */
+  maxPages: number;
+}
+
+/**
+ * Assembles a module that imports several shared memories (multi-memory: `env.m0`, `env.m1`, …,
+ * memory index i being `env.m{i}`) and has none of its own, so one function can work on arrays
+ * that live in different memories; instructions name their memory with the `*In` builders.
+ * @param funcs The functions, in index order.
+ * @param exports Export name to function index.
+ * @param memories The imported memories' limits, in memory-index order.
+ * @returns The module's bytes.
+ * @example
+ * ```ts
+ * import { assembleImporting, Func, I32 } from "./wasm_asm.ts";
+ * const bytes = assembleImporting([new Func([I32])], { nop: 0 }, [
+ *   { minPages: 1, maxPages: 1 },
+ *   { minPages: 1, maxPages: 2 },
+ * ]);
+ * console.log(WebAssembly.validate(bytes)); // true
+ * ```
+ */
+export function assembleImporting(
+  funcs: Func[],
+  exports: Record<string, number>,
+  memories: SharedMemoryLimits[],
+): Uint8Array<ArrayBuffer> {
+  return moduleBytes(
+    funcs,
+    exports,
+    memories.map((m, i) => importedMemory(`m${i}`, m.minPages, m.maxPages)),
+    [],
+  );
+}
+
+/**
+ * Loads and stores in a given memory of a multi-memory module ({@linkcode assembleImporting}):
+ * the memarg then carries the memory index.
+ * @example
+ * ```ts
+ * import { inMemory, op } from "./wasm_asm.ts";
+ * const load = inMemory.v128Load(1, op.i32(0)); // v128.load from memory 1, address 0
+ * ```
+ */
+export const inMemory = {
+  /** `v128.load` of memory `memory`. */
+  v128Load: (memory: number, addr: Code, off = 0): Code => [
+    ...addr,
+    ...simd(0x00, [4 | 0x40, ...uleb(memory), ...uleb(off)]),
+  ],
+  /** `v128.store` into memory `memory`. */
+  v128Store: (memory: number, addr: Code, value: Code, off = 0): Code => [
+    ...addr,
+    ...value,
+    ...simd(0x0b, [4 | 0x40, ...uleb(memory), ...uleb(off)]),
+  ],
+};
+
+function importedMemory(field: string, minPages: number, maxPages: number): Code {
+  return [...name("env"), ...name(field), 0x02, 0x03, ...uleb(minPages), ...uleb(maxPages)];
+}
+
+function moduleBytes(
+  funcs: Func[],
+  exports: Record<string, number>,
+  memoryImports: Code[],
+  ownMemories: Code[],
+): Uint8Array<ArrayBuffer> {
   const types = funcs.map((f) => [0x60, ...vec(f.params.map((t) => [t])), 0]);
   const codes = funcs.map((f) => {
     // Run-length groups of equal local types.
@@ -372,8 +453,9 @@ export function assemble(
     const body = [...vec(groups), ...f.body, 0x0b];
     return [...uleb(body.length), ...body];
   });
+  const exportsMemory = memoryImports.length + ownMemories.length === 1;
   const exportEntries = [
-    [...name("memory"), 0x02, 0],
+    ...(exportsMemory ? [[...name("memory"), 0x02, 0]] : []),
     ...Object.entries(exports).map(([n, idx]) => [...name(n), 0x00, ...uleb(idx)]),
   ];
   return new Uint8Array([
@@ -386,19 +468,9 @@ export function assemble(
     0x00,
     0x00,
     ...section(1, vec(types)),
-    ...(sharedMaxPages === undefined ? [] : section(
-      2,
-      vec([[
-        ...name("env"),
-        ...name("memory"),
-        0x02,
-        0x03,
-        ...uleb(minPages),
-        ...uleb(sharedMaxPages),
-      ]]),
-    )),
+    ...(memoryImports.length > 0 ? section(2, vec(memoryImports)) : []),
     ...section(3, vec(funcs.map((_, i) => uleb(i)))),
-    ...(sharedMaxPages === undefined ? section(5, vec([[0x00, ...uleb(minPages)]])) : []),
+    ...(ownMemories.length > 0 ? section(5, vec(ownMemories)) : []),
     ...section(7, vec(exportEntries)),
     ...section(10, vec(codes)),
   ]);

@@ -1,0 +1,90 @@
+import { type AdamConstants, wasmAdam } from "../layers/kernels/adam_wasm.ts";
+import { adoptWasmMemory, sharedWasmArray, wasmMemoryOf } from "../layers/kernels/wasm_arrays.ts";
+import { applyUpdate, optimDefaults } from "../layers/optim.ts";
+import { allocArray, type FloatArray, type FloatDType } from "../layers/tensor.ts";
+import { Rng } from "../layers/random.ts";
+import { assert, assertEquals, assertThrows } from "./assert.ts";
+
+/** Gradients of every scale, with zeros, signs and a few huge and tiny values. */
+function gradients(n: number, seed: number, step: number): number[] {
+  const rng = new Rng(seed + 7919 * step);
+  return Array.from({ length: n }, (_, i) => {
+    const u = rng.random();
+    if (i % 17 === 0) return 0;
+    if (i % 29 === 0) return (u - 0.5) * 1e30;
+    if (i % 31 === 0) return (u - 0.5) * 1e-30;
+    return (u - 0.5) * 10 ** Math.floor(u * 8 - 6);
+  });
+}
+
+function sameBits(a: FloatArray, b: FloatArray): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    if (!Object.is(a[i], b[i])) return false;
+  }
+  return true;
+}
+
+for (const dtype of ["float32", "float64"] as FloatDType[]) {
+  Deno.test(`adam: the SIMD loop gives the scalar loop's bits (${dtype})`, () => {
+    // 103 elements, updated over ranges that start and end off the SIMD width.
+    const n = 103, c = optimDefaults("adam", { learningRate: 3e-3 });
+    const wasm = [0, 1, 2, 3].map(() => sharedWasmArray(dtype, n));
+    const plain = [0, 1, 2, 3].map(() => allocArray(dtype, n));
+    const init = gradients(n, 1, 0);
+    wasm[0].set(init);
+    plain[0].set(init);
+    const ranges = [[0, 50], [50, 51], [51, 103]];
+    for (let t = 1; t <= 40; t++) {
+      const g = gradients(n, 2, t);
+      wasm[1].set(g);
+      plain[1].set(g);
+      for (const [start, end] of ranges) {
+        applyUpdate("adam", c, t, [wasm[2], wasm[3]], wasm[0], wasm[1], start, end);
+        applyUpdate("adam", c, t, [plain[2], plain[3]], plain[0], plain[1], start, end);
+      }
+    }
+    ["w", "dw", "m", "v"].forEach((name, i) => {
+      assert(sameBits(wasm[i], plain[i]), `${dtype} ${name} differs`);
+    });
+  });
+}
+
+Deno.test("wasmAdam updates only what its SIMD loop takes, and only arrays in its memories", () => {
+  const k: AdamConstants = {
+    b1: 0.9,
+    a1: 0.1,
+    b2: 0.999,
+    a2: 0.001,
+    stepSize: 0.01,
+    invRootC2: 1,
+    eps: 1e-8,
+  };
+  const [w, dw, m, v] = [0, 1, 2, 3].map(() => sharedWasmArray("float32", 10));
+  dw.fill(1);
+  // From 1 to 10: 8 elements (two f32x4), elements 0 and 9 stay.
+  assertEquals(wasmAdam(k, w, dw, m, v, 1, 10), 9);
+  assertEquals([w[0], w[9]], [0, 0]);
+  assert(w.subarray(1, 9).every((x) => x < 0), "the SIMD range moved against the gradient");
+  // A plain array, or mixed element types, is left to the caller.
+  assertEquals(wasmAdam(k, new Float32Array(10), dw, m, v, 0, 10), 0);
+  assertEquals(wasmAdam(k, w, dw, sharedWasmArray("float64", 10), v, 0, 10), 0);
+  // Fewer elements than one SIMD step.
+  assertEquals(wasmAdam(k, w, dw, m, v, 2, 5), 2);
+});
+
+Deno.test("a worker's view of a wasm-backed array finds its memory once adopted", () => {
+  const a = sharedWasmArray("float32", 100);
+  const memory = wasmMemoryOf(a)!;
+  assert(memory instanceof WebAssembly.Memory);
+  // What a worker receives: another SharedArrayBuffer object over the same memory.
+  const received = new Float32Array(memory.buffer, 16, 8);
+  adoptWasmMemory(received, memory);
+  assertEquals(wasmMemoryOf(received), memory);
+  assertEquals(wasmMemoryOf(new Float32Array(8)), undefined);
+  assertThrows(
+    () => adoptWasmMemory(new Float32Array(new SharedArrayBuffer(64)), memory),
+    RangeError,
+    "not a shared view of a memory of its size",
+  );
+});
