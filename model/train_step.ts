@@ -42,11 +42,13 @@ import {
   typedArena,
 } from "../layers/kernels/elementwise.ts";
 import { selectElementwise } from "../layers/kernels/elementwise_wasm.ts";
+import { copyColumnBlock } from "../layers/kernels/copy_wasm.ts";
 import {
   columnBlockWidth,
   columnSlice,
   type Mat,
   mat,
+  matmulAdd,
   matmulColumnBlocks,
   rowSlice,
   T,
@@ -91,6 +93,7 @@ export interface TrainStepConfig extends LmShape {
 interface Work extends LmState {
   x: FloatArray; // (R, W) word vectors, then their gradient
   gates: FloatArray; // (R, G)
+  whBlocks: FloatArray; // (G / u) blocks of (H, u): Wh's columns by unit blocks, contiguous
   hPrev: FloatArray; // (R, H) the state each row starts from
   scores: FloatArray; // (R, V) scores, then their gradient
   dh: FloatArray; // (R, H)
@@ -247,6 +250,7 @@ export class TrainStep {
     const names: (keyof Work)[] = [
       "x",
       "gates",
+      "whBlocks",
       "h",
       "c",
       "tanhC",
@@ -268,6 +272,7 @@ export class TrainStep {
     const sizes = [
       rows * w,
       rows * g,
+      hd * g,
       lstm || gru ? rows * hd : 0, // the RNN's hidden states are its activated gates
       lstm ? rows * hd : 0,
       lstm ? rows * hd : 0,
@@ -420,7 +425,16 @@ export class TrainStep {
     // b + x · Wx, scores = b_vocab + h · W_vocab, the GRU's ah = bh + h_prev · Wh), and, for
     // the running captions in packed order, their features and h0's bias.
     const feats = features.data, emb = p.W_embed.data, bias = (gru ? p.bx : p.b).data;
-    this.#shared(TEAM_TASKS, (k) => {
+    // And Wh's columns by blocks of u units, each block contiguous: the recurrent GEMMs read
+    // (H, u) blocks of it; as column slices of Wh (rows G floats apart) they run up to 1.5×
+    // slower, the slices' rows contending for the same cache sets.
+    const whData = p.Wh.data, whBlocks = wk.whBlocks, blocks = g / wu;
+    this.#shared(TEAM_TASKS + blocks, (k) => {
+      if (k >= TEAM_TASKS) {
+        const j0 = (k - TEAM_TASKS) * wu;
+        copyColumnBlock(whData, g, hd, j0, wu, whBlocks, j0 * hd);
+        return;
+      }
       const [r0, r1] = blockOf(rows, TEAM_TASKS, k);
       for (let r = r0; r < r1; r++) {
         wk.x.set(emb.subarray(words[r] * w, (words[r] + 1) * w), r * w);
@@ -441,21 +455,21 @@ export class TrainStep {
       product(gatesAll, x, wx, 1),
       product(h0, mat(wk.feats, n0, d), wProj, 1),
     ]);
-    // The recurrence, one phase per step: a task is a block of hidden units, the slices of
-    // gates[s] += h_prev · Wh of its units in every gate, then the cell on them. h_prev is h0
-    // or the previous step's first n_s rows (the captions still running are the longest ones).
-    const wh = mat(p.Wh.data, hd, g);
+    // The recurrence, one phase per step: a task is a block of u hidden units, the slices of
+    // gates[s] += h_prev · Wh of its units in every gate (one GEMM on a block of whBlocks per
+    // gate), then the cell on them. h_prev is h0 or the previous step's first n_s rows (the
+    // captions still running are the longest ones).
+    const wh = mat(p.Wh.data, hd, g), wide = wu;
     for (let s = 0; s < tEff; s++) {
       const hPrev = s === 0 ? wk.h0 : wk.h, cPrev = s === 0 ? null : wk.c;
       const prevOff = s === 0 ? 0 : stepOff[s - 1] * hd, off = stepOff[s], ns = running(s);
-      // With few rows the GEMM's own blocks are wider than a task: a task then takes one.
-      const wc = columnBlockWidth(ns, g, hd, false);
-      const wide = wc < g && wc > wu && wc <= hd && hd % wc === 0 ? wc : wu;
-      const sub = subWidth(wc, wide);
-      const a = mat(hPrev, ns, hd, prevOff), into = mat(gru ? wk.ah : wk.gates, ns, g, off * g);
-      this.#phase(hd / wide, (b) => {
+      const a = mat(hPrev, ns, hd, prevOff), into = gru ? wk.ah : wk.gates;
+      this.#phase(units, (b) => {
         const u0 = b * wide;
-        for (let k = 0; k < gatesPerUnit; k++) columnsOf(into, a, wh, k * hd + u0, wide, sub, 1);
+        for (let k = 0; k < gatesPerUnit; k++) {
+          const j0 = k * hd + u0;
+          matmulAdd(mat(into, ns, wu, off * g + j0, g), a, mat(whBlocks, hd, wu, j0 * hd));
+        }
         if (lstm) {
           ew.lstmCell(
             wk.gates,

@@ -5,6 +5,7 @@
  * @module
  */
 import { allocArray, type FloatArray, type FloatDType } from "../layers/tensor.ts";
+import { sharedWasmArray } from "../layers/kernels/wasm_arrays.ts";
 import type { CaptioningModel, ModelKind } from "../model/captioning_model.ts";
 import type { Optimizer } from "../layers/optim.ts";
 import type { Minibatch } from "../model/minibatch.ts";
@@ -371,7 +372,8 @@ export class LocalEngine<D extends FloatDType> implements GradientEngine {
     this.shards = shards;
     const total = model.layout.total;
     this.#shardGrads = Array.from({ length: shards }, () => allocArray(model.dtype, total));
-    this.#grad = allocArray(model.dtype, total);
+    // In a WebAssembly memory, like the parameters and moments: Adam then runs as SIMD.
+    this.#grad = sharedWasmArray(model.dtype, total);
   }
 
   /** The reduced gradient of the last step (after clipping). */

@@ -15,6 +15,7 @@ import { assemble, type Code, F32, Func, I32, op as asm, uleb, V128 } from "./wa
 import type { ElementwiseKernels, FloatArena } from "./elementwise.ts";
 import { tsElementwise, typedArena } from "./elementwise.ts";
 import type { FloatArray, FloatDType } from "../tensor.ts";
+import { registerWasmMemory } from "./wasm_arrays.ts";
 
 const simd = (opcode: number, ...args: Code[]): Code => [...args.flat(), 0xfd, ...uleb(opcode)];
 /**
@@ -679,6 +680,7 @@ export function wasmElementwiseArena(shared?: WebAssembly.Memory): ElementwiseAr
       // 16-byte aligned slices of one region; grow the memory when it is too small.
       const sizes = lengths.map((n) => Math.ceil(n / 4) * 4);
       growTo(memory, sizes.reduce((a, b) => a + b, 0) * 4);
+      registerWasmMemory(memory);
       const out: Float32Array[] = [];
       let at = 0;
       for (let i = 0; i < lengths.length; i++) {

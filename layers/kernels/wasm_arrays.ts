@@ -11,7 +11,7 @@ import { allocArray, type ArrayOf, type FloatDType } from "../tensor.ts";
 const PAGE = 65536;
 /** Past this, an array is a plain SharedArrayBuffer (wasm32 memories hold at most 4 GiB). */
 const MAX_BYTES = 2 ** 31;
-const memories = new WeakMap<SharedArrayBuffer, WebAssembly.Memory>();
+const memories = new WeakMap<ArrayBufferLike, WebAssembly.Memory>();
 
 /**
  * A zeroed SharedArrayBuffer-backed array in a shared WebAssembly memory of its own (a plain
@@ -51,8 +51,7 @@ export function sharedWasmArray<D extends FloatDType>(dtype: D, length: number):
  * ```
  */
 export function wasmMemoryOf(array: ArrayBufferView): WebAssembly.Memory | undefined {
-  const buffer = array.buffer;
-  return buffer instanceof SharedArrayBuffer ? memories.get(buffer) : undefined;
+  return memories.get(array.buffer);
 }
 
 /**
@@ -82,4 +81,21 @@ export function adoptWasmMemory(array: ArrayBufferView, memory: WebAssembly.Memo
     );
   }
   memories.set(buffer, memory);
+}
+
+/**
+ * Records, in this thread, the arrays over a memory's current buffer as living in it (an arena
+ * that carves work arrays from its memory calls this after each growth).
+ * @param memory A shared or unshared WebAssembly memory.
+ *
+ * @example
+ * ```ts
+ * import { registerWasmMemory, wasmMemoryOf } from "./wasm_arrays.ts";
+ * const memory = new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
+ * registerWasmMemory(memory);
+ * console.log(wasmMemoryOf(new Float32Array(memory.buffer)) === memory); // true
+ * ```
+ */
+export function registerWasmMemory(memory: WebAssembly.Memory): void {
+  memories.set(memory.buffer, memory);
 }

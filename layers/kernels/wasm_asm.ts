@@ -368,12 +368,14 @@ export function assemble(
   );
 }
 
-/** The size of a shared memory that a module imports, in 64 KiB pages. */
+/** The size of a memory that a module imports, in 64 KiB pages, and whether it is shared. */
 export interface SharedMemoryLimits {
   /** The memory's size when the module is instantiated (at least). */
   minPages: number;
-  /** Its maximum size (at most). */
-  maxPages: number;
+  /** Its maximum size (at most; required when shared). */
+  maxPages?: number;
+  /** Whether the memory is shared (default true): imports must match the memory. */
+  shared?: boolean;
 }
 
 /**
@@ -402,7 +404,7 @@ export function assembleImporting(
   return moduleBytes(
     funcs,
     exports,
-    memories.map((m, i) => importedMemory(`m${i}`, m.minPages, m.maxPages)),
+    memories.map((m, i) => importedMemory(`m${i}`, m.minPages, m.maxPages, m.shared ?? true)),
     [],
   );
 }
@@ -430,8 +432,16 @@ export const inMemory = {
   ],
 };
 
-function importedMemory(field: string, minPages: number, maxPages: number): Code {
-  return [...name("env"), ...name(field), 0x02, 0x03, ...uleb(minPages), ...uleb(maxPages)];
+function importedMemory(
+  field: string,
+  minPages: number,
+  maxPages: number | undefined,
+  shared = true,
+): Code {
+  if (shared && maxPages === undefined) throw new RangeError("A shared memory needs maxPages");
+  const flags = (shared ? 0x02 : 0) | (maxPages === undefined ? 0 : 0x01);
+  const max = maxPages === undefined ? [] : uleb(maxPages);
+  return [...name("env"), ...name(field), 0x02, flags, ...uleb(minPages), ...max];
 }
 
 function moduleBytes(

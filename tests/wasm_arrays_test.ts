@@ -1,5 +1,11 @@
 import { type AdamConstants, wasmAdam } from "../layers/kernels/adam_wasm.ts";
-import { adoptWasmMemory, sharedWasmArray, wasmMemoryOf } from "../layers/kernels/wasm_arrays.ts";
+import {
+  adoptWasmMemory,
+  registerWasmMemory,
+  sharedWasmArray,
+  wasmMemoryOf,
+} from "../layers/kernels/wasm_arrays.ts";
+import { copyColumnBlock } from "../layers/kernels/copy_wasm.ts";
 import { applyUpdate, optimDefaults } from "../layers/optim.ts";
 import { allocArray, type FloatArray, type FloatDType } from "../layers/tensor.ts";
 import { Rng } from "../layers/random.ts";
@@ -87,4 +93,31 @@ Deno.test("a worker's view of a wasm-backed array finds its memory once adopted"
     RangeError,
     "not a shared view of a memory of its size",
   );
+});
+
+Deno.test("copyColumnBlock copies a column block between memories as the plain loop does", () => {
+  const rows = 7, ld = 24, width = 8, j0 = 8;
+  for (const dtype of ["float32", "float64"] as FloatDType[]) {
+    const src = sharedWasmArray(dtype, rows * ld);
+    src.forEach((_, i) => src[i] = i + 0.5);
+    const want = allocArray(dtype, 3 + rows * width);
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < width; c++) want[3 + r * width + c] = src[r * ld + j0 + c];
+    }
+    // Into another shared memory, into an unshared one (a solo arena's), and a plain array.
+    const unshared = new WebAssembly.Memory({ initial: 1 });
+    registerWasmMemory(unshared);
+    const size = dtype === "float32" ? 4 : 8;
+    const targets = [
+      sharedWasmArray(dtype, 3 + rows * width),
+      dtype === "float32"
+        ? new Float32Array(unshared.buffer, 16, 3 + rows * width)
+        : new Float64Array(unshared.buffer, 16, 3 + rows * width),
+      allocArray(dtype, 3 + rows * width),
+    ];
+    for (const dst of targets) {
+      copyColumnBlock(src, ld, rows, j0, width, dst, 3);
+      assert(sameBits(dst, want), `${dtype}: ${dst.buffer.constructor.name} at ${size}`);
+    }
+  }
 });
