@@ -11,8 +11,9 @@
  * Each config (a model and a batch size) gets one engine per shard count, worker count (1 = the
  * single-thread LocalEngine, more = the PoolEngine) and split (how the pool's workers share a
  * step: as a team, or whole shards each; `split` in the line); every config's engines step on batches
- * of the same data, and ALL the steps are interleaved (each round in a rotating order), so
- * that a noisy machine slows every config and worker count alike.
+ * of the same data. Each round runs the configs one after another: a config's engines' steps
+ * interleaved (in a rotating order), so that a noisy machine slows every worker count alike, then
+ * the config's PyTorch peer.
  *
  * On Linux it also reads each thread's CPU time (/proc/self/task/<tid>/schedstat) around every
  * step: `cpu_ms_per_iter` is the CPU time of all threads, `busiest_thread_ms` that of the
@@ -29,8 +30,8 @@
  * the wall time.
  *
  * With `--peer` (default: `.venv-torch/bin/python` when it exists), every round also runs the
- * PyTorch peer (../shared/peers/bench_torch_ref.py cell batch) for each config, between the
- * recap steps, and its lines come out beside recap's with `recap_vs` (recap's best captions/s
+ * PyTorch peer (../shared/peers/bench_torch_ref.py cell batch) for each config, right after that
+ * config's recap steps, and its lines come out beside recap's with `recap_vs` (recap's best captions/s
  * over the peer's) — `deno task bench:train`.
  * @module
  */
@@ -71,7 +72,12 @@ const { values, positionals } = scriptCommandLine({
       "datasets/synthetic",
     ),
     iters: int(6, 1, "Timed iterations per round", "3"),
-    rounds: int(3, 1, "Rounds (each: every engine's steps interleaved, then the peer)", "1"),
+    rounds: int(
+      3,
+      1,
+      "Rounds (each: config by config, its engines' steps interleaved, then its peer)",
+      "1",
+    ),
     peer: str(
       "",
       "Python with PyTorch for the peer, or 'none' (default: .venv-torch/bin/python if present)",
@@ -231,38 +237,40 @@ const iters = values.iters, warmup = 2, cores = navigator.hardwareConcurrency;
 const roof = openRoofline();
 const roofline = new Map<number, number[]>();
 const peerLines = new Map<string, PeerLine[]>();
-let i = 0;
 for (let round = 0; round < values.rounds; round++) {
-  for (let it = 0; it < iters + (round === 0 ? warmup : 0); it++, i++) {
-    for (let k = 0; k < runs.length; k++) {
-      const run = runs[(i + k) % runs.length];
-      const batch = run.batches.next();
-      const before = threadTimes();
-      const t0 = performance.now();
-      await run.engine.step(batch, run.opt, 0);
-      run.times.push(performance.now() - t0);
-      run.flops.push(executedFlops(run.cell, batch));
-      if (run.engine instanceof PoolEngine) {
-        const tm = run.engine.timings;
-        for (const phase in run.phases) run.phases[phase].push(tm[phase as keyof typeof tm]);
+  // Config by config: its engines' steps interleaved (in a rotating order), then its peer, so
+  // recap and PyTorch run the same config close in time, and a config's steps do not share the
+  // caches with the other configs' engines (the peer, in its own process, does not either).
+  for (const [cell, n] of configs) {
+    const mine = runs.filter((r) => r.cell === cell && r.n === n);
+    for (let it = 0; it < iters + (round === 0 ? warmup : 0); it++) {
+      for (let k = 0; k < mine.length; k++) {
+        const run = mine[(it + k) % mine.length];
+        const batch = run.batches.next();
+        const before = threadTimes();
+        const t0 = performance.now();
+        await run.engine.step(batch, run.opt, 0);
+        run.times.push(performance.now() - t0);
+        run.flops.push(executedFlops(run.cell, batch));
+        if (run.engine instanceof PoolEngine) {
+          const tm = run.engine.timings;
+          for (const phase in run.phases) run.phases[phase].push(tm[phase as keyof typeof tm]);
+        }
+        const after = threadTimes();
+        if (before && after) {
+          const used = threadUse(before, after);
+          run.cpu.push(used.cpu);
+          run.busiest.push(used.busiest);
+        }
       }
-      const after = threadTimes();
-      if (before && after) {
-        const used = threadUse(before, after);
-        run.cpu.push(used.cpu);
-        run.busiest.push(used.busiest);
-      }
+    }
+    if (peer && (cell === "rnn" || cell === "lstm")) { // the peer has these two
+      const key = `${cell} ${n}`;
+      peerLines.set(key, [...peerLines.get(key) ?? [], ...await runPeer(peer, cell, n)]);
     }
   }
   for (const threads of new Set([1, cores, ...workerCounts])) {
     if (roof) roofline.set(threads, [...roofline.get(threads) ?? [], roof.gflops(threads)]);
-  }
-  if (peer) {
-    for (const [cell, n] of configs) {
-      if (cell !== "rnn" && cell !== "lstm") continue; // the peer has these two
-      const key = `${cell} ${n}`;
-      peerLines.set(key, [...peerLines.get(key) ?? [], ...await runPeer(peer, cell, n)]);
-    }
   }
 }
 roof?.close();
