@@ -3,7 +3,10 @@
  * captions), in one call or cut into the column blocks of `columnBlockWidth` — the forward
  * gates += h_prev · Wh (K = H, N = G) and the backward dh_prev += dA · Whᵀ (K = G, N = H).
  * One JSON line per (cell, pass, rows) with the median ms of both and the speed-up; the two are
- * interleaved. Rows of few captions are where OpenBLAS's packing of Wh on every call dominates.
+ * interleaved. Forward lines also time the training step's way (`task_*`): one GEMM per block of
+ * `task_width` columns, on column slices of Wh (`task_slices_ms`) or on contiguous copies of them
+ * (`task_blocks_ms`, the step's `whBlocks`). Rows of few captions are where OpenBLAS's packing
+ * of Wh on every call dominates.
  *
  *   deno run -A bench/recurrent_gemm_bench.ts [--reps 40]
  * @module
@@ -16,6 +19,8 @@ import {
   T,
 } from "../layers/kernels/matmul.ts";
 import { selectKernels } from "../layers/kernels/mod.ts";
+import { copyColumnBlock } from "../layers/kernels/copy_wasm.ts";
+import { teamUnitWidth } from "../model/step_team.ts";
 import { scriptCommandLine } from "../pipeline/cli/args.ts";
 import { HELP_OPTION, int } from "../pipeline/cli/command_spec.ts";
 import { H, median } from "./coco_sizes.ts";
@@ -41,7 +46,11 @@ for (const [cell, gates] of [["rnn", 1], ["lstm", 4], ["gru", 3]] as const) {
       const b = pass === "forward" ? mat(wh, H, g) : T(mat(wh, H, g));
       const c = mat(new Float32Array(rows * n), rows, n);
       const width = columnBlockWidth(rows, n, k, b.transposed);
-      const one: number[] = [], blocks: number[] = [];
+      const one: number[] = [], blocks: number[] = [], slices: number[] = [], copied: number[] = [];
+      // The forward as the training step's tasks run it: one GEMM per u-column block of Wh,
+      // as a column slice of Wh (rows G floats apart) or as a contiguous copy (`whBlocks`).
+      const u = teamUnitWidth(H), whBlocks = new Float32Array(H * g);
+      for (let j0 = 0; j0 < g; j0 += u) copyColumnBlock(wh, g, H, j0, u, whBlocks, j0 * H);
       for (let r = 0; r < reps; r++) {
         let t0 = performance.now();
         matmulAdd(c, a, b);
@@ -49,8 +58,26 @@ for (const [cell, gates] of [["rnn", 1], ["lstm", 4], ["gru", 3]] as const) {
         t0 = performance.now();
         matmulColumnBlocks(c, a, b, width, 1);
         blocks.push(performance.now() - t0);
+        if (pass !== "forward") continue;
+        t0 = performance.now();
+        for (let j0 = 0; j0 < g; j0 += u) {
+          matmulAdd(mat(c.data, rows, u, j0, g), a, mat(wh, H, u, j0, g));
+        }
+        slices.push(performance.now() - t0);
+        t0 = performance.now();
+        for (let j0 = 0; j0 < g; j0 += u) {
+          matmulAdd(mat(c.data, rows, u, j0, g), a, mat(whBlocks, H, u, j0 * H));
+        }
+        copied.push(performance.now() - t0);
       }
       const ms1 = median(one), ms2 = median(blocks);
+      const tasks = pass === "forward"
+        ? {
+          task_width: u,
+          task_slices_ms: +median(slices).toFixed(3),
+          task_blocks_ms: +median(copied).toFixed(3),
+        }
+        : {};
       console.log(JSON.stringify({
         bench: "recurrent_gemm",
         backend,
@@ -63,6 +90,7 @@ for (const [cell, gates] of [["rnn", 1], ["lstm", 4], ["gru", 3]] as const) {
         one_call_ms: +ms1.toFixed(3),
         blocks_ms: +ms2.toFixed(3),
         speedup: +(ms1 / ms2).toFixed(2),
+        ...tasks,
       }));
     }
   }

@@ -447,6 +447,12 @@ export class TrainStep {
         wk.feats.set(feats.subarray(perm[i] * d, (perm[i] + 1) * d), i * d);
         wk.h0.set(p.b_proj.data, i * hd);
       }
+      // The word vectors' gradient starts at 0, zeroed here by blocks of rows (one fill each,
+      // not one per row and block of the scatter's columns: 16k calls at V = 1004).
+      if (gr) {
+        const [v0, v1] = blockOf(v, TEAM_TASKS, k);
+        gr.W_embed.data.fill(0, v0 * w, v1 * w);
+      }
     });
     // The input projection of every step at once, and h0 = b_proj + features · W_proj.
     const gatesAll = mat(wk.gates, rows, g), x = mat(wk.x, rows, w);
@@ -624,12 +630,12 @@ export class TrainStep {
       product(mat(gr.b_proj.data, 1, hd), mat(wk.ones, 1, n0), dh0, 0),
     ]);
     // dx = dA · Wxᵀ (into x, no longer needed), then scattered into the word vectors' gradient
-    // by blocks of its columns (each element adds its rows in row order).
+    // (zeroed in the first phase) by blocks of its columns (each element adds its rows in row
+    // order).
     this.#products([product(x, dA, T(wx), 0)]);
     const dEmb = gr.W_embed.data, dx = wk.x;
     this.#shared(embBlocks, (k) => {
       const [j0, j1] = blockOf(w, embBlocks, k);
-      for (let o = 0; o < dEmb.length; o += w) dEmb.fill(0, o + j0, o + j1);
       for (let r = 0; r < rows; r++) {
         const o = words[r] * w, x0 = r * w;
         for (let j = j0; j < j1; j++) dEmb[o + j] += dx[x0 + j];
