@@ -140,6 +140,7 @@ export { gemmTiles, SOLO_TEAM, TEAM_TASKS, teamUnitWidth } from "./model/step_te
 export type { GemmTiles } from "./model/step_team.ts";
 export type { StepTeam } from "./model/step_team.ts";
 export { sharedWorkspaceMemory } from "./layers/kernels/elementwise_wasm.ts";
+export { sharedWasmArray, wasmMemoryOf } from "./layers/kernels/wasm_arrays.ts";
 export type { ParamLayout, ParamName, ParamSlot, RecurrentParamName } from "./model/params.ts";
 
 // Training engines: one thread, or a pool of Web Workers; the same bits either way.
