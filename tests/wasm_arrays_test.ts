@@ -77,6 +77,14 @@ Deno.test("wasmAdam updates only what its SIMD loop takes, and only arrays in it
   assertEquals(wasmAdam(k, w, dw, sharedWasmArray("float64", 10), v, 0, 10), 0);
   // Fewer elements than one SIMD step.
   assertEquals(wasmAdam(k, w, dw, m, v, 2, 5), 2);
+  // An unshared memory (a solo arena's) cannot link: left to the caller, no error.
+  const unshared = new WebAssembly.Memory({ initial: 1 });
+  registerWasmMemory(unshared);
+  assertEquals(wasmAdam(k, w, dw, new Float32Array(unshared.buffer, 0, 10), v, 0, 10), 0);
+  // A shared memory that may grow (a team's workspace) links.
+  const growable = new WebAssembly.Memory({ initial: 1, maximum: 100, shared: true });
+  registerWasmMemory(growable);
+  assertEquals(wasmAdam(k, w, dw, new Float32Array(growable.buffer, 0, 10), v, 0, 10), 8);
 });
 
 Deno.test("a worker's view of a wasm-backed array finds its memory once adopted", () => {

@@ -136,6 +136,7 @@ type AdamFn = (
 
 interface Instance {
   memories: WebAssembly.Memory[];
+  float32: boolean;
   adam: AdamFn;
 }
 
@@ -144,19 +145,21 @@ const instances: Instance[] = [];
 const modules = new Map<string, WebAssembly.Module>();
 
 function instanceFor(memories: WebAssembly.Memory[], float32: boolean): AdamFn {
-  const hit = instances.find((x) => x.memories.every((m, j) => m === memories[j]));
+  const hit = instances.find((x) =>
+    x.float32 === float32 && x.memories.every((m, j) => m === memories[j])
+  );
   if (hit) return hit.adam;
-  const pages = memories.map((m) => m.buffer.byteLength / 65536);
-  const key = `${float32}:${pages.join(",")}`;
+  // Any shared memory fits imports of 0 to wasm32's most pages: one module per element type.
+  const key = String(float32);
   let module = modules.get(key);
   if (!module) {
-    const limits = pages.map((p) => ({ minPages: p, maxPages: p }));
+    const limits = memories.map(() => ({ minPages: 0, maxPages: 65536 }));
     module = new WebAssembly.Module(assembleImporting([adamFunc(float32)], { adam: 0 }, limits));
     modules.set(key, module);
   }
   const env = Object.fromEntries(memories.map((m, j) => [`m${j}`, m]));
   const adam = new WebAssembly.Instance(module, { env }).exports.adam as unknown as AdamFn;
-  instances.unshift({ memories, adam });
+  instances.unshift({ memories, float32, adam });
   if (instances.length > 4) instances.pop();
   return adam;
 }
@@ -222,7 +225,8 @@ export function wasmAdam(
   const memories: WebAssembly.Memory[] = [];
   for (const a of arrays) {
     const memory = wasmMemoryOf(a);
-    if (memory === undefined) return start;
+    // The module imports shared memories (an unshared one, say a solo arena's, cannot link).
+    if (memory === undefined || !(memory.buffer instanceof SharedArrayBuffer)) return start;
     memories.push(memory);
   }
   const per = float32 ? 4 : 2, size = w.BYTES_PER_ELEMENT;
