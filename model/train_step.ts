@@ -465,13 +465,13 @@ export class TrainStep {
     // gates[s] += h_prev · Wh of its units in every gate (one GEMM on a block of whBlocks per
     // gate), then the cell on them. h_prev is h0 or the previous step's first n_s rows (the
     // captions still running are the longest ones).
-    const wh = mat(p.Wh.data, hd, g), wide = wu;
+    const wh = mat(p.Wh.data, hd, g);
     for (let s = 0; s < tEff; s++) {
       const hPrev = s === 0 ? wk.h0 : wk.h, cPrev = s === 0 ? null : wk.c;
       const prevOff = s === 0 ? 0 : stepOff[s - 1] * hd, off = stepOff[s], ns = running(s);
       const a = mat(hPrev, ns, hd, prevOff), into = gru ? wk.ah : wk.gates;
       this.#phase(units, (b) => {
-        const u0 = b * wide;
+        const u0 = b * wu;
         for (let k = 0; k < gatesPerUnit; k++) {
           const j0 = k * hd + u0;
           matmulAdd(mat(into, ns, wu, off * g + j0, g), a, mat(whBlocks, hd, wu, j0 * hd));
@@ -488,7 +488,7 @@ export class TrainStep {
             off * hd + u0,
             ns,
             hd,
-            wide,
+            wu,
           );
         } else if (gru) {
           ew.gruCell(
@@ -501,11 +501,11 @@ export class TrainStep {
             off * hd + u0,
             ns,
             hd,
-            wide,
+            wu,
           );
         } else {
           for (let r = 0; r < ns; r++) {
-            ew.activate(wk.gates, (off + r) * g + u0, wide, cfg.activation);
+            ew.activate(wk.gates, (off + r) * g + u0, wu, cfg.activation);
           }
         }
       });
