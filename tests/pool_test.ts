@@ -15,6 +15,7 @@ import { createEngine, PoolEngine, WorkerFailure } from "../workers/pool.ts";
 import { reduceBlock, reduceBlockOnto } from "../workers/reduce.ts";
 import { reduceShards, sumSquares } from "../workers/sharding.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "./assert.ts";
+import { workerThreadsAfter } from "./threads.ts";
 import { faultyWorkerUrl } from "./faulty_worker.ts";
 import { randomCaptionData } from "./fixtures_data.ts";
 
@@ -558,6 +559,15 @@ Deno.test("a worker failure stops CaptioningSolver.train() with the worker's mes
   } finally {
     await solver.close();
   }
+});
+
+Deno.test("a pool closed before its workers started leaves no worker thread", async () => {
+  const data = randomCaptionData({ numTrain: 10, vocab: 30, inputDim: D, seed: 3 });
+  const model = smallModel(data);
+  // terminate() does not end a worker whose JavaScript is not running yet; such a worker
+  // still takes its queued init message, and must see the pool's STOP then and leave.
+  for (let i = 0; i < 4; i++) await new PoolEngine(model, { workers: 2 }).close();
+  assertEquals(await workerThreadsAfter(10_000), [], "every worker thread ended");
 });
 
 Deno.test("a worker that cannot start rejects the first call, and bad arguments are errors", async () => {

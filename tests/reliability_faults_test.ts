@@ -11,6 +11,7 @@ import { withH5File } from "../pipeline/io/h5.ts";
 import { RUN_FILES } from "../pipeline/run/files.ts";
 import { runExperiment } from "../pipeline/run/run.ts";
 import { type Fault, faultyWorkerUrl } from "./faulty_worker.ts";
+import { threadNames, workerThreadsAfter } from "./threads.ts";
 import { assert, assertEquals } from "./assert.ts";
 import {
   errorLines,
@@ -124,19 +125,6 @@ Deno.test("resume applies a changed learning rate (decayed to the current epoch)
   assertEquals(final.solver!.iteration, 60);
 });
 
-/** The names of this process's threads, except the runtime's I/O pool (it grows lazily). */
-function threads(): string[] {
-  const names: string[] = [];
-  for (const e of Deno.readDirSync("/proc/self/task")) {
-    try {
-      names.push(Deno.readTextFileSync(`/proc/self/task/${e.name}/comm`).trim());
-    } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err; // the thread ended meanwhile
-    }
-  }
-  return names.filter((name) => name !== "tokio-runtime-w");
-}
-
 /** The files under `dir` this process holds open (on Linux). */
 function openFilesUnder(dir: string): string[] {
   const out: string[] = [];
@@ -184,7 +172,7 @@ for (const { label, name, faultAt } of WORKER_FAULTS) {
       tinyExperiment(data, runDir, { train: { workers: 2, checkpointEvery: 3 } }),
       "workers.json",
     );
-    const before = { threads: threads().length };
+    const before = { threads: threadNames().length };
     const lines: string[] = [];
     const started = performance.now();
     const err = await within(
@@ -209,13 +197,9 @@ for (const { label, name, faultAt } of WORKER_FAULTS) {
       ),
       lines.join(""),
     );
-    // No worker thread or file descriptor outlives the failed run (Deno's test sanitizers do
-    // not track workers; /proc does, on Linux: live workers are threads named "worker-N").
-    for (let i = 0; i < 100 && threads().some((t) => t.startsWith("worker-")); i++) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    assertEquals(threads().filter((t) => t.startsWith("worker-")), [], "worker threads are gone");
-    assert(threads().length <= before.threads, `threads: ${threads()}`);
+    // No worker thread or file descriptor outlives the failed run.
+    assertEquals(await workerThreadsAfter(), [], "worker threads are gone");
+    assert(threadNames().length <= before.threads, `threads: ${threadNames()}`);
     assertEquals(openFilesUnder(root), [], "no file of the run or its data is left open");
     const ckpt = await loadCheckpoint(join(runDir, RUN_FILES.checkpoint));
     assertEquals(ckpt.solver!.iteration, 6);
@@ -237,10 +221,7 @@ Deno.test("a finished run on the worker pool leaves no worker thread and no open
     ),
     { log: () => {}, progressWrite: () => {}, handleSignals: false },
   );
-  for (let i = 0; i < 100 && threads().some((t) => t.startsWith("worker-")); i++) {
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assertEquals(threads().filter((t) => t.startsWith("worker-")), []);
+  assertEquals(await workerThreadsAfter(), []);
   assertEquals(openFilesUnder(root), []);
   assert((await listDir(runDir)).includes("report.html"));
 });

@@ -11,6 +11,7 @@ import {
 import { LocalEngine } from "../workers/engine.ts";
 import { assert, assertAlmostEquals, assertEquals, assertRejects, assertThrows } from "./assert.ts";
 import { randomCaptionData } from "./fixtures_data.ts";
+import { workerThreads, workerThreadsAfter } from "./threads.ts";
 
 selectKernels(); // the fastest backend here: the overfit runs are real training
 
@@ -277,7 +278,7 @@ Deno.test("CaptioningSolver trains on the worker pool it is asked for, with the 
       hiddenDim: 10,
       cellType: "lstm",
     });
-    const threadsBefore = liveWorkerThreads();
+    const threadsBefore = workerThreads().length;
     let during = 0;
     const solver = new CaptioningSolver(model, data, {
       updateRule: "adam",
@@ -285,7 +286,7 @@ Deno.test("CaptioningSolver trains on the worker pool it is asked for, with the 
       numEpochs: 2,
       verbose: false,
       workers,
-      onIteration: () => void (during = Math.max(during, liveWorkerThreads() - threadsBefore)),
+      onIteration: () => void (during = Math.max(during, workerThreads().length - threadsBefore)),
     });
     await solver.train();
     return { losses: solver.lossHistory, params: model.flat.slice(), during };
@@ -295,10 +296,7 @@ Deno.test("CaptioningSolver trains on the worker pool it is asked for, with the 
   assertEquals(two.during, 2, "two workers run while training");
   assertEquals(two.losses, one.losses);
   assertEquals(two.params, one.params);
-  for (let i = 0; i < 100 && liveWorkerThreads() > 0; i++) {
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  assertEquals(liveWorkerThreads(), 0, "train() stops the pool it started");
+  assertEquals(await workerThreadsAfter(), [], "train() stops the pool it started");
 });
 
 Deno.test("CaptioningSolver rejects unknown and bad options by name", () => {
@@ -339,13 +337,3 @@ Deno.test("CaptioningSolver rejects unknown and bad options by name", () => {
     "give either an engine or workers/backend/shards",
   );
 });
-
-/** Live Web Worker threads of this process (Linux names them "worker-N"). */
-function liveWorkerThreads(): number {
-  let n = 0;
-  for (const t of Deno.readDirSync("/proc/self/task")) {
-    const name = Deno.readTextFileSync(`/proc/self/task/${t.name}/comm`).trim();
-    if (name.startsWith("worker-")) n++;
-  }
-  return n;
-}

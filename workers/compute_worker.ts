@@ -133,6 +133,13 @@ export class ComputeWorker {
   loop(): void {
     const c = this.init.control;
     while (!this.failed) {
+      // STOP is final, so it is checked before the generation: a worker that started after
+      // the pool shut down (its init was already queued) saw the last generation at start,
+      // and Deno's terminate() does not end a worker that is not running JavaScript yet.
+      if (Atomics.load(c, CTRL.CMD) === CMD.STOP) {
+        (globalThis as unknown as { close(): void }).close();
+        return;
+      }
       const gen = Atomics.load(c, CTRL.GEN);
       if (gen === this.seenGen) {
         Atomics.wait(c, CTRL.GEN, gen, WAIT_MS);
@@ -141,10 +148,7 @@ export class ComputeWorker {
       this.seenGen = gen;
       const cmd = Atomics.load(c, CTRL.CMD);
       if (cmd === CMD.YIELD) return;
-      if (cmd === CMD.STOP) {
-        (globalThis as unknown as { close(): void }).close();
-        return;
-      }
+      if (cmd === CMD.STOP) continue;
       this.runJob(cmd);
     }
   }
