@@ -136,7 +136,7 @@ export { Decoder } from "./model/decoder.ts";
 export type { DecodedModel, DecoderModel, StepDecoder } from "./model/decoder.ts";
 export { decodeCaptions } from "./model/decode.ts";
 export { GRU_PARAM_NAMES, PARAM_NAMES } from "./model/params.ts";
-export { gemmTiles, SOLO_TEAM, TEAM_TASKS, teamUnitWidth } from "./model/step_team.ts";
+export { gemmTiles, SOLO_TEAM, TEAM_TASKS, teamUnitWidth, TILE_FLOPS } from "./model/step_team.ts";
 export type { GemmTiles } from "./model/step_team.ts";
 export type { StepTeam } from "./model/step_team.ts";
 export { sharedWorkspaceMemory } from "./layers/kernels/elementwise_wasm.ts";

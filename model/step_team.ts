@@ -80,26 +80,44 @@ export interface GemmTiles {
 const MIN_TILE = { cols: 128, rows: 64 } as const;
 
 /**
- * The tiles of an (m × n) product's result: up to {@linkcode TEAM_TASKS} column blocks of at
- * least 128 columns, then as many row blocks of at least 64 rows as bring the tiles to about
- * TEAM_TASKS. A tile is one GEMM call on its rows of a and its columns of b; thinner slices
- * would re-pack the other operand for too few multiply-adds (16-column blocks of dx = dA · Wxᵀ
- * ran at half speed).
+ * The fewest FLOPs (2·m·n·k) each tile holds when a product is cut into more than four. Each
+ * tile is one GEMM call, which packs its operands again: on one thread, the products of an
+ * lstm step at batch 25 (288 packed rows, 0.3–0.6 GFLOP each) took 30.3 ms in 16 tiles each,
+ * 27.4 in 4 and 26.5 in one call; at batch 100 (1,150 rows), 120.6 in 16 tiles against 104.8
+ * in one call. So a product gets no more tiles than give each this much work: at batch 25
+ * four or eight, at batch 100 the full {@linkcode TEAM_TASKS}.
+ */
+export const TILE_FLOPS = 64e6;
+
+/** The fewest tiles a product is cut into, whatever its FLOPs: a team of four shares each. */
+const MIN_TILES = 4;
+
+/**
+ * The tiles of an (m × n) product's result over an inner dimension k: four, or the most tiles
+ * up to {@linkcode TEAM_TASKS} (a power of two) that hold {@linkcode TILE_FLOPS} each; as many
+ * column blocks of at least 128 columns, then as many row blocks of at least 64 rows, as make
+ * that many tiles. A tile is one GEMM call on its rows of a and its columns of b; thinner
+ * slices would re-pack the other operand for too few multiply-adds (16-column blocks of
+ * dx = dA · Wxᵀ ran at half speed). A function of the shape alone, never of the team.
  * @param m Rows of the result.
  * @param n Columns of the result.
+ * @param k The inner dimension.
  * @returns The cut.
  *
  * @example
  * ```ts
  * import { gemmTiles } from "./step_team.ts";
- * console.log(gemmTiles(1200, 2048), gemmTiles(1200, 256), gemmTiles(20, 30));
- * // { cols: 16, width: 128, rows: 1 } { cols: 2, width: 128, rows: 8 } { cols: 1, width: 32, rows: 1 }
+ * console.log(gemmTiles(1200, 2048, 512), gemmTiles(288, 256, 2048), gemmTiles(20, 30, 8));
+ * // { cols: 16, width: 128, rows: 1 } { cols: 2, width: 128, rows: 2 } { cols: 1, width: 32, rows: 1 }
  * ```
  */
-export function gemmTiles(m: number, n: number): GemmTiles {
-  const wanted = Math.max(1, Math.min(TEAM_TASKS, Math.floor(n / MIN_TILE.cols)));
+export function gemmTiles(m: number, n: number, k: number): GemmTiles {
+  const flops = 2 * m * n * k;
+  let tiles = MIN_TILES;
+  while (tiles * 2 <= TEAM_TASKS && flops / (tiles * 2) >= TILE_FLOPS) tiles *= 2;
+  const wanted = Math.max(1, Math.min(tiles, Math.floor(n / MIN_TILE.cols)));
   const width = Math.ceil(n / wanted / 16) * 16, cols = Math.ceil(n / width);
-  const rows = Math.max(1, Math.min(Math.ceil(TEAM_TASKS / cols), Math.floor(m / MIN_TILE.rows)));
+  const rows = Math.max(1, Math.min(Math.ceil(tiles / cols), Math.floor(m / MIN_TILE.rows)));
   return { cols, width, rows };
 }
 

@@ -132,7 +132,7 @@ interface Product {
 }
 
 function product(c: Mat, a: Mat, b: Mat, beta: 0 | 1): Product {
-  return { c, a, b, beta, tiles: gemmTiles(c.rows, c.cols) };
+  return { c, a, b, beta, tiles: gemmTiles(c.rows, c.cols, a.cols) };
 }
 
 /** Tile k of a product: its rows of a and c, its columns of b and c, one GEMM call. */

@@ -112,7 +112,8 @@ Deno.test("CaptioningRNN.loss() runs the cells on blocks of hidden units and til
   // H = 256: four recurrent tasks of 64 units; 70 captions: products of several row tiles.
   const rng = new Rng(15), hd = 256;
   assertEquals(teamUnitWidth(hd), 64);
-  assert(gemmTiles(70 * 8, 4 * hd).cols > 1, "the input projection is cut into column blocks");
+  assert(gemmTiles(70 * 8, 4 * hd, 5).cols > 1, "the input projection is cut into column blocks");
+  assert(gemmTiles(70 * 8, 5, 4 * hd).rows > 1, "dx = dA · Wxᵀ into row blocks");
   for (const [cell, activation] of CELLS) {
     for (const [dtype, tol] of [["float64", 1e-9], ["float32", 2e-3]] as const) {
       const m = model(cell, activation, dtype, hd);
