@@ -35,7 +35,7 @@ import {
   type WorkerInit,
   type WorkerReply,
 } from "./pool_protocol.ts";
-import { ownedItems, scaleRange, shardDropoutSeed, splitRange } from "./sharding.ts";
+import { ownedItems, scaleRange, shardDropoutSeed, splitRange, sumSquares } from "./sharding.ts";
 import { reduceBlock, reduceBlockOnto } from "./reduce.ts";
 import { SharedTeam, TeamAborted } from "./team_barrier.ts";
 
@@ -218,12 +218,14 @@ export class ComputeWorker {
       }
       : ownedShards(init);
     const writer = !team || this.team!.index === 0;
+    const training = Atomics.load(init.control, CTRL.TRAINING) === 1;
+    const direct = training && Atomics.load(init.control, CTRL.DIRECT) === 1;
     if (this.team) model.useStepTeam!(team ? this.team : null, init.workspace);
     for (let s = own.start; s < own.end; s++) {
-      const r = ranges[s];
+      const r = ranges[s], into = direct ? init.grad : init.shardGrads[s];
       if (r.end === r.start) {
         if (writer) {
-          init.shardGrads[s].fill(0);
+          into.fill(0);
           init.shardLoss[s] = 0;
         }
         continue;
@@ -242,10 +244,10 @@ export class ComputeWorker {
         : undefined;
       // A training step needs gradients (and its shard's dropout); validation (evalLoss) only
       // the loss, at ~40% of the cost.
-      const loss = Atomics.load(init.control, CTRL.TRAINING) === 1
+      const loss = training
         ? model.loss(features, captions, {
           normalizer: n,
-          gradBuffer: init.shardGrads[s] as never,
+          gradBuffer: into as never,
           ...(weights ? { weights } : {}),
           dropoutSeed: shardDropoutSeed(Atomics.load(init.control, CTRL.STEP), s, init.shards),
         }).loss
@@ -256,7 +258,8 @@ export class ComputeWorker {
 
   /**
    * Sums the owned gradient blocks of the job's blocks over its shards in shard order (onto
-   * the running sum in `grad` when the job says so), with their Σ g².
+   * the running sum in `grad` when the job says so), with their Σ g² — only the Σ g² when the
+   * loss job wrote its one shard straight into `grad` (`CTRL.DIRECT`).
    */
   reduce(): void {
     const { init } = this, c = init.control;
@@ -267,10 +270,12 @@ export class ComputeWorker {
       Atomics.load(c, CTRL.SHARD_FROM),
       Atomics.load(c, CTRL.SHARD_TO),
     );
-    const onto = Atomics.load(c, CTRL.ONTO) === 1;
+    const onto = Atomics.load(c, CTRL.ONTO) === 1, direct = Atomics.load(c, CTRL.DIRECT) === 1;
     for (let k = from + own.start; k < from + own.end; k++) {
       const b = blocks[k];
-      init.blockSq[k] = onto
+      init.blockSq[k] = direct
+        ? sumSquares(init.grad, b.start, b.end)
+        : onto
         ? reduceBlockOnto(shards, init.grad, b.start, b.end)
         : reduceBlock(shards, init.grad, b.start, b.end);
     }

@@ -13,7 +13,15 @@ import { checkCaptionWeights } from "../model/model_config.ts";
 import { captionsPerImage, resolveDecodeOptions } from "../model/decode_options.ts";
 import { imagesPerChunk, type SampleOptions, type SampleResult } from "../model/sampling.ts";
 import { accepts, checkOptions, type OptionRule } from "../layers/options.ts";
-import { clipFactor, type Range, scaleRange, shardDropoutSeed, splitRange } from "./sharding.ts";
+import {
+  clipFactor,
+  type Range,
+  scaleRange,
+  shardDropoutSeed,
+  splitRange,
+  sumSquares,
+  writesDirectly,
+} from "./sharding.ts";
 import { reduceBlock, reduceBlockOnto } from "./reduce.ts";
 import { Tensor } from "../layers/tensor.ts";
 
@@ -384,7 +392,7 @@ export class LocalEngine<D extends FloatDType> implements GradientEngine {
   step(batch: Minibatch, optimizer: Optimizer, gradClip: number): StepResult {
     checkWeights(batch);
     const all = { start: 0, end: this.shards };
-    const losses = this.#shardGradients(batch, optimizer.t, all);
+    const losses = this.#shardGradients(batch, optimizer.t, all, false);
     this.#fold(all, { start: 0, end: GRAD_BLOCKS }, false);
     let sq = 0;
     for (let k = 0; k < GRAD_BLOCKS; k++) sq += this.#blockSq[k];
@@ -404,8 +412,8 @@ export class LocalEngine<D extends FloatDType> implements GradientEngine {
   async gradients(batch: Minibatch, options: GradientsOptions): Promise<RunningSum> {
     const { range, pieces } = checkGradientsOptions(options, this.shards);
     checkWeights(batch);
-    const losses = this.#shardGradients(batch, options.step, range);
     const onto = options.partial !== undefined;
+    const losses = this.#shardGradients(batch, options.step, range, onto);
     const gradNorm = await foldPieces(this.#grad.length, options, pieces, (blocks) => {
       this.#fold(range, blocks, onto);
     }, this.#blockSq);
@@ -430,20 +438,24 @@ export class LocalEngine<D extends FloatDType> implements GradientEngine {
     return { loss, gradNorm, applied: true };
   }
 
-  /** Loss and gradients of each shard of the range into its buffer; returns their losses. */
-  #shardGradients(batch: Minibatch, step: number, range: Range): Float64Array {
+  /**
+   * Loss and gradients of each shard of the range into its buffer (of a range of one shard,
+   * not added onto a partial sum, straight into the gradient); returns their losses.
+   */
+  #shardGradients(batch: Minibatch, step: number, range: Range, onto: boolean): Float64Array {
     const n = batch.captions.shape[0], rows = splitRange(n, this.shards);
     const losses = new Float64Array(range.end - range.start);
+    const direct = writesDirectly(range, onto);
     for (let s = range.start; s < range.end; s++) {
-      const r = rows[s];
+      const r = rows[s], into = direct ? this.#grad : this.#shardGrads[s];
       if (r.end === r.start) {
-        this.#shardGrads[s].fill(0);
+        into.fill(0);
         continue;
       }
       const shard = shardOf(batch, r.start, r.end);
       losses[s - range.start] = this.#model.loss(shard.features, shard.captions, {
         normalizer: n,
-        gradBuffer: this.#shardGrads[s] as never,
+        gradBuffer: into as never,
         ...(shard.weights ? { weights: shard.weights } : {}),
         dropoutSeed: shardDropoutSeed(step, s, this.shards),
       }).loss;
@@ -451,13 +463,18 @@ export class LocalEngine<D extends FloatDType> implements GradientEngine {
     return losses;
   }
 
-  /** Sums the shards of the range over the given blocks, onto `gradient` when `onto`. */
+  /**
+   * Sums the shards of the range over the given blocks, onto `gradient` when `onto` (a range
+   * of one shard that is not added onto anything is the gradient already: just Σ g²).
+   */
   #fold(range: Range, blocks: Range, onto: boolean): void {
     const grads = this.#shardGrads.slice(range.start, range.end);
-    const all = splitRange(this.#grad.length, GRAD_BLOCKS);
+    const all = splitRange(this.#grad.length, GRAD_BLOCKS), direct = writesDirectly(range, onto);
     for (let k = blocks.start; k < blocks.end; k++) {
       const b = all[k];
-      this.#blockSq[k] = onto
+      this.#blockSq[k] = direct
+        ? sumSquares(this.#grad, b.start, b.end)
+        : onto
         ? reduceBlockOnto(grads, this.#grad, b.start, b.end)
         : reduceBlock(grads, this.#grad, b.start, b.end);
     }

@@ -55,7 +55,7 @@ import {
   type WorkerReply,
   writeDecodeOptions,
 } from "./pool_protocol.ts";
-import { clipFactor, type Range } from "./sharding.ts";
+import { clipFactor, type Range, writesDirectly } from "./sharding.ts";
 
 /** How long one `Atomics.waitAsync` lasts before the main thread re-checks (ms). */
 const WAIT_MS = 1000;
@@ -336,12 +336,13 @@ export class PoolEngine<D extends FloatDType = FloatDType> implements GradientEn
     Atomics.store(c, CTRL.TRAINING, 1);
     Atomics.store(c, CTRL.STEP, options.step);
     this.#setShards(range);
+    const onto = options.partial !== undefined;
+    Atomics.store(c, CTRL.ONTO, onto ? 1 : 0);
+    Atomics.store(c, CTRL.DIRECT, writesDirectly(range, onto) ? 1 : 0);
     const t1 = performance.now();
     tm.load = t1 - t0;
     await this.#job(CMD.LOSS);
     tm.loss = performance.now() - t1;
-    const onto = options.partial !== undefined;
-    Atomics.store(c, CTRL.ONTO, onto ? 1 : 0);
     const gradNorm = await foldPieces(this.#grad.length, options, pieces, async (blocks) => {
       Atomics.store(c, CTRL.BLOCK_FROM, blocks.start);
       Atomics.store(c, CTRL.BLOCK_TO, blocks.end);

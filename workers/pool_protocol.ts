@@ -63,20 +63,26 @@ export const CTRL = {
   TEAM_NEXT: 20,
   /** 1 when the workers compute each shard of the loss job as a team, 0 for whole shards each. */
   TEAM_JOB: 21,
+  /**
+   * 1 when a training loss job writes its one shard's gradient straight into `grad`, and the
+   * reduce job only sums its squares (`writesDirectly`), else 0.
+   */
+  DIRECT: 22,
   /** The control array's length. */
-  WORDS: 22,
+  WORDS: 23,
 } as const;
 
 /** The jobs a generation of the control array can command. */
 export const CMD = {
   /**
    * Loss and gradients of each owned shard of [SHARD_FROM, SHARD_TO), into the shard buffers
-   * (when `TEAM_JOB` is 1, of every shard, each as a team).
+   * (into `grad` when DIRECT is 1; when `TEAM_JOB` is 1, of every shard, each as a team).
    */
   LOSS: 1,
   /**
    * Reduce the owned gradient blocks of [BLOCK_FROM, BLOCK_TO) over shards [SHARD_FROM,
-   * SHARD_TO) in shard order (onto `grad` when ONTO), with their sums of squares.
+   * SHARD_TO) in shard order (onto `grad` when ONTO), with their sums of squares (only these
+   * when DIRECT).
    */
   REDUCE: 2,
   /** Clip and apply the optimizer to the owned gradient blocks. */

@@ -84,6 +84,25 @@ export function sumSquares(g: FloatArray, start: number, end: number): number {
 }
 
 /**
+ * Whether a gradient job over `range` writes its shard's gradient straight into the reduced
+ * gradient: when the range is one shard and is not added onto a running sum, the reduced
+ * gradient is that shard's, bit for bit, so the copy is skipped and the reduce only sums the
+ * squares (one pass over the gradient instead of a read, a write and another read).
+ * @param range The shards of the job.
+ * @param onto Whether the job adds onto a partial sum (a step across processes).
+ * @returns True for one shard, not onto.
+ *
+ * @example
+ * ```ts
+ * import { writesDirectly } from "./sharding.ts";
+ * console.log(writesDirectly({ start: 0, end: 1 }, false), writesDirectly({ start: 0, end: 4 }, false)); // true false
+ * ```
+ */
+export function writesDirectly(range: Range, onto: boolean): boolean {
+  return range.end - range.start === 1 && !onto;
+}
+
+/**
  * Multiplies g[start … end) by a factor in place (gradient clipping).
  * @param g The values.
  * @param factor The scale.
