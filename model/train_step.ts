@@ -205,13 +205,6 @@ export class TrainStep {
     return this.#ew.name;
   }
 
-  /** Runs this member's tasks k ≡ index (mod size) of a phase of `count`, then the barrier. */
-  #phase(count: number, task: (k: number) => void): void {
-    const team = this.#team;
-    for (let k = team.index; k < count; k += team.size) task(k);
-    team.barrier();
-  }
-
   /**
    * A phase of products, cut into tiles, then `extra` other tasks: the tasks are taken as in
    * {@linkcode TrainStep.#shared}.
@@ -470,7 +463,7 @@ export class TrainStep {
       const hPrev = s === 0 ? wk.h0 : wk.h, cPrev = s === 0 ? null : wk.c;
       const prevOff = s === 0 ? 0 : stepOff[s - 1] * hd, off = stepOff[s], ns = running(s);
       const a = mat(hPrev, ns, hd, prevOff), into = gru ? wk.ah : wk.gates;
-      this.#phase(units, (b) => {
+      this.#shared(units, (b) => {
         const u0 = b * wu;
         for (let k = 0; k < gatesPerUnit; k++) {
           const j0 = k * hd + u0;
@@ -567,7 +560,7 @@ export class TrainStep {
       const dhS = mat(wk.dh, nNext, hd, off * hd);
       const dANext = mat(dRec, nNext, g, nNext > 0 ? stepOff[s + 1] * g : 0);
       const sub = nNext > 0 ? subWidth(columnBlockWidth(nNext, hd, g, true), wu) : wu;
-      this.#phase(units, (b) => {
+      this.#shared(units, (b) => {
         const u0 = b * wu;
         if (nNext > 0) columnsOf(dhS, dANext, whT, u0, wu, sub, 1);
         if (lstm) {
@@ -616,7 +609,7 @@ export class TrainStep {
     // dh0 = dA[0] · Whᵀ (the GRU's adds to its direct part).
     const sub0 = subWidth(columnBlockWidth(n0, hd, g, true), wu);
     const dA0 = mat(dRec, n0, g), dh0 = mat(wk.dh0, n0, hd);
-    this.#phase(units, (b) => columnsOf(dh0, dA0, whT, b * wu, wu, sub0, gru ? 1 : 0));
+    this.#shared(units, (b) => columnsOf(dh0, dA0, whT, b * wu, wu, sub0, gru ? 1 : 0));
     // Weight gradients over all steps at once: dWx = xᵀ dA, dWh = h_prevᵀ dA (dAh), the gate
     // biases onesᵀ dA (and onesᵀ dAh), dW_proj = featuresᵀ dh0, db_proj = onesᵀ dh0.
     const dA = mat(wk.dA, rows, g), dAh = gru ? mat(wk.dAh, rows, g) : dA;
