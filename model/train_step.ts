@@ -606,26 +606,31 @@ export class TrainStep {
         }
       });
     }
-    // dh0 = dA[0] · Whᵀ (the GRU's adds to its direct part).
+    // Weight gradients over all steps at once: dWx = xᵀ dA, dWh = h_prevᵀ dA (dAh), the gate
+    // biases onesᵀ dA (and onesᵀ dAh); beside them, by blocks of units, dh0 = dA[0] · Whᵀ (the
+    // GRU's adds to its direct part).
     const sub0 = subWidth(columnBlockWidth(n0, hd, g, true), wu);
     const dA0 = mat(dRec, n0, g), dh0 = mat(wk.dh0, n0, hd);
-    this.#shared(units, (b) => columnsOf(dh0, dA0, whT, b * wu, wu, sub0, gru ? 1 : 0));
-    // Weight gradients over all steps at once: dWx = xᵀ dA, dWh = h_prevᵀ dA (dAh), the gate
-    // biases onesᵀ dA (and onesᵀ dAh), dW_proj = featuresᵀ dh0, db_proj = onesᵀ dh0.
     const dA = mat(wk.dA, rows, g), dAh = gru ? mat(wk.dAh, rows, g) : dA;
     const hPrevAll = mat(wk.hPrev, rows, hd), feats0 = mat(wk.feats, n0, d);
+    this.#products(
+      [
+        product(mat(gr.Wx.data, w, g), T(x), dA, 0),
+        product(mat(gr.Wh.data, hd, g), T(hPrevAll), dAh, 0),
+        product(mat((gru ? gr.bx : gr.b).data, 1, g), ones, dA, 0),
+        ...(gru ? [product(mat(gr.bh.data, 1, g), ones, dAh, 0)] : []),
+      ],
+      units,
+      (b) => columnsOf(dh0, dA0, whT, b * wu, wu, sub0, gru ? 1 : 0),
+    );
+    // dx = dA · Wxᵀ (into x, read by dWx above), and dW_proj = featuresᵀ dh0, db_proj = onesᵀ
+    // dh0; then dx is scattered into the word vectors' gradient (zeroed in the first phase) by
+    // blocks of its columns (each element adds its rows in row order).
     this.#products([
-      product(mat(gr.Wx.data, w, g), T(x), dA, 0),
-      product(mat(gr.Wh.data, hd, g), T(hPrevAll), dAh, 0),
-      product(mat((gru ? gr.bx : gr.b).data, 1, g), ones, dA, 0),
-      ...(gru ? [product(mat(gr.bh.data, 1, g), ones, dAh, 0)] : []),
+      product(x, dA, T(wx), 0),
       product(mat(gr.W_proj.data, d, hd), T(feats0), dh0, 0),
       product(mat(gr.b_proj.data, 1, hd), mat(wk.ones, 1, n0), dh0, 0),
     ]);
-    // dx = dA · Wxᵀ (into x, no longer needed), then scattered into the word vectors' gradient
-    // (zeroed in the first phase) by blocks of its columns (each element adds its rows in row
-    // order).
-    this.#products([product(x, dA, T(wx), 0)]);
     const dEmb = gr.W_embed.data, dx = wk.x;
     this.#shared(embBlocks, (k) => {
       const [j0, j1] = blockOf(w, embBlocks, k);
