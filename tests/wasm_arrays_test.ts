@@ -6,6 +6,8 @@ import {
   wasmMemoryOf,
 } from "../layers/kernels/wasm_arrays.ts";
 import { copyColumnBlock } from "../layers/kernels/copy_wasm.ts";
+import { blockSumsOfSquares } from "../layers/kernels/sum_squares_wasm.ts";
+import { splitRange, sumSquares } from "../workers/sharding.ts";
 import { applyUpdate, optimDefaults } from "../layers/optim.ts";
 import { allocArray, type FloatArray, type FloatDType } from "../layers/tensor.ts";
 import { Rng } from "../layers/random.ts";
@@ -126,6 +128,25 @@ Deno.test("copyColumnBlock copies a column block between memories as the plain l
     for (const dst of targets) {
       copyColumnBlock(src, ld, rows, j0, width, dst, 3);
       assert(sameBits(dst, want), `${dtype}: ${dst.buffer.constructor.name} at ${size}`);
+    }
+  }
+});
+
+Deno.test("blockSumsOfSquares() equals sumSquares() per block bitwise, four blocks at a time or one", () => {
+  const rng = new Rng(21);
+  // Lengths that leave tails after the common whole vectors, blocks that start off 16 bytes,
+  // block counts that leave 1–3 blocks to the one-at-a-time loop, values over 60 decades.
+  for (const [n, count] of [[100_003, 64], [1_001, 7], [37, 5], [9, 3], [4, 4]]) {
+    const wasm = sharedWasmArray("float32", n);
+    for (let i = 0; i < n; i++) {
+      wasm[i] = (i % 97 === 0 ? 0 : rng.randn()) * 10 ** (rng.random() * 60 - 30);
+    }
+    const blocks = splitRange(n, count), want = new Float64Array(count + 1);
+    blocks.forEach((b, k) => want[k + 1] = sumSquares(wasm, b.start, b.end));
+    for (const g of [wasm, Float32Array.from(wasm), Float64Array.from(wasm)]) {
+      const got = new Float64Array(count + 1);
+      blockSumsOfSquares(g, blocks, got, 1);
+      assertEquals(got.map((v, k) => Object.is(v, want[k]) ? 0 : 1).indexOf(1), -1, `n ${n}`);
     }
   }
 });

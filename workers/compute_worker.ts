@@ -35,7 +35,8 @@ import {
   type WorkerInit,
   type WorkerReply,
 } from "./pool_protocol.ts";
-import { ownedItems, scaleRange, shardDropoutSeed, splitRange, sumSquares } from "./sharding.ts";
+import { ownedItems, scaleRange, shardDropoutSeed, splitRange } from "./sharding.ts";
+import { blockSumsOfSquares } from "../layers/kernels/sum_squares_wasm.ts";
 import { reduceBlock, reduceBlockOnto } from "./reduce.ts";
 import { SharedTeam, TeamAborted } from "./team_barrier.ts";
 
@@ -270,12 +271,14 @@ export class ComputeWorker {
       Atomics.load(c, CTRL.SHARD_FROM),
       Atomics.load(c, CTRL.SHARD_TO),
     );
-    const onto = Atomics.load(c, CTRL.ONTO) === 1, direct = Atomics.load(c, CTRL.DIRECT) === 1;
-    for (let k = from + own.start; k < from + own.end; k++) {
+    const onto = Atomics.load(c, CTRL.ONTO) === 1, first = from + own.start;
+    if (Atomics.load(c, CTRL.DIRECT) === 1) {
+      const mine = blocks.slice(first, from + own.end);
+      return blockSumsOfSquares(init.grad, mine, init.blockSq, first);
+    }
+    for (let k = first; k < from + own.end; k++) {
       const b = blocks[k];
-      init.blockSq[k] = direct
-        ? sumSquares(init.grad, b.start, b.end)
-        : onto
+      init.blockSq[k] = onto
         ? reduceBlockOnto(shards, init.grad, b.start, b.end)
         : reduceBlock(shards, init.grad, b.start, b.end);
     }

@@ -19,9 +19,9 @@ import {
   scaleRange,
   shardDropoutSeed,
   splitRange,
-  sumSquares,
   writesDirectly,
 } from "./sharding.ts";
+import { blockSumsOfSquares } from "../layers/kernels/sum_squares_wasm.ts";
 import { reduceBlock, reduceBlockOnto } from "./reduce.ts";
 import { Tensor } from "../layers/tensor.ts";
 
@@ -469,12 +469,14 @@ export class LocalEngine<D extends FloatDType> implements GradientEngine {
    */
   #fold(range: Range, blocks: Range, onto: boolean): void {
     const grads = this.#shardGrads.slice(range.start, range.end);
-    const all = splitRange(this.#grad.length, GRAD_BLOCKS), direct = writesDirectly(range, onto);
+    const all = splitRange(this.#grad.length, GRAD_BLOCKS);
+    if (writesDirectly(range, onto)) {
+      const mine = all.slice(blocks.start, blocks.end);
+      return blockSumsOfSquares(this.#grad, mine, this.#blockSq, blocks.start);
+    }
     for (let k = blocks.start; k < blocks.end; k++) {
       const b = all[k];
-      this.#blockSq[k] = direct
-        ? sumSquares(this.#grad, b.start, b.end)
-        : onto
+      this.#blockSq[k] = onto
         ? reduceBlockOnto(grads, this.#grad, b.start, b.end)
         : reduceBlock(grads, this.#grad, b.start, b.end);
     }
