@@ -11,9 +11,10 @@
  * Each config (a model and a batch size) gets one engine per shard count, worker count (1 = the
  * single-thread LocalEngine, more = the PoolEngine) and split (how the pool's workers share a
  * step: as a team, or whole shards each; `split` in the line); every config's engines step on batches
- * of the same data. Each round runs the configs one after another: a config's engines' steps
- * interleaved (in a rotating order), so that a noisy machine slows every worker count alike, then
- * the config's PyTorch peer.
+ * of the same data. Each round runs the configs one after another: a config's engines one after
+ * another in an order that rotates with the round, each for `--iters` steps back to back after an
+ * untimed one (as training runs them), so that a noisy machine slows every worker count alike over
+ * the rounds; then the config's PyTorch peer.
  *
  * On Linux it also reads each thread's CPU time (/proc/self/task/<tid>/schedstat) around every
  * step: `cpu_ms_per_iter` is the CPU time of all threads, `busiest_thread_ms` that of the
@@ -75,7 +76,7 @@ const { values, positionals } = scriptCommandLine({
     rounds: int(
       3,
       1,
-      "Rounds (each: config by config, its engines' steps interleaved, then its peer)",
+      "Rounds (each: config by config, its engines in turn, then its peer)",
       "1",
     ),
     peer: str(
@@ -238,18 +239,23 @@ const roof = openRoofline();
 const roofline = new Map<number, number[]>();
 const peerLines = new Map<string, PeerLine[]>();
 for (let round = 0; round < values.rounds; round++) {
-  // Config by config: its engines' steps interleaved (in a rotating order), then its peer, so
-  // recap and PyTorch run the same config close in time, and a config's steps do not share the
-  // caches with the other configs' engines (the peer, in its own process, does not either).
+  // Config by config: its engines one after another (in an order that rotates with the round),
+  // each for `iters` steps back to back after an untimed one, as training runs them; then its
+  // peer. So recap and PyTorch run the same config close in time, and a config's steps do not
+  // share the caches with the other configs' engines (the peer, in its own process, does not
+  // either). (Interleaving the engines step by step slowed the pool's rnn@25 steps by a
+  // quarter: its workers started every step cold after the one-worker engine's.)
   for (const [cell, n] of configs) {
     const mine = runs.filter((r) => r.cell === cell && r.n === n);
-    for (let it = 0; it < iters + (round === 0 ? warmup : 0); it++) {
-      for (let k = 0; k < mine.length; k++) {
-        const run = mine[(it + k) % mine.length];
+    const skip = 1 + (round === 0 ? warmup : 0);
+    for (let k = 0; k < mine.length; k++) {
+      const run = mine[(round + k) % mine.length];
+      for (let it = 0; it < iters + skip; it++) {
         const batch = run.batches.next();
         const before = threadTimes();
         const t0 = performance.now();
         await run.engine.step(batch, run.opt, 0);
+        if (it < skip) continue;
         run.times.push(performance.now() - t0);
         run.flops.push(executedFlops(run.cell, batch));
         if (run.engine instanceof PoolEngine) {
@@ -274,7 +280,7 @@ for (let round = 0; round < values.rounds; round++) {
   }
 }
 roof?.close();
-const median = (xs: number[]) => medianOf(xs.slice(warmup));
+const median = (xs: number[]) => medianOf(xs);
 const round = (x: number, digits = 2) => Number(x.toFixed(digits));
 const roofOf = (threads: number) => roofline.has(threads) ? medianOf(roofline.get(threads)!) : NaN;
 for (const threads of [...roofline.keys()].sort((a, b) => a - b)) {
@@ -293,7 +299,7 @@ for (const [cell, n] of configs) {
   for (const run of mine) {
     const ms = median(run.times);
     // The mean executed FLOPs of a step (the batches differ in their packed rows).
-    const flops = run.flops.slice(warmup).reduce((a, b) => a + b, 0) / (run.flops.length - warmup);
+    const flops = run.flops.reduce((a, b) => a + b, 0) / run.flops.length;
     best = Math.max(best, n / ms * 1000);
     const busiest = run.busiest.length ? median(run.busiest) : NaN;
     const first = mine.length > 1 && run === mine[0];
