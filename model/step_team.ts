@@ -3,9 +3,10 @@
  * models, `train_step.ts`). Every member runs the same code on the same shard: each phase of
  * the step is a fixed list of tasks (tiles of a product, blocks of hidden units of a recurrent
  * step, blocks of rows). Each member takes the next task left ({@linkcode StepTeam.take}), so a
- * member the machine slows takes fewer; the members wait at a barrier between phases. A task is the same computation on the same data
- * whoever runs it, and no two tasks of a phase write the same element, so the step's bits do
- * not depend on the team's size: one worker alone ({@linkcode SOLO_TEAM}) gets them too.
+ * member the machine slows takes fewer; the members wait at a barrier between phases. A task
+ * is the same computation on the same data whoever runs it, and no two tasks of a phase write
+ * the same element, so the step's bits do not depend on the team's size: one worker alone
+ * ({@linkcode SOLO_TEAM}) gets them too.
  *
  * How a task list is cut depends on the shapes alone ({@linkcode gemmTiles},
  * {@linkcode teamUnitWidth}), never on the team's size.
