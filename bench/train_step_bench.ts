@@ -24,7 +24,8 @@
  * `phase_ms`, the median wall time of each phase of its step (load, loss, reduce, update).
  *
  * `gflops` counts the GEMM FLOPs the step executes (forward and backward of every GEMM over the
- * packed rows: a caption's rows stop after its last target); `roofline_fraction` divides it by
+ * packed rows: a caption's rows stop after its last target; the input projection over the
+ * rows' distinct words); `roofline_fraction` divides it by
  * the sgemm roofline on as many BLAS threads as the machine has cores (a 2048³ sgemm, measured
  * in every round, bench/roofline.ts), `roofline_fraction_per_worker` by the roofline of as many
  * threads as workers; `roofline_fraction_idle_cores` uses the busiest thread's CPU time instead of
@@ -148,29 +149,36 @@ function isFile(path: string): boolean {
   }
 }
 
-/** GEMM FLOPs of one step per caption row (forward + backward, 3 × 2 per multiply-add). */
+/**
+ * GEMM FLOPs of one step per caption row (forward + backward, 3 × 2 per multiply-add); for the
+ * recurrent models without the input projection, which runs once per distinct word.
+ */
 function flopsPerRow(cell: ModelKind): number {
   if (cell === "transformer") return 3 * 2 * (2 * (5 * W * W + 2 * W * 2048) + W * V);
   const k = { rnn: 1, lstm: 4, gru: 3 }[cell];
-  return 3 * 2 * (W * k * H + H * k * H + H * V);
+  return 3 * 2 * (H * k * H + H * V);
 }
 
 /**
  * The GEMM FLOPs a step executes on a batch: the recurrent models compute only the packed rows
- * (each caption up to its last unmasked target) and the projection of the captions that have
- * one; the Transformer computes all N · T rows.
+ * (each caption up to its last unmasked target), the input projection of each distinct word of
+ * those rows once, and the projection of the captions that have one; the Transformer computes
+ * all N · T rows.
  */
 function executedFlops(cell: ModelKind, batch: Minibatch): number {
-  const [n, t1] = batch.captions.shape;
+  const [n, t1] = batch.captions.shape, cap = batch.captions.data;
   if (cell === "transformer") return 3 * 2 * n * D * W + n * (t1 - 1) * flopsPerRow(cell);
   const len = new Int32Array(n);
-  captionLengths(batch.captions.data, n, t1, V, data.word_to_idx["<NULL>"], len);
+  captionLengths(cap, n, t1, V, data.word_to_idx["<NULL>"], len);
   let rows = 0, running = 0;
-  for (const l of len) {
-    rows += l;
-    if (l > 0) running++;
+  const seen = new Set<number>();
+  for (let i = 0; i < n; i++) {
+    rows += len[i];
+    if (len[i] > 0) running++;
+    for (let s = 0; s < len[i]; s++) seen.add(cap[i * t1 + s]);
   }
-  return 3 * 2 * running * D * H + rows * flopsPerRow(cell);
+  const k = { rnn: 1, lstm: 4, gru: 3 }[cell];
+  return 3 * 2 * (running * D * H + seen.size * W * k * H) + rows * flopsPerRow(cell);
 }
 
 /** One PyTorch peer run of a config: its JSON lines (one per implementation). */

@@ -10,13 +10,18 @@
  *   step after their last unmasked target), and step s holds the n_s captions still running,
  *   rows stepOff[s] … stepOff[s] + n_s. Steps after a caption's last target contribute
  *   exactly zero to the loss and to every gradient, so they are not computed at all.
- * - One product for the input projection of all steps (R × W by W × G), one recurrent GEMM per
+ * - The input projection b + x · Wx depends on the word alone, so it is one product over the
+ *   batch's distinct words (U × W by W × G, U ≤ R: each word once, in order of first use), whose
+ *   rows are then copied to the rows that use them; backward, each distinct word's rows of dA
+ *   are summed (in row order) into S, and dWx = Xᵀ S, dx = S · Wxᵀ is each word's embedding
+ *   gradient (no scatter). A batch of 100 random captions has about 680 distinct words in 1,150
+ *   rows; real captions repeat words far more. One recurrent GEMM per
  *   step on a contiguous block (forward h_prev · Wh, backward dA · Whᵀ) — cut into fixed
  *   column blocks when the step has few rows (`columnBlockWidth`, a function of the shape
  *   alone: OpenBLAS multiplies such blocks without packing all of Wh on every call, 1.3–4.6×
  *   faster for the LSTM at 25 to 6 rows), one vocabulary product over all rows, the fused softmax +
  *   masked loss + gradient, and the weight gradients as one product over all steps each
- *   (dWx = Xᵀ dA, dWh = H_prevᵀ dA, dW_vocab = Hᵀ dScores, biases as onesᵀ · d). The GRU's
+ *   (dWx = Xᵀ S, dWh = H_prevᵀ dA, dW_vocab = Hᵀ dScores, biases as onesᵀ · d). The GRU's
  *   input and recurrent projections have gradients of their own (dAx in `dA`, and `dAh`):
  *   dWh = H_prevᵀ dAh, dbx = onesᵀ dA, dbh = onesᵀ dAh. Each product runs as fixed tiles of its
  *   result (`gemmTiles`), one GEMM call each.
@@ -42,7 +47,7 @@ import {
   typedArena,
 } from "../layers/kernels/elementwise.ts";
 import { selectElementwise } from "../layers/kernels/elementwise_wasm.ts";
-import { copyColumnBlock } from "../layers/kernels/copy_wasm.ts";
+import { addColumnBlock, copyColumnBlock } from "../layers/kernels/copy_wasm.ts";
 import {
   columnBlockWidth,
   columnSlice,
@@ -91,7 +96,9 @@ export interface TrainStepConfig extends LmShape {
  * state (for the RNN, h is the activated gates; arrays a cell does not use are empty).
  */
 interface Work extends LmState {
-  x: FloatArray; // (R, W) word vectors, then their gradient
+  x: FloatArray; // (U, W) the distinct words' vectors
+  dx: FloatArray; // (U, W) their gradient
+  wordGates: FloatArray; // (U, G) each distinct word's b + x · Wx, then its rows' summed dA
   gates: FloatArray; // (R, G)
   whBlocks: FloatArray; // (G / u) blocks of (H, u): Wh's columns by unit blocks, contiguous
   hPrev: FloatArray; // (R, H) the state each row starts from
@@ -180,6 +187,14 @@ export class TrainStep {
   #count = new Int32Array(0);
   #stepOff = new Int32Array(0);
   #words = new Int32Array(0);
+  // The distinct words of a batch: row r's word is distinct[slot[r]]; distinct word i's rows
+  // are wordRows[wordStart[i] … wordStart[i + 1]), in row order. slotOf[word] is −1 between
+  // steps.
+  #slot = new Int32Array(0);
+  #distinct = new Int32Array(0);
+  #wordStart = new Int32Array(0);
+  #wordRows = new Int32Array(0);
+  #slotOf: Int32Array;
   #targets = new Int32Array(0);
   #xt = new Float64Array(0);
   #rowWeights = new Float64Array(0);
@@ -198,6 +213,7 @@ export class TrainStep {
     );
     this.#arena = arena;
     this.#ew = kernels;
+    this.#slotOf = new Int32Array(config.vocabSize).fill(-1);
   }
 
   /** Which elementwise kernels the step uses: "wasm" or "ts". */
@@ -233,6 +249,39 @@ export class TrainStep {
     team.barrier();
   }
 
+  /**
+   * The distinct words of the step's rows (`#words`), in order of first use: fills `#slot`,
+   * `#distinct` and each word's rows (`#wordStart`, `#wordRows`, in row order).
+   * @returns How many there are (U).
+   */
+  #distinctWords(rows: number): number {
+    const words = this.#words, slot = this.#slot, distinct = this.#distinct;
+    const slotOf = this.#slotOf, start = this.#wordStart, rowsOf = this.#wordRows;
+    let u = 0;
+    for (let r = 0; r < rows; r++) {
+      let q = slotOf[words[r]];
+      if (q < 0) {
+        q = slotOf[words[r]] = u;
+        distinct[u] = words[r];
+        start[u++] = 0;
+      }
+      slot[r] = q;
+      start[q]++;
+    }
+    // Counts to starts, then each word's rows in row order.
+    for (let q = 0, at = 0; q < u; q++) {
+      const c = start[q];
+      start[q] = at;
+      at += c;
+    }
+    start[u] = rows;
+    for (let r = 0; r < rows; r++) rowsOf[start[slot[r]]++] = r;
+    for (let q = u; q > 0; q--) start[q] = start[q - 1];
+    start[0] = 0;
+    for (let q = 0; q < u; q++) slotOf[distinct[q]] = -1;
+    return u;
+  }
+
   /** Makes sure the workspaces hold R ≤ rows packed rows and N ≤ n captions. */
   #reserve(rows: number, n: number): void {
     if (rows <= this.#capRows && n <= this.#capN) return;
@@ -242,6 +291,8 @@ export class TrainStep {
     const g = gateWidth(this.#cfg), lstm = cellType === "lstm", gru = cellType === "gru";
     const names: (keyof Work)[] = [
       "x",
+      "dx",
+      "wordGates",
       "gates",
       "whBlocks",
       "h",
@@ -264,6 +315,8 @@ export class TrainStep {
     const perLoss = this.#cfg.dtype === "float32" ? 2 : 1; // float32 slots per float64
     const sizes = [
       rows * w,
+      rows * w,
+      rows * g,
       rows * g,
       hd * g,
       lstm || gru ? rows * hd : 0, // the RNN's hidden states are its activated gates
@@ -299,6 +352,10 @@ export class TrainStep {
     this.#len = new Int32Array(n);
     this.#perm = new Int32Array(n);
     this.#words = new Int32Array(rows);
+    this.#slot = new Int32Array(rows);
+    this.#distinct = new Int32Array(rows);
+    this.#wordStart = new Int32Array(rows + 1);
+    this.#wordRows = new Int32Array(rows);
     this.#targets = new Int32Array(rows);
     this.#xt = new Float64Array(rows);
     this.#rowWeights = new Float64Array(rows);
@@ -411,12 +468,12 @@ export class TrainStep {
         if (weights !== null) rowWeights[r] = weights[perm[i]];
       }
     }
+    const distinct = this.#distinctWords(rows);
     const gatesPerUnit = g / hd, wu = teamUnitWidth(hd), units = hd / wu;
-    const embBlocks = Math.min(TEAM_TASKS, w);
 
-    // Forward. Rows first: each row's word vector and the biases its GEMMs add to (gates =
-    // b + x · Wx, scores = b_vocab + h · W_vocab, the GRU's ah = bh + h_prev · Wh), and, for
-    // the running captions in packed order, their features and h0's bias.
+    // Forward. Rows first: each distinct word's vector and the bias its input projection adds
+    // to (b + x · Wx), each row's biases (scores = b_vocab + h · W_vocab, the GRU's ah = bh +
+    // h_prev · Wh), and, for the running captions in packed order, their features and h0's bias.
     const feats = features.data, emb = p.W_embed.data, bias = (gru ? p.bx : p.b).data;
     // And Wh's columns by blocks of u units, each block contiguous: the recurrent GEMMs read
     // (H, u) blocks of it; as column slices of Wh (rows G floats apart) they run up to 1.5×
@@ -430,10 +487,14 @@ export class TrainStep {
       }
       const [r0, r1] = blockOf(rows, TEAM_TASKS, k);
       for (let r = r0; r < r1; r++) {
-        wk.x.set(emb.subarray(words[r] * w, (words[r] + 1) * w), r * w);
-        wk.gates.set(bias, r * g);
         wk.scores.set(p.b_vocab.data, r * v);
         if (gru) wk.ah.set(p.bh.data, r * g);
+      }
+      const [q0, q1] = blockOf(distinct, TEAM_TASKS, k);
+      for (let q = q0; q < q1; q++) {
+        const word = this.#distinct[q];
+        wk.x.set(emb.subarray(word * w, (word + 1) * w), q * w);
+        wk.wordGates.set(bias, q * g);
       }
       const [i0, i1] = blockOf(n0, TEAM_TASKS, k);
       for (let i = i0; i < i1; i++) {
@@ -447,13 +508,21 @@ export class TrainStep {
         gr.W_embed.data.fill(0, v0 * w, v1 * w);
       }
     });
-    // The input projection of every step at once, and h0 = b_proj + features · W_proj.
-    const gatesAll = mat(wk.gates, rows, g), x = mat(wk.x, rows, w);
+    // The input projection of every distinct word at once, and h0 = b_proj + features · W_proj;
+    // then each row's gates start from its word's projection.
+    const wordGates = mat(wk.wordGates, distinct, g), x = mat(wk.x, distinct, w);
     const wx = mat(p.Wx.data, w, g), h0 = mat(wk.h0, n0, hd), wProj = mat(p.W_proj.data, d, hd);
     this.#products([
-      product(gatesAll, x, wx, 1),
+      product(wordGates, x, wx, 1),
       product(h0, mat(wk.feats, n0, d), wProj, 1),
     ]);
+    const slot = this.#slot;
+    this.#shared(TEAM_TASKS, (k) => {
+      const [r0, r1] = blockOf(rows, TEAM_TASKS, k);
+      for (let r = r0; r < r1; r++) {
+        wk.gates.set(wk.wordGates.subarray(slot[r] * g, (slot[r] + 1) * g), r * g);
+      }
+    });
     // The recurrence, one phase per step: a task is a block of u hidden units, the slices of
     // gates[s] += h_prev · Wh of its units in every gate (one GEMM on a block of whBlocks per
     // gate), then the cell on them. h_prev is h0 or the previous step's first n_s rows (the
@@ -606,37 +675,48 @@ export class TrainStep {
         }
       });
     }
-    // Weight gradients over all steps at once: dWx = xᵀ dA, dWh = h_prevᵀ dA (dAh), the gate
-    // biases onesᵀ dA (and onesᵀ dAh); beside them, by blocks of units, dh0 = dA[0] · Whᵀ (the
-    // GRU's adds to its direct part).
+    // Weight gradients over all steps at once: dWh = h_prevᵀ dA (dAh), the gate biases onesᵀ
+    // dA (and onesᵀ dAh); beside them, by blocks of units, dh0 = dA[0] · Whᵀ (the GRU's adds
+    // to its direct part), and by blocks of distinct words, S = each word's rows of dA summed
+    // in row order (into wordGates, no longer needed).
     const sub0 = subWidth(columnBlockWidth(n0, hd, g, true), wu);
     const dA0 = mat(dRec, n0, g), dh0 = mat(wk.dh0, n0, hd);
     const dA = mat(wk.dA, rows, g), dAh = gru ? mat(wk.dAh, rows, g) : dA;
     const hPrevAll = mat(wk.hPrev, rows, hd), feats0 = mat(wk.feats, n0, d);
+    const starts = this.#wordStart, rowsOf = this.#wordRows, dAData = wk.dA;
     this.#products(
       [
-        product(mat(gr.Wx.data, w, g), T(x), dA, 0),
         product(mat(gr.Wh.data, hd, g), T(hPrevAll), dAh, 0),
         product(mat((gru ? gr.bx : gr.b).data, 1, g), ones, dA, 0),
         ...(gru ? [product(mat(gr.bh.data, 1, g), ones, dAh, 0)] : []),
       ],
-      units,
-      (b) => columnsOf(dh0, dA0, whT, b * wu, wu, sub0, gru ? 1 : 0),
+      units + TEAM_TASKS,
+      (k) => {
+        if (k < units) return columnsOf(dh0, dA0, whT, k * wu, wu, sub0, gru ? 1 : 0);
+        const [q0, q1] = blockOf(distinct, TEAM_TASKS, k - units);
+        for (let q = q0; q < q1; q++) {
+          const first = rowsOf[starts[q]];
+          wk.wordGates.set(dAData.subarray(first * g, (first + 1) * g), q * g);
+          for (let i = starts[q] + 1; i < starts[q + 1]; i++) {
+            addColumnBlock(dAData, rowsOf[i] * g, 1, g, wk.wordGates, g, q * g);
+          }
+        }
+      },
     );
-    // dx = dA · Wxᵀ (into x, read by dWx above), and dW_proj = featuresᵀ dh0, db_proj = onesᵀ
-    // dh0; then dx is scattered into the word vectors' gradient (zeroed in the first phase) by
-    // blocks of its columns (each element adds its rows in row order).
+    // dWx = xᵀ S and each distinct word's dx = S · Wxᵀ, and dW_proj = featuresᵀ dh0, db_proj =
+    // onesᵀ dh0; then each distinct word's dx is its row of the word vectors' gradient (the
+    // other rows were zeroed in the first phase).
     this.#products([
-      product(x, dA, T(wx), 0),
+      product(mat(gr.Wx.data, w, g), T(x), wordGates, 0),
+      product(mat(wk.dx, distinct, w), wordGates, T(wx), 0),
       product(mat(gr.W_proj.data, d, hd), T(feats0), dh0, 0),
       product(mat(gr.b_proj.data, 1, hd), mat(wk.ones, 1, n0), dh0, 0),
     ]);
-    const dEmb = gr.W_embed.data, dx = wk.x;
-    this.#shared(embBlocks, (k) => {
-      const [j0, j1] = blockOf(w, embBlocks, k);
-      for (let r = 0; r < rows; r++) {
-        const o = words[r] * w, x0 = r * w;
-        for (let j = j0; j < j1; j++) dEmb[o + j] += dx[x0 + j];
+    const dEmb = gr.W_embed.data, dx = wk.dx;
+    this.#shared(TEAM_TASKS, (k) => {
+      const [q0, q1] = blockOf(distinct, TEAM_TASKS, k);
+      for (let q = q0; q < q1; q++) {
+        dEmb.set(dx.subarray(q * w, (q + 1) * w), this.#distinct[q] * w);
       }
     });
     return loss;

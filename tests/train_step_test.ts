@@ -112,12 +112,55 @@ Deno.test("CaptioningRNN.loss() runs the cells on blocks of hidden units and til
   // H = 256: four recurrent tasks of 64 units; 70 captions: products of several row tiles.
   const rng = new Rng(15), hd = 256;
   assertEquals(teamUnitWidth(hd), 64);
-  assert(gemmTiles(70 * 8, 4 * hd, 5).cols > 1, "the input projection is cut into column blocks");
-  assert(gemmTiles(70 * 8, 5, 4 * hd).rows > 1, "dx = dA · Wxᵀ into row blocks");
+  assert(gemmTiles(VOCAB, 4 * hd, 5).cols > 1, "the input projection is cut into column blocks");
+  assert(gemmTiles(70 * 8, hd, VOCAB).rows > 1, "dh = dScores · W_vocabᵀ into row blocks");
   for (const [cell, activation] of CELLS) {
     for (const [dtype, tol] of [["float64", 1e-9], ["float32", 2e-3]] as const) {
       const m = model(cell, activation, dtype, hd);
       compare(m, Tensor.randn([70, 7], rng, dtype), captionsFor(70, 9, rng), tol);
+    }
+  }
+});
+
+Deno.test("CaptioningRNN.loss() projects each distinct word once: one word everywhere, or every word different, equals lossReference(), and unused words get a zero gradient", () => {
+  const words: Record<string, number> = { "<NULL>": 0, "<START>": 1, "<END>": 2 };
+  for (let i = 3; i < 40; i++) words[`v${i}`] = i;
+  const rng = new Rng(16);
+  const oneWord = Tensor.zeros([6, 9], "int32"), allDifferent = Tensor.zeros([3, 9], "int32");
+  for (let i = 0; i < 6; i++) {
+    oneWord.data.fill(7, i * 9, i * 9 + 9 - (i % 3));
+    oneWord.data[i * 9] = 1;
+  }
+  for (let i = 0, next = 3; i < 3; i++) {
+    allDifferent.data[i * 9] = i === 0 ? 1 : next++; // one <START>, the other inputs all new
+    for (let s = 1; s < 9; s++) allDifferent.data[i * 9 + s] = next++;
+  }
+  for (const cell of ["lstm", "gru", "rnn"] as CellType[]) {
+    const m = new CaptioningRNN({
+      wordToIdx: words,
+      inputDim: 7,
+      wordvecDim: 5,
+      hiddenDim: 6,
+      cellType: cell,
+      dtype: "float64",
+      seed: 4,
+    });
+    for (let i = 0; i < m.flat.length; i++) m.flat[i] += 0.3 * rng.randn();
+    for (const caps of [oneWord, allDifferent]) {
+      compare(m, Tensor.randn([caps.shape[0], 7], rng), caps, 1e-12);
+      // Input words: each caption's words before its last one.
+      const used = new Set<number>();
+      for (let i = 0; i < caps.shape[0]; i++) {
+        for (let s = 0; s < 8; s++) used.add(caps.data[i * 9 + s]);
+      }
+      used.delete(0);
+      const dEmb = m.loss(Tensor.randn([caps.shape[0], 7], rng), caps).grads.W_embed.data;
+      for (let word = 0; word < 40; word++) {
+        const row = Array.from(dEmb.subarray(word * 5, word * 5 + 5));
+        if (used.has(word)) {
+          assert(row.some((x) => x !== 0), `${cell}: word ${word} has a gradient`);
+        } else assertEquals(row, [0, 0, 0, 0, 0], `${cell}: word ${word} is not used`);
+      }
     }
   }
 });

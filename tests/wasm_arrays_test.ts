@@ -5,7 +5,7 @@ import {
   sharedWasmArray,
   wasmMemoryOf,
 } from "../layers/kernels/wasm_arrays.ts";
-import { copyColumnBlock } from "../layers/kernels/copy_wasm.ts";
+import { addColumnBlock, copyColumnBlock } from "../layers/kernels/copy_wasm.ts";
 import { blockSumsOfSquares } from "../layers/kernels/sum_squares_wasm.ts";
 import { splitRange, sumSquares } from "../workers/sharding.ts";
 import { applyUpdate, optimDefaults } from "../layers/optim.ts";
@@ -129,6 +129,46 @@ Deno.test("copyColumnBlock copies a column block between memories as the plain l
       copyColumnBlock(src, ld, rows, j0, width, dst, 3);
       assert(sameBits(dst, want), `${dtype}: ${dst.buffer.constructor.name} at ${size}`);
     }
+  }
+});
+
+Deno.test("addColumnBlock adds a contiguous matrix onto a column block as the plain loop does", () => {
+  const rows = 5, ld = 20, width = 8, at = 4;
+  const rng = new Rng(5);
+  for (const dtype of ["float32", "float64"] as FloatDType[]) {
+    const src = sharedWasmArray(dtype, 2 + rows * width);
+    src.forEach((_, i) => src[i] = rng.randn() * 1e3);
+    const start = allocArray(dtype, rows * ld).map(() => rng.randn() / 7);
+    const want = allocArray(dtype, rows * ld);
+    want.set(start);
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < width; c++) want[at + r * ld + c] += src[2 + r * width + c];
+    }
+    // Onto the same shared memory, onto an unshared one (a solo arena's), onto a plain array,
+    // and with a width of 3 elements (not whole vectors: the plain loop).
+    const unshared = new WebAssembly.Memory({ initial: 1 });
+    registerWasmMemory(unshared);
+    const targets = [
+      sharedWasmArray(dtype, rows * ld),
+      dtype === "float32"
+        ? new Float32Array(unshared.buffer, 16, rows * ld)
+        : new Float64Array(unshared.buffer, 16, rows * ld),
+      allocArray(dtype, rows * ld),
+    ];
+    for (const dst of targets) {
+      dst.set(start);
+      addColumnBlock(src, 2, rows, width, dst, ld, at);
+      assert(sameBits(dst, want), `${dtype}: ${dst.buffer.constructor.name}`);
+      assert(!sameBits(dst, start), "something was added");
+    }
+    const narrow = sharedWasmArray(dtype, rows * ld), wantNarrow = allocArray(dtype, rows * ld);
+    narrow.set(start);
+    wantNarrow.set(start);
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < 3; c++) wantNarrow[at + r * ld + c] += src[2 + r * 3 + c];
+    }
+    addColumnBlock(src, 2, rows, 3, narrow, ld, at);
+    assert(sameBits(narrow, wantNarrow), `${dtype}: width 3`);
   }
 });
 
