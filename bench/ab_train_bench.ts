@@ -6,6 +6,9 @@
  * own defaults (shards, split) unless `--shards` sets them. Prints one JSON line per config and
  * side: `ms` (the median step) and `captions_per_s`.
  *
+ * With `--data DIR`, both sides draw their batches from that dataset (loaded once, by this tree),
+ * instead of random captions — real captions repeat words far more than random ones.
+ *
  *   git worktree add /tmp/before HEAD~1
  *   deno run -A bench/ab_train_bench.ts --before /tmp/before [--workers 2] [--rounds 30]
  * @module
@@ -13,6 +16,7 @@
 import { scriptCommandLine } from "../pipeline/cli/args.ts";
 import { HELP_OPTION, int, str } from "../pipeline/cli/command_spec.ts";
 import { median } from "./coco_sizes.ts";
+import { loadCocoData } from "../pipeline/data/coco.ts";
 
 const { values } = scriptCommandLine({
   command: "deno run -A bench/ab_train_bench.ts",
@@ -24,6 +28,11 @@ const { values } = scriptCommandLine({
     workers: int(2, 1, "Workers of both sides' engines", "2"),
     shards: str("", "Shards of both sides (default: each side's own default)", "4"),
     rounds: int(30, 1, "Timed steps per engine", "10"),
+    data: str(
+      "",
+      "A dataset directory to draw the batches from (default: random captions)",
+      "datasets/synthetic",
+    ),
     help: HELP_OPTION,
   },
 }, Deno.args);
@@ -47,6 +56,7 @@ const sides = {
 type Module = any;
 const load = async (root: URL, path: string): Promise<Module> =>
   await import(new URL(path, root).href);
+const shared = values.data ? await loadCocoData({ baseDir: values.data }) : null;
 const runs = [];
 for (const { cell, batch } of configs) {
   for (const [side, root] of Object.entries(sides)) {
@@ -57,10 +67,11 @@ for (const { cell, batch } of configs) {
     const { InMemoryBatches } = await load(root, "pipeline/data/batches.ts");
     const { randomCaptionData } = await load(root, "tests/fixtures_data.ts");
     kernels.selectKernels();
-    const data = randomCaptionData({ numTrain: 500, vocab: 1004, inputDim: 512, seed: 1 });
+    const data = shared ??
+      randomCaptionData({ numTrain: 500, vocab: 1004, inputDim: 512, seed: 1 });
     const model = createCaptioningModel({
       wordToIdx: data.word_to_idx,
-      inputDim: 512,
+      inputDim: data.train_features.shape[1],
       wordvecDim: 256,
       hiddenDim: 512,
       cellType: cell,
