@@ -16,18 +16,14 @@
 import type { FloatArray } from "../layers/tensor.ts";
 import type { DecodeOptions, LengthPenalty } from "./decode_options.ts";
 import type { StepDecoder } from "./decoder.ts";
-import { topWords, trigramRepeats, withBanned } from "./next_words.ts";
+import { argmaxAllowed, topWords, trigramRepeats, withBanned } from "./next_words.ts";
 
-/** A chunk of images to search, the greedy captions to compare with, and where results go. */
+/** A chunk of images to search and where results go. */
 export interface BeamChunk {
   /** Image features, (C, D). */
   feats: FloatArray;
   /** C */
   n: number;
-  /** The greedy captions of the chunk, (C, L), decoded with the same word bans. */
-  greedy: Int32Array;
-  /** Their log-probabilities, (C,). */
-  greedyLogProbs: Float64Array;
   /** Where the captions go, (C m, L). */
   captions: Int32Array;
   /** Where their log-probabilities go, (C m,); -Infinity for a missing n-best entry. */
@@ -42,8 +38,23 @@ interface Hypothesis {
   logProb: number;
   /** Its log-probability minus the diversity penalties (equal with one group). */
   score: number;
-  /** Whether it is the greedy caption (whose row keeps what greedy wrote after `<END>`). */
+  /** Whether it is the greedy caption (ranked after the beams' on a tie). */
   greedy?: boolean;
+}
+
+/**
+ * An image's greedy caption, decoded beside its beams: the argmax word after each prefix, with
+ * the same bans. While its prefix is one of the live beams it reads that beam's row (`beam`,
+ * an index into the image's beams); once it leaves them (it cannot come back: every later beam
+ * extends a beam) it has a row of its own (`row`).
+ */
+interface GreedyPath {
+  words: number[];
+  logProb: number;
+  beam: number;
+  row: number;
+  /** "live", "finished" (ended, or reached maxLength) or "hopeless" (cannot rank in the n best). */
+  state: "live" | "finished" | "hopeless";
 }
 
 /** A live beam: a hypothesis and the state row it continues from. */
@@ -81,7 +92,10 @@ export function lengthPenalty(form: LengthPenalty, alpha: number): (len: number)
  * Beam search of a chunk of images. An image's candidates are its finished captions and, with
  * one group, its greedy caption too: beam search is not monotone in the beam size, and
  * greedy's caption is one of its candidates, so a wider beam never returns a worse caption.
- * The `nBest` best (by penalised score, distinct captions) are written, best first.
+ * The greedy caption is decoded beside the beams, on the row of the beam it coincides with
+ * while it does (for a confident model, most of the way), so it costs a row only after it
+ * leaves them. The `nBest` best (by penalised score, distinct captions) are written, best
+ * first, each padded with `<NULL>` after its `<END>`.
  * @param dec The model's step decoder.
  * @param chunk The images and the greedy captions; results go into it.
  * @param options Resolved decoding options (method "beam").
@@ -93,10 +107,7 @@ export function lengthPenalty(form: LengthPenalty, alpha: number): (len: number)
  * import { beamSearch } from "./beam_search.ts";
  * import { resolveDecodeOptions } from "./decode_options.ts";
  * const model = new CaptioningRNN({ wordToIdx: { "<NULL>": 0, "<START>": 1, "<END>": 2, cat: 3 }, inputDim: 2 });
- * const chunk = {
- *   feats: new Float32Array(2), n: 1, greedy: new Int32Array(4), greedyLogProbs: new Float64Array([-Infinity]),
- *   captions: new Int32Array(2 * 4), logProbs: new Float64Array(2),
- * };
+ * const chunk = { feats: new Float32Array(2), n: 1, captions: new Int32Array(2 * 4), logProbs: new Float64Array(2) };
  * beamSearch(model.decoder, chunk, resolveDecodeOptions({ beamSize: 2, nBest: 2, maxLength: 4 }), new Uint8Array(4));
  * console.log(chunk.logProbs[0] >= chunk.logProbs[1]); // true
  * ```
@@ -114,15 +125,23 @@ export function beamSearch(
   // A live beam's finished captions score at most its score over the largest penalty.
   const largestPenalty = penalty(maxLength);
   const finalScore = (h: Hypothesis) => h.score / penalty(h.words.length);
-  dec.reserve(n * beamSize);
+  const withGreedy = beamGroups === 1;
+  dec.reserve(n * (beamSize + (withGreedy ? 1 : 0)));
   dec.start(chunk.feats, n); // row i is image i's initial state, shared by its groups
   const groups: Beam[][][] = Array.from(
     { length: n },
     (_, i) =>
       Array.from({ length: beamGroups }, () => [{ words: [], logProb: 0, score: 0, row: i }]),
   );
+  const greedy: GreedyPath[] = Array.from({ length: n }, () => ({
+    words: [],
+    logProb: 0,
+    beam: 0,
+    row: -1,
+    state: withGreedy ? "live" : "hopeless",
+  }));
   const finished: Hypothesis[][] = Array.from({ length: n }, () => []);
-  const last = new Int32Array(Math.max(n, n * beamSize));
+  const last = new Int32Array(n * (beamSize + 1));
   const chosen = new Float64Array(v); // this step's choices of the image's earlier groups
   const augmented = new Float64Array(v);
   const repeats: number[] = [];
@@ -135,10 +154,33 @@ export function beamSearch(
         }
       }
     }
+    for (const path of greedy) {
+      if (path.state === "live" && path.row >= 0) {
+        last[path.row] = path.words[path.words.length - 1];
+      }
+    }
     dec.step(last, rows);
     const sc = dec.scores;
     let next = 0;
     for (let i = 0; i < n; i++) {
+      // The greedy caption's next word, from the row it reads (before its beams move on).
+      const path = greedy[i];
+      let greedyWord = -1, greedyFrom = -1;
+      if (path.state === "live") {
+        greedyFrom = path.row >= 0 ? path.row : groups[i][0][path.beam].row;
+        if (blockTrigrams) trigramRepeats(path.words, 0, path.words.length, repeats);
+        greedyWord = withBanned(
+          banned,
+          blockTrigrams ? repeats : [],
+          () => argmaxAllowed(sc, greedyFrom * v, v, banned),
+        );
+        if (greedyWord < 0) greedyWord = endIdx >= 0 ? endIdx : 0; // all banned: end it
+        path.logProb += sc[greedyFrom * v + greedyWord] - dec.lse[greedyFrom];
+        path.words.push(greedyWord);
+        if (greedyWord === endIdx || t === maxLength - 1) path.state = "finished";
+      }
+      const greedyBeam = path.row < 0 ? path.beam : -1;
+      let greedyOn = -1;
       const touched: number[] = [];
       for (let g = 0; g < beamGroups; g++) {
         const beams = groups[i][g];
@@ -206,12 +248,37 @@ export function beamSearch(
           dec.keep(beams[c.beam].row, next);
           return { ...extend(c), row: next++ };
         });
+        if (greedyBeam >= 0) {
+          greedyOn = live.findIndex((c) => c.beam === greedyBeam && c.word === greedyWord);
+        }
       }
       for (const w of touched) chosen[w] = 0;
+      if (path.state === "live") {
+        // Still on a beam when that beam's greedy extension survived; else on a row of its own
+        // — unless even its best final score could not rank among the n best.
+        if (greedyOn >= 0) path.beam = greedyOn;
+        else if (path.logProb / largestPenalty <= nthBest(finished[i].map(finalScore), nBest)) {
+          path.state = "hopeless";
+        } else {
+          dec.keep(greedyFrom, next);
+          path.row = next++;
+        }
+      }
     }
     rows = next;
   }
-  for (let i = 0; i < n; i++) writeBest(chunk, i, finished[i], options, dec.model, finalScore);
+  for (let i = 0; i < n; i++) {
+    const path = greedy[i];
+    if (path.state === "finished") {
+      finished[i].push({
+        words: path.words,
+        logProb: path.logProb,
+        score: path.logProb,
+        greedy: true,
+      });
+    }
+    writeBest(chunk, i, finished[i], options, dec.model, finalScore);
+  }
 }
 
 /** The k-th largest of the values, or -Infinity when there are fewer. */
@@ -227,22 +294,11 @@ function writeBest(
   i: number,
   finished: Hypothesis[],
   options: DecodeOptions,
-  { endIdx, nullIdx }: { endIdx: number; nullIdx: number },
+  { nullIdx }: { nullIdx: number },
   finalScore: (h: Hypothesis) => number,
 ): void {
   const { maxLength: l, nBest: m } = options;
-  if (options.beamGroups === 1 && chunk.greedyLogProbs[i] > -Infinity) {
-    // Appended last: on a tie (a stable sort) the beam's caption wins over greedy's.
-    const row = chunk.greedy.subarray(i * l, (i + 1) * l);
-    const end = row.indexOf(endIdx) + 1 || l; // through its first <END>, or all L words
-    const logProb = chunk.greedyLogProbs[i];
-    finished.push({
-      words: Array.from(row.subarray(0, end)),
-      logProb,
-      score: logProb,
-      greedy: true,
-    });
-  }
+  // The greedy caption, if any, was appended last: on a tie (a stable sort) the beams' win.
   const ranked = finished.map((h) => ({ h, s: finalScore(h) })).sort((a, b) => b.s - a.s);
   const seen = new Set<string>();
   let j = 0;
@@ -252,11 +308,8 @@ function writeBest(
     if (seen.has(key)) continue;
     seen.add(key);
     const out = chunk.captions.subarray((i * m + j) * l, (i * m + j + 1) * l);
-    if (h.greedy) out.set(chunk.greedy.subarray(i * l, (i + 1) * l));
-    else {
-      out.fill(nullIdx);
-      out.set(h.words.slice(0, l));
-    }
+    out.fill(nullIdx);
+    out.set(h.words.slice(0, l));
     chunk.logProbs[i * m + j] = h.logProb;
     j++;
   }

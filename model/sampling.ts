@@ -184,20 +184,9 @@ export function sampleCaptions(
       );
       continue;
     }
-    const greedy = opts.method === "greedy" ? out : {
-      captions: new Int32Array((i1 - i0) * l),
-      logProbs: new Float64Array(i1 - i0),
-    };
-    greedySample(dec, { feats: chunkFeats, n: i1 - i0, ...greedy }, opts, banned);
-    if (opts.method === "beam") {
-      const chunk = { feats: chunkFeats, n: i1 - i0, ...out };
-      beamSearch(
-        dec,
-        { ...chunk, greedy: greedy.captions, greedyLogProbs: greedy.logProbs },
-        opts,
-        banned,
-      );
-    }
+    const chunk = { feats: chunkFeats, n: i1 - i0, ...out };
+    if (opts.method === "beam") beamSearch(dec, chunk, opts, banned);
+    else greedySample(dec, chunk, opts, banned);
   }
   return { captions, logProbs };
 }

@@ -9,6 +9,9 @@ import { rnnStepForward } from "../layers/rnn.ts";
 import { Tensor } from "../layers/tensor.ts";
 import { CaptioningRNN, type CellType } from "../model/captioning_rnn.ts";
 import { SAMPLE_CHUNK } from "../model/sampling.ts";
+import { beamSearch } from "../model/beam_search.ts";
+import type { StepDecoder } from "../model/decoder.ts";
+import { resolveDecodeOptions } from "../model/decode_options.ts";
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "./assert.ts";
 
 const wordToIdx: Record<string, number> = { "<NULL>": 0, "<START>": 1, "<END>": 2 };
@@ -183,4 +186,97 @@ Deno.test("sample() rejects unknown option names and bad values", () => {
     RangeError,
     "Invalid maxLength: expected an integer from 1 to 100, got 2.5",
   );
+});
+
+/**
+ * A decoder whose next-word probabilities depend on the caption so far, from a table: enough
+ * to make a beam of 2 lose greedy's caption. Row state is the caption so far.
+ */
+class ScriptedDecoder implements StepDecoder {
+  readonly model = {
+    config: { inputDim: 1, dtype: "float32" as const },
+    vocabSize: 8,
+    startIdx: 1,
+    endIdx: 2,
+    nullIdx: 0,
+    unkIdx: -1,
+  };
+  scores = new Float32Array(0);
+  lse = new Float64Array(0);
+  steps = 0;
+  rowsDecoded = 0;
+  #state: number[][] = [];
+  #next: number[][] = [];
+  constructor(readonly table: Record<string, Record<number, number>>) {}
+  reserve(rows: number): void {
+    if (this.scores.length < rows * 8) {
+      this.scores = new Float32Array(rows * 8);
+      this.lse = new Float64Array(rows);
+    }
+  }
+  start(_feats: Float32Array | Float64Array, rows: number): void {
+    this.reserve(rows);
+    this.#state = Array.from({ length: rows }, () => []);
+  }
+  step(words: ArrayLike<number>, rows: number): void {
+    this.steps++;
+    this.rowsDecoded += rows;
+    this.#next = [];
+    for (let r = 0; r < rows; r++) {
+      const prefix = words[r] === 1 ? [] : [...this.#state[r], words[r]];
+      this.#next.push(prefix);
+      const p = this.table[prefix.join(" ")] ?? {};
+      const given = Object.values(p).reduce((a, b) => a + b, 0);
+      const free = [3, 4, 5, 6, 7, 2].filter((w) => !(w in p));
+      let sum = 0;
+      for (let w = 0; w < 8; w++) {
+        const q = w in p ? p[w] : free.includes(w) ? (1 - given) / free.length : 1e-9;
+        this.scores[r * 8 + w] = Math.log(q);
+        sum += Math.fround(q);
+      }
+      this.lse[r] = Math.log(sum);
+    }
+  }
+  advance(): void {
+    this.#state = this.#next;
+  }
+  keep(from: number, to: number): void {
+    this.#state[to] = this.#next[from];
+  }
+}
+
+Deno.test("beam search keeps greedy's caption as a candidate after greedy leaves the beams, and wins with it", () => {
+  // a = 3, b = 4, x = 5, y = 6, z = 7. Greedy: "a x <END>" (0.4 · 0.3 · 0.99 = 0.119). A beam of
+  // 2 keeps "b y" and "b z" over "a x" at step 2 (0.175, 0.158 against 0.12), and every caption
+  // from there is worth less than greedy's (0.35 · 0.5 · 0.8⁴ = 0.072 at best).
+  const table = {
+    "": { 3: 0.4, 4: 0.35, 2: 0.05, 5: 0.05, 6: 0.05, 7: 0.1 },
+    "3": { 5: 0.3, 6: 0.29, 7: 0.29, 2: 0.1 },
+    "4": { 6: 0.5, 7: 0.45, 2: 0.05 },
+    "3 5": { 2: 0.99 },
+  };
+  const junk = 0.8; // after "b y" or "b z": the same word again, or <END> at 0.2 · 1/6
+  for (const key of ["4 6", "4 7"]) {
+    let prefix = key;
+    for (let s = 0; s < 4; s++) {
+      const again = Number(prefix.split(" ").at(-1));
+      (table as Record<string, Record<number, number>>)[prefix] = { [again]: junk, 2: 0.03 };
+      prefix += ` ${again}`;
+    }
+  }
+  const dec = new ScriptedDecoder(table);
+  const chunk = {
+    feats: new Float32Array(1),
+    n: 1,
+    captions: new Int32Array(6),
+    logProbs: new Float64Array(1),
+  };
+  const options = resolveDecodeOptions({ beamSize: 2, maxLength: 6 });
+  beamSearch(dec, chunk, options, new Uint8Array(8));
+  assertEquals(Array.from(chunk.captions), [3, 5, 2, 0, 0, 0], "greedy's caption, padded");
+  assertAlmostEquals(chunk.logProbs[0], Math.log(0.4 * 0.3 * 0.99), 1e-6);
+  // Greedy had a row of its own after step 2 until its <END> at step 3: 1 + 2 + 3 + 2 rows
+  // for the first four steps (then the two beams alone).
+  assertEquals(dec.steps, 6);
+  assertEquals(dec.rowsDecoded, 1 + 2 + 3 + 2 + 2 + 2);
 });
