@@ -14,7 +14,10 @@
  * call would take on otherwise idle cores) and `wait_ms` (time the threads were runnable but
  * another process held the cores: a shared machine's noise, measured). PyTorch's lines have
  * `same_captions`, the fraction of images whose caption (through its first `<END>`) equals
- * recap's with as many workers.
+ * recap's with as many workers, and `recap_vs`, their time over recap's. Beam search runs
+ * twice on recap's side: as recap decodes by default (greedy's caption among the candidates)
+ * and with `plainBeam`, the plain beam search the peer runs too (`decoder: "beam B plain"`;
+ * the peer's beam lines compare with both: `same_captions_plain`, `recap_plain_vs`).
  * @module
  */
 import { selectKernels } from "../layers/kernels/mod.ts";
@@ -60,6 +63,8 @@ const END = 2;
 interface Config {
   impl: "recap" | "torch";
   beamSize: number;
+  /** recap's beam search with `plainBeam`. */
+  plain?: boolean;
   /** Workers (recap) or threads (PyTorch). */
   threads: number;
   /** One call: its captions, and its time when the call reports its own. */
@@ -169,14 +174,18 @@ for (const workers of workerCounts) {
   const pool = new PoolEngine(model, { workers });
   await pool.ready;
   pools.push(pool);
-  for (const beamSize of decoders) {
+  for (const [beamSize, plain] of [...decoders.map((b) => [b, false]), [values.beam, true]]) {
+    const options = {
+      maxLength,
+      beamSize: beamSize as number,
+      ...(plain ? { plainBeam: true } : {}),
+    };
     configs.push({
       impl: "recap",
-      beamSize,
+      beamSize: beamSize as number,
+      plain: plain as boolean,
       threads: workers,
-      call: async () => ({
-        captions: (await pool.sample(features, { maxLength, beamSize })).captions.data,
-      }),
+      call: async () => ({ captions: (await pool.sample(features, options)).captions.data }),
       pid: "self",
       times: [],
       use: [],
@@ -223,9 +232,12 @@ for (let round = 0; round <= values.rounds; round++) {
 const round = (x: number, digits = 1) => Number(x.toFixed(digits));
 for (const config of configs) {
   const ms = median(config.times);
-  const recap = configs.find((c) =>
-    c.impl === "recap" && c.beamSize === config.beamSize && c.threads === config.threads
-  );
+  const recapOf = (plain: boolean) =>
+    configs.find((c) =>
+      c.impl === "recap" && c.beamSize === config.beamSize && c.threads === config.threads &&
+      !!c.plain === plain
+    );
+  const recap = recapOf(false), recapPlain = config.beamSize > 1 ? recapOf(true) : undefined;
   const use = config.use;
   console.log(JSON.stringify({
     impl: config.impl,
@@ -236,7 +248,9 @@ for (const config of configs) {
     W,
     H,
     V,
-    decoder: config.beamSize === 1 ? "greedy" : `beam ${config.beamSize}`,
+    decoder: config.beamSize === 1
+      ? "greedy"
+      : `beam ${config.beamSize}${config.plain ? " plain" : ""}`,
     images: n,
     max_length: maxLength,
     ms: round(ms),
@@ -249,7 +263,16 @@ for (const config of configs) {
       }
       : {}),
     ...(config.impl === "torch" && recap?.captions && config.captions
-      ? { same_captions: round(sameCaptions(recap.captions, config.captions), 3) }
+      ? {
+        same_captions: round(sameCaptions(recap.captions, config.captions), 3),
+        recap_vs: round(ms / median(recap.times), 2),
+      }
+      : {}),
+    ...(config.impl === "torch" && recapPlain?.captions && config.captions
+      ? {
+        same_captions_plain: round(sameCaptions(recapPlain.captions, config.captions), 3),
+        recap_plain_vs: round(ms / median(recapPlain.times), 2),
+      }
       : {}),
   }));
 }

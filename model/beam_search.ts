@@ -90,7 +90,7 @@ export function lengthPenalty(form: LengthPenalty, alpha: number): (len: number)
 
 /**
  * Beam search of a chunk of images. An image's candidates are its finished captions and, with
- * one group, its greedy caption too: beam search is not monotone in the beam size, and
+ * one group and unless `plainBeam`, its greedy caption too: beam search is not monotone in the beam size, and
  * greedy's caption is one of its candidates, so a wider beam never returns a worse caption.
  * The greedy caption is decoded beside the beams, on the row of the beam it coincides with
  * while it does (for a confident model, most of the way), so it costs a row only after it
@@ -125,7 +125,7 @@ export function beamSearch(
   // A live beam's finished captions score at most its score over the largest penalty.
   const largestPenalty = penalty(maxLength);
   const finalScore = (h: Hypothesis) => h.score / penalty(h.words.length);
-  const withGreedy = beamGroups === 1;
+  const withGreedy = beamGroups === 1 && !options.plainBeam;
   dec.reserve(n * (beamSize + (withGreedy ? 1 : 0)));
   dec.start(chunk.feats, n); // row i is image i's initial state, shared by its groups
   const groups: Beam[][][] = Array.from(

@@ -15,6 +15,7 @@
  * | `lengthAlpha`   | beam         | the GNMT α                                                    |
  * | `beamGroups`    | beam         | diverse beam search: groups of beamSize / beamGroups beams    |
  * | `diversity`     | beam         | diverse beam search: the penalty λ per earlier group's choice |
+ * | `plainBeam`     | beam         | leave greedy's caption out of the candidates                  |
  * | `temperature`   | sample       | divides the scores before the softmax                         |
  * | `topK`          | sample       | draw among the k likeliest words only (0 = all)               |
  * | `topP`          | sample       | draw among the likeliest words of total probability ≥ p       |
@@ -56,6 +57,13 @@ export interface SampleOptions {
   beamGroups?: number;
   /** Beam search: the diversity strength λ between groups (default 0.5). */
   diversity?: number;
+  /**
+   * Beam search: leave greedy's caption out of the candidates (default false). By default it
+   * is one of them, decoded beside the beams, so a wider beam never returns a worse caption
+   * than greedy decoding; the plain beam search of other toolkits skips that, and is faster
+   * when greedy's caption leaves the beams early (24% on the benchmark's beam 3).
+   */
+  plainBeam?: boolean;
   /** Sampling: the temperature the scores are divided by (default 1). */
   temperature?: number;
   /** Sampling: draw among the k likeliest allowed words only (default 0 = all). */
@@ -89,6 +97,7 @@ const DEFAULTS: Omit<DecodeOptions, "method"> = {
   lengthAlpha: 0.6,
   beamGroups: 1,
   diversity: 0.5,
+  plainBeam: false,
   temperature: 1,
   topK: 0,
   topP: 1,
@@ -113,6 +122,7 @@ const READ_BY: Partial<Record<keyof DecodeOptions, DecodeMethod>> = {
   lengthAlpha: "beam",
   beamGroups: "beam",
   diversity: "beam",
+  plainBeam: "beam",
   temperature: "sample",
   topK: "sample",
   topP: "sample",
@@ -130,6 +140,7 @@ const RULES: Record<keyof DecodeOptions, OptionRule> = {
   lengthAlpha: accepts.nonNegativeNumber,
   beamGroups: accepts.positiveInt,
   diversity: accepts.nonNegativeNumber,
+  plainBeam: accepts.boolean,
   temperature: accepts.positiveNumber,
   topK: accepts.nonNegativeInt,
   topP: {
@@ -148,6 +159,11 @@ const RULES: Record<keyof DecodeOptions, OptionRule> = {
 export const DECODE_OPTION_NAMES: readonly (keyof DecodeOptions)[] = Object.keys(
   RULES,
 ) as (keyof DecodeOptions)[];
+
+/** The decoding options that are true or false (e.g. `blockTrigrams`). */
+export const DECODE_FLAG_NAMES: readonly (keyof DecodeOptions)[] = DECODE_OPTION_NAMES.filter(
+  (name) => RULES[name] === accepts.boolean,
+);
 
 /**
  * Checks decoding options and fills in the defaults. An option that only another strategy

@@ -183,6 +183,7 @@ const EFFECTS: Record<string, (r: Run, given: Invocation) => Promise<void> | voi
   "evaluate --temperature": (r) => assert(/^\s+sample\s/m.test(r.stdout), r.stdout),
   "evaluate --nBest": (r) => assert(/^\s+beam\s/m.test(r.stdout), r.stdout),
   "evaluate --lengthPenalty": (r) => assert(/^\s+beam\s/m.test(r.stdout), r.stdout),
+  "evaluate --plainBeam": (r) => assert(/^\s+beam\s/m.test(r.stdout), r.stdout),
   "evaluate --blockTrigrams": async (r) => {
     const repeats = (out: string) => /greedy .*, ([\d.]+)% repeat a trigram/.exec(out)?.[1];
     assertEquals(repeats(r.stdout), "0.0", r.stdout);

@@ -49,7 +49,7 @@ Deno.test("the JSON Schema lists every option with its default, and rejects extr
     assertEquals(node.default, spec.default, path.join("."));
     count++;
   });
-  assertEquals(count, 70);
+  assertEquals(count, 71);
   assertEquals(schema.additionalProperties, false);
   assertEquals(schema.properties.train.additionalProperties, false);
   assertEquals(schema.properties.train.properties.learningRate.exclusiveMinimum, 0);
@@ -353,7 +353,7 @@ Deno.test("experimentHelp() lists every option with its default", () => {
   assert(help.includes("--train.learningRate"));
   assert(help.includes("(default 0.005)"));
   assert(help.includes(`--model.cellType`));
-  assertEquals(help.split("\n").filter((l) => l.startsWith("  --")).length, 69);
+  assertEquals(help.split("\n").filter((l) => l.startsWith("  --")).length, 70);
   assertEquals(typeof EXPERIMENT_SCHEMA.train.batchSize.help, "string");
 });
 

@@ -12,6 +12,8 @@ import { CaptioningRNN } from "../model/captioning_rnn.ts";
 import { resolveDecodeOptions } from "../model/decode_options.ts";
 import { imagesPerChunk, type SampleOptions, type SampleResult } from "../model/sampling.ts";
 import { argmaxAllowed, topWords } from "../model/next_words.ts";
+import { resolveDecodingFlags } from "../pipeline/cli/decoding_flags.ts";
+import { decoderOptions } from "../pipeline/eval/evaluate.ts";
 import { assert, assertAlmostEquals, assertEquals, assertThrows } from "./assert.ts";
 
 const V = 24;
@@ -347,4 +349,17 @@ Deno.test("a sampled caption's log-probability is minus its loss in the training
     const loss = m.lossValue(imageFeats, caps, 1, weights);
     assertAlmostEquals(loss, -r.logProbs[c], 1e-9, `caption ${c}`);
   }
+});
+
+Deno.test("--plainBeam reaches beam search: it asks for a beam, and only beam search reads it", () => {
+  const values = { beamSize: 1, nBest: 1, beamGroups: 1, plainBeam: true };
+  const { beamSize, controls, beamAsked } = resolveDecodingFlags({ plainBeam: true }, values, 2);
+  assertEquals([beamSize, beamAsked, controls.plainBeam], [2, true, true]);
+  assertEquals(decoderOptions("beam", beamSize, 16, controls).plainBeam, true);
+  assertEquals("plainBeam" in decoderOptions("greedy", 1, 16, controls), false);
+  assertEquals(
+    resolveDecodeOptions(decoderOptions("beam", beamSize, 16, controls)).plainBeam,
+    true,
+  );
+  assertEquals(resolveDecodeOptions({ beamSize: 2 }).plainBeam, false);
 });

@@ -146,6 +146,7 @@ for (const cell of ["lstm", "gru", "transformer"] as const) {
         { method: "sample", samples: 5, temperature: 0.7, seed: 3 },
         { method: "sample", topK: 4, topP: 0.9, blockTrigrams: true, seed: 9 },
         { beamSize: 4, nBest: 2, lengthPenalty: "gnmt", lengthAlpha: 1, blockTrigrams: true },
+        { beamSize: 3, plainBeam: true },
         { beamSize: 4, beamGroups: 2, diversity: 1, lengthPenalty: "average" },
         { method: "greedy", blockTrigrams: true },
       ] as const;

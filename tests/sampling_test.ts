@@ -279,4 +279,21 @@ Deno.test("beam search keeps greedy's caption as a candidate after greedy leaves
   // for the first four steps (then the two beams alone).
   assertEquals(dec.steps, 6);
   assertEquals(dec.rowsDecoded, 1 + 2 + 3 + 2 + 2 + 2);
+
+  // plainBeam: the beams' best alone, "b y y y y y" (0.35 · 0.5 · 0.8⁴), and no row for greedy.
+  const plain = new ScriptedDecoder(table);
+  beamSearch(
+    plain,
+    chunk,
+    resolveDecodeOptions({ beamSize: 2, maxLength: 6, plainBeam: true }),
+    new Uint8Array(8),
+  );
+  assertEquals(Array.from(chunk.captions), [4, 6, 6, 6, 6, 6]);
+  assertAlmostEquals(chunk.logProbs[0], Math.log(0.35 * 0.5 * 0.8 ** 4), 1e-6);
+  assertEquals(plain.rowsDecoded, 1 + 2 * 5);
+  assertThrows(
+    () => resolveDecodeOptions({ plainBeam: true }),
+    RangeError,
+    "plainBeam",
+  );
 });

@@ -12,6 +12,7 @@ import type { BackendName } from "../layers/kernels/types.ts";
 import { OPTIM_HYPERPARAMS, type UpdateRule } from "../layers/optim.ts";
 import {
   DECODE_METHODS,
+  DECODE_FLAG_NAMES,
   DECODE_OPTION_NAMES,
   type DecodeOptions,
   LENGTH_PENALTIES,
@@ -123,7 +124,7 @@ const DECODE_CHOICES: Partial<Record<keyof DecodeOptions, readonly string[]>> = 
   lengthPenalty: LENGTH_PENALTIES,
 };
 /** The decoding options that are flags. */
-const DECODE_FLAGS: ReadonlySet<string> = new Set(["blockTrigrams", "suppressUnk"]);
+const DECODE_FLAGS: ReadonlySet<string> = new Set(DECODE_FLAG_NAMES);
 
 /**
  * Writes a sampling job's decoding options into the step scalars (slots from `SC.DECODE`).

@@ -11,7 +11,14 @@ import { resolveDecodeOptions } from "../../model/decode_options.ts";
 import { InputError } from "../errors.ts";
 import { type DecoderName, decoderOptions, type DecodingControls } from "../eval/evaluate.ts";
 
-const BEAM_CONTROLS = ["nBest", "lengthPenalty", "lengthAlpha", "beamGroups", "diversity"] as const;
+const BEAM_CONTROLS = [
+  "nBest",
+  "lengthPenalty",
+  "lengthAlpha",
+  "beamGroups",
+  "diversity",
+  "plainBeam",
+] as const;
 const SAMPLING_CONTROLS = ["temperature", "topK", "topP"] as const;
 
 /** What the flags resolve to. */
@@ -70,6 +77,7 @@ export function resolveDecodingFlags(
     lengthAlpha: v.lengthAlpha as number,
     beamGroups: groups,
     diversity: v.diversity as number,
+    plainBeam: v.plainBeam === true,
     blockTrigrams: v.blockTrigrams === true,
     suppressUnk: v.suppressUnk === true,
     temperature: v.temperature as number,

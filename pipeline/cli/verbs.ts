@@ -140,6 +140,10 @@ const DECODING = {
     "evaluate.diversity",
     num(undefined, 0, "Diverse beam search: penalty for a word an earlier group chose", "2"),
   ),
+  plainBeam: {
+    ...flag("Beam search without greedy's caption among the candidates (faster)"),
+    savedAs: "evaluate.plainBeam",
+  },
   blockTrigrams: {
     ...flag("Never repeat a trigram within a caption"),
     savedAs: "evaluate.blockTrigrams",

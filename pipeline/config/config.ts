@@ -167,6 +167,8 @@ export interface EvaluateConfig {
   beamGroups: number;
   /** Diverse beam search: the penalty for a word earlier groups chose. */
   diversity: number;
+  /** Beam search without greedy's caption among the candidates. */
+  plainBeam: boolean;
   /** Never repeat a trigram (every decoder). */
   blockTrigrams: boolean;
   /** Never write `<UNK>` (every decoder). */

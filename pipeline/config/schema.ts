@@ -282,6 +282,10 @@ export const EXPERIMENT_SCHEMA = {
     lengthAlpha: num(0.6, ">=0", "Beam search: the α of the gnmt length penalty (higher = longer)"),
     beamGroups: int(1, ">=1", "Diverse beam search: groups of beams (beamSize must be a multiple)"),
     diversity: num(0.5, ">=0", "Diverse beam search: penalty for a word earlier groups chose"),
+    plainBeam: bool(
+      false,
+      "Beam search without greedy's caption among the candidates (faster; a wider beam may then return a worse caption than greedy)",
+    ),
     blockTrigrams: bool(false, "Never repeat a trigram within a caption (every decoder)"),
     suppressUnk: bool(false, "Never write <UNK> (every decoder)"),
     sample: bool(false, "Also score one sampled caption per image (temperature, topK, topP, seed)"),

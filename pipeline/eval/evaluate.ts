@@ -53,6 +53,8 @@ export interface DecodingControls {
   beamGroups?: number;
   /** Diverse beam search: strength (default 0.5). */
   diversity?: number;
+  /** Beam search without greedy's caption among the candidates (default false). */
+  plainBeam?: boolean;
   /** Never repeat a trigram (every decoder; default false). */
   blockTrigrams?: boolean;
   /** Never write `<UNK>` (every decoder; default false). */
@@ -98,7 +100,7 @@ export function decoderOptions(
       method: "beam",
       beamSize,
       maxLength,
-      ...pick(["nBest", "lengthPenalty", "lengthAlpha", "beamGroups", "diversity"]),
+      ...pick(["nBest", "lengthPenalty", "lengthAlpha", "beamGroups", "diversity", "plainBeam"]),
       ...every,
     };
   }

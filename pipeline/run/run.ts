@@ -392,8 +392,8 @@ async function evaluateStage(
  * ```
  */
 export function decodingControls(e: ExperimentConfig["evaluate"]): DecodingControls {
-  const { nBest, lengthPenalty, lengthAlpha, beamGroups, diversity, blockTrigrams, suppressUnk } =
-    e;
+  const { nBest, lengthPenalty, lengthAlpha, beamGroups, diversity, plainBeam } = e;
+  const { blockTrigrams, suppressUnk } = e;
   const { temperature, topK, topP, seed } = e;
   return {
     nBest,
@@ -401,6 +401,7 @@ export function decodingControls(e: ExperimentConfig["evaluate"]): DecodingContr
     lengthAlpha,
     beamGroups,
     diversity,
+    plainBeam,
     blockTrigrams,
     suppressUnk,
     temperature,
