@@ -11,8 +11,8 @@ import type { CaptioningModelConfig } from "../model/captioning_model.ts";
 import type { BackendName } from "../layers/kernels/types.ts";
 import { OPTIM_HYPERPARAMS, type UpdateRule } from "../layers/optim.ts";
 import {
-  DECODE_METHODS,
   DECODE_FLAG_NAMES,
+  DECODE_METHODS,
   DECODE_OPTION_NAMES,
   type DecodeOptions,
   LENGTH_PENALTIES,
