@@ -15,47 +15,38 @@ const limits = (shared: boolean) =>
   shared ? { minPages: 0, maxPages: 65536 } : { minPages: 0, shared };
 const isShared = (m: WebAssembly.Memory) => m.buffer instanceof SharedArrayBuffer;
 
-// copy(src, srcStride, dst, dstStride, rowBytes, rows): byte addresses and strides; rowBytes a
-// multiple of 16, copied as v128 (a memory.copy per row costs a runtime call each).
-function copyFunc(): Func {
-  const f = new Func([I32, I32, I32, I32, I32, I32]);
-  const [SRC, SSTRIDE, DST, DSTRIDE, BYTES, ROWS] = [0, 1, 2, 3, 4, 5];
-  const r = f.local(I32), b = f.local(I32), s = f.local(I32), d = f.local(I32), L = op.get;
-  f.body = op.forLoop(r, op.i32(0), L(ROWS), op.i32(1), [
-    ...op.set(s, op.add(L(SRC), op.mul(L(r), L(SSTRIDE)))),
-    ...op.set(d, op.add(L(DST), op.mul(L(r), L(DSTRIDE)))),
-    ...op.forLoop(b, op.i32(0), L(BYTES), op.i32(16), [
-      ...inMemory.v128Store(1, op.add(L(d), L(b)), inMemory.v128Load(0, op.add(L(s), L(b)))),
-    ]),
-  ]);
-  return f;
-}
-
 const simd = (opcode: number, ...args: Code[]): Code => [...args.flat(), 0xfd, ...uleb(opcode)];
 
-// add32 / add64(src, srcStride, dst, dstStride, rowBytes, rows): dst += src row by row, as
-// f32x4 or f64x2 lanes (rowBytes a multiple of 16); each element one addition, as in a loop.
-function addFunc(addOpcode: number): Func {
+/**
+ * f(src, srcStride, dst, dstStride, rowBytes, rows): byte addresses and strides, rowBytes a
+ * multiple of 16; `each` is the code for one v128 of a row, given its source (memory 0) and
+ * destination (memory 1) addresses.
+ */
+function rowsFunc(each: (src: Code, dst: Code) => Code): Func {
   const f = new Func([I32, I32, I32, I32, I32, I32]);
   const [SRC, SSTRIDE, DST, DSTRIDE, BYTES, ROWS] = [0, 1, 2, 3, 4, 5];
   const r = f.local(I32), b = f.local(I32), s = f.local(I32), d = f.local(I32), L = op.get;
   f.body = op.forLoop(r, op.i32(0), L(ROWS), op.i32(1), [
     ...op.set(s, op.add(L(SRC), op.mul(L(r), L(SSTRIDE)))),
     ...op.set(d, op.add(L(DST), op.mul(L(r), L(DSTRIDE)))),
-    ...op.forLoop(b, op.i32(0), L(BYTES), op.i32(16), [
-      ...inMemory.v128Store(
-        1,
-        op.add(L(d), L(b)),
-        simd(
-          addOpcode,
-          inMemory.v128Load(1, op.add(L(d), L(b))),
-          inMemory.v128Load(0, op.add(L(s), L(b))),
-        ),
-      ),
-    ]),
+    ...op.forLoop(b, op.i32(0), L(BYTES), op.i32(16), each(op.add(L(s), L(b)), op.add(L(d), L(b)))),
   ]);
   return f;
 }
+
+// copy: rows copied as v128 (a memory.copy per row costs a runtime call each).
+const copyFunc = () =>
+  rowsFunc((src, dst) => inMemory.v128Store(1, dst, inMemory.v128Load(0, src)));
+
+// add32 / add64: dst += src, as f32x4 or f64x2 lanes; each element one addition, as in a loop.
+const addFunc = (addOpcode: number) =>
+  rowsFunc((src, dst) =>
+    inMemory.v128Store(
+      1,
+      dst,
+      simd(addOpcode, inMemory.v128Load(1, dst), inMemory.v128Load(0, src)),
+    )
+  );
 
 type CopyFn = (
   src: number,
