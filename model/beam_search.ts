@@ -38,8 +38,6 @@ interface Hypothesis {
   logProb: number;
   /** Its log-probability minus the diversity penalties (equal with one group). */
   score: number;
-  /** Whether it is the greedy caption (ranked after the beams' on a tie). */
-  greedy?: boolean;
 }
 
 /**
@@ -269,13 +267,9 @@ export function beamSearch(
   }
   for (let i = 0; i < n; i++) {
     const path = greedy[i];
-    if (path.state === "finished") {
-      finished[i].push({
-        words: path.words,
-        logProb: path.logProb,
-        score: path.logProb,
-        greedy: true,
-      });
+    // Appended last, so that on a tie (a stable sort) the beams' captions win over greedy's.
+    if (path.state === "finished" && path.logProb > -Infinity) {
+      finished[i].push({ words: path.words, logProb: path.logProb, score: path.logProb });
     }
     writeBest(chunk, i, finished[i], options, dec.model, finalScore);
   }
@@ -298,7 +292,6 @@ function writeBest(
   finalScore: (h: Hypothesis) => number,
 ): void {
   const { maxLength: l, nBest: m } = options;
-  // The greedy caption, if any, was appended last: on a tie (a stable sort) the beams' win.
   const ranked = finished.map((h) => ({ h, s: finalScore(h) })).sort((a, b) => b.s - a.s);
   const seen = new Set<string>();
   let j = 0;
