@@ -133,8 +133,9 @@ export function checkSampleArgs(
 }
 
 /**
- * Generates captions: greedy decoding (argmax, fed back, from `<START>`; like the exercise it
- * keeps generating after `<END>`), beam search, or sampling — see {@linkcode SampleOptions}.
+ * Generates captions: greedy decoding (argmax, fed back, from `<START>`), beam search, or
+ * sampling — see {@linkcode SampleOptions}. Every caption is padded with `<NULL>` after its
+ * `<END>`: a caption that ended is no longer decoded.
  * @param model The model, e.g. a `CaptioningRNN`.
  * @param features Image features, (N, D).
  * @param options The strategy and its controls.
@@ -203,24 +204,33 @@ interface Chunk {
   logProbs: Float64Array;
 }
 
-/** Greedy decoding of a chunk, all images in step, never writing a banned word. */
+/**
+ * Greedy decoding of a chunk, all images in step, never writing a banned word. A caption that
+ * wrote `<END>` leaves the block (the live rows are compacted, as sampling does), so later
+ * steps compute only the captions still running; its words after `<END>` are `<NULL>`.
+ */
 function greedySample(
   dec: StepDecoder,
   chunk: Chunk,
   options: DecodeOptions,
   banned: Uint8Array,
 ): void {
-  const { n, captions, logProbs } = chunk, { vocabSize: v, startIdx, endIdx } = dec.model;
+  const { n, captions, logProbs } = chunk;
+  const { vocabSize: v, startIdx, endIdx, nullIdx } = dec.model;
   const l = options.maxLength, repeats: number[] = [];
-  const ended = new Uint8Array(n);
+  captions.fill(nullIdx, 0, n * l);
+  logProbs.fill(0, 0, n);
   dec.start(chunk.feats, n);
   const words = new Int32Array(n).fill(startIdx);
-  for (let t = 0; t < l; t++) {
-    dec.step(words, n);
-    dec.advance();
+  const image = Int32Array.from({ length: n }, (_, r) => r); // the image of each live row
+  const from = new Int32Array(n); // the row of the last step each running caption was on
+  let live = n;
+  for (let t = 0; t < l && live > 0; t++) {
+    dec.step(words, live);
     const sc = dec.scores;
-    for (let i = 0; i < n; i++) {
-      const o = i * v;
+    let next = 0;
+    for (let r = 0; r < live; r++) {
+      const i = image[r], o = r * v;
       if (options.blockTrigrams) trigramRepeats(captions, i * l, t, repeats);
       let best = withBanned(
         banned,
@@ -228,12 +238,16 @@ function greedySample(
         () => argmaxAllowed(sc, o, v, banned),
       );
       if (best < 0) best = endIdx >= 0 ? endIdx : 0; // every word banned: end the caption
-      words[i] = best;
       captions[i * l + t] = best;
-      if (!ended[i]) {
-        logProbs[i] += sc[o + best] - dec.lse[i];
-        if (best === endIdx) ended[i] = 1;
-      }
+      logProbs[i] += sc[o + best] - dec.lse[r];
+      if (best === endIdx) continue;
+      from[next] = r;
+      image[next] = i;
+      words[next] = best;
+      next++;
     }
+    if (next === live) dec.advance(); // no caption ended: every row stays where it is
+    else for (let j = 0; j < next; j++) dec.keep(from[j], j); // the running ones move up
+    live = next;
   }
 }

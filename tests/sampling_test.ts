@@ -8,7 +8,7 @@ import { lstmStepForward } from "../layers/lstm.ts";
 import { rnnStepForward } from "../layers/rnn.ts";
 import { Tensor } from "../layers/tensor.ts";
 import { CaptioningRNN, type CellType } from "../model/captioning_rnn.ts";
-import { SAMPLE_CHUNK } from "../model/sampling.ts";
+import { SAMPLE_CHUNK, sampleCaptions } from "../model/sampling.ts";
 import { beamSearch } from "../model/beam_search.ts";
 import type { StepDecoder } from "../model/decoder.ts";
 import { resolveDecodeOptions } from "../model/decode_options.ts";
@@ -60,9 +60,13 @@ for (const cell of ["rnn", "lstm", "gru"] as CellType[]) {
     const n = SAMPLE_CHUNK + 6; // more than one chunk of images
     const feats = Tensor.randn([n, 6], 9);
     const images = [0, 1, 33, 63, 64, 69, SAMPLE_CHUNK - 1, SAMPLE_CHUNK, n - 1];
-    const checked = new Set(images.filter((i) => i < n)); // both sides of the chunk boundary
-    for (const beamSize of [2, 4]) {
+    for (const beamSize of [1, 2, 4]) { // 1: greedy decoding
       const all = m.sampleWithScores(feats, { beamSize, maxLength: 9 });
+      // Both sides of the chunk boundary, and the first captions that end early.
+      const endsEarly = Array.from({ length: n }, (_, i) => i).filter((i) =>
+        all.captions.data.subarray(i * 9, i * 9 + 8).includes(2)
+      );
+      const checked = new Set([...images.filter((i) => i < n), ...endsEarly.slice(0, 3)]);
       let ended = 0;
       for (const i of checked) {
         const one = m.sampleWithScores(
@@ -80,7 +84,11 @@ for (const cell of ["rnn", "lstm", "gru"] as CellType[]) {
         else assertEquals(all.logProbs[i], one.logProbs[0]);
         const feat = new Tensor(feats.data.slice(i * 6, (i + 1) * 6), [1, 6]) as Tensor<"float64">;
         assertAlmostEquals(all.logProbs[i], scoreCaption(m, feat, one.captions.data), 1e-9);
-        if (one.captions.data.includes(2)) ended++;
+        const caption = Array.from(one.captions.data), end = caption.indexOf(2);
+        if (end >= 0) {
+          ended++;
+          assert(caption.slice(end + 1).every((w) => w === 0), `image ${i}: <NULL> after <END>`);
+        }
       }
       assert(ended > 0, "some captions end before maxLength");
     }
@@ -244,6 +252,59 @@ class ScriptedDecoder implements StepDecoder {
     this.#state[to] = this.#next[from];
   }
 }
+
+/**
+ * A decoder whose row r writes `feats[r]` words (3) and then <END> (each word at probability
+ * 0.9), counting the rows it decodes.
+ */
+class CountdownDecoder implements StepDecoder {
+  readonly model = new ScriptedDecoder({}).model;
+  scores = new Float32Array(0);
+  lse = new Float64Array(0);
+  rowsDecoded = 0;
+  #left: number[] = [];
+  #next: number[] = [];
+  reserve(rows: number): void {
+    if (this.scores.length < rows * 8) {
+      this.scores = new Float32Array(rows * 8);
+      this.lse = new Float64Array(rows);
+    }
+  }
+  start(feats: Float32Array | Float64Array, rows: number): void {
+    this.reserve(rows);
+    this.#left = Array.from(feats.subarray(0, rows));
+  }
+  step(_words: ArrayLike<number>, rows: number): void {
+    this.rowsDecoded += rows;
+    this.scores.fill(Math.log(0.1 / 7), 0, rows * 8);
+    for (let r = 0; r < rows; r++) this.scores[r * 8 + (this.#left[r] > 0 ? 3 : 2)] = Math.log(0.9);
+    this.lse.fill(0, 0, rows);
+    this.#next = this.#left.slice(0, rows).map((left) => left - 1);
+  }
+  advance(): void {
+    this.#left = this.#next;
+  }
+  keep(from: number, to: number): void {
+    this.#left[to] = this.#next[from];
+  }
+}
+
+Deno.test("greedy decoding stops decoding a caption at its <END> and pads it with <NULL>", () => {
+  const dec = new CountdownDecoder();
+  const feats = new Tensor<"float32">(Float32Array.from([0, 2, 5, 1]), [4, 1]);
+  const { captions, logProbs } = sampleCaptions({ decoder: dec }, feats, { maxLength: 6 });
+  assertEquals(Array.from(captions.data), [
+    ...[2, 0, 0, 0, 0, 0],
+    ...[3, 3, 2, 0, 0, 0],
+    ...[3, 3, 3, 3, 3, 2],
+    ...[3, 2, 0, 0, 0, 0],
+  ]);
+  for (const [i, words] of [1, 3, 6, 2].entries()) {
+    assertAlmostEquals(logProbs[i], words * Math.log(0.9), 1e-6);
+  }
+  // 4 running captions at the first step, then 3, 2, 1, 1, 1 (not 4 rows at each of 6 steps).
+  assertEquals(dec.rowsDecoded, 4 + 3 + 2 + 1 + 1 + 1);
+});
 
 Deno.test("beam search keeps greedy's caption as a candidate after greedy leaves the beams, and wins with it", () => {
   // a = 3, b = 4, x = 5, y = 6, z = 7. Greedy: "a x <END>" (0.4 · 0.3 · 0.99 = 0.119). A beam of
