@@ -1,7 +1,8 @@
 """PyTorch (CPU) peer of recap's captioning benchmark: greedy decoding and beam search of many
 images with the exercise's LSTM captioner, float32, written as a PyTorch user would write them.
 
-  greedy  nn.LSTMCell one step at a time, argmax fed back (as ../shared/peers/bench_torch_ref.py)
+  greedy  nn.LSTMCell one step at a time, argmax fed back (as ../shared/peers/bench_torch_ref.py),
+          stopping once every caption has written <END> (as self-critical.pytorch's sampler)
   beam    batched beam search over all images: (N B) rows of state, log_softmax scores added
           to each beam's, top-B of the B x V candidates per image (torch.topk), the states
           gathered by beam; a finished beam (<END>) keeps its score and extends only by <NULL>;
@@ -63,11 +64,15 @@ class Captioner(nn.Module):
         h = self.proj(feats)
         c = torch.zeros_like(h)
         word = torch.full((feats.shape[0],), START, dtype=torch.long)
-        out = torch.empty(feats.shape[0], max_length, dtype=torch.long)
+        out = torch.full((feats.shape[0], max_length), NULL, dtype=torch.long)
+        done = torch.zeros(feats.shape[0], dtype=torch.bool)
         for t in range(max_length):
             h, c = self.cell(self.embed(word), (h, c))
             word = self.vocab(h).argmax(1)
             out[:, t] = word
+            done = done | (word == END)
+            if bool(done.all()):  # as self-critical.pytorch's sampler: stop once all have ended
+                break
         return out
 
     def beam(self, feats, max_length, beam):
