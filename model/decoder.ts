@@ -122,8 +122,6 @@ export class Decoder implements StepDecoder {
   #next!: LmState;
   /** Gates, (R, G). */
   #gates!: FloatArray;
-  /** The softmax of a copy of the scores, (R, V), for its row statistics. */
-  #scratch!: FloatArray;
   /** Each row's max and Σ exp(score - max), (R, 2). */
   #stats!: FloatArray;
   /** Every word's input projection b + W_embed[w] · Wx, (V, G) (made at the first start). */
@@ -157,7 +155,7 @@ export class Decoder implements StepDecoder {
     if (rows <= this.#rows) return;
     const { hiddenDim: hd, vocabSize: v } = this.#shape, g = gateWidth(this.#shape);
     const gru = this.#shape.cellType === "gru";
-    const [h, c, hNext, cNext, gates, tanhC, ah, scores, scratch, stats] = this.#arena.carve([
+    const [h, c, hNext, cNext, gates, tanhC, ah, scores, stats] = this.#arena.carve([
       rows * hd,
       rows * hd,
       rows * hd,
@@ -166,7 +164,6 @@ export class Decoder implements StepDecoder {
       rows * hd,
       gru ? rows * g : 0,
       rows * v,
-      rows * v,
       2 * rows,
     ]);
     // tanh(c) and the GRU's ah are not read across steps: both states share them.
@@ -174,7 +171,6 @@ export class Decoder implements StepDecoder {
     this.#next = { h: hNext, c: cNext, tanhC, ah };
     this.#gates = gates;
     this.scores = scores;
-    this.#scratch = scratch;
     this.#stats = stats;
     this.lse = new Float64Array(rows);
     this.#rows = rows;
@@ -207,9 +203,8 @@ export class Decoder implements StepDecoder {
     const { h, c } = this.#state;
     recurrentStep(p, shape, ew, rows, this.#gates, 0, h, c, 0, this.#next, 0);
     vocabScores(p, shape, this.#next.h, rows, this.scores);
-    // log Σ exp = max + log Σ exp(s - max), from the softmax of a scratch copy.
-    this.#scratch.set(this.scores.subarray(0, rows * v));
-    ew.softmaxRows(this.#scratch, 0, rows, v, this.#stats, 0, 1);
+    // log Σ exp = max + log Σ exp(s - max), from each row's max and sum (the softmax's).
+    ew.rowStats(this.scores, 0, rows, v, this.#stats, 0);
     for (let i = 0; i < rows; i++) {
       this.lse[i] = this.#stats[2 * i] + Math.log(this.#stats[2 * i + 1]);
     }

@@ -85,7 +85,6 @@ export class TransformerDecoder implements StepDecoder {
   #rstd!: FloatArray;
   #hidden!: FloatArray;
   #p!: FloatArray;
-  #scratch!: FloatArray;
   #stats!: FloatArray;
   /** The scores of the last step, (R, V). */
   scores: FloatArray = new Float32Array(0);
@@ -124,7 +123,6 @@ export class TransformerDecoder implements StepDecoder {
       this.#hidden,
       this.#p,
       this.scores,
-      this.#scratch,
       this.#stats,
     ] = this.#arena.carve([
       rows * w,
@@ -135,7 +133,6 @@ export class TransformerDecoder implements StepDecoder {
       rows,
       rows * f,
       pMax,
-      rows * v,
       rows * v,
       2 * rows,
     ]);
@@ -235,9 +232,8 @@ export class TransformerDecoder implements StepDecoder {
     });
     const v = this.model.vocabSize;
     affineRows(x, rows, w, p.W_vocab.data, p.b_vocab.data, this.scores, v);
-    // log Σ exp = max + log Σ exp(s - max), from the softmax of a scratch copy.
-    this.#scratch.set(this.scores.subarray(0, rows * v));
-    this.#ew.softmaxRows(this.#scratch, 0, rows, v, this.#stats, 0, 1);
+    // log Σ exp = max + log Σ exp(s - max), from each row's max and sum (the softmax's).
+    this.#ew.rowStats(this.scores, 0, rows, v, this.#stats, 0);
     for (let i = 0; i < rows; i++) {
       this.lse[i] = this.#stats[2 * i] + Math.log(this.#stats[2 * i + 1]);
     }

@@ -1,8 +1,8 @@
 import "./backend.ts";
-import { tsElementwise } from "../layers/kernels/elementwise.ts";
+import { type ElementwiseKernels, tsElementwise } from "../layers/kernels/elementwise.ts";
 import { sharedWorkspaceMemory, wasmElementwiseArena } from "../layers/kernels/elementwise_wasm.ts";
 import { Rng } from "../layers/random.ts";
-import { type FloatDType, Tensor } from "../layers/tensor.ts";
+import { type FloatArray, type FloatDType, Tensor } from "../layers/tensor.ts";
 import type { Activation } from "../layers/activations.ts";
 import { CaptioningRNN, type CellType } from "../model/captioning_rnn.ts";
 import { TrainStep } from "../model/train_step.ts";
@@ -285,6 +285,24 @@ Deno.test("WebAssembly elementwise kernels match Math to float32 rounding, tails
     tsElementwise.softmaxRows(ref, 0, rows, v, refStats, 0, 0.5);
     assert(scaledError(a, ref) < 1e-6, `softmax rows ${rows}×${v}`);
     assert(scaledError(stats, refStats) < 1e-6, `softmax stats ${rows}×${v}`);
+  }
+  // rowStats: the softmax's statistics with its bits, the rows untouched (both kernel sets).
+  const kernelSets: [string, ElementwiseKernels, (sizes: number[]) => FloatArray[]][] = [
+    ["wasm", arena, (sizes) => arena.carve(sizes)],
+    ["ts", tsElementwise, (sizes) => sizes.map((n) => new Float64Array(n))],
+  ];
+  for (const [rows, v] of [[3, 1003], [2, 3], [4, 8]]) {
+    for (const [name, kernels, carve] of kernelSets) {
+      const [a, stats, soft, softStats] = carve([rows * v, 2 * rows, rows * v, 2 * rows]);
+      for (let i = 0; i < a.length; i++) a[i] = 5 * rng.randn();
+      soft.set(a);
+      const before = Array.from(a);
+      kernels.rowStats(a, 0, rows, v, stats, 0);
+      kernels.softmaxRows(soft, 0, rows, v, softStats, 0, 1);
+      const what = `${name} rowStats ${rows}×${v}`;
+      assertEquals(Array.from(stats), Array.from(softStats), what);
+      assertEquals(Array.from(a), before, `${what}: the rows are left as they are`);
+    }
   }
 });
 

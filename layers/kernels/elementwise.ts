@@ -143,6 +143,19 @@ export interface ElementwiseKernels {
     sOff: number,
     scale: number,
   ): void;
+  /**
+   * The statistics `softmaxRows` writes, with the same bits, leaving the rows as they are:
+   * stats[sOff + 2r] = the max of row r, stats[sOff + 2r + 1] = Σ exp(x - max), so
+   * log Σ exp(row) = max + log(sum) (how a decoder scores its words).
+   */
+  rowStats(
+    a: FloatArray,
+    off: number,
+    rows: number,
+    v: number,
+    stats: FloatArray,
+    sOff: number,
+  ): void;
 }
 
 /** Hands out work arrays; `carve` may invalidate the arrays it handed out before. */
@@ -286,6 +299,17 @@ export const tsElementwise: ElementwiseKernels = {
       }
       const k = scale / sum;
       for (let j = 0; j < v; j++) a[o + j] *= k;
+      stats[sOff + 2 * r] = max;
+      stats[sOff + 2 * r + 1] = sum;
+    }
+  },
+  rowStats(a, off, rows, v, stats, sOff) {
+    for (let r = 0; r < rows; r++) {
+      const o = off + r * v;
+      let max = -Infinity;
+      for (let j = 0; j < v; j++) if (a[o + j] > max) max = a[o + j];
+      let sum = 0;
+      for (let j = 0; j < v; j++) sum += Math.exp(a[o + j] - max);
       stats[sOff + 2 * r] = max;
       stats[sOff + 2 * r + 1] = sum;
     }

@@ -457,8 +457,10 @@ function gruCellBackwardFunc(): Func {
 /**
  * softmaxRows(p, rows, V, stats, scale): each row of V floats becomes
  * scale · softmax(row); stats[2r] = the row's max, stats[2r+1] = Σ exp(x - max).
+ * With `inPlace` false it is rowStats(p, rows, V, stats, _): the same stats, in the same order
+ * of operations (so the same bits), and the rows are left as they are.
  */
-function softmaxFunc(): Func {
+function softmaxFunc(inPlace = true): Func {
   const fn = new Func([I32, I32, I32, I32, F32]);
   const [p, rows, vv, stats, scale] = [0, 1, 2, 3, 4];
   const row = fn.local(I32), j = fn.local(I32), lim = fn.local(I32), base = fn.local(I32);
@@ -488,13 +490,13 @@ function softmaxFunc(): Func {
     ...op.forLoop(j, op.i32(0), op.get(lim), op.i32(4), [
       ...op.set(x, v.sub(op.v128Load(at), op.get(vm))),
       ...vexp(s, x, e),
-      ...op.v128Store(at, op.get(e)),
+      ...(inPlace ? op.v128Store(at, op.get(e)) : []),
       ...op.set(acc4, v.add(op.get(acc4), op.get(e))),
     ]),
     ...op.forLoop(j, op.get(j), op.get(vv), op.i32(1), [
       ...op.set(x, v.sub(op.load32Splat(at), op.get(vm))),
       ...vexp(s, x, e),
-      ...op.f32Store(at, op.f32x4Lane(op.get(e), 0)),
+      ...(inPlace ? op.f32Store(at, op.f32x4Lane(op.get(e), 0)) : []),
       ...op.set(sum, op.f32Add(op.get(sum), op.f32x4Lane(op.get(e), 0))),
     ]),
     ...op.set(sum, op.f32Add(op.get(sum), hsum(op.get(acc4)))),
@@ -502,8 +504,12 @@ function softmaxFunc(): Func {
     ...op.f32Store(op.get(addr), op.get(mx)),
     ...op.f32Store(op.get(addr), op.get(sum), 4),
     // Pass 3: × scale / sum.
-    ...op.set(e, op.f32x4Splat(f32.div(op.get(scale), op.get(sum)))),
-    ...lanes(j, vv, lim, (a) => a.store(at, v.mul(a.load(at), op.get(e)))),
+    ...(inPlace
+      ? [
+        ...op.set(e, op.f32x4Splat(f32.div(op.get(scale), op.get(sum)))),
+        ...lanes(j, vv, lim, (a) => a.store(at, v.mul(a.load(at), op.get(e)))),
+      ]
+      : []),
   ];
   fn.body = [...s.prologue(), ...op.forLoop(row, op.i32(0), op.get(rows), op.i32(1), perRow)];
   return fn;
@@ -534,6 +540,7 @@ function wasmModule(shared = false): WebAssembly.Module | null {
       lstmCellBackwardFunc(),
       gruCellFunc(),
       gruCellBackwardFunc(),
+      softmaxFunc(false),
     ],
     {
       exp: 0,
@@ -544,6 +551,7 @@ function wasmModule(shared = false): WebAssembly.Module | null {
       lstmCellBackward: 5,
       gruCell: 6,
       gruCellBackward: 7,
+      rowStats: 8,
     },
     1,
     shared ? MAX_PAGES : undefined,
@@ -598,6 +606,7 @@ interface Exports {
     units: number,
   ): void;
   softmaxRows(p: number, rows: number, v: number, stats: number, scale: number): void;
+  rowStats(p: number, rows: number, v: number, stats: number, scale: number): void;
   lstmCellBackward(
     g: number,
     dh: number,
@@ -734,6 +743,11 @@ export function wasmElementwiseArena(shared?: WebAssembly.Memory): ElementwiseAr
       const p = addr(a, off), sp = addr(stats, sOff);
       if (p < 0 || sp < 0) ts.softmaxRows(a, off, rows, vv, stats, sOff, scale);
       else ex.softmaxRows(p, rows, vv, sp, scale);
+    },
+    rowStats(a, off, rows, vv, stats, sOff) {
+      const p = addr(a, off), sp = addr(stats, sOff);
+      if (p < 0 || sp < 0) ts.rowStats(a, off, rows, vv, stats, sOff);
+      else ex.rowStats(p, rows, vv, sp, 0);
     },
   };
 }
