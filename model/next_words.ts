@@ -8,6 +8,7 @@
  * @module
  */
 import type { FloatArray } from "../layers/tensor.ts";
+import { topIndices } from "../layers/kernels/top_wasm.ts";
 
 /**
  * A (V,) mask of the words a strategy never writes.
@@ -59,7 +60,9 @@ export function trigramRepeats(
 
 /**
  * The indices of the k largest values of a[offset … offset+len) that are not banned, largest
- * first (ties: the lower index first). Fewer than k when fewer are allowed.
+ * first (ties: the lower index first). Fewer than k when fewer are allowed. A decoder's float32
+ * scores (in a WebAssembly memory) go through the SIMD kernel `topIndices`, which gives the
+ * same result.
  * @param a The values.
  * @param offset Where the row starts.
  * @param len Its length (V).
@@ -81,6 +84,9 @@ export function topWords(
   k: number,
   banned: Uint8Array | null,
 ): number[] {
+  // A decoder's float32 scores: the WebAssembly kernel, four words to a compare.
+  const fast = topIndices(a, offset, len, k, banned);
+  if (fast !== null) return fast;
   const best: number[] = [];
   if (k <= 0) return best;
   // Once k are held, a word must beat the k-th (most words do not: one comparison each).
@@ -121,6 +127,8 @@ export function argmaxAllowed(
   len: number,
   banned: Uint8Array,
 ): number {
+  const fast = topIndices(a, offset, len, 1, banned);
+  if (fast !== null) return fast.length ? fast[0] : -1;
   let best = -1, bestVal = 0;
   for (let j = 0; j < len; j++) {
     const val = a[offset + j];

@@ -5,7 +5,9 @@
  * decoding without the control, so a control that did nothing would fail.
  */
 import "./backend.ts";
+import { wasmElementwiseArena } from "../layers/kernels/elementwise_wasm.ts";
 import { setKernels } from "../layers/kernels/mod.ts";
+import { topIndices } from "../layers/kernels/top_wasm.ts";
 import { tsKernels } from "../layers/kernels/ts.ts";
 import { Tensor } from "../layers/tensor.ts";
 import { CaptioningRNN } from "../model/captioning_rnn.ts";
@@ -138,11 +140,15 @@ Deno.test("decoding bounds what it allocates for, and names a non-finite feature
   }
 });
 
-Deno.test("topWords and argmaxAllowed equal a stable sort of the allowed words (ties, bans, NaN, few allowed)", () => {
+Deno.test("topWords and argmaxAllowed equal a stable sort of the allowed words (ties, bans, NaN, few allowed), in plain arrays and through the SIMD kernel", () => {
   let seed = 1;
   const rand = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
-  for (let trial = 0; trial < 300; trial++) {
-    const v = 1 + Math.floor(rand() * 40), off = Math.floor(rand() * 3);
+  const arena = wasmElementwiseArena();
+  assert(arena, "WebAssembly SIMD is available");
+  let kernelRows = 0;
+  for (let trial = 0; trial < 400; trial++) {
+    // Short rows, then rows long enough for the kernel's four-word compares and their tails.
+    const v = 1 + Math.floor(rand() * (trial < 300 ? 40 : 1100)), off = Math.floor(rand() * 3);
     const a = new Float32Array(off + v);
     // Few distinct values, so ties are common; some NaN and -Infinity.
     for (let j = 0; j < a.length; j++) {
@@ -165,6 +171,17 @@ Deno.test("topWords and argmaxAllowed equal a stable sort of the allowed words (
         }
       }
       assertEquals(topWords(a, off, v, k, banned), want, `trial ${trial}, k ${k}`);
+      // The same row in a WebAssembly memory: the SIMD kernel, or the loop when it holds NaN.
+      const row: Float32Array = arena.carve([off + v])[0];
+      row.set(a);
+      assertEquals(topWords(row, off, v, k, banned), want, `kernel, trial ${trial}, k ${k}`);
+      const direct = topIndices(row, off, v, k, banned);
+      if (a.subarray(off).some(Number.isNaN)) assertEquals(direct, null, "NaN: the loop decides");
+      else {
+        assertEquals(direct, want, `topIndices, trial ${trial}, k ${k}`);
+        kernelRows++;
+        assertEquals(topIndices(row, off, v, k, null), topWords(a, off, v, k, null), "no mask");
+      }
       if (!a.subarray(off).some(Number.isNaN)) {
         const sorted = allowed.slice().sort((x, y) => a[off + y] - a[off + x] || x - y);
         assertEquals(want, sorted.slice(0, k), `sorted, trial ${trial}, k ${k}`);
@@ -172,7 +189,11 @@ Deno.test("topWords and argmaxAllowed equal a stable sort of the allowed words (
     }
     const best = allowed.reduce((b, j) => (b < 0 || a[off + j] > a[off + b] ? j : b), -1);
     assertEquals(argmaxAllowed(a, off, v, banned), best, `argmax, trial ${trial}`);
+    const row: Float32Array = arena.carve([off + v])[0];
+    row.set(a);
+    assertEquals(argmaxAllowed(row, off, v, banned), best, `kernel argmax, trial ${trial}`);
   }
+  assert(kernelRows > 500, `the kernel took ${kernelRows} rows`);
 });
 
 Deno.test("suppressUnk: no strategy writes <UNK>, which the model would otherwise write", () => {
