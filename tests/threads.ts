@@ -12,7 +12,11 @@ export function threadNames(): string[] {
     try {
       names.push(Deno.readTextFileSync(`/proc/self/task/${e.name}/comm`).trim());
     } catch (err) {
-      if (!(err instanceof Deno.errors.NotFound)) throw err; // the thread ended meanwhile
+      // The thread ended meanwhile: its entry is gone (ENOENT), or going (ESRCH, os error 3).
+      const failure = err as { code?: string; message?: string };
+      const ended = err instanceof Deno.errors.NotFound || failure.code === "ESRCH" ||
+        /\(os error 3\)/.test(failure.message ?? "");
+      if (!ended) throw err;
     }
   }
   return names.filter((name) => name !== "tokio-runtime-w");
